@@ -1,0 +1,1 @@
+//! IRC message parsing and serialisation.

@@ -1,0 +1,3 @@
+//! The `irc` dialect.
+
+pub mod message;
