@@ -1,3 +1,4 @@
 //! The `irc` dialect.
 
+pub mod mask;
 pub mod message;
