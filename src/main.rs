@@ -1,24 +1,129 @@
-use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use bavard::config::Config;
+use bavard::net::{self, Kind};
 
 #[derive(Parser)]
-#[command(name = "bavard", version, about = "A chat server for nc and every IRC client")]
+#[command(
+    name = "bavard",
+    version,
+    about = "A chat server for nc and every IRC client"
+)]
 struct Cli {
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Echo server (the lab's first part).
+    /// Run the chat server.
+    Serve(ServeArgs),
+    /// Run an echo server (the lab's first part).
     Echo(bavard::echo::EchoArgs),
-    /// Load generator.
+    /// Read a password on stdin, print its salted argon2 hash for the config.
+    Mkpasswd,
+    /// Load generator for chat servers.
     Bench(bavard::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (TOML); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address of the line-dialect listener (overrides the config).
+    #[arg(long)]
+    line: Option<SocketAddr>,
+    /// Address of the irc-dialect listener (overrides the config).
+    #[arg(long)]
+    irc: Option<SocketAddr>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match cli.cmd {
+        Cmd::Serve(a) => serve(a),
         Cmd::Echo(a) => bavard::echo::run(a),
         Cmd::Bench(a) => bavard::bench::run(a),
+        Cmd::Mkpasswd => {
+            let mut pw = String::new();
+            std::io::stdin().read_to_string(&mut pw)?;
+            // `echo secret | bavard mkpasswd` adds a newline the user did not mean.
+            let pw = pw.strip_suffix('\n').unwrap_or(&pw);
+            let pw = pw.strip_suffix('\r').unwrap_or(pw);
+            anyhow::ensure!(!pw.is_empty(), "empty password on stdin");
+            let h = bavard::passwd::hash(pw).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+            println!("{h}");
+            Ok(())
+        }
     }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(l) = a.line {
+        cfg.listeners.line = Some(l);
+    }
+    if let Some(i) = a.irc {
+        cfg.listeners.irc = Some(i);
+    }
+    let cfg = Arc::new(cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut listeners = Vec::new();
+        for (kind, addr) in [
+            (Kind::Line, cfg.listeners.line),
+            (Kind::Irc, cfg.listeners.irc),
+        ] {
+            if let Some(addr) = addr {
+                let l = net::listen(kind, addr)
+                    .with_context(|| format!("cannot listen on {addr} ({kind})"))?;
+                listeners.push(l);
+            }
+        }
+        anyhow::ensure!(!listeners.is_empty(), "no listener configured");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signals(shutdown.clone()));
+        net::run(cfg, listeners, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn signals(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    token.cancel();
 }

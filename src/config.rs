@@ -1,0 +1,276 @@
+//! Server configuration: a TOML file whose every key has a default, so that
+//! `bavard serve` runs with no file at all. `bavard.example.toml` documents each key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Errors while loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name the server gives itself (IRC source of numerics, `[server]` lines stay `[server]`).
+    pub server_name: String,
+    /// Network name advertised to IRC clients (ISUPPORT NETWORK).
+    pub network: String,
+    /// Channel every `line` user joins on connect and returns to on `PART`.
+    pub default_channel: String,
+    /// Text of the line dialect's greeting, sent as `[server] <welcome>`.
+    pub welcome: String,
+    /// Message of the day, one entry per line (IRC MOTD; line users get it too).
+    pub motd: Vec<String>,
+    /// Connection password for the irc dialect: an argon2 hash from `bavard mkpasswd`.
+    pub password: Option<String>,
+    /// Which addresses to listen on, in which dialect.
+    pub listeners: Listeners,
+    /// Named limits; see [`Limits`].
+    pub limits: Limits,
+    /// Operators (`OPER name password`).
+    #[serde(rename = "oper")]
+    pub opers: Vec<Oper>,
+    /// Administrative contact shown by the IRC `ADMIN` command.
+    pub admin: Admin,
+}
+
+/// Listener addresses. An absent address disables that listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// The lab's netcat-friendly protocol.
+    pub line: Option<SocketAddr>,
+    /// The IRC client protocol.
+    pub irc: Option<SocketAddr>,
+}
+
+/// Every limit a client can run into.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest `line` dialect input line in bytes, newline excluded.
+    pub line_length: usize,
+    /// Longest IRC input line in bytes (tags excluded), CRLF included: 512 per the protocol.
+    pub irc_line_length: usize,
+    /// Longest chat message in characters (the lab's 2000).
+    pub message_length: usize,
+    /// Longest nickname in characters.
+    pub nick_length: usize,
+    /// Longest channel name in bytes.
+    pub channel_length: usize,
+    /// Longest topic in bytes.
+    pub topic_length: usize,
+    /// Longest kick reason in bytes.
+    pub kick_length: usize,
+    /// Longest away message in bytes.
+    pub away_length: usize,
+    /// Channels one IRC user may be in at once.
+    pub channels_per_user: usize,
+    /// Bytes queued for one client before it is disconnected (`SendQ exceeded`).
+    pub send_queue: usize,
+    /// Entries in each channel's ban, exception and invite-exception lists.
+    pub list_entries: usize,
+    /// Targets in one PRIVMSG/NOTICE.
+    pub max_targets: usize,
+    /// Entries in one client's MONITOR list.
+    pub monitor: usize,
+    /// Seconds of silence after which the server PINGs a client.
+    pub ping_interval: u64,
+    /// Seconds to answer that PING before being disconnected.
+    pub ping_timeout: u64,
+    /// Seconds an IRC client has to complete registration.
+    pub registration_timeout: u64,
+    /// Seconds a partial line (no newline yet) may stay incomplete (slow-loris guard).
+    pub partial_line_timeout: u64,
+}
+
+/// An operator account.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oper {
+    pub name: String,
+    /// Argon2 hash printed by `bavard mkpasswd`.
+    pub password: String,
+}
+
+/// ADMIN reply contents.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    pub location: String,
+    pub description: String,
+    pub email: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server_name: "bavard.local".into(),
+            network: "bavard".into(),
+            default_channel: "#lobby".into(),
+            welcome: "Welcome to Chat Server !".into(),
+            motd: vec!["Welcome to bavard.".into()],
+            password: None,
+            listeners: Listeners::default(),
+            limits: Limits::default(),
+            opers: Vec::new(),
+            admin: Admin::default(),
+        }
+    }
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            line: Some("[::]:7777".parse().expect("valid literal")),
+            irc: Some("[::]:6667".parse().expect("valid literal")),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            line_length: 8192,
+            irc_line_length: 512,
+            message_length: 2000,
+            nick_length: 30,
+            channel_length: 50,
+            topic_length: 390,
+            kick_length: 255,
+            away_length: 200,
+            channels_per_user: 50,
+            send_queue: 1 << 20,
+            list_entries: 100,
+            max_targets: 4,
+            monitor: 100,
+            ping_interval: 120,
+            ping_timeout: 60,
+            registration_timeout: 60,
+            partial_line_timeout: 60,
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            location: "bavard chat server".into(),
+            description: "Administrator".into(),
+            email: "admin@bavard.local".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: display,
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: String::new(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot: limits that would make the server unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let bad = |what: &str| Err(ConfigError::Invalid(what.to_string()));
+        if crate::names::ChannelName::parse(&self.default_channel, l.channel_length).is_err() {
+            return bad("default_channel must be a valid channel name such as \"#lobby\"");
+        }
+        if l.nick_length < 9 {
+            return bad("limits.nick_length must be at least 9");
+        }
+        if l.line_length < 64 || l.irc_line_length < 512 {
+            return bad("limits.line_length must be >= 64 and limits.irc_line_length >= 512");
+        }
+        if l.message_length == 0 || l.send_queue < 4096 || l.channels_per_user == 0 {
+            return bad(
+                "limits.message_length and channels_per_user must be > 0, send_queue >= 4096",
+            );
+        }
+        if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
+            return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");
+        }
+        for o in &self.opers {
+            if crate::passwd::check_hash_format(&o.password).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "oper {:?}: password must be a hash printed by `bavard mkpasswd`",
+                    o.name
+                )));
+            }
+        }
+        if let Some(p) = &self.password
+            && crate::passwd::check_hash_format(p).is_err()
+        {
+            return bad("password must be a hash printed by `bavard mkpasswd`");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.default_channel, "#lobby");
+        assert_eq!(c.limits.message_length, 2000);
+        assert_eq!(c.listeners.line.unwrap().port(), 7777);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::parse("nope = 1").is_err());
+        assert!(Config::parse("[limits]\nline_lenght = 5").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("default_channel = \"lobby\"").is_err());
+        assert!(Config::parse("[limits]\nnick_length = 3").is_err());
+        assert!(Config::parse("[[oper]]\nname = \"a\"\npassword = \"plain\"").is_err());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../bavard.example.toml");
+        Config::parse(text).unwrap();
+    }
+}

@@ -1,0 +1,236 @@
+//! What the hub tells connections, and how it is encoded once per dialect.
+//!
+//! An [`Event`] is what happened (a message, a join, a quit...). Each
+//! connection has a [`Peer`]: its outgoing queue, its [`Dialect`] (which
+//! encodes events into bytes) and its capability bits. Fan-out asks each
+//! recipient's dialect for a *variant* key, encodes the event once per distinct
+//! variant, and pushes the same shared [`Bytes`] to every recipient of that
+//! variant.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+
+use super::{ConnId, User};
+use crate::outbox::Outbox;
+
+/// IRCv3 capability bits a connection negotiated; they change how events render.
+pub mod cap {
+    pub const SERVER_TIME: u32 = 1 << 0;
+    pub const MESSAGE_TAGS: u32 = 1 << 1;
+    pub const ECHO_MESSAGE: u32 = 1 << 2;
+    pub const MULTI_PREFIX: u32 = 1 << 3;
+    pub const EXTENDED_JOIN: u32 = 1 << 4;
+    pub const AWAY_NOTIFY: u32 = 1 << 5;
+    pub const ACCOUNT_NOTIFY: u32 = 1 << 6;
+    pub const ACCOUNT_TAG: u32 = 1 << 7;
+    pub const CHGHOST: u32 = 1 << 8;
+    pub const SETNAME: u32 = 1 << 9;
+    pub const INVITE_NOTIFY: u32 = 1 << 10;
+    pub const USERHOST_IN_NAMES: u32 = 1 << 11;
+    pub const BATCH: u32 = 1 << 12;
+    pub const LABELED_RESPONSE: u32 = 1 << 13;
+    pub const CAP_NOTIFY: u32 = 1 << 14;
+    pub const MULTILINE: u32 = 1 << 15;
+    pub const STANDARD_REPLIES: u32 = 1 << 16;
+}
+
+/// Kind of a chat message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    Privmsg,
+    Notice,
+    /// A message with tags and no text (IRCv3 TAGMSG).
+    Tagmsg,
+}
+
+/// Something that happened, addressed to the connections that should see it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A chat message to a channel or to one user.
+    Message {
+        from: &'a User,
+        /// Channel name, or the recipient's nick for a private message.
+        target: &'a str,
+        /// True when `target` is a channel.
+        to_channel: bool,
+        text: &'a str,
+        kind: MsgKind,
+        /// Client-only tags (`+key=value`) already escaped, without `@` or `;` ends.
+        client_tags: &'a str,
+        time: u64,
+        msgid: u64,
+    },
+    Join {
+        who: &'a User,
+        channel: &'a str,
+        /// True for the automatic join of a `line` user that just connected.
+        on_connect: bool,
+        time: u64,
+    },
+    Part {
+        who: &'a User,
+        channel: &'a str,
+        reason: &'a str,
+        time: u64,
+    },
+    Quit {
+        who: &'a User,
+        reason: &'a str,
+        time: u64,
+    },
+    Nick {
+        who: &'a User,
+        old_prefix: &'a str,
+        new: &'a str,
+        time: u64,
+    },
+    Kick {
+        by: &'a User,
+        channel: &'a str,
+        target: &'a str,
+        reason: &'a str,
+        time: u64,
+    },
+    Topic {
+        by: &'a User,
+        channel: &'a str,
+        text: &'a str,
+        time: u64,
+    },
+    /// Channel mode changes, already in wire form (`+o-v alice bob`).
+    Mode {
+        by: &'a str,
+        channel: &'a str,
+        changes: &'a str,
+        time: u64,
+    },
+    Invite {
+        by: &'a User,
+        target: &'a str,
+        channel: &'a str,
+        time: u64,
+    },
+    Away {
+        who: &'a User,
+        text: Option<&'a str>,
+        time: u64,
+    },
+    Wallops {
+        from: &'a str,
+        text: &'a str,
+        time: u64,
+    },
+    /// The recipient is being disconnected by an operator.
+    Kill {
+        by: &'a User,
+        target: &'a str,
+        reason: &'a str,
+        time: u64,
+    },
+    /// User name / host change (IRCv3 chghost).
+    Chghost {
+        old_prefix: &'a str,
+        user: &'a str,
+        host: &'a str,
+        time: u64,
+    },
+    /// Real name change (IRCv3 setname).
+    Setname {
+        who: &'a User,
+        realname: &'a str,
+        time: u64,
+    },
+    /// A nick on the recipient's MONITOR list came online (`who` is its
+    /// prefix) or went offline (`who` is its nick).
+    Monitor { online: bool, who: &'a str },
+    /// The server is going down.
+    Shutdown { text: &'a str },
+}
+
+/// How one dialect encodes events.
+pub trait Dialect: Send + Sync {
+    /// Small number naming the dialect inside a fan-out's encoding cache.
+    fn id(&self) -> u8;
+    /// The variant of `ev` a connection with `caps` needs, or `None` when such a
+    /// connection does not receive this event at all.
+    fn variant(&self, ev: &Event<'_>, caps: u32) -> Option<u32>;
+    /// Appends the wire form of `ev` in `variant` to `out`.
+    fn encode(&self, ev: &Event<'_>, variant: u32, out: &mut Vec<u8>);
+}
+
+/// A connection as the hub sees it.
+pub struct Peer {
+    pub id: ConnId,
+    pub out: Outbox,
+    pub dialect: &'static dyn Dialect,
+    caps: AtomicU32,
+}
+
+impl Peer {
+    pub fn new(id: ConnId, dialect: &'static dyn Dialect, send_queue: usize) -> Peer {
+        Peer {
+            id,
+            out: Outbox::new(send_queue),
+            dialect,
+            caps: AtomicU32::new(0),
+        }
+    }
+
+    pub fn caps(&self) -> u32 {
+        self.caps.load(Ordering::Relaxed)
+    }
+
+    pub fn set_caps(&self, caps: u32) {
+        self.caps.store(caps, Ordering::Relaxed)
+    }
+
+    pub fn has_cap(&self, c: u32) -> bool {
+        self.caps() & c != 0
+    }
+
+    /// Encodes `ev` for this one peer and queues it.
+    pub fn send_event(&self, ev: &Event<'_>) -> bool {
+        match self.dialect.variant(ev, self.caps()) {
+            Some(v) => {
+                let mut buf = Vec::with_capacity(128);
+                self.dialect.encode(ev, v, &mut buf);
+                self.out.push(Bytes::from(buf))
+            }
+            None => true,
+        }
+    }
+}
+
+/// Encodes `ev` once per distinct (dialect, variant) among `peers` and queues
+/// it to each; returns the ids whose queue overflowed.
+pub fn fanout<'p>(
+    peers: impl IntoIterator<Item = &'p Arc<Peer>>,
+    ev: &Event<'_>,
+    overflowed: &mut Vec<ConnId>,
+) {
+    // Few variants exist per event (a dialect or two, a handful of cap sets):
+    // a linear scan of a tiny vector beats hashing.
+    let mut cache: Vec<(u8, u32, Bytes)> = Vec::new();
+    let mut scratch = Vec::new();
+    for p in peers {
+        let Some(v) = p.dialect.variant(ev, p.caps()) else {
+            continue;
+        };
+        let d = p.dialect.id();
+        let bytes = match cache.iter().find(|(cd, cv, _)| *cd == d && *cv == v) {
+            Some((_, _, b)) => b.clone(),
+            None => {
+                scratch.clear();
+                p.dialect.encode(ev, v, &mut scratch);
+                let b = Bytes::copy_from_slice(&scratch);
+                cache.push((d, v, b.clone()));
+                b
+            }
+        };
+        if !p.out.push(bytes) && p.out.closed() == Some(crate::outbox::Closed::Overflow) {
+            overflowed.push(p.id);
+        }
+    }
+}

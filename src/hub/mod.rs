@@ -1,0 +1,995 @@
+//! The hub: one state of users, nicks and channels shared by every listener.
+//!
+//! It is a plain state machine with no IO: dialect code calls its operations
+//! (`join`, `message`, `quit`, ...) with the current time, and the hub queues
+//! encoded events on the recipients' [`Peer`]s. The server keeps it behind one
+//! lock, so each operation is atomic: every member of a channel sees that
+//! channel's events in the same order, a departed user is gone from every list
+//! before anyone else acts, and a nick is held at most once.
+
+pub mod event;
+pub mod policy;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use event::{Dialect, Event, MsgKind, Peer, cap, fanout};
+
+use crate::config::Config;
+use crate::names::{ChannelName, NameError, Nickname, casefold};
+
+/// Identifies a connection for its whole life; never reused.
+pub type ConnId = u64;
+
+/// Errors of hub operations; each dialect turns them into its own replies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}: no such nick")]
+    NoSuchNick(String),
+    #[error("{0}: no such channel")]
+    NoSuchChannel(String),
+    #[error("cannot send to {0}")]
+    CannotSendToChan(String),
+    #[error("you have joined too many channels")]
+    TooManyChannels(String),
+    #[error("{0}: erroneous nickname")]
+    ErroneousNickname(String),
+    #[error("{0}: nickname is already in use")]
+    NicknameInUse(String),
+    #[error("{1} is not on {0}")]
+    UserNotInChannel(String, String),
+    #[error("you are not on {0}")]
+    NotOnChannel(String),
+    #[error("{0} is already on {1}")]
+    UserOnChannel(String, String),
+    #[error("{0} is full")]
+    ChannelIsFull(String),
+    #[error("{0} is invite only")]
+    InviteOnlyChan(String),
+    #[error("you are banned from {0}")]
+    BannedFromChan(String),
+    #[error("wrong key for {0}")]
+    BadChannelKey(String),
+    #[error("{0}: bad channel name")]
+    BadChanName(String),
+    #[error("you are not a channel operator of {0}")]
+    ChanOpPrivsNeeded(String),
+    #[error("permission denied: you are not an operator")]
+    NoPrivileges,
+    #[error("message too long (more than {0} characters)")]
+    MessageTooLong(usize),
+    #[error("no text to send")]
+    NoTextToSend,
+}
+
+/// User modes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserModes {
+    pub invisible: bool,
+    pub oper: bool,
+    pub wallops: bool,
+    pub bot: bool,
+    pub secure: bool,
+}
+
+/// One connection's user.
+#[derive(Debug)]
+pub struct User {
+    pub id: ConnId,
+    pub peer: Arc<Peer>,
+    /// Empty until the user has a nick.
+    pub nick: String,
+    pub nick_key: String,
+    pub user: String,
+    pub host: String,
+    pub ip: IpAddr,
+    pub realname: String,
+    pub registered: bool,
+    /// Keys of the channels the user is in, in joining order.
+    pub channels: Vec<String>,
+    pub modes: UserModes,
+    pub away: Option<String>,
+    pub oper_name: Option<String>,
+    /// Unix seconds at connection and at the last message sent (WHOIS idle).
+    pub signon: u64,
+    pub last_active: u64,
+    /// Channel keys the user was invited to.
+    pub invites: HashSet<String>,
+    /// Keys of nicks on this user's MONITOR list.
+    pub monitoring: Vec<String>,
+}
+
+impl User {
+    /// `nick!user@host`.
+    pub fn prefix(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+
+    /// The channel a one-channel dialect (`line`) talks to.
+    pub fn current_channel(&self) -> Option<&str> {
+        self.channels.last().map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Peer({})", self.id)
+    }
+}
+
+/// A channel member.
+#[derive(Debug)]
+pub struct Member {
+    pub id: ConnId,
+    pub peer: Arc<Peer>,
+    pub op: bool,
+    pub voice: bool,
+}
+
+/// Channel modes with no list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChanModes {
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub no_external: bool,
+    pub topic_lock: bool,
+    pub secret: bool,
+    pub private: bool,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// An entry of a ban, exception or invite-exception list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub mask: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+/// A channel topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+/// A channel.
+#[derive(Debug)]
+pub struct Channel {
+    pub name: String,
+    pub key: String,
+    pub created: u64,
+    pub topic: Option<Topic>,
+    /// Members in joining order.
+    pub members: Vec<Member>,
+    pub modes: ChanModes,
+    pub bans: Vec<ListEntry>,
+    pub excepts: Vec<ListEntry>,
+    pub invex: Vec<ListEntry>,
+    /// The default channel outlives its last member and has no founder.
+    pub permanent: bool,
+}
+
+impl Channel {
+    pub fn member(&self, id: ConnId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    pub fn member_mut(&mut self, id: ConnId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Peers of every member except `except`.
+    pub fn peers_except(&self, except: ConnId) -> impl Iterator<Item = &Arc<Peer>> {
+        self.members
+            .iter()
+            .filter(move |m| m.id != except)
+            .map(|m| &m.peer)
+    }
+}
+
+/// A departed nick, for WHOWAS.
+#[derive(Clone, Debug)]
+pub struct WhowasEntry {
+    pub nick: String,
+    pub nick_key: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub at: u64,
+}
+
+const WHOWAS_KEEP: usize = 256;
+
+/// Milliseconds since the Unix epoch; the hub's notion of "now".
+pub type Millis = u64;
+
+/// The shared state.
+pub struct Hub {
+    pub cfg: Arc<Config>,
+    users: HashMap<ConnId, User>,
+    nicks: HashMap<String, ConnId>,
+    channels: HashMap<String, Channel>,
+    whowas: VecDeque<WhowasEntry>,
+    next_id: ConnId,
+    next_msgid: u64,
+    /// Connections whose send queue overflowed during an operation; they are
+    /// dropped once the operation is over, never in the middle of a fan-out.
+    overflowed: Vec<ConnId>,
+    /// Unix seconds when the hub started.
+    pub created: u64,
+    pub max_users: usize,
+    /// MONITOR: folded nick → connections watching it.
+    watchers: HashMap<String, Vec<ConnId>>,
+    /// Time of the operation in progress, for the drops that [`Hub::settle`] makes.
+    now: Millis,
+}
+
+impl Hub {
+    /// A hub whose default channel exists from the start, with `+n` and no
+    /// operator, so every user of the lobby may set its topic.
+    pub fn new(cfg: Arc<Config>, now: Millis) -> Hub {
+        let mut channels = HashMap::new();
+        if let Ok(name) = ChannelName::parse(&cfg.default_channel, usize::MAX) {
+            channels.insert(
+                name.key().to_string(),
+                Channel {
+                    name: name.as_str().to_string(),
+                    key: name.key().to_string(),
+                    created: now / 1000,
+                    topic: None,
+                    members: Vec::new(),
+                    modes: ChanModes {
+                        no_external: true,
+                        ..ChanModes::default()
+                    },
+                    bans: Vec::new(),
+                    excepts: Vec::new(),
+                    invex: Vec::new(),
+                    permanent: true,
+                },
+            );
+        }
+        Hub {
+            cfg,
+            users: HashMap::new(),
+            nicks: HashMap::new(),
+            channels,
+            whowas: VecDeque::new(),
+            next_id: 1,
+            next_msgid: 1,
+            overflowed: Vec::new(),
+            created: now / 1000,
+            max_users: 0,
+            watchers: HashMap::new(),
+            now,
+        }
+    }
+
+    /// Advances the hub's clock; dialect code calls it before each command.
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = now;
+    }
+
+    /// Allocates an id for a new connection (before its [`Peer`] exists).
+    pub fn next_conn_id(&mut self) -> ConnId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Adds a connection with no nick yet.
+    pub fn connect(&mut self, peer: Arc<Peer>, ip: IpAddr, now: Millis) -> ConnId {
+        let id = peer.id;
+        let host = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => v6.to_string(),
+            },
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        // A leading ':' would break IRC framing ("::1"); the usual fix is a '0'.
+        let host = if host.starts_with(':') {
+            format!("0{host}")
+        } else {
+            host
+        };
+        self.users.insert(
+            id,
+            User {
+                id,
+                peer,
+                nick: String::new(),
+                nick_key: String::new(),
+                user: String::new(),
+                host,
+                ip,
+                realname: String::new(),
+                registered: false,
+                channels: Vec::new(),
+                modes: UserModes::default(),
+                away: None,
+                oper_name: None,
+                signon: now / 1000,
+                last_active: now / 1000,
+                invites: HashSet::new(),
+                monitoring: Vec::new(),
+            },
+        );
+        id
+    }
+
+    pub fn user(&self, id: ConnId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    pub fn user_mut(&mut self, id: ConnId) -> Option<&mut User> {
+        self.users.get_mut(&id)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn find_nick(&self, nick: &str) -> Option<&User> {
+        self.nicks
+            .get(&casefold(nick))
+            .and_then(|id| self.users.get(id))
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.get(&casefold(name))
+    }
+
+    pub fn channel_mut(&mut self, name: &str) -> Option<&mut Channel> {
+        self.channels.get_mut(&casefold(name))
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    pub fn whowas(&self, nick: &str) -> impl Iterator<Item = &WhowasEntry> {
+        let key = casefold(nick);
+        self.whowas.iter().rev().filter(move |w| w.nick_key == key)
+    }
+
+    fn next_msgid(&mut self) -> u64 {
+        let m = self.next_msgid;
+        self.next_msgid += 1;
+        m
+    }
+
+    /// Validates `nick` against the configured rules.
+    pub fn validate_nick(&self, nick: &str) -> Result<Nickname, HubError> {
+        Nickname::parse(nick, self.cfg.limits.nick_length)
+            .map_err(|_| HubError::ErroneousNickname(nick.to_string()))
+    }
+
+    /// Validates `name` as a channel name.
+    pub fn validate_channel(&self, name: &str) -> Result<ChannelName, HubError> {
+        ChannelName::parse(name, self.cfg.limits.channel_length).map_err(|e| match e {
+            NameError::Empty | NameError::BadChar | NameError::TooLong(_) => {
+                HubError::BadChanName(name.to_string())
+            }
+        })
+    }
+
+    /// Ids of every user sharing a channel with `id`, `id` excluded, each once.
+    fn neighbours(&self, id: ConnId) -> Vec<Arc<Peer>> {
+        let Some(u) = self.users.get(&id) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for key in &u.channels {
+            if let Some(ch) = self.channels.get(key) {
+                for m in &ch.members {
+                    if m.id != id && seen.insert(m.id) {
+                        out.push(m.peer.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Sets or changes `id`'s nick. Users sharing a channel see the change; the
+    /// caller tells the user itself. Returns the old `nick!user@host` prefix.
+    pub fn set_nick(&mut self, id: ConnId, nick: &str, now: Millis) -> Result<String, HubError> {
+        let n = self.validate_nick(nick)?;
+        let Some(u) = self.users.get(&id) else {
+            return Ok(String::new());
+        };
+        if let Some(&holder) = self.nicks.get(n.key())
+            && holder != id
+        {
+            return Err(HubError::NicknameInUse(nick.to_string()));
+        }
+        let old_prefix = u.prefix();
+        let old_key = u.nick_key.clone();
+        let registered = u.registered;
+        if u.nick == n.as_str() {
+            return Ok(old_prefix);
+        }
+        self.nicks.remove(&old_key);
+        self.nicks.insert(n.key().to_string(), id);
+        let Some(u) = self.users.get_mut(&id) else {
+            return Ok(old_prefix);
+        };
+        u.nick = n.as_str().to_string();
+        u.nick_key = n.key().to_string();
+        if registered {
+            let peers = self.neighbours(id);
+            if let Some(u) = self.users.get(&id) {
+                let ev = Event::Nick {
+                    who: u,
+                    old_prefix: &old_prefix,
+                    new: &u.nick,
+                    time: now,
+                };
+                fanout(peers.iter(), &ev, &mut self.overflowed);
+                let wh = WhowasEntry {
+                    nick: old_prefix.split('!').next().unwrap_or_default().to_string(),
+                    nick_key: old_key.clone(),
+                    user: u.user.clone(),
+                    host: u.host.clone(),
+                    realname: u.realname.clone(),
+                    at: now / 1000,
+                };
+                self.remember(wh);
+            }
+            if old_key != n.key() {
+                self.notify_watchers(&old_key, false);
+                self.notify_watchers(n.key(), true);
+            }
+        }
+        self.settle();
+        Ok(old_prefix)
+    }
+
+    /// Marks `id` as registered (nick, user and realname are set).
+    pub fn register(&mut self, id: ConnId, user: &str, realname: &str) {
+        let key = if let Some(u) = self.users.get_mut(&id) {
+            u.user = user.to_string();
+            u.realname = realname.to_string();
+            u.registered = true;
+            u.nick_key.clone()
+        } else {
+            return;
+        };
+        let registered = self.users.values().filter(|u| u.registered).count();
+        self.max_users = self.max_users.max(registered);
+        self.notify_watchers(&key, true);
+        self.settle();
+    }
+
+    /// Joins `id` to `name`, creating the channel (with `id` as operator) if it
+    /// does not exist. Other members see the join; the caller greets the joiner.
+    /// Returns false when the user was already there.
+    pub fn join(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        key: Option<&str>,
+        on_connect: bool,
+        now: Millis,
+    ) -> Result<bool, HubError> {
+        let cname = self.validate_channel(name)?;
+        let Some(u) = self.users.get(&id) else {
+            return Ok(false);
+        };
+        if u.channels.iter().any(|c| c == cname.key()) {
+            return Ok(false);
+        }
+        if u.channels.len() >= self.cfg.limits.channels_per_user {
+            return Err(HubError::TooManyChannels(cname.to_string()));
+        }
+        let peer = u.peer.clone();
+        let ch = match self.channels.get_mut(cname.key()) {
+            Some(ch) => {
+                policy::can_join(ch, u, key)?;
+                ch.members.push(Member {
+                    id,
+                    peer,
+                    op: false,
+                    voice: false,
+                });
+                ch
+            }
+            None => self
+                .channels
+                .entry(cname.key().to_string())
+                .or_insert_with(|| Channel {
+                    name: cname.as_str().to_string(),
+                    key: cname.key().to_string(),
+                    created: now / 1000,
+                    topic: None,
+                    members: vec![Member {
+                        id,
+                        peer,
+                        op: true,
+                        voice: false,
+                    }],
+                    modes: ChanModes {
+                        no_external: true,
+                        topic_lock: true,
+                        ..ChanModes::default()
+                    },
+                    bans: Vec::new(),
+                    excepts: Vec::new(),
+                    invex: Vec::new(),
+                    permanent: false,
+                }),
+        };
+        let ch_key = ch.key.clone();
+        if let Some(u) = self.users.get_mut(&id) {
+            u.channels.push(ch_key.clone());
+            u.invites.remove(&ch_key);
+        }
+        if let (Some(u), Some(ch)) = (self.users.get(&id), self.channels.get(&ch_key)) {
+            let ev = Event::Join {
+                who: u,
+                channel: &ch.name,
+                on_connect,
+                time: now,
+            };
+            fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+        }
+        self.settle();
+        Ok(true)
+    }
+
+    /// Removes `id` from a channel; members (the leaver excluded) see `ev_for`.
+    fn leave(&mut self, id: ConnId, ch_key: &str) {
+        if let Some(u) = self.users.get_mut(&id) {
+            u.channels.retain(|c| c != ch_key);
+        }
+        if let Some(ch) = self.channels.get_mut(ch_key) {
+            ch.members.retain(|m| m.id != id);
+            if ch.members.is_empty() && !ch.permanent {
+                self.channels.remove(ch_key);
+            }
+        }
+    }
+
+    /// Parts `id` from `name`. Returns the channel's display name.
+    pub fn part(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<String, HubError> {
+        let key = casefold(name);
+        let ch = self
+            .channels
+            .get(&key)
+            .ok_or_else(|| HubError::NoSuchChannel(name.to_string()))?;
+        let (Some(u), Some(_)) = (self.users.get(&id), ch.member(id)) else {
+            return Err(HubError::NotOnChannel(ch.name.clone()));
+        };
+        let ev = Event::Part {
+            who: u,
+            channel: &ch.name,
+            reason,
+            time: now,
+        };
+        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+        let display = ch.name.clone();
+        self.leave(id, &key);
+        self.settle();
+        Ok(display)
+    }
+
+    /// Sends a message from `id` to a channel or a nick. For a nick, returns its
+    /// away text so the dialect can tell the sender.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        text: &str,
+        kind: MsgKind,
+        client_tags: &str,
+        now: Millis,
+    ) -> Result<MessageSent, HubError> {
+        if kind != MsgKind::Tagmsg && text.is_empty() {
+            return Err(HubError::NoTextToSend);
+        }
+        let max = self.cfg.limits.message_length;
+        // Counting characters costs a pass over the text; skip it when even
+        // one byte per character would fit.
+        if text.len() > max && text.chars().count() > max {
+            return Err(HubError::MessageTooLong(max));
+        }
+        let msgid = self.next_msgid();
+        let Some(u) = self.users.get(&id) else {
+            return Ok(MessageSent::default());
+        };
+        let mut sent = MessageSent {
+            msgid,
+            ..MessageSent::default()
+        };
+        if target.starts_with('#') {
+            let ch = self
+                .channels
+                .get(&casefold(target))
+                .ok_or_else(|| HubError::NoSuchChannel(target.to_string()))?;
+            policy::can_send(ch, u, ch.member(id))?;
+            let ev = Event::Message {
+                from: u,
+                target: &ch.name,
+                to_channel: true,
+                text,
+                kind,
+                client_tags,
+                time: now,
+                msgid,
+            };
+            fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+            sent.target = ch.name.clone();
+        } else {
+            let to = self
+                .nicks
+                .get(&casefold(target))
+                .and_then(|id| self.users.get(id))
+                .filter(|t| t.registered)
+                .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
+            let ev = Event::Message {
+                from: u,
+                target: &to.nick,
+                to_channel: false,
+                text,
+                kind,
+                client_tags,
+                time: now,
+                msgid,
+            };
+            if !to.peer.send_event(&ev)
+                && to.peer.out.closed() == Some(crate::outbox::Closed::Overflow)
+            {
+                self.overflowed.push(to.id);
+            }
+            sent.away = to.away.clone();
+            sent.target = to.nick.clone();
+        }
+        if let Some(u) = self.users.get_mut(&id) {
+            u.last_active = now / 1000;
+        }
+        self.settle();
+        Ok(sent)
+    }
+
+    /// Removes `id` entirely: its channels see it quit, its nick is freed and its
+    /// queue closes once the already-queued data is written. Idempotent.
+    pub fn quit(&mut self, id: ConnId, reason: &str, now: Millis) {
+        self.remove_user(id, reason, now);
+        self.settle();
+    }
+
+    fn remove_user(&mut self, id: ConnId, reason: &str, now: Millis) {
+        if !self.users.contains_key(&id) {
+            return;
+        }
+        let peers = self.neighbours(id);
+        let Some(u) = self.users.get(&id) else {
+            return;
+        };
+        if u.registered {
+            let ev = Event::Quit {
+                who: u,
+                reason,
+                time: now,
+            };
+            fanout(peers.iter(), &ev, &mut self.overflowed);
+        }
+        let Some(u) = self.users.remove(&id) else {
+            return;
+        };
+        for key in &u.channels {
+            if let Some(ch) = self.channels.get_mut(key) {
+                ch.members.retain(|m| m.id != id);
+                if ch.members.is_empty() && !ch.permanent {
+                    self.channels.remove(key);
+                }
+            }
+        }
+        if !u.nick_key.is_empty() && self.nicks.get(&u.nick_key) == Some(&id) {
+            self.nicks.remove(&u.nick_key);
+            if u.registered {
+                self.remember(WhowasEntry {
+                    nick: u.nick.clone(),
+                    nick_key: u.nick_key.clone(),
+                    user: u.user.clone(),
+                    host: u.host.clone(),
+                    realname: u.realname.clone(),
+                    at: now / 1000,
+                });
+                self.notify_watchers(&u.nick_key, false);
+            }
+        }
+        for key in &u.monitoring {
+            if let Some(w) = self.watchers.get_mut(key) {
+                w.retain(|&x| x != id);
+                if w.is_empty() {
+                    self.watchers.remove(key);
+                }
+            }
+        }
+        u.peer.out.close();
+    }
+
+    fn remember(&mut self, w: WhowasEntry) {
+        if self.whowas.len() >= WHOWAS_KEEP {
+            self.whowas.pop_front();
+        }
+        self.whowas.push_back(w);
+    }
+
+    /// Drops every connection whose send queue overflowed, repeatedly, since
+    /// telling others about a drop can overflow more queues.
+    fn settle(&mut self) {
+        while !self.overflowed.is_empty() {
+            let ids = std::mem::take(&mut self.overflowed);
+            for id in ids {
+                tracing::info!(conn = id, "send queue exceeded, dropping client");
+                self.remove_user(id, "SendQ exceeded", self.now);
+            }
+        }
+    }
+
+    /// Disconnects `target` on behalf of operator `killer`: the target is told
+    /// why, its channels see it quit.
+    pub fn kill(
+        &mut self,
+        killer: ConnId,
+        target: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), HubError> {
+        let k = self.users.get(&killer).ok_or(HubError::NoPrivileges)?;
+        policy::can_kill(k)?;
+        let t = self
+            .find_nick(target)
+            .filter(|t| t.registered)
+            .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
+        t.peer.send_event(&Event::Kill {
+            by: k,
+            target: &t.nick,
+            reason,
+            time: now,
+        });
+        let quit = format!("Killed ({} ({}))", k.nick, reason);
+        let id = t.id;
+        self.remove_user(id, &quit, now);
+        self.settle();
+        Ok(())
+    }
+
+    /// Sets a channel topic after checking `id` may.
+    pub fn set_topic(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        text: &str,
+        now: Millis,
+    ) -> Result<(), HubError> {
+        let key = casefold(name);
+        let u = self.users.get(&id).ok_or(HubError::NoPrivileges)?;
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .ok_or_else(|| HubError::NoSuchChannel(name.to_string()))?;
+        policy::can_set_topic(ch, u, ch.member(id))?;
+        let text: String = truncate_bytes(text, self.cfg.limits.topic_length).to_string();
+        ch.topic = if text.is_empty() {
+            None
+        } else {
+            Some(Topic {
+                text: text.clone(),
+                set_by: u.prefix(),
+                set_at: now / 1000,
+            })
+        };
+        let ch = &self.channels[&key];
+        let ev = Event::Topic {
+            by: u,
+            channel: &ch.name,
+            text: &text,
+            time: now,
+        };
+        fanout(
+            ch.members.iter().map(|m| &m.peer),
+            &ev,
+            &mut self.overflowed,
+        );
+        self.settle();
+        Ok(())
+    }
+
+    /// Kicks `target` from a channel on behalf of channel operator `id`.
+    pub fn kick(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        target: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), HubError> {
+        let key = casefold(name);
+        let u = self.users.get(&id).ok_or(HubError::NoPrivileges)?;
+        let ch = self
+            .channels
+            .get(&key)
+            .ok_or_else(|| HubError::NoSuchChannel(name.to_string()))?;
+        policy::is_chanop(ch, ch.member(id))?;
+        let t = self
+            .nicks
+            .get(&casefold(target))
+            .and_then(|id| self.users.get(id))
+            .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
+        if ch.member(t.id).is_none() {
+            return Err(HubError::UserNotInChannel(ch.name.clone(), t.nick.clone()));
+        }
+        let reason = truncate_bytes(reason, self.cfg.limits.kick_length);
+        let ev = Event::Kick {
+            by: u,
+            channel: &ch.name,
+            target: &t.nick,
+            reason,
+            time: now,
+        };
+        fanout(
+            ch.members.iter().map(|m| &m.peer),
+            &ev,
+            &mut self.overflowed,
+        );
+        let tid = t.id;
+        self.leave(tid, &key);
+        self.settle();
+        Ok(())
+    }
+
+    /// Sends an event to every member of a channel (used for mode changes).
+    pub fn channel_event(&mut self, ch_key: &str, ev: &Event<'_>) {
+        if let Some(ch) = self.channels.get(ch_key) {
+            fanout(ch.members.iter().map(|m| &m.peer), ev, &mut self.overflowed);
+        }
+        self.settle();
+    }
+
+    /// Sends an event to every user sharing a channel with `id` (not `id`).
+    pub fn neighbour_event(&mut self, id: ConnId, ev: &Event<'_>) {
+        let peers = self.neighbours(id);
+        fanout(peers.iter(), ev, &mut self.overflowed);
+        self.settle();
+    }
+
+    /// Sends an event to every registered user matching `filter`.
+    pub fn broadcast(&mut self, ev: &Event<'_>, filter: impl Fn(&User) -> bool) {
+        let peers: Vec<_> = self
+            .users
+            .values()
+            .filter(|u| u.registered && filter(u))
+            .map(|u| u.peer.clone())
+            .collect();
+        fanout(peers.iter(), ev, &mut self.overflowed);
+        self.settle();
+    }
+
+    /// Tells every connection the server is going down and closes their queues.
+    pub fn shutdown(&mut self, text: &str) {
+        for u in self.users.values() {
+            u.peer.send_event(&Event::Shutdown { text });
+            u.peer.out.close();
+        }
+    }
+
+    /// Records that the queue of `id` overflowed outside a fan-out.
+    pub fn note_overflow(&mut self, id: ConnId) {
+        self.overflowed.push(id);
+        self.settle();
+    }
+
+    /// Adds `id` as a watcher of `nick` (MONITOR). Returns false past the limit.
+    pub fn monitor_add(&mut self, id: ConnId, nick_key: &str) -> bool {
+        let limit = self.cfg.limits.monitor;
+        let Some(u) = self.users.get_mut(&id) else {
+            return false;
+        };
+        if u.monitoring.iter().any(|k| k == nick_key) {
+            return true;
+        }
+        if u.monitoring.len() >= limit {
+            return false;
+        }
+        u.monitoring.push(nick_key.to_string());
+        self.watchers
+            .entry(nick_key.to_string())
+            .or_default()
+            .push(id);
+        true
+    }
+
+    /// Removes `nick` from `id`'s MONITOR list (or everything with `None`).
+    pub fn monitor_remove(&mut self, id: ConnId, nick_key: Option<&str>) {
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        let removed: Vec<String> = match nick_key {
+            Some(k) => {
+                u.monitoring.retain(|x| x != k);
+                vec![k.to_string()]
+            }
+            None => std::mem::take(&mut u.monitoring),
+        };
+        for k in removed {
+            if let Some(w) = self.watchers.get_mut(&k) {
+                w.retain(|&x| x != id);
+                if w.is_empty() {
+                    self.watchers.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn notify_watchers(&mut self, nick_key: &str, online: bool) {
+        let Some(ws) = self.watchers.get(nick_key) else {
+            return;
+        };
+        let subject = self.nicks.get(nick_key).and_then(|id| self.users.get(id));
+        let who = match (online, subject) {
+            (true, Some(s)) => s.prefix(),
+            _ => self
+                .whowas
+                .back()
+                .filter(|w| w.nick_key == nick_key)
+                .map(|w| w.nick.clone())
+                .unwrap_or_else(|| nick_key.to_string()),
+        };
+        let ev = Event::Monitor { online, who: &who };
+        for w in ws {
+            if let Some(u) = self.users.get(w) {
+                u.peer.send_event(&ev);
+            }
+        }
+    }
+}
+
+/// What [`Hub::message`] reports to the sender's dialect.
+#[derive(Clone, Debug, Default)]
+pub struct MessageSent {
+    pub msgid: u64,
+    /// The target as displayed (channel name or nick).
+    pub target: String,
+    /// The recipient's away message, for a private message.
+    pub away: Option<String>,
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,139 @@
+//! The IO edge: listeners, connection tasks, shutdown.
+
+pub mod conn;
+pub mod framing;
+pub mod line_session;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hub::{Hub, Peer, now_millis};
+use conn::lock;
+
+/// The protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Line,
+    Irc,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Line => "line",
+            Kind::Irc => "irc",
+        })
+    }
+}
+
+/// A bound listening socket and its dialect.
+pub struct Listener {
+    pub kind: Kind,
+    pub socket: TcpListener,
+}
+
+/// Binds `addr` with SO_REUSEADDR and a deep backlog. An IPv6 wildcard address
+/// also accepts IPv4 (dual-stack), as the lab's `AF_INET6` server did.
+pub fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Binds a listener for `kind` on `addr` (call inside a tokio runtime).
+pub fn listen(kind: Kind, addr: SocketAddr) -> std::io::Result<Listener> {
+    let socket = TcpListener::from_std(bind_listener(addr, 4096)?)?;
+    Ok(Listener { kind, socket })
+}
+
+/// Runs the server on `listeners` until `shutdown` is cancelled, then tells
+/// every client and returns once every connection has ended.
+pub async fn run(
+    cfg: Arc<Config>,
+    listeners: Vec<Listener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let hub = Arc::new(Mutex::new(Hub::new(cfg.clone(), now_millis())));
+    let tracker = TaskTracker::new();
+    for l in listeners {
+        let addr = l.socket.local_addr()?;
+        tracing::info!(dialect = %l.kind, %addr, "listening");
+        tracker.spawn(accept_loop(
+            l,
+            cfg.clone(),
+            hub.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+    }
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    lock(&hub).shutdown("Server is shutting down");
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("all connections closed");
+    Ok(())
+}
+
+async fn accept_loop(
+    l: Listener,
+    cfg: Arc<Config>,
+    hub: Arc<Mutex<Hub>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = l.socket.accept() => r,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => {
+                backoff = Duration::from_millis(5);
+                x
+            }
+            Err(e) => {
+                // EMFILE and friends: wait and retry rather than spin or die.
+                tracing::warn!(error = %e, "accept failed, retrying in {:?}", backoff);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let dialect: &'static dyn crate::hub::Dialect = match l.kind {
+            Kind::Line => &crate::line::LINE,
+            Kind::Irc => &crate::line::LINE,
+        };
+        let peer = {
+            let mut h = lock(&hub);
+            let id = h.next_conn_id();
+            let peer = Arc::new(Peer::new(id, dialect, cfg.limits.send_queue));
+            h.connect(peer.clone(), addr.ip(), now_millis());
+            peer
+        };
+        let id = peer.id;
+        let span = tracing::info_span!("conn", id, peer = %addr, dialect = %l.kind);
+        let session = line_session::LineSession::new(id, cfg.clone());
+        let fut = conn::serve(stream, addr, hub.clone(), peer, session, shutdown.clone());
+        tracker.spawn(tracing::Instrument::instrument(fut, span));
+    }
+}

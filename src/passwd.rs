@@ -1,0 +1,59 @@
+//! Password hashing for operators and the connection password: argon2id with a
+//! random salt, in the PHC string format (`$argon2id$v=19$...`).
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+/// Hashes `password` with a fresh random salt.
+pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// True when `password` matches `hash`; a malformed hash never matches.
+pub fn verify(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Checks that `hash` is a PHC string argon2 can verify against, so a plain-text
+/// password in the config is refused at startup instead of never matching.
+pub fn check_hash_format(hash: &str) -> Result<(), argon2::password_hash::Error> {
+    let parsed = PasswordHash::new(hash)?;
+    if !parsed.algorithm.as_str().starts_with("argon2") {
+        return Err(argon2::password_hash::Error::Algorithm);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_then_verify() {
+        let h = hash("secret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify(&h, "secret"));
+        assert!(!verify(&h, "Secret"));
+        assert!(check_hash_format(&h).is_ok());
+    }
+
+    #[test]
+    fn salts_differ() {
+        assert_ne!(hash("x").unwrap(), hash("x").unwrap());
+    }
+
+    #[test]
+    fn malformed_hashes_never_match() {
+        assert!(!verify("secret", "secret"));
+        assert!(check_hash_format("secret").is_err());
+        assert!(check_hash_format("").is_err());
+    }
+}
