@@ -144,7 +144,13 @@ pub enum Event<'a> {
     },
     /// A nick on the recipient's MONITOR list came online (`who` is its
     /// prefix) or went offline (`who` is its nick).
-    Monitor { online: bool, who: &'a str },
+    Monitor {
+        server: &'a str,
+        /// The watcher's nick.
+        to: &'a str,
+        online: bool,
+        who: &'a str,
+    },
     /// The server is going down.
     Shutdown { text: &'a str },
 }

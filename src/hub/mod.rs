@@ -774,7 +774,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Sets a channel topic after checking `id` may.
+    /// Sets a channel topic after checking `id` may. The other members see the
+    /// change; the caller echoes it to the setter.
     pub fn set_topic(
         &mut self,
         id: ConnId,
@@ -806,16 +807,13 @@ impl Hub {
             text: &text,
             time: now,
         };
-        fanout(
-            ch.members.iter().map(|m| &m.peer),
-            &ev,
-            &mut self.overflowed,
-        );
+        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
         self.settle();
         Ok(())
     }
 
-    /// Kicks `target` from a channel on behalf of channel operator `id`.
+    /// Kicks `target` from a channel on behalf of channel operator `id`. The
+    /// other members (the target included) see it; the caller echoes it to `id`.
     pub fn kick(
         &mut self,
         id: ConnId,
@@ -847,21 +845,18 @@ impl Hub {
             reason,
             time: now,
         };
-        fanout(
-            ch.members.iter().map(|m| &m.peer),
-            &ev,
-            &mut self.overflowed,
-        );
+        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
         let tid = t.id;
         self.leave(tid, &key);
         self.settle();
         Ok(())
     }
 
-    /// Sends an event to every member of a channel (used for mode changes).
-    pub fn channel_event(&mut self, ch_key: &str, ev: &Event<'_>) {
+    /// Sends an event to every member of a channel but `except` (whose
+    /// dialect echoes it itself, inside its reply to the command).
+    pub fn channel_event(&mut self, ch_key: &str, except: ConnId, ev: &Event<'_>) {
         if let Some(ch) = self.channels.get(ch_key) {
-            fanout(ch.members.iter().map(|m| &m.peer), ev, &mut self.overflowed);
+            fanout(ch.peers_except(except), ev, &mut self.overflowed);
         }
         self.settle();
     }
@@ -955,10 +950,14 @@ impl Hub {
                 .map(|w| w.nick.clone())
                 .unwrap_or_else(|| nick_key.to_string()),
         };
-        let ev = Event::Monitor { online, who: &who };
         for w in ws {
             if let Some(u) = self.users.get(w) {
-                u.peer.send_event(&ev);
+                u.peer.send_event(&Event::Monitor {
+                    server: &self.cfg.server_name,
+                    to: &u.nick,
+                    online,
+                    who: &who,
+                });
             }
         }
     }

@@ -363,7 +363,16 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             }
             (Some(ch), Some(text)) => {
                 let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
-                hub.set_topic(id, &name, text, now)
+                hub.set_topic(id, &name, text, now).map(|_| {
+                    if let Some(u) = hub.user(id) {
+                        u.peer.send_event(&crate::hub::Event::Topic {
+                            by: u,
+                            channel: &name,
+                            text,
+                            time: now,
+                        });
+                    }
+                })
             }
         },
         Command::Help => {
