@@ -604,12 +604,6 @@ impl Hub {
         if kind != MsgKind::Tagmsg && text.is_empty() {
             return Err(HubError::NoTextToSend);
         }
-        let max = self.cfg.limits.message_length;
-        // Counting characters costs a pass over the text; skip it when even
-        // one byte per character would fit.
-        if text.len() > max && text.chars().count() > max {
-            return Err(HubError::MessageTooLong(max));
-        }
         let msgid = self.next_msgid();
         let Some(u) = self.users.get(&id) else {
             return Ok(MessageSent::default());
@@ -865,6 +859,43 @@ impl Hub {
     pub fn neighbour_event(&mut self, id: ConnId, ev: &Event<'_>) {
         let peers = self.neighbours(id);
         fanout(peers.iter(), ev, &mut self.overflowed);
+        self.settle();
+    }
+
+    /// Sets or clears `id`'s away message; users sharing a channel with
+    /// away-notify are told.
+    pub fn set_away(&mut self, id: ConnId, text: Option<&str>, now: Millis) {
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        u.away = text.map(str::to_string);
+        let peers = self.neighbours(id);
+        if let Some(u) = self.users.get(&id) {
+            let ev = Event::Away {
+                who: u,
+                text,
+                time: now,
+            };
+            fanout(peers.iter(), &ev, &mut self.overflowed);
+        }
+        self.settle();
+    }
+
+    /// Changes `id`'s real name; users sharing a channel with setname are told.
+    pub fn set_realname(&mut self, id: ConnId, realname: &str, now: Millis) {
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        u.realname = realname.to_string();
+        let peers = self.neighbours(id);
+        if let Some(u) = self.users.get(&id) {
+            let ev = Event::Setname {
+                who: u,
+                realname,
+                time: now,
+            };
+            fanout(peers.iter(), &ev, &mut self.overflowed);
+        }
         self.settle();
     }
 

@@ -524,7 +524,7 @@ fn put_sanitized(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-fn put_escaped_tag_value(out: &mut Vec<u8>, value: &str) {
+pub fn put_escaped_tag_value(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {

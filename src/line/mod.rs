@@ -136,6 +136,17 @@ const HELP: &[&str] = &[
     "  HELP                    this list",
 ];
 
+/// Refuses a chat text over the configured number of characters.
+fn check_length(hub: &Hub, text: &str) -> Result<(), HubError> {
+    let max = hub.cfg.limits.message_length;
+    // Counting characters costs a pass over the text; skip it when even one
+    // byte per character fits.
+    if text.len() > max && text.chars().count() > max {
+        return Err(HubError::MessageTooLong(max));
+    }
+    Ok(())
+}
+
 /// Queues one `[server] ` line for `id`.
 pub fn notice(hub: &Hub, id: ConnId, text: &str) {
     if let Some(u) = hub.user(id) {
@@ -218,11 +229,11 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
     let result: Result<(), HubError> = match cmd {
         Command::Empty => Ok(()),
         Command::Msg(text) => match &current {
-            Some(ch) => {
+            Some(ch) => check_length(hub, text).and_then(|_| {
                 let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
                 hub.message(id, &name, text, MsgKind::Privmsg, "", now)
                     .map(|_| ())
-            }
+            }),
             None => {
                 notice(hub, id, "You are in no channel: JOIN one first");
                 Ok(())
@@ -265,7 +276,9 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             if !text.trim().is_empty() {
                 if let Some(ch) = &current {
                     let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
-                    if let Err(e) = hub.message(id, &name, text, MsgKind::Privmsg, "", now) {
+                    let sent = check_length(hub, text)
+                        .and_then(|_| hub.message(id, &name, text, MsgKind::Privmsg, "", now));
+                    if let Err(e) = sent {
                         notice(hub, id, &error_text(&e));
                     }
                 }

@@ -43,13 +43,20 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             text,
             ..
         } => {
-            out.push(b'[');
-            out.extend_from_slice(from.nick.as_bytes());
-            out.extend_from_slice(b"] ");
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
+            // A multi-line IRC message becomes one `[nick] ` line per line.
+            for line in text.split('\n') {
+                out.push(b'[');
+                out.extend_from_slice(from.nick.as_bytes());
+                out.extend_from_slice(b"] ");
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
         }
-        Event::Message { from, text, .. } => writeln!(out, "*{}* {}", from.nick, text)?,
+        Event::Message { from, text, .. } => {
+            for line in text.split('\n') {
+                writeln!(out, "*{}* {}", from.nick, line)?;
+            }
+        }
         Event::Join {
             who,
             on_connect: true,

@@ -33,11 +33,11 @@ pub trait Session: Send {
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow;
     /// When [`Session::on_deadline`] should next run, if ever.
     fn deadline(&self) -> Option<Instant>;
-    /// Timers: keep-alive PINGs, registration deadline... `partial` tells
-    /// whether an incomplete line is pending.
-    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant, partial: bool) -> Flow;
-    /// Any input arrived (resets idle timers).
-    fn on_input(&mut self, now: Instant);
+    /// Timers: keep-alive PINGs, registration deadline, slow-loris guard.
+    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant) -> Flow;
+    /// Input arrived and was handled; `partial` tells whether an incomplete
+    /// line is left pending (resets idle timers, arms the slow-loris guard).
+    fn on_input(&mut self, now: Instant, partial: bool);
     /// The last line written before closing for `reason`, bypassing the queue.
     fn farewell(&self, reason: &str) -> Bytes;
     /// Quit reason used when the client vanishes.
@@ -161,7 +161,6 @@ pub async fn serve(
                     match stream.try_read(&mut buf) {
                         Ok(0) => ReadOutcome::Eof,
                         Ok(n) => {
-                            session.on_input(Instant::now());
                             let max = session.max_line();
                             let mut flow = Flow::Continue;
                             framer.feed(&buf[..n], max, |frame| {
@@ -171,6 +170,7 @@ pub async fn serve(
                                 };
                                 flow == Flow::Continue
                             });
+                            session.on_input(Instant::now(), framer.has_partial());
                             if flow == Flow::Close { ReadOutcome::Closed } else { ReadOutcome::Data }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
@@ -206,7 +206,7 @@ pub async fn serve(
                 if force_exit.is_some_and(|t| now >= t) {
                     break;
                 }
-                if session.on_deadline(&hub, now, framer.has_partial()) == Flow::Close {
+                if session.on_deadline(&hub, now) == Flow::Close {
                     closing = true;
                     reading = false;
                 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::conn::{Flow, Session, lock};
+use super::timers::PartialLineGuard;
 use crate::config::Config;
 use crate::hub::{ConnId, Hub, now_millis};
 use crate::line::{self, Command};
@@ -16,17 +17,16 @@ pub struct LineSession {
     id: ConnId,
     cfg: Arc<Config>,
     oper: OperGate,
-    /// When the current partial line started (slow-loris guard).
-    partial_since: Option<Instant>,
+    partial: PartialLineGuard,
 }
 
 impl LineSession {
     pub fn new(id: ConnId, cfg: Arc<Config>) -> LineSession {
         LineSession {
             id,
-            cfg,
             oper: OperGate::default(),
-            partial_since: None,
+            partial: PartialLineGuard::new(Duration::from_secs(cfg.limits.partial_line_timeout)),
+            cfg,
         }
     }
 }
@@ -74,36 +74,21 @@ impl Session for LineSession {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.partial_since
-            .map(|t| t + Duration::from_secs(self.cfg.limits.partial_line_timeout))
+        self.partial.deadline()
     }
 
-    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant, partial: bool) -> Flow {
-        if !partial {
-            self.partial_since = None;
+    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant) -> Flow {
+        if !self.partial.expired(now) {
             return Flow::Continue;
         }
-        match self.partial_since {
-            Some(t) if now >= t + Duration::from_secs(self.cfg.limits.partial_line_timeout) => {
-                let mut h = lock(hub);
-                line::notice(&h, self.id, "Timeout: a line was left unfinished");
-                h.quit(self.id, "Partial line timeout", now_millis());
-                Flow::Close
-            }
-            Some(_) => Flow::Continue,
-            None => {
-                self.partial_since = Some(now);
-                Flow::Continue
-            }
-        }
+        let mut h = lock(hub);
+        line::notice(&h, self.id, "Timeout: a line was left unfinished");
+        h.quit(self.id, "Partial line timeout", now_millis());
+        Flow::Close
     }
 
-    fn on_input(&mut self, now: Instant) {
-        // A fresh read restarts the partial-line clock at most once per line:
-        // trickling one byte at a time does not keep a line alive forever.
-        if self.partial_since.is_none() {
-            self.partial_since = Some(now);
-        }
+    fn on_input(&mut self, now: Instant, partial: bool) {
+        self.partial.update(now, partial);
     }
 
     fn farewell(&self, reason: &str) -> Bytes {

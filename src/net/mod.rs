@@ -2,7 +2,9 @@
 
 pub mod conn;
 pub mod framing;
+pub mod irc_session;
 pub mod line_session;
+pub mod timers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -121,7 +123,7 @@ async fn accept_loop(
         };
         let dialect: &'static dyn crate::hub::Dialect = match l.kind {
             Kind::Line => &crate::line::LINE,
-            Kind::Irc => &crate::line::LINE,
+            Kind::Irc => &crate::irc::render::IRC,
         };
         let peer = {
             let mut h = lock(&hub);
@@ -132,8 +134,30 @@ async fn accept_loop(
         };
         let id = peer.id;
         let span = tracing::info_span!("conn", id, peer = %addr, dialect = %l.kind);
-        let session = line_session::LineSession::new(id, cfg.clone());
-        let fut = conn::serve(stream, addr, hub.clone(), peer, session, shutdown.clone());
+        let fut = match l.kind {
+            Kind::Line => {
+                let session = line_session::LineSession::new(id, cfg.clone());
+                futures_util::future::Either::Left(conn::serve(
+                    stream,
+                    addr,
+                    hub.clone(),
+                    peer,
+                    session,
+                    shutdown.clone(),
+                ))
+            }
+            Kind::Irc => {
+                let session = irc_session::IrcSession::new(peer.clone(), cfg.clone());
+                futures_util::future::Either::Right(conn::serve(
+                    stream,
+                    addr,
+                    hub.clone(),
+                    peer,
+                    session,
+                    shutdown.clone(),
+                ))
+            }
+        };
         tracker.spawn(tracing::Instrument::instrument(fut, span));
     }
 }

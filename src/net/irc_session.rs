@@ -1,0 +1,213 @@
+//! The connection-side of the `irc` dialect.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::conn::{Flow, Session, lock};
+use super::timers::{KeepAlive, KeepAliveAction, PartialLineGuard};
+use crate::config::Config;
+use crate::hub::{Hub, Peer, cap, now_millis};
+use crate::irc::IrcState;
+use crate::irc::commands::{Ctx, dispatch};
+use crate::irc::message::{MAX_TAGS_SECTION_LEN, Message, ParseError};
+use crate::irc::numeric::*;
+use crate::irc::reply::Responder;
+
+/// State of one IRC connection.
+pub struct IrcSession {
+    st: IrcState,
+    keepalive: KeepAlive,
+    partial: PartialLineGuard,
+    /// Registration must complete before this instant.
+    register_by: Instant,
+}
+
+impl IrcSession {
+    pub fn new(peer: Arc<Peer>, cfg: Arc<Config>) -> IrcSession {
+        let now = Instant::now();
+        let l = &cfg.limits;
+        IrcSession {
+            keepalive: KeepAlive::new(
+                now,
+                Duration::from_secs(l.ping_interval),
+                Duration::from_secs(l.ping_timeout),
+            ),
+            partial: PartialLineGuard::new(Duration::from_secs(l.partial_line_timeout)),
+            register_by: now + Duration::from_secs(l.registration_timeout),
+            st: IrcState::new(peer.id, peer, cfg),
+        }
+    }
+
+    fn responder(&self, hub: &Hub, label: Option<&str>) -> Responder {
+        let nick = hub.user(self.st.id).map(|u| u.nick.as_str()).unwrap_or("");
+        let caps = self.st.peer.caps();
+        let label = label
+            .filter(|_| caps & cap::LABELED_RESPONSE != 0)
+            .map(str::to_string);
+        Responder::new(&self.st.cfg.server_name, nick, caps, label)
+    }
+
+    /// Sends `ERROR` and leaves the hub.
+    fn close(&mut self, hub: &Mutex<Hub>, reason: &str) -> Flow {
+        let mut h = lock(hub);
+        let host = h
+            .user(self.st.id)
+            .map(|u| u.host.clone())
+            .unwrap_or_default();
+        self.st
+            .peer
+            .out
+            .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").into());
+        h.quit(self.st.id, reason, now_millis());
+        Flow::Close
+    }
+}
+
+impl Session for IrcSession {
+    fn max_line(&self) -> usize {
+        // Tags have their own budget on top of the 512-byte message.
+        MAX_TAGS_SECTION_LEN + self.st.cfg.limits.irc_line_length
+    }
+
+    fn start(&mut self, _hub: &Mutex<Hub>) {}
+
+    fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(|&b| b == b' ') {
+            return Flow::Continue;
+        }
+        let text = match std::str::from_utf8(raw) {
+            Ok(t) => t,
+            Err(_) => {
+                // UTF8ONLY: refuse the line, keep the connection.
+                let lossy = String::from_utf8_lossy(raw);
+                let cmd = Message::parse_client(&lossy)
+                    .map(|m| m.verb().into_owned())
+                    .unwrap_or_else(|_| "*".into());
+                let h = lock(hub);
+                let mut r = self.responder(&h, None);
+                r.standard(
+                    "FAIL",
+                    &cmd,
+                    "INVALID_UTF8",
+                    &[],
+                    "Message rejected: this server only accepts UTF-8",
+                );
+                r.send(&self.st.peer);
+                return Flow::Continue;
+            }
+        };
+        let msg = match Message::parse_client(text) {
+            Ok(m) => m,
+            Err(ParseError::TagsTooLong { .. }) => return self.too_long(hub),
+            Err(_) => return Flow::Continue,
+        };
+        // The 512-byte limit applies to the message without its tags.
+        let body_len = if text.starts_with('@') {
+            text.find(' ').map_or(0, |i| text.len() - i - 1)
+        } else {
+            text.len()
+        };
+        if body_len + 2 > self.st.cfg.limits.irc_line_length {
+            return self.too_long(hub);
+        }
+        // Slow checks happen before taking the hub lock.
+        let mut oper = None;
+        if msg.is_command("PASS") && !self.st.registered {
+            if let (Some(hash), Some(given)) = (&self.st.cfg.password, msg.param(0)) {
+                self.st.pass_ok = crate::passwd::verify(hash, given);
+            }
+        } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered {
+            oper = Some(self.st.oper.check(
+                &self.st.cfg,
+                &msg.params[0],
+                &msg.params[1],
+                Instant::now(),
+            ));
+        }
+        let mut h = lock(hub);
+        let now = now_millis();
+        h.set_now(now);
+        let mut r = self.responder(&h, msg.tag("label"));
+        let flow = {
+            let mut ctx = Ctx {
+                hub: &mut h,
+                st: &mut self.st,
+                r: &mut r,
+                now,
+                oper,
+            };
+            dispatch(&mut ctx, &msg)
+        };
+        r.send(&self.st.peer);
+        if flow == Flow::Close {
+            h.quit(self.st.id, "Connection closed", now);
+        }
+        flow
+    }
+
+    fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
+        let h = lock(hub);
+        let mut r = self.responder(&h, None);
+        r.num(ERR_INPUTTOOLONG, &[]);
+        r.send(&self.st.peer);
+        Flow::Continue
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let t = if self.st.registered {
+            self.keepalive.deadline()
+        } else {
+            self.register_by
+        };
+        Some(match self.partial.deadline() {
+            Some(p) => p.min(t),
+            None => t,
+        })
+    }
+
+    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant) -> Flow {
+        if self.partial.expired(now) {
+            return self.close(hub, "Partial line timeout");
+        }
+        if !self.st.registered {
+            if now >= self.register_by {
+                return self.close(hub, "Registration timed out");
+            }
+            return Flow::Continue;
+        }
+        match self.keepalive.poll(now) {
+            KeepAliveAction::Nothing => Flow::Continue,
+            KeepAliveAction::SendPing => {
+                let ping = format!("PING :{}\r\n", self.st.cfg.server_name);
+                self.st.peer.out.push(Bytes::from(ping));
+                Flow::Continue
+            }
+            KeepAliveAction::TimedOut => {
+                let secs = self.st.cfg.limits.ping_interval + self.st.cfg.limits.ping_timeout;
+                self.close(hub, &format!("Ping timeout: {secs} seconds"))
+            }
+        }
+    }
+
+    fn on_input(&mut self, now: Instant, partial: bool) {
+        self.keepalive.on_input(now);
+        self.partial.update(now, partial);
+    }
+
+    fn farewell(&self, reason: &str) -> Bytes {
+        Bytes::from(format!("ERROR :Closing Link: ({reason})\r\n"))
+    }
+
+    fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {
+        let mut h = lock(hub);
+        if let Some(u) = h.user(self.st.id)
+            && u.registered
+        {
+            tracing::info!(conn = self.st.id, nick = %u.nick, %reason, "client disconnected");
+        }
+        h.quit(self.st.id, reason, now_millis());
+    }
+}
