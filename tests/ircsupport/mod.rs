@@ -1,0 +1,178 @@
+//! Test support for the irc dialect: a real server on port 0 and a small
+//! line-oriented client with timeouts, so a failing test fails fast.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bavard::config::Config;
+use bavard::net::{self, Kind};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+/// A running server; dropping it shuts the server down.
+pub struct Server {
+    pub irc: SocketAddr,
+    pub line: SocketAddr,
+    pub token: CancellationToken,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Starts a server with `cfg` on 127.0.0.1 port 0 for both dialects.
+pub async fn start(cfg: Config) -> Server {
+    let irc = net::listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let line = net::listen(Kind::Line, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let irc_addr = irc.socket.local_addr().unwrap();
+    let line_addr = line.socket.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let done = tokio::spawn(async move {
+        net::run(Arc::new(cfg), vec![irc, line], t).await.unwrap();
+    });
+    Server {
+        irc: irc_addr,
+        line: line_addr,
+        token,
+        done,
+    }
+}
+
+pub async fn start_default() -> Server {
+    start(Config::default()).await
+}
+
+/// A parsed line as received: tags, source, command, params.
+pub type Msg = bavard::irc::message::Message;
+
+/// A test client.
+pub struct Client {
+    pub nick: String,
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        Client {
+            nick: String::new(),
+            r: BufReader::new(r),
+            w,
+        }
+    }
+
+    /// Connects and registers as `nick`, reading up to the end of the MOTD.
+    pub async fn registered(addr: SocketAddr, nick: &str) -> Client {
+        Self::registered_with_caps(addr, nick, &[]).await
+    }
+
+    /// Connects, requests `caps` (all must be ACKed), registers as `nick`.
+    pub async fn registered_with_caps(addr: SocketAddr, nick: &str, caps: &[&str]) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.nick = nick.to_string();
+        if !caps.is_empty() {
+            c.send("CAP LS 302").await;
+            c.expect("CAP").await;
+            c.send(&format!("CAP REQ :{}", caps.join(" "))).await;
+            let ack = c.expect("CAP").await;
+            assert_eq!(ack.params[1], "ACK", "{ack:?}");
+        }
+        c.send(&format!("NICK {nick}")).await;
+        c.send(&format!("USER {nick} 0 * :Real {nick}")).await;
+        if !caps.is_empty() {
+            c.send("CAP END").await;
+        }
+        c.expect("001").await;
+        c.until(|m| m.command == "376" || m.command == "422").await;
+        c
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.w.write_all(line.as_bytes()).await.unwrap();
+        self.w.write_all(b"\r\n").await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).await.unwrap();
+    }
+
+    /// Next raw line (without CRLF); panics after [`TIMEOUT`]. None at EOF.
+    pub async fn line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(TIMEOUT, self.r.read_until(b'\n', &mut buf))
+            .await
+            .expect("timed out waiting for a line")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        let s = String::from_utf8_lossy(&buf).into_owned();
+        Some(s.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// Next parsed message; panics at EOF.
+    pub async fn msg(&mut self) -> Msg {
+        let l = self.line().await.expect("unexpected EOF");
+        Msg::parse(&l).unwrap_or_else(|e| panic!("unparsable {l:?}: {e}"))
+    }
+
+    /// Skips messages until one with `command`; returns it.
+    pub async fn expect(&mut self, command: &str) -> Msg {
+        self.until(|m| m.command.eq_ignore_ascii_case(command))
+            .await
+    }
+
+    /// Skips messages until `pred` holds; returns that message.
+    pub async fn until(&mut self, pred: impl Fn(&Msg) -> bool) -> Msg {
+        loop {
+            let m = self.msg().await;
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+
+    /// Reads every message up to and including one with `command`.
+    pub async fn collect_until(&mut self, command: &str) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.msg().await;
+            let stop = m.command.eq_ignore_ascii_case(command);
+            out.push(m);
+            if stop {
+                return out;
+            }
+        }
+    }
+
+    /// Sends a PING and returns everything received before its PONG: proves
+    /// that nothing else is pending without sleeping.
+    pub async fn sync(&mut self) -> Vec<Msg> {
+        self.send("PING :sync").await;
+        let mut out = Vec::new();
+        loop {
+            let m = self.msg().await;
+            if m.command == "PONG" && m.params.last().map(String::as_str) == Some("sync") {
+                return out;
+            }
+            out.push(m);
+        }
+    }
+
+    /// Waits for EOF, skipping lines; panics on timeout.
+    pub async fn eof(&mut self) {
+        while self.line().await.is_some() {}
+    }
+}
