@@ -1023,3 +1023,6 @@ pub fn now_millis() -> Millis {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The hub driven directly, without sockets: each test connects users whose
+//! queues are read back with `take`, using the line dialect's rendering.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::*;
+use crate::line::LINE;
+
+const T: Millis = 1_700_000_000_000;
+
+fn hub() -> Hub {
+    Hub::new(Arc::new(Config::default()), T)
+}
+
+fn hub_with(f: impl FnOnce(&mut Config)) -> Hub {
+    let mut c = Config::default();
+    f(&mut c);
+    Hub::new(Arc::new(c), T)
+}
+
+/// Connects and registers `nick`.
+fn user(h: &mut Hub, nick: &str) -> ConnId {
+    let id = h.next_conn_id();
+    let send_queue = h.cfg.limits.send_queue;
+    let peer = Arc::new(Peer::new(id, &LINE, send_queue));
+    h.connect(peer, IpAddr::V4(Ipv4Addr::LOCALHOST), T);
+    h.set_nick(id, nick, T).unwrap();
+    h.register(id, "u", "real");
+    id
+}
+
+/// Everything queued for `id`, as text.
+fn drain(h: &Hub, id: ConnId) -> String {
+    let u = h.user(id).expect("user exists");
+    let b = u.peer.out.take(VecDeque::new());
+    b.data.iter().map(|d| String::from_utf8_lossy(d)).collect()
+}
+
+#[test]
+fn nicks_are_unique_case_insensitively() {
+    let mut h = hub();
+    let a = user(&mut h, "Alice");
+    let b = user(&mut h, "bob");
+    let cases: &[(&str, Result<(), HubError>)] = &[
+        ("alice", Err(HubError::NicknameInUse("alice".into()))),
+        ("ALICE", Err(HubError::NicknameInUse("ALICE".into()))),
+        ("1bad", Err(HubError::ErroneousNickname("1bad".into()))),
+        ("bob", Ok(())),
+        ("Bob", Ok(())),
+        ("carol", Ok(())),
+    ];
+    for (nick, want) in cases {
+        assert_eq!(&h.set_nick(b, nick, T).map(|_| ()), want, "{nick}");
+    }
+    assert_eq!(h.find_nick("CAROL").map(|u| u.id), Some(b));
+    assert!(h.find_nick("bob").is_none(), "old nick freed");
+    h.quit(a, "bye", T);
+    assert!(
+        h.set_nick(b, "alice", T).is_ok(),
+        "a departed user's nick is free"
+    );
+}
+
+#[test]
+fn channel_messages_reach_every_other_member_in_order() {
+    let mut h = hub();
+    let ids: Vec<ConnId> = (0..4).map(|i| user(&mut h, &format!("u{i}"))).collect();
+    for &id in &ids[..3] {
+        h.join(id, "#a", None, false, T).unwrap();
+    }
+    for &id in &ids {
+        drain(&h, id);
+    }
+    h.message(ids[0], "#a", "one", MsgKind::Privmsg, "", T)
+        .unwrap();
+    h.message(ids[1], "#a", "two", MsgKind::Privmsg, "", T)
+        .unwrap();
+    assert_eq!(drain(&h, ids[0]), "[u1] two\n");
+    assert_eq!(drain(&h, ids[1]), "[u0] one\n");
+    assert_eq!(drain(&h, ids[2]), "[u0] one\n[u1] two\n");
+    assert_eq!(drain(&h, ids[3]), "", "not a member");
+}
+
+#[test]
+fn departed_users_never_receive_and_others_are_told() {
+    let mut h = hub();
+    let a = user(&mut h, "a");
+    let b = user(&mut h, "b");
+    h.join(a, "#x", None, false, T).unwrap();
+    h.join(b, "#x", None, false, T).unwrap();
+    drain(&h, a);
+    h.quit(b, "gone", T);
+    assert!(h.user(b).is_none());
+    assert_eq!(h.channel("#x").unwrap().members.len(), 1);
+    assert_eq!(drain(&h, a), "[server] b is disconnected\n");
+    assert_eq!(
+        h.message(a, "b", "hi", MsgKind::Privmsg, "", T)
+            .unwrap_err(),
+        HubError::NoSuchNick("b".into())
+    );
+    h.quit(a, "gone", T);
+    assert!(h.channel("#x").is_none(), "empty channels disappear");
+    assert!(h.channel("#lobby").is_some(), "the default channel stays");
+}
+
+#[test]
+fn a_full_send_queue_drops_only_that_client() {
+    let mut h = hub_with(|c| c.limits.send_queue = 4096);
+    let talker = user(&mut h, "talker");
+    let reader = user(&mut h, "reader");
+    let sleeper = user(&mut h, "sleeper");
+    for id in [talker, reader, sleeper] {
+        h.join(id, "#x", None, false, T).unwrap();
+    }
+    let sleeper_peer = h.user(sleeper).unwrap().peer.clone();
+    let line = "x".repeat(100);
+    let mut received = 0;
+    for _ in 0..100 {
+        h.message(talker, "#x", &line, MsgKind::Privmsg, "", T)
+            .unwrap();
+        received += drain(&h, reader).matches("[talker]").count();
+    }
+    assert_eq!(received, 100, "the reading client got everything");
+    assert!(h.user(sleeper).is_none(), "the sleeper was dropped");
+    assert_eq!(
+        sleeper_peer.out.closed(),
+        Some(crate::outbox::Closed::Overflow)
+    );
+}
+
+#[test]
+fn first_joiner_is_operator_except_in_the_default_channel() {
+    let mut h = hub();
+    let a = user(&mut h, "a");
+    let b = user(&mut h, "b");
+    h.join(a, "#new", None, false, T).unwrap();
+    h.join(b, "#new", None, false, T).unwrap();
+    let ch = h.channel("#new").unwrap();
+    assert!(ch.member(a).unwrap().op);
+    assert!(!ch.member(b).unwrap().op);
+    h.join(a, "#lobby", None, false, T).unwrap();
+    assert!(!h.channel("#lobby").unwrap().member(a).unwrap().op);
+    // Anyone may set the lobby's topic; only ops may in a +t channel.
+    assert!(h.set_topic(b, "#lobby", "hi", T).is_err(), "not a member");
+    h.join(b, "#lobby", None, false, T).unwrap();
+    assert!(h.set_topic(b, "#lobby", "hi", T).is_ok());
+    assert_eq!(
+        h.set_topic(b, "#new", "hi", T),
+        Err(HubError::ChanOpPrivsNeeded("#new".into()))
+    );
+}
+
+#[test]
+fn kill_is_for_operators_only() {
+    let mut h = hub();
+    let a = user(&mut h, "a");
+    let b = user(&mut h, "b");
+    assert_eq!(h.kill(a, "b", "x", T), Err(HubError::NoPrivileges));
+    h.user_mut(a).unwrap().modes.oper = true;
+    assert_eq!(
+        h.kill(a, "nobody", "x", T),
+        Err(HubError::NoSuchNick("nobody".into()))
+    );
+    let bpeer = h.user(b).unwrap().peer.clone();
+    h.kill(a, "B", "bye", T).unwrap();
+    assert!(h.user(b).is_none());
+    let got = bpeer.out.take(VecDeque::new());
+    assert_eq!(
+        got.data
+            .iter()
+            .flat_map(|b| b.to_vec())
+            .collect::<Vec<u8>>(),
+        b"[a] bye\n"
+    );
+    assert_eq!(got.closed, Some(crate::outbox::Closed::Closing));
+}
+
+#[test]
+fn nick_change_is_seen_once_by_each_neighbour() {
+    let mut h = hub();
+    let a = user(&mut h, "a");
+    let b = user(&mut h, "b");
+    for c in ["#1", "#2", "#3"] {
+        h.join(a, c, None, false, T).unwrap();
+        h.join(b, c, None, false, T).unwrap();
+    }
+    drain(&h, b);
+    h.set_nick(a, "z", T).unwrap();
+    assert_eq!(drain(&h, b), "[server] a is now known as z\n");
+    assert_eq!(h.whowas("a").count(), 1);
+}
+
+#[test]
+fn channels_per_user_limit() {
+    let mut h = hub_with(|c| c.limits.channels_per_user = 2);
+    let a = user(&mut h, "a");
+    h.join(a, "#1", None, false, T).unwrap();
+    h.join(a, "#2", None, false, T).unwrap();
+    assert_eq!(
+        h.join(a, "#3", None, false, T),
+        Err(HubError::TooManyChannels("#3".into()))
+    );
+}
