@@ -11,17 +11,17 @@
 //! * [`serve_async`]: tokio tasks; [`run`] drives it on a multi-threaded runtime
 //!   (default worker count = CPUs, `--workers N` to change it).
 //!
-//! [`bind_listener`] is the dual-stack bind shared with the rest of the server.
+//! [`bind_listener`] (from [`crate::net`]) is the dual-stack bind shared with the server.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+pub use crate::net::bind_listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -189,39 +189,6 @@ pub async fn shutdown_signal() {
 /// Binds `addr` with [`DEFAULT_BACKLOG`]; see [`bind_listener`].
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     bind_listener(addr, DEFAULT_BACKLOG)
-}
-
-/// Creates a listening TCP socket on `addr` with the given `backlog`.
-///
-/// * `SO_REUSEADDR` is set so a restarted server can rebind while old
-///   connections sit in `TIME_WAIT`.
-/// * When `addr` is the IPv6 unspecified address (`[::]`), `IPV6_V6ONLY` is
-///   cleared so IPv4 clients are accepted too (as `::ffff:a.b.c.d`), whatever
-///   the system default (`net.ipv6.bindv6only`) is. If the host has no IPv6 at
-///   all, it falls back to `0.0.0.0` on the same port, with a warning.
-/// * Any other address is bound as given (an IPv4 address is IPv4 only, a
-///   specific IPv6 address IPv6 only).
-///
-/// The returned listener is in blocking mode; call `set_nonblocking(true)`
-/// before handing it to tokio.
-pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let dual = matches!(addr.ip(), IpAddr::V6(ip) if ip.is_unspecified());
-    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
-        Ok(s) => s,
-        Err(e) if dual && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
-            warn!(requested = %addr, fallback = %v4, "IPv6 unavailable, listening on IPv4 only");
-            return bind_listener(v4, backlog);
-        }
-        Err(e) => return Err(e),
-    };
-    if dual {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&SockAddr::from(addr))?;
-    socket.listen(backlog)?;
-    Ok(socket.into())
 }
 
 /// Whether an accept error concerns only the connection being accepted (the

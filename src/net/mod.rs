@@ -40,29 +40,51 @@ pub struct Listener {
     pub socket: TcpListener,
 }
 
-/// Binds `addr` with SO_REUSEADDR and a deep backlog. An IPv6 wildcard address
-/// also accepts IPv4 (dual-stack), as the lab's `AF_INET6` server did.
+/// Creates a listening TCP socket on `addr` with the given `backlog`.
+///
+/// * `SO_REUSEADDR` is set so a restarted server can rebind while old
+///   connections sit in `TIME_WAIT`.
+/// * When `addr` is the IPv6 unspecified address (`[::]`), `IPV6_V6ONLY` is
+///   cleared so IPv4 clients are accepted too (as `::ffff:a.b.c.d`), whatever
+///   the system default (`net.ipv6.bindv6only`) is. If the host has no IPv6 at
+///   all, it falls back to `0.0.0.0` on the same port, with a warning.
+/// * Any other address is bound as given (an IPv4 address is IPv4 only, a
+///   specific IPv6 address IPv6 only).
+///
+/// The returned listener is in blocking mode; call `set_nonblocking(true)`
+/// before handing it to tokio.
 pub fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
+    let dual = matches!(addr.ip(), std::net::IpAddr::V6(ip) if ip.is_unspecified());
+    let socket = match socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    ) {
+        Ok(s) => s,
+        Err(e) if dual && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+            let v4 = SocketAddr::new(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                addr.port(),
+            );
+            tracing::warn!(requested = %addr, fallback = %v4, "IPv6 unavailable, listening on IPv4 only");
+            return bind_listener(v4, backlog);
+        }
+        Err(e) => return Err(e),
     };
-    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(false)?;
+    if dual {
+        socket.set_only_v6(false)?;
     }
-    s.bind(&addr.into())?;
-    s.listen(backlog)?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
+    socket.set_reuse_address(true)?;
+    socket.bind(&socket2::SockAddr::from(addr))?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
 }
 
 /// Binds a listener for `kind` on `addr` (call inside a tokio runtime).
 pub fn listen(kind: Kind, addr: SocketAddr) -> std::io::Result<Listener> {
-    let socket = TcpListener::from_std(bind_listener(addr, 4096)?)?;
+    let std = bind_listener(addr, 4096)?;
+    std.set_nonblocking(true)?;
+    let socket = TcpListener::from_std(std)?;
     Ok(Listener { kind, socket })
 }
 
