@@ -90,6 +90,14 @@ pub struct Limits {
     pub max_targets: usize,
     /// Entries in one client's MONITOR list.
     pub monitor: usize,
+    /// Connections open at once, all addresses together.
+    pub max_connections: usize,
+    /// Connections open at once from one address (one /64 for IPv6).
+    pub connections_per_ip: usize,
+    /// New connections per second from one address ...
+    pub connection_rate: f64,
+    /// ... with this many allowed in a burst.
+    pub connection_burst: f64,
     /// Seconds of silence after which the server PINGs a client.
     pub ping_interval: u64,
     /// Seconds to answer that PING before being disconnected.
@@ -160,6 +168,10 @@ impl Default for Limits {
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
+            max_connections: 150_000,
+            connections_per_ip: 500,
+            connection_rate: 50.0,
+            connection_burst: 500.0,
             ping_interval: 120,
             ping_timeout: 60,
             registration_timeout: 60,
@@ -221,6 +233,15 @@ impl Config {
         if l.message_length == 0 || l.send_queue < 4096 || l.channels_per_user == 0 {
             return bad(
                 "limits.message_length and channels_per_user must be > 0, send_queue >= 4096",
+            );
+        }
+        if l.max_connections == 0
+            || l.connections_per_ip == 0
+            || !(l.connection_rate > 0.0)
+            || !(l.connection_burst >= 1.0)
+        {
+            return bad(
+                "limits.max_connections, connections_per_ip and connection_rate must be > 0, connection_burst >= 1",
             );
         }
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {

@@ -88,6 +88,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         cfg.listeners.irc = Some(i);
     }
     let cfg = Arc::new(cfg);
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -109,6 +110,24 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         net::run(cfg, listeners, shutdown).await?;
         Ok(())
     })
+}
+
+/// Raises the open-file limit to its hard maximum: each connection is a file
+/// descriptor, and the usual soft limit of 1024 would cap the server there.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -222,7 +222,7 @@ pub async fn serve(
 
 /// Half-closes and waits a little for the peer's EOF: closing with unread
 /// input makes the kernel send a reset, which can destroy the last lines written.
-async fn linger(mut stream: TcpStream) {
+pub async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

@@ -151,11 +151,17 @@ mod tests {
         assert_eq!(a.admit(ip("10.0.0.1"), t), Ok(()));
         assert_eq!(a.admit(ip("10.0.0.1"), t), Err(Refusal::TooManyFromAddress));
         // IPv4-mapped IPv6 is the same address.
-        assert_eq!(a.admit(ip("::ffff:10.0.0.1"), t), Err(Refusal::TooManyFromAddress));
+        assert_eq!(
+            a.admit(ip("::ffff:10.0.0.1"), t),
+            Err(Refusal::TooManyFromAddress)
+        );
         // One IPv6 /64 counts as one address.
         assert_eq!(a.admit(ip("2001:db8::1"), t), Ok(()));
         assert_eq!(a.admit(ip("2001:db8::2"), t), Ok(()));
-        assert_eq!(a.admit(ip("2001:db8::3"), t), Err(Refusal::TooManyFromAddress));
+        assert_eq!(
+            a.admit(ip("2001:db8::3"), t),
+            Err(Refusal::TooManyFromAddress)
+        );
         assert_eq!(a.admit(ip("2001:db8:0:1::3"), t), Ok(()));
         assert_eq!(a.admit(ip("10.0.0.9"), t), Err(Refusal::ServerFull));
         a.release(ip("10.0.0.1"));

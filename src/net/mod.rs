@@ -3,6 +3,7 @@
 pub mod conn;
 pub mod framing;
 pub mod irc_session;
+pub mod limits;
 pub mod line_session;
 pub mod timers;
 
@@ -96,6 +97,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let hub = Arc::new(Mutex::new(Hub::new(cfg.clone(), now_millis())));
+    let l = &cfg.limits;
+    let admission = Arc::new(Mutex::new(limits::Admission::new(limits::ConnLimits {
+        max_connections: l.max_connections,
+        per_address: l.connections_per_ip,
+        rate: l.connection_rate,
+        burst: l.connection_burst,
+    })));
     let tracker = TaskTracker::new();
     for l in listeners {
         let addr = l.socket.local_addr()?;
@@ -104,6 +112,7 @@ pub async fn run(
             l,
             cfg.clone(),
             hub.clone(),
+            admission.clone(),
             tracker.clone(),
             shutdown.clone(),
         ));
@@ -121,6 +130,7 @@ async fn accept_loop(
     l: Listener,
     cfg: Arc<Config>,
     hub: Arc<Mutex<Hub>>,
+    admission: Arc<Mutex<limits::Admission>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -143,6 +153,26 @@ async fn accept_loop(
                 continue;
             }
         };
+        let admitted = admission
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(addr.ip(), std::time::Instant::now());
+        if let Err(refusal) = admitted {
+            tracing::info!(peer = %addr, reason = refusal.text(), "connection refused");
+            let line = match l.kind {
+                Kind::Line => format!("[server] {}\n", refusal.text()),
+                Kind::Irc => format!(
+                    "ERROR :Closing Link: {} ({})\r\n",
+                    addr.ip(),
+                    refusal.text()
+                ),
+            };
+            // Best effort: a fresh socket's send buffer is empty, so this
+            // does not block; the client then sees the reason and EOF.
+            let _ = stream.try_write(line.as_bytes());
+            tracker.spawn(conn::linger(stream));
+            continue;
+        }
         let dialect: &'static dyn crate::hub::Dialect = match l.kind {
             Kind::Line => &crate::line::LINE,
             Kind::Irc => &crate::irc::render::IRC,
@@ -180,6 +210,17 @@ async fn accept_loop(
                 ))
             }
         };
-        tracker.spawn(tracing::Instrument::instrument(fut, span));
+        let admission = admission.clone();
+        let ip = addr.ip();
+        tracker.spawn(tracing::Instrument::instrument(
+            async move {
+                fut.await;
+                admission
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .release(ip);
+            },
+            span,
+        ));
     }
 }
