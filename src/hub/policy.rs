@@ -5,6 +5,10 @@ use crate::irc::mask::wildcard_match;
 
 /// The `nick!user@host` masks bans and exceptions are matched against.
 fn matches_any(list: &[super::ListEntry], u: &User) -> bool {
+    // The common case, and on every message: no list, no formatting.
+    if list.is_empty() {
+        return false;
+    }
     let full = u.prefix();
     let by_ip = format!("{}!{}@{}", u.nick, u.user, u.ip);
     list.iter()

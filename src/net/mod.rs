@@ -6,6 +6,7 @@ pub mod irc_session;
 pub mod limits;
 pub mod line_session;
 pub mod timers;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
