@@ -1,6 +1,7 @@
 //! The IO edge: listeners, connection tasks, shutdown.
 
 pub mod conn;
+pub mod flood;
 pub mod framing;
 pub mod irc_session;
 pub mod limits;
