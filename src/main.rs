@@ -1,7 +1,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bavard", version, about = "A chat server for nc and every IRC client")]
+#[command(
+    name = "bavard",
+    version,
+    about = "A chat server for nc and every IRC client"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
