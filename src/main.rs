@@ -1,11 +1,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "bavard",
-    version,
-    about = "A chat server for nc and every IRC client"
-)]
+#[command(name = "bavard", version, about = "A chat server for nc and every IRC client")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
