@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
 
 use super::common::{CpuMark, Progress, Shared, cpu_between};
 use super::config::{BenchConfig, Dialect, Scenario};
-use super::net::{connect, join, register, source_addr};
+use super::net::{connect, join, quickack, register, source_addr};
 use super::report::{ConnectStats, Report};
 use super::stats::{new_histogram, proc_rss_kib, summarize};
 use super::wire::{Incoming, LineBuf, Stamp, classify, decode, encode};
@@ -365,6 +365,9 @@ async fn client(
             .map_err(|_| anyhow!("connect timed out"))?
             .context("connect")?;
         let t_conn = t0.elapsed();
+        // Registration gets its own allowance: a server with a small listen
+        // backlog (ngIRCd: 10) can take seconds to accept during a storm.
+        let deadline = Instant::now() + cfg.connect_timeout;
         let mut lb = LineBuf::new(RECV_BUF);
         let nick = register(cfg.dialect, &mut stream, &mut lb, &plan.nick, deadline).await?;
         let confirmed = join(
@@ -407,6 +410,7 @@ async fn client(
             .map(|v| v as u32),
         observer: plan.observer,
         nsenders: cfg.senders,
+        quickack: cfg.quickack,
     };
     let stats = reader(rd, lb, ctl_tx, phase, ctx, &sh).await;
     if timeout(Duration::from_secs(1), writer).await.is_err() {
@@ -560,6 +564,7 @@ struct RecvCtx {
     my_sender: Option<u32>,
     observer: bool,
     nsenders: usize,
+    quickack: bool,
 }
 
 async fn reader(
@@ -650,7 +655,11 @@ async fn reader(
                     st.lost_conn = Some("closed by server".into());
                     break;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    if cx.quickack {
+                        quickack(rd.as_ref());
+                    }
+                }
                 Err(e) => {
                     st.lost_conn = Some(e.to_string());
                     break;

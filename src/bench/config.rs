@@ -97,7 +97,7 @@ pub struct BenchConfig {
     pub hold: Duration,
     /// Connections being set up at the same time.
     pub connect_concurrency: usize,
-    /// Per-connection limit for connect + register + join.
+    /// Per-connection limit for the TCP connect, and again for register + join.
     pub connect_timeout: Duration,
     /// Channel name (fanout) or prefix (rooms: `<channel>0`, `<channel>1`...).
     pub channel: String,
@@ -110,6 +110,10 @@ pub struct BenchConfig {
     pub spread_sources: bool,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// Re-arm TCP_QUICKACK after every read so that our ACKs are never
+    /// delayed: shows how much of the latency is a server's Nagle waiting
+    /// on the receivers' delayed ACKs (real clients do not do this).
+    pub quickack: bool,
 }
 
 impl BenchConfig {
@@ -145,6 +149,7 @@ impl BenchConfig {
             server_pid: None,
             spread_sources: true,
             progress: false,
+            quickack: false,
         }
     }
 

@@ -151,6 +151,9 @@ async fn idle_conn(
             .map_err(|_| anyhow!("connect timed out"))?
             .context("connect")?;
         let t_conn = t0.elapsed();
+        // Registration gets its own allowance: a server with a small listen
+        // backlog (ngIRCd: 10) can take seconds to accept during a storm.
+        let deadline = Instant::now() + cfg.connect_timeout;
         let nick = format!("{}{}", cfg.nick_prefix, i);
         register(cfg.dialect, &mut stream, &mut lb, &nick, deadline).await?;
         anyhow::Ok((stream, t_conn, t0.elapsed()))

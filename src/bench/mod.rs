@@ -104,7 +104,7 @@ pub struct BenchArgs {
     /// Connections being set up at once.
     #[arg(long, default_value_t = 500)]
     pub connect_concurrency: usize,
-    /// Seconds allowed per connection for connect + register + join.
+    /// Seconds allowed per connection for connecting, and again for register + join.
     #[arg(long, default_value_t = 10.0)]
     pub connect_timeout: f64,
     /// Channel name (fanout) or name prefix (rooms).
@@ -122,6 +122,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Keep TCP_QUICKACK armed on receiving sockets (diagnoses server-side
+    /// Nagle + delayed-ACK stalls; real clients do not do this).
+    #[arg(long)]
+    pub quickack: bool,
     /// No progress line on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -174,6 +178,7 @@ impl BenchArgs {
         cfg.server_pid = self.server_pid;
         cfg.spread_sources = !self.no_spread;
         cfg.progress = !self.quiet;
+        cfg.quickack = self.quickack;
         cfg.validate()?;
         Ok(cfg)
     }

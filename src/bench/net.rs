@@ -57,6 +57,22 @@ pub async fn connect(target: SocketAddr, src: Option<IpAddr>) -> std::io::Result
     Ok(stream)
 }
 
+/// Asks the kernel to ACK at once rather than delay the ACK (the setting
+/// lapses by itself, hence it is re-armed after every read).
+pub fn quickack(fd: &impl AsRawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd, option value points to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Reads the next line as an owned vector (setup only, so allocation is fine).
 async fn next_line(
     stream: &mut TcpStream,
