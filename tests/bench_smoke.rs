@@ -106,6 +106,77 @@ async fn fake_irc_server() -> SocketAddr {
     addr
 }
 
+/// Just enough of bavard's line protocol: greeting, `NICK`, `JOIN` (one
+/// channel at a time, confirmed by a `[server]` line naming it) and `MSG`
+/// relayed as `[nick] text` to the other members.
+async fn fake_line_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let chans: Members = Arc::default();
+    tokio::spawn(async move {
+        let mut next_id = 0u64;
+        while let Ok((s, _)) = l.accept().await {
+            next_id += 1;
+            let id = next_id;
+            let chans = chans.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = s.into_split();
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                tokio::spawn(async move {
+                    while let Some(m) = rx.recv().await {
+                        if wr.write_all(m.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut nick = format!("guest{id}");
+                let mut chan = String::from("#lobby");
+                chans
+                    .lock()
+                    .unwrap()
+                    .entry(chan.clone())
+                    .or_default()
+                    .push((id, tx.clone()));
+                let _ = tx.send("[server] Welcome to Chat Server !\n".into());
+                let mut lines = BufReader::new(rd).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let (cmd, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                    match cmd {
+                        "NICK" => {
+                            let _ = tx.send(format!("[server] {nick} is now known as {rest}\n"));
+                            nick = rest.to_string();
+                        }
+                        "JOIN" => {
+                            let mut c = chans.lock().unwrap();
+                            if let Some(m) = c.get_mut(&chan) {
+                                m.retain(|(o, _)| *o != id);
+                            }
+                            chan = rest.to_string();
+                            c.entry(chan.clone()).or_default().push((id, tx.clone()));
+                            let _ = tx.send(format!("[server] You joined {chan}\n"));
+                        }
+                        "MSG" => {
+                            let c = chans.lock().unwrap();
+                            let out = format!("[{nick}] {rest}\n");
+                            for (other, t) in c.get(&chan).into_iter().flatten() {
+                                if *other != id {
+                                    let _ = t.send(out.clone());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let mut c = chans.lock().unwrap();
+                for m in c.values_mut() {
+                    m.retain(|(o, _)| *o != id);
+                }
+            });
+        }
+    });
+    addr
+}
+
 fn short(cfg: &mut BenchConfig) {
     cfg.warmup = Duration::from_millis(200);
     cfg.duration = Duration::from_secs(1);
@@ -176,6 +247,22 @@ async fn fanout_window_and_rooms_against_fake_irc() {
     // 4 members per room: 3 deliveries per message.
     assert_eq!(r.expected, r.sent * 3);
     assert!(r.sent > 0 && r.lost == 0 && r.reordered == 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_line_dialect_against_fake_line_server() {
+    let addr = fake_line_server().await;
+    let mut cfg = BenchConfig::new(Scenario::Fanout, Dialect::Line, addr);
+    cfg.clients = 5;
+    cfg.senders = 2;
+    cfg.rate = 400.0;
+    short(&mut cfg);
+    let r = run_scenario(&cfg).await.unwrap();
+    assert_eq!(r.connect.join_unconfirmed, 0, "{r:?}");
+    assert!(r.sent > 100, "{r:?}");
+    assert_eq!(r.expected, r.sent * 4);
+    assert_eq!(r.lost, 0, "{r:?}");
+    assert_eq!(r.reordered + r.duplicates, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

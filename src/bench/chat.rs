@@ -651,8 +651,12 @@ async fn reader(
         }
         tokio::select! {
             r = lb.fill(&mut rd) => match r {
+                // After Stop, our own writer's shutdown makes servers close
+                // the connection: only an earlier end is worth reporting.
                 Ok(0) => {
-                    st.lost_conn = Some("closed by server".into());
+                    if *phase.borrow() != Phase::Stop {
+                        st.lost_conn = Some("closed by server".into());
+                    }
                     break;
                 }
                 Ok(_) => {
@@ -661,7 +665,9 @@ async fn reader(
                     }
                 }
                 Err(e) => {
-                    st.lost_conn = Some(e.to_string());
+                    if *phase.borrow() != Phase::Stop {
+                        st.lost_conn = Some(e.to_string());
+                    }
                     break;
                 }
             },

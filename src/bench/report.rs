@@ -178,11 +178,25 @@ impl Report {
             (None, Some(r)) => format!("rate {r} msg/s"),
             _ => String::new(),
         };
-        let _ = writeln!(
-            w,
-            "{:<22} {} clients, {} senders, {} rooms, {} B payload, {}",
-            "setup", self.clients, self.senders, self.rooms, self.size, mode
-        );
+        match self.scenario.as_str() {
+            "idle" => {
+                let _ = writeln!(w, "{:<22} {} connections", "setup", self.clients);
+            }
+            "echo" => {
+                let _ = writeln!(
+                    w,
+                    "{:<22} {} connections, {} B requests, {}",
+                    "setup", self.clients, self.size, mode
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    w,
+                    "{:<22} {} clients, {} senders, {} rooms, {} B payload, {}",
+                    "setup", self.clients, self.senders, self.rooms, self.size, mode
+                );
+            }
+        }
         let c = &self.connect;
         let _ = writeln!(
             w,
