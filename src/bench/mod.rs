@@ -1,10 +1,248 @@
-//! `bavard bench`: a load generator for chat servers.
+//! `bavard bench`: a load generator for chat servers (think redis-benchmark).
+//!
+//! It speaks three dialects (`irc`, bavard's `line` protocol, raw `echo`)
+//! and runs four scenarios:
+//!
+//! * `fanout`: C clients in one channel, S of them sending at a total rate
+//!   (or with a window of messages in flight). One message = C-1 deliveries.
+//! * `rooms`: C clients over K channels, all (or S) of them sending.
+//! * `idle`: N registered connections held open (connect rate, RSS/conn).
+//! * `echo`: request/response round trips against an echo server.
+//!
+//! Every payload carries its sender, a per-sender sequence number and its
+//! send time on a clock shared by all of the loader's tasks, so receivers
+//! can count losses, reorderings and duplicates and measure latency.
+//! With `--server-pid`, the server's CPU time over the measured window gives
+//! the key figure: deliveries per server CPU-second.
+//!
+//! Targets must be loopback addresses unless `--allow-remote` is given.
+//!
+//! Library use (what the tests do):
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use bavard::bench::{BenchConfig, Dialect, Scenario, run_scenario};
+//! let mut cfg = BenchConfig::new(Scenario::Fanout, Dialect::Irc, "127.0.0.1:6667".parse()?);
+//! cfg.clients = 50;
+//! cfg.senders = 5;
+//! let report = run_scenario(&cfg).await?;
+//! assert_eq!(report.lost, 0);
+//! # Ok(()) }
+//! ```
+
+mod chat;
+mod common;
+mod config;
+mod echo;
+mod idle;
+mod net;
+mod report;
+mod stats;
+mod wire;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+pub use config::{BenchConfig, Dialect, Scenario};
+pub use report::{ConnectStats, LoaderStats, Report, ServerStats};
+pub use stats::Percentiles;
 
 /// Command-line arguments of `bavard bench`.
 #[derive(Clone, Debug, clap::Args)]
-pub struct BenchArgs {}
+#[command(after_help = "Examples:
+  bavard bench fanout --target 127.0.0.1:6670 --clients 1000 --senders 10 --rate 1000
+  bavard bench fanout --dialect line --window 8 --server-pid $(pidof bavard)
+  bavard bench rooms --clients 1000 --rooms 100 --rate 2000 --json
+  bavard bench idle --conns 10000 --hold 10 --server-pid 1234
+  bavard bench echo --target 127.0.0.1:7777 --conns 50 --size 64")]
+pub struct BenchArgs {
+    /// Workload to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Protocol (default: irc, or echo for the echo scenario).
+    #[arg(long, value_enum)]
+    pub dialect: Option<Dialect>,
+    /// Server HOST:PORT (default 127.0.0.1:6667 for irc, :7777 for line/echo).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Connections (default: fanout 100, rooms/idle 1000, echo 16).
+    #[arg(long, visible_alias = "conns", short = 'c')]
+    pub clients: Option<usize>,
+    /// Sending clients (default: fanout 10, rooms all).
+    #[arg(long, short = 's')]
+    pub senders: Option<usize>,
+    /// Channels for the rooms scenario.
+    #[arg(long, short = 'k', default_value_t = 100)]
+    pub rooms: usize,
+    /// Total messages per second over all senders.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Instead of --rate: messages in flight per sender (fanout, as seen by
+    /// client 0) or requests in flight per connection (echo).
+    #[arg(long)]
+    pub window: Option<u64>,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Warm-up seconds before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Longest wait for outstanding deliveries, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain: f64,
+    /// Seconds the idle scenario holds its connections.
+    #[arg(long, default_value_t = 5.0)]
+    pub hold: f64,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 500)]
+    pub connect_concurrency: usize,
+    /// Seconds allowed per connection for connecting, and again for register + join.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Channel name (fanout) or name prefix (rooms).
+    #[arg(long, default_value = "#bench")]
+    pub channel: String,
+    /// Nick prefix; client i is <prefix><i>.
+    #[arg(long, default_value = "bv")]
+    pub nick_prefix: String,
+    /// Server process id: sample its CPU time and RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Do not spread client source addresses over 127.0.0.0/8.
+    #[arg(long)]
+    pub no_spread: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep TCP_QUICKACK armed on receiving sockets (diagnoses server-side
+    /// Nagle + delayed-ACK stalls; real clients do not do this).
+    #[arg(long)]
+    pub quickack: bool,
+    /// No progress line on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Tokio worker threads for the loader.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
 
-/// Runs a benchmark and prints its report.
-pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .with_context(|| format!("--{what} must be a non-negative number"))
+}
+
+impl BenchArgs {
+    /// Resolves defaults and the target into a [`BenchConfig`].
+    pub fn to_config(&self) -> anyhow::Result<BenchConfig> {
+        let dialect = self.dialect.unwrap_or(match self.scenario {
+            Scenario::Echo => Dialect::Echo,
+            _ => Dialect::Irc,
+        });
+        let target_s = self
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", dialect.default_port()));
+        let target = resolve(&target_s, self.allow_remote)?;
+        let mut cfg = BenchConfig::new(self.scenario, dialect, target);
+        if let Some(c) = self.clients {
+            cfg.clients = c;
+            if self.scenario != Scenario::Fanout {
+                cfg.senders = c;
+            }
+        }
+        if let Some(s) = self.senders {
+            cfg.senders = s;
+        } else if self.scenario == Scenario::Fanout {
+            cfg.senders = cfg.senders.min(cfg.clients.saturating_sub(1)).max(1);
+        }
+        cfg.rooms = self.rooms;
+        cfg.rate = self.rate;
+        cfg.window = self.window;
+        cfg.size = self.size;
+        cfg.duration = secs(self.duration, "duration")?;
+        cfg.warmup = secs(self.warmup, "warmup")?;
+        cfg.drain = secs(self.drain, "drain")?;
+        cfg.hold = secs(self.hold, "hold")?;
+        cfg.connect_concurrency = self.connect_concurrency;
+        cfg.connect_timeout = secs(self.connect_timeout, "connect-timeout")?;
+        cfg.channel = self.channel.clone();
+        cfg.nick_prefix = self.nick_prefix.clone();
+        cfg.server_pid = self.server_pid;
+        cfg.spread_sources = !self.no_spread;
+        cfg.progress = !self.quiet;
+        cfg.quickack = self.quickack;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Resolves `HOST:PORT`, refusing non-loopback addresses unless allowed.
+fn resolve(target: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = target
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --target {target}"))?
+        .collect();
+    // Prefer IPv4: source spreading over 127.0.0.0/8 needs it.
+    let Some(addr) = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+    else {
+        bail!("--target {target} resolves to no address");
+    };
+    if !addr.ip().is_loopback() && !allow_remote {
+        bail!(
+            "--target {target} ({addr}) is not a loopback address; \
+             pass --allow-remote to load a server you own elsewhere"
+        );
+    }
+    Ok(addr)
+}
+
+/// Runs one scenario to completion and returns its report.
+///
+/// Raises RLIMIT_NOFILE to its hard limit first. Every phase is bounded in
+/// time, so this returns even when the server misbehaves.
+pub async fn run_scenario(cfg: &BenchConfig) -> anyhow::Result<Report> {
+    cfg.validate()?;
+    let limit = stats::raise_nofile_limit();
+    let mut report = match cfg.scenario {
+        Scenario::Fanout | Scenario::Rooms => chat::run_chat(cfg).await?,
+        Scenario::Idle => idle::run_idle(cfg).await?,
+        Scenario::Echo => echo::run_echo(cfg).await?,
+    };
+    if let Some(l) = limit
+        && (cfg.clients as u64) + 64 > l
+    {
+        report.warnings.push(format!(
+            "open-file limit {l} is close to the connection count"
+        ));
+    }
+    Ok(report)
+}
+
+/// Runs a benchmark from the command line and prints its report.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let cfg = args.to_config()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let report = rt.block_on(run_scenario(&cfg))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
 }
