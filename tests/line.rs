@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bavard::config::{Config, Oper};
@@ -21,6 +21,7 @@ async fn connect_welcome_unique_valid_guest_nick_and_announce() {
     let mut first = s.client().await;
     let mut nicks = HashSet::new();
     nicks.insert(first.nick.clone());
+    let mut keep = Vec::new();
     for _ in 0..20 {
         let c = s.client().await;
         assert!(
@@ -33,6 +34,7 @@ async fn connect_welcome_unique_valid_guest_nick_and_announce() {
             .expect(&format!("[server] {} is connected", c.nick))
             .await;
         assert!(nicks.insert(c.nick.clone()), "duplicate nick {}", c.nick);
+        keep.push(c);
     }
     first.expect_quiet().await;
     s.stop().await;
@@ -283,6 +285,8 @@ async fn who_current_other_and_missing_channel() {
         "[server] Members of #other: carol",
     ])
     .await;
+    c[0].expect("[server] carol left #lobby").await;
+    c[1].expect("[server] carol left #lobby").await;
     c[0].send("WHO").await;
     c[0].expect("[server] alice bob").await;
     c[0].send("who #OTHER").await;
@@ -627,9 +631,14 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
 
     let mut alice = c.remove(0);
     let gone = Arc::new(AtomicBool::new(false));
+    // How many messages each reader has seen: the sender keeps at most a
+    // window of them in flight, so only the client that never reads falls
+    // behind (the readers must not be dropped for merely being slower than
+    // a sender writing as fast as loopback allows).
+    let progress: Vec<Arc<AtomicUsize>> = (0..c.len()).map(|_| Arc::default()).collect();
     let pad = "p".repeat(1000);
     let mut readers = Vec::new();
-    for cl in c.drain(..) {
+    for (cl, seen) in c.drain(..).zip(progress.iter().cloned()) {
         let gone = gone.clone();
         let slow_nick = slow_nick.clone();
         let pad = pad.clone();
@@ -650,15 +659,22 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
                 }
                 assert_eq!(l, format!("[alice] {next} {pad}"), "{} lost order", cl.nick);
                 next += 1;
+                seen.store(next, Ordering::SeqCst);
             }
         }));
     }
     let mut sent = 0usize;
     let mut batch = Vec::new();
+    let deadline = tokio::time::Instant::now() + TIMEOUT * 2;
     while !gone.load(Ordering::SeqCst) {
         assert!(sent < 20_000, "the slow client was never dropped");
+        let slowest = || progress.iter().map(|p| p.load(Ordering::SeqCst)).min();
+        while sent - slowest().unwrap_or(sent) > 24 {
+            assert!(tokio::time::Instant::now() < deadline, "readers stalled");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         batch.clear();
-        for _ in 0..50 {
+        for _ in 0..8 {
             batch.extend_from_slice(format!("MSG {sent} {pad}\n").as_bytes());
             sent += 1;
         }

@@ -239,6 +239,15 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                     }
                 })
         }
+        Command::Nick(new) if new.chars().count() > hub.cfg.limits.nick_length => {
+            let max = hub.cfg.limits.nick_length;
+            notice(
+                hub,
+                id,
+                &format!("Invalid nickname {new}: at most {max} characters"),
+            );
+            Ok(())
+        }
         Command::Nick(new) => hub.set_nick(id, new, now).map(|_| {
             if new != nick {
                 tracing::info!(conn = id, old = %nick, new = %new, "nick change");
@@ -403,7 +412,11 @@ fn join(
 ) -> Result<(), HubError> {
     let target = hub.validate_channel(channel)?;
     if current == Some(target.key()) {
-        notice(hub, id, &format!("You are already in {}", target.as_str()));
+        // The channel's own spelling, not the one typed.
+        let name = hub
+            .channel(target.key())
+            .map_or_else(|| target.as_str().to_string(), |c| c.name.clone());
+        notice(hub, id, &format!("You are already in {name}"));
         return Ok(());
     }
     if let (Some(ch), Some(u)) = (hub.channel(target.as_str()), hub.user(id)) {

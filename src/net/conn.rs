@@ -38,6 +38,9 @@ pub trait Session: Send {
     fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant, partial: bool) -> Flow;
     /// Any input arrived (resets idle timers).
     fn on_input(&mut self, now: Instant);
+    /// After the lines of one read were handled: whether an incomplete line
+    /// is now pending (for the partial-line timeout).
+    fn after_read(&mut self, _partial: bool, _now: Instant) {}
     /// The last line written before closing for `reason`, bypassing the queue.
     fn farewell(&self, reason: &str) -> Bytes;
     /// Quit reason used when the client vanishes.
@@ -171,6 +174,7 @@ pub async fn serve(
                                 };
                                 flow == Flow::Continue
                             });
+                            session.after_read(framer.has_partial(), Instant::now());
                             if flow == Flow::Close { ReadOutcome::Closed } else { ReadOutcome::Data }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,

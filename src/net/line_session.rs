@@ -47,6 +47,8 @@ impl Session for LineSession {
     }
 
     fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
+        // A line ended: a partial line pending after this read started later.
+        self.partial_since = None;
         // Invalid UTF-8 is replaced by U+FFFD and the line goes on.
         let text = String::from_utf8_lossy(raw);
         let cmd = line::parse(&text);
@@ -61,6 +63,7 @@ impl Session for LineSession {
     }
 
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
+        self.partial_since = None;
         let h = lock(hub);
         line::notice(
             &h,
@@ -98,10 +101,15 @@ impl Session for LineSession {
         }
     }
 
-    fn on_input(&mut self, now: Instant) {
-        // A fresh read restarts the partial-line clock at most once per line:
-        // trickling one byte at a time does not keep a line alive forever.
-        if self.partial_since.is_none() {
+    fn on_input(&mut self, _now: Instant) {}
+
+    fn after_read(&mut self, partial: bool, now: Instant) {
+        // The clock starts when a line is left incomplete and is not restarted
+        // by more bytes of that line: trickling one byte at a time does not
+        // keep a line alive forever. A completed line clears it (see `line`).
+        if !partial {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
             self.partial_since = Some(now);
         }
     }
