@@ -37,6 +37,7 @@ async fn connect_welcome_unique_valid_guest_nick_and_announce() {
         keep.push(c);
     }
     first.expect_quiet().await;
+    drop((first, keep));
     s.stop().await;
 }
 
@@ -62,6 +63,7 @@ async fn msg_relayed_to_others_not_sender_nor_other_channels() {
     c[2].expect("[alice] hello  world ").await;
     c[0].expect_quiet().await;
     c[3].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -83,6 +85,7 @@ async fn msg_of_2000_characters_relayed_2001_refused() {
     }
     c[1].expect_quiet().await;
     c[0].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -106,6 +109,7 @@ async fn command_split_across_writes_with_pauses() {
     c[0].send_bytes(b"\n").await;
     c[1].expect("[alice] café").await;
     c[0].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -128,6 +132,7 @@ async fn several_commands_in_one_write_handled_in_order() {
     c[0].nick = "al".into();
     c[0].expect_quiet().await;
     c[1].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -143,6 +148,7 @@ async fn crlf_line_endings() {
     // Only one trailing \r is a line ending; inner ones are text.
     c[0].send_bytes(b"MSG a\rb\r\n").await;
     c[1].expect("[ann] a\rb").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -155,6 +161,7 @@ async fn invalid_utf8_is_replaced_and_the_connection_goes_on() {
     c[0].send("MSG still here").await;
     c[1].expect("[alice] still here").await;
     c[0].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -176,6 +183,7 @@ async fn overlong_line_reported_once_then_connection_goes_on() {
     c[0].send(&format!("{exact}\r")).await;
     c[0].expect("[server] The message must be less than 2000 characters !")
         .await;
+    drop(c);
     s.stop().await;
 }
 
@@ -194,6 +202,7 @@ async fn overlong_line_then_disconnect_does_not_affect_others() {
     c[0].send("MSG fine").await;
     c[1].expect("[bob] fine").await;
     c[1].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -219,6 +228,7 @@ async fn partial_line_timeout() {
         .await;
     c[0].expect_eof().await;
     c[1].expect("[server] alice is disconnected").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -269,6 +279,7 @@ async fn nick_change_in_use_invalid_too_long() {
     .await;
     c[1].expect_quiet().await;
     c[0].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -295,6 +306,7 @@ async fn who_current_other_and_missing_channel() {
     c[0].expect("[server] No such channel: #missing").await;
     c[2].send("WHO #lobby").await;
     c[2].expect("[server] alice bob").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -317,6 +329,7 @@ async fn quit_with_and_without_text() {
     c[0].expect("[server] carol").await;
     // The nick is free again.
     c[0].nick("alice").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -339,6 +352,7 @@ async fn abrupt_disconnect_close_and_reset() {
     c[0].expect("[server] bob is disconnected").await;
     c[0].send("WHO").await;
     c[0].expect("[server] carol").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -393,6 +407,7 @@ async fn oper_login_and_kill() {
     c[2].expect_eof().await;
     c[0].expect_quiet().await;
     c[3].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -425,6 +440,7 @@ async fn oper_wrong_password_refused_then_throttled() {
     c[0].expect("[server] Permission denied: you are not an operator (see OPER)")
         .await;
     c[1].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -518,6 +534,7 @@ async fn join_part_list_topic() {
     .await;
     c[0].send("TOPIC ").await;
     c[0].expect("[server] Topic for #lobby: welcome all").await;
+    drop(c);
     s.stop().await;
 }
 
@@ -550,6 +567,7 @@ async fn private_messages() {
     c[0].expect_quiet().await;
     c[1].expect_quiet().await;
     c[2].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -600,6 +618,7 @@ async fn help_invalid_usage_and_lowercase_verbs() {
     c[0].nick = "ally".into();
     c[0].expect_quiet().await;
     c[1].expect_quiet().await;
+    drop(c);
     s.stop().await;
 }
 
@@ -682,22 +701,47 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
         tokio::task::yield_now().await;
     }
     alice.send("MSG done").await;
+    let mut keep = Vec::new();
     for r in readers {
-        let (n, saw_drop, mut cl) = tokio::time::timeout(TIMEOUT * 2, r)
+        let (n, saw_drop, cl) = tokio::time::timeout(TIMEOUT * 2, r)
             .await
             .expect("reader stalled")
             .expect("reader failed");
         assert_eq!(n, sent, "{} missed messages", cl.nick);
         assert!(saw_drop);
+        keep.push(cl);
+    }
+    for cl in keep.iter_mut() {
         cl.expect_quiet().await;
     }
     alice
         .expect(&format!("[server] {slow_nick} is disconnected"))
         .await;
     alice.expect_quiet().await;
-    // The slow client finds its connection gone: whatever it can still read
-    // ends with EOF or a reset, never with more chat after a drop.
-    drop(slow);
+    // The slow client reads what the kernel still held for it: an unbroken
+    // prefix of the chat, maybe the reason, then EOF.
+    let mut slow = common::Client::from_stream(slow);
+    slow.nick = slow_nick.clone();
+    slow.expect("[server] Welcome to Chat Server !").await;
+    slow.expect(&format!(
+        "[server] You are {slow_nick}, in #lobby. Type HELP for the commands."
+    ))
+    .await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(TIMEOUT, tokio::io::AsyncReadExt::read_to_end(&mut slow.reader(), &mut rest))
+        .await
+        .expect("slow client: no EOF")
+        .expect("slow client: read error");
+    let rest = String::from_utf8(rest).expect("UTF-8");
+    let mut lines: Vec<&str> = rest.lines().collect();
+    if lines.last() == Some(&"[server] Disconnected: SendQ exceeded") {
+        lines.pop();
+    }
+    assert!(lines.len() < sent, "the slow client cannot have got everything");
+    for (k, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("[alice] {k} {pad}"));
+    }
+    drop((slow, c, keep, alice));
     s.stop().await;
 }
 

@@ -173,6 +173,11 @@ impl Client {
         self.nick = nick.to_string();
     }
 
+    /// The buffered read half, for raw reads.
+    pub fn reader(&mut self) -> &mut BufReader<OwnedReadHalf> {
+        &mut self.r
+    }
+
     /// Gives back the write half and read half, e.g. to move them into tasks.
     pub fn split(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
         (self.r, self.w)
