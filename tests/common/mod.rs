@@ -106,10 +106,16 @@ impl Client {
 
     /// Reads the next line (without `\n`); panics on timeout, EOF or bad UTF-8.
     pub async fn line(&mut self) -> String {
+        self.line_within(TIMEOUT).await
+    }
+
+    /// [`Client::line`] with another timeout (for slow server work: argon2
+    /// in debug builds).
+    pub async fn line_within(&mut self, timeout: Duration) -> String {
         let mut buf = Vec::new();
-        let n = tokio::time::timeout(TIMEOUT, self.r.read_until(b'\n', &mut buf))
+        let n = tokio::time::timeout(timeout, self.r.read_until(b'\n', &mut buf))
             .await
-            .unwrap_or_else(|_| panic!("{}: no line within {TIMEOUT:?}", self.nick))
+            .unwrap_or_else(|_| panic!("{}: no line within {timeout:?}", self.nick))
             .unwrap_or_else(|e| panic!("{}: read error {e}", self.nick));
         assert!(n > 0, "{}: unexpected EOF", self.nick);
         assert_eq!(
