@@ -55,8 +55,8 @@ async fn msg_relayed_to_others_not_sender_nor_other_channels() {
         "[server] Members of #other: dave",
     ])
     .await;
-    for i in 0..3 {
-        c[i].expect("[server] dave left #lobby").await;
+    for cl in &mut c[..3] {
+        cl.expect("[server] dave left #lobby").await;
     }
     c[0].send("MSG hello  world ").await;
     c[1].expect("[alice] hello  world ").await;
@@ -459,8 +459,8 @@ async fn join_part_list_topic() {
     c[0].send("TOPIC").await;
     c[0].expect("[server] No topic is set for #lobby").await;
     c[0].send("TOPIC  welcome all ").await;
-    for i in 0..3 {
-        c[i].expect("[server] alice changed the topic of #lobby to: welcome all")
+    for cl in c.iter_mut() {
+        cl.expect("[server] alice changed the topic of #lobby to: welcome all")
             .await;
     }
     c[1].send("topic").await;

@@ -271,12 +271,12 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             }
         }
         Command::Quit(text) => {
-            if !text.trim().is_empty() {
-                if let Some(ch) = &current {
-                    let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
-                    if let Err(e) = hub.message(id, &name, text, MsgKind::Privmsg, "", now) {
-                        notice(hub, id, &error_text(&e));
-                    }
+            if !text.trim().is_empty()
+                && let Some(ch) = &current
+            {
+                let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
+                if let Err(e) = hub.message(id, &name, text, MsgKind::Privmsg, "", now) {
+                    notice(hub, id, &error_text(&e));
                 }
             }
             let reason = if text.trim().is_empty() {
@@ -344,13 +344,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             notice(hub, id, &format!("{} channel(s):", rows.len()));
             for (name, n, topic) in rows {
                 let users = if n == 1 { "user" } else { "users" };
-                notice(
-                    hub,
-                    id,
-                    &format!("{name} ({n} {users}) {topic}")
-                        .trim_end()
-                        .to_string(),
-                );
+                notice(hub, id, format!("{name} ({n} {users}) {topic}").trim_end());
             }
             Ok(())
         }
