@@ -254,6 +254,10 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                 notice(hub, id, &format!("You are now known as {new}"));
             }
         }),
+        Command::Who(None) if current.is_none() => {
+            notice(hub, id, "You are in no channel: JOIN one first");
+            Ok(())
+        }
         Command::Who(target) => {
             let name = target.map(str::to_string).or(current.clone());
             match name.as_deref().and_then(|n| hub.channel(n)) {
