@@ -250,12 +250,25 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                     }
                 })
         }
+        Command::Nick(new) if new.chars().count() > hub.cfg.limits.nick_length => {
+            let max = hub.cfg.limits.nick_length;
+            notice(
+                hub,
+                id,
+                &format!("Invalid nickname {new}: at most {max} characters"),
+            );
+            Ok(())
+        }
         Command::Nick(new) => hub.set_nick(id, new, now).map(|_| {
             if new != nick {
                 tracing::info!(conn = id, old = %nick, new = %new, "nick change");
                 notice(hub, id, &format!("You are now known as {new}"));
             }
         }),
+        Command::Who(None) if current.is_none() => {
+            notice(hub, id, "You are in no channel: JOIN one first");
+            Ok(())
+        }
         Command::Who(target) => {
             let name = target.map(str::to_string).or(current.clone());
             match name.as_deref().and_then(|n| hub.channel(n)) {
@@ -273,14 +286,14 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             }
         }
         Command::Quit(text) => {
-            if !text.trim().is_empty() {
-                if let Some(ch) = &current {
-                    let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
-                    let sent = check_length(hub, text)
-                        .and_then(|_| hub.message(id, &name, text, MsgKind::Privmsg, "", now));
-                    if let Err(e) = sent {
-                        notice(hub, id, &error_text(&e));
-                    }
+            if !text.trim().is_empty()
+                && let Some(ch) = &current
+            {
+                let name = hub.channel(ch).map(|c| c.name.clone()).unwrap_or_default();
+                let sent = check_length(hub, text)
+                    .and_then(|_| hub.message(id, &name, text, MsgKind::Privmsg, "", now));
+                if let Err(e) = sent {
+                    notice(hub, id, &error_text(&e));
                 }
             }
             let reason = if text.trim().is_empty() {
@@ -348,13 +361,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             notice(hub, id, &format!("{} channel(s):", rows.len()));
             for (name, n, topic) in rows {
                 let users = if n == 1 { "user" } else { "users" };
-                notice(
-                    hub,
-                    id,
-                    &format!("{name} ({n} {users}) {topic}")
-                        .trim_end()
-                        .to_string(),
-                );
+                notice(hub, id, format!("{name} ({n} {users}) {topic}").trim_end());
             }
             Ok(())
         }
@@ -425,7 +432,11 @@ fn join(
 ) -> Result<(), HubError> {
     let target = hub.validate_channel(channel)?;
     if current == Some(target.key()) {
-        notice(hub, id, &format!("You are already in {}", target.as_str()));
+        // The channel's own spelling, not the one typed.
+        let name = hub
+            .channel(target.key())
+            .map_or_else(|| target.as_str().to_string(), |c| c.name.clone());
+        notice(hub, id, &format!("You are already in {name}"));
         return Ok(());
     }
     if let (Some(ch), Some(u)) = (hub.channel(target.as_str()), hub.user(id)) {

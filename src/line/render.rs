@@ -96,10 +96,11 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             by.nick
         )?,
         Event::Topic {
-            by, channel, text, ..
-        } if text.is_empty() => {
-            writeln!(out, "[server] {} cleared the topic of {channel}", by.nick)?
-        }
+            by,
+            channel,
+            text: "",
+            ..
+        } => writeln!(out, "[server] {} cleared the topic of {channel}", by.nick)?,
         Event::Topic {
             by, channel, text, ..
         } => writeln!(

@@ -129,9 +129,15 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(f.admit(10, t), Verdict::Go);
         }
-        assert_eq!(f.admit(10, t), Verdict::Wait(t + Duration::from_millis(500)));
+        assert_eq!(
+            f.admit(10, t),
+            Verdict::Wait(t + Duration::from_millis(500))
+        );
         assert_eq!(f.admit(10, t + Duration::from_millis(500)), Verdict::Go);
-        assert!(matches!(f.admit(10, t + Duration::from_millis(500)), Verdict::Wait(_)));
+        assert!(matches!(
+            f.admit(10, t + Duration::from_millis(500)),
+            Verdict::Wait(_)
+        ));
     }
 
     #[test]
@@ -139,7 +145,10 @@ mod tests {
         let t = Instant::now();
         let mut f = Flood::new(limits(), t);
         assert_eq!(f.admit(1500, t), Verdict::Go);
-        assert_eq!(f.admit(1000, t), Verdict::Wait(t + Duration::from_millis(500)));
+        assert_eq!(
+            f.admit(1000, t),
+            Verdict::Wait(t + Duration::from_millis(500))
+        );
         // A line bigger than the byte burst is charged the burst, so it passes eventually.
         let mut f = Flood::new(limits(), t);
         assert_eq!(f.admit(5000, t), Verdict::Go);
@@ -152,7 +161,10 @@ mod tests {
         for _ in 0..5 {
             f.admit(1, t);
         }
-        assert!(!f.excessive(20, 100, t), "20 lines at 2/s is 10 s: at the bound");
+        assert!(
+            !f.excessive(20, 100, t),
+            "20 lines at 2/s is 10 s: at the bound"
+        );
         assert!(f.excessive(21, 100, t));
         assert!(f.excessive(1, 13_000, t));
     }

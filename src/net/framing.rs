@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&[&[u8]], usize, &[&str])] = &[
+        type Case<'a> = (&'a [&'a [u8]], usize, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             (&[b"a\n"], 10, &["a"]),
             (&[b"a\nb\nc\n"], 10, &["a", "b", "c"]),
             (&[b"he", b"llo", b"\n"], 10, &["hello"]),

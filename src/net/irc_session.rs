@@ -74,6 +74,7 @@ impl Session for IrcSession {
     fn start(&mut self, _hub: &Mutex<Hub>) {}
 
     fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
+        self.partial.line_done();
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(|&b| b == b' ') {
             return Flow::Continue;
@@ -149,6 +150,7 @@ impl Session for IrcSession {
     }
 
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
+        self.partial.line_done();
         let h = lock(hub);
         let mut r = self.responder(&h, None);
         r.num(ERR_INPUTTOOLONG, &[]);

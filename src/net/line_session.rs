@@ -47,6 +47,8 @@ impl Session for LineSession {
     }
 
     fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
+        // A line ended: a partial line pending after this read started later.
+        self.partial.line_done();
         // Invalid UTF-8 is replaced by U+FFFD and the line goes on.
         let text = String::from_utf8_lossy(raw);
         let cmd = line::parse(&text);
@@ -61,6 +63,7 @@ impl Session for LineSession {
     }
 
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
+        self.partial.line_done();
         let h = lock(hub);
         line::notice(
             &h,

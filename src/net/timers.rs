@@ -25,6 +25,12 @@ impl PartialLineGuard {
         }
     }
 
+    /// A line was completed: a partial line pending after this read started
+    /// after it, not before.
+    pub fn line_done(&mut self) {
+        self.since = None;
+    }
+
     /// When the pending partial line expires.
     pub fn deadline(&self) -> Option<Instant> {
         self.since.map(|t| t + self.limit)

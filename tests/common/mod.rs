@@ -1,0 +1,211 @@
+//! Helpers for the integration tests: an in-process server on port 0 and a
+//! plain-TCP client whose every read is bounded by a timeout.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bavard::config::Config;
+use bavard::net::{self, Kind};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long any single read may wait before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A server running inside the test's runtime.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub token: CancellationToken,
+    pub handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts a server with the default configuration.
+    pub async fn start() -> Server {
+        Server::with(Config::default()).await
+    }
+
+    /// Starts a server with `cfg`, a `line` listener on 127.0.0.1:0.
+    pub async fn with(cfg: Config) -> Server {
+        let l = net::listen(Kind::Line, "127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = l.socket.local_addr().expect("local addr");
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(net::run(Arc::new(cfg), vec![l], token.clone()));
+        Server {
+            addr,
+            token,
+            handle,
+        }
+    }
+
+    /// Connects a client and reads its greeting.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Cancels the token and waits (bounded) for `run` to return.
+    pub async fn stop(self) {
+        self.token.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("run did not return after shutdown");
+        r.expect("run panicked").expect("run failed");
+    }
+}
+
+/// A `line` client over a real socket.
+pub struct Client {
+    pub nick: String,
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects and consumes the two greeting lines, learning the guest nick.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.expect("connect");
+        let mut c = Client::from_stream(s);
+        c.expect("[server] Welcome to Chat Server !").await;
+        let l = c.line().await;
+        let nick = l
+            .strip_prefix("[server] You are ")
+            .and_then(|r| r.strip_suffix(", in #lobby. Type HELP for the commands."))
+            .unwrap_or_else(|| panic!("unexpected greeting {l:?}"));
+        c.nick = nick.to_string();
+        c
+    }
+
+    /// Wraps a connected stream without reading anything.
+    pub fn from_stream(s: TcpStream) -> Client {
+        let (r, w) = s.into_split();
+        Client {
+            nick: String::new(),
+            r: BufReader::new(r),
+            w,
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_bytes(&mut self, b: &[u8]) {
+        self.w.write_all(b).await.expect("write");
+    }
+
+    /// Writes `s` followed by `\n`.
+    pub async fn send(&mut self, s: &str) {
+        let mut b = Vec::with_capacity(s.len() + 1);
+        b.extend_from_slice(s.as_bytes());
+        b.push(b'\n');
+        self.send_bytes(&b).await;
+    }
+
+    /// Reads the next line (without `\n`); panics on timeout, EOF or bad UTF-8.
+    pub async fn line(&mut self) -> String {
+        self.line_within(TIMEOUT).await
+    }
+
+    /// [`Client::line`] with another timeout (for slow server work: argon2
+    /// in debug builds).
+    pub async fn line_within(&mut self, timeout: Duration) -> String {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(timeout, self.r.read_until(b'\n', &mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{}: no line within {timeout:?}", self.nick))
+            .unwrap_or_else(|e| panic!("{}: read error {e}", self.nick));
+        assert!(n > 0, "{}: unexpected EOF", self.nick);
+        assert_eq!(
+            buf.pop(),
+            Some(b'\n'),
+            "{}: line without newline before EOF: {:?}",
+            self.nick,
+            String::from_utf8_lossy(&buf)
+        );
+        String::from_utf8(buf).expect("server sent invalid UTF-8")
+    }
+
+    /// Reads the next line and checks it is exactly `want`.
+    pub async fn expect(&mut self, want: &str) {
+        let got = self.line().await;
+        assert_eq!(got, want, "{} got an unexpected line", self.nick);
+    }
+
+    /// Reads lines and checks they are exactly `want`, in order.
+    pub async fn expect_all(&mut self, want: &[&str]) {
+        for w in want {
+            self.expect(w).await;
+        }
+    }
+
+    /// Checks the server closes the connection with nothing more to read.
+    pub async fn expect_eof(&mut self) {
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(TIMEOUT, self.r.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{}: no EOF within {TIMEOUT:?}", self.nick));
+        r.unwrap_or_else(|e| panic!("{}: read error instead of EOF: {e}", self.nick));
+        assert!(
+            buf.is_empty(),
+            "{}: data before EOF: {:?}",
+            self.nick,
+            String::from_utf8_lossy(&buf)
+        );
+    }
+
+    /// Sends `WHO` and checks the very next line is its answer (a member list
+    /// holding this client's nick): proves nothing else was queued before.
+    pub async fn expect_quiet(&mut self) {
+        self.send("WHO").await;
+        let l = self.line().await;
+        let list = l
+            .strip_prefix("[server] ")
+            .unwrap_or_else(|| panic!("{}: expected WHO reply, got {l:?}", self.nick));
+        assert!(
+            list.split(' ').any(|n| n == self.nick),
+            "{}: expected WHO reply, got {l:?}",
+            self.nick
+        );
+    }
+
+    /// Sets this client's nick (and reads the confirmation).
+    pub async fn nick(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.expect(&format!("[server] You are now known as {nick}"))
+            .await;
+        self.nick = nick.to_string();
+    }
+
+    /// The buffered read half, for raw reads.
+    pub fn reader(&mut self) -> &mut BufReader<OwnedReadHalf> {
+        &mut self.r
+    }
+
+    /// Gives back the write half and read half, e.g. to move them into tasks.
+    pub fn split(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
+        (self.r, self.w)
+    }
+}
+
+/// Connects `n` clients named `prefix0..`, each seeing the later ones arrive:
+/// when this returns, every client's queue is empty.
+pub async fn named(server: &Server, names: &[&str]) -> Vec<Client> {
+    let mut out: Vec<Client> = Vec::new();
+    for name in names {
+        let mut c = server.client().await;
+        let guest = c.nick.clone();
+        for o in out.iter_mut() {
+            o.expect(&format!("[server] {guest} is connected")).await;
+        }
+        c.nick(name).await;
+        for o in out.iter_mut() {
+            o.expect(&format!("[server] {guest} is now known as {name}"))
+                .await;
+        }
+        out.push(c);
+    }
+    out
+}
