@@ -815,3 +815,239 @@ pub fn help(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     ctx.r.num(RPL_ENDOFHELP, &[name, "End of /HELP"]);
     Ok(Flow::Continue)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Cases that need modes no command can set yet (+i, +B, voice, secure,
+    //! secret channels): the hub is built and adjusted directly.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{ConnId, Hub, Peer};
+    use crate::irc::IrcState;
+    use crate::irc::render::IRC;
+    use crate::irc::reply::Responder;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    struct World {
+        hub: Hub,
+        cfg: Arc<Config>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let cfg = Arc::new(Config::default());
+            World {
+                hub: Hub::new(cfg.clone(), NOW),
+                cfg,
+            }
+        }
+
+        fn user(&mut self, nick: &str) -> ConnId {
+            let id = self.hub.next_conn_id();
+            let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
+            self.hub
+                .connect(peer, "127.0.0.1".parse().expect("ip"), NOW);
+            self.hub.set_nick(id, nick, NOW).expect("nick");
+            self.hub
+                .register(id, &format!("~{nick}"), &format!("Real {nick}"));
+            id
+        }
+
+        fn join(&mut self, id: ConnId, chan: &str) {
+            self.hub.join(id, chan, None, false, NOW).expect("join");
+        }
+
+        /// Runs `line` as `id` with `caps`; returns the reply lines.
+        fn run(&mut self, id: ConnId, caps: u32, line: &str) -> Vec<String> {
+            let nick = self
+                .hub
+                .user(id)
+                .map(|u| u.nick.clone())
+                .unwrap_or_default();
+            let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
+            let mut st = IrcState::new(id, peer, self.cfg.clone());
+            st.registered = true;
+            let mut r = Responder::new(&self.cfg.server_name, &nick, caps, None);
+            let m = Message::parse(line).expect("parse");
+            let mut ctx = Ctx {
+                hub: &mut self.hub,
+                st: &mut st,
+                r: &mut r,
+                now: NOW + 5000,
+                oper: None,
+            };
+            super::super::dispatch(&mut ctx, &m);
+            let out = r.finish().map(|b| b.to_vec()).unwrap_or_default();
+            String::from_utf8(out)
+                .expect("utf8")
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn codes(lines: &[String]) -> Vec<&str> {
+        lines
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap_or(""))
+            .collect()
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for c in super::super::COMMANDS {
+            assert!(
+                HELP.iter().any(|(n, _, _)| *n == c.name),
+                "no help for {}",
+                c.name
+            );
+        }
+        assert_eq!(HELP.len(), super::super::COMMANDS.len());
+    }
+
+    #[test]
+    fn whox_options() {
+        let (flags, w) = parse_who_options("o%rnt,42");
+        let w = w.expect("whox");
+        assert_eq!(flags, "o");
+        assert_eq!(w.fields, "tnr");
+        assert_eq!(w.token, "42");
+        let (_, w) = parse_who_options("%t,:bad");
+        assert_eq!(w.expect("whox").token, "0");
+        assert!(parse_who_options("o").1.is_none());
+    }
+
+    #[test]
+    fn invisible_hidden_from_masks_unless_shared() {
+        let mut w = World::new();
+        let evan = w.user("evan");
+        let shiv = w.user("shivaram");
+        if let Some(u) = w.hub.user_mut(evan) {
+            u.modes.invisible = true;
+        }
+        assert_eq!(codes(&w.run(shiv, 0, "WHO eva*")), ["315"]);
+        assert_eq!(codes(&w.run(shiv, 0, "WHO *")), ["352", "315"]);
+        // A plain nick is answered anyway.
+        assert_eq!(codes(&w.run(shiv, 0, "WHO evan")), ["352", "315"]);
+        // Invisible users are hidden from WHO on a channel one is not in.
+        w.join(evan, "#test");
+        assert_eq!(codes(&w.run(shiv, 0, "WHO #test")), ["315"]);
+        // WHOIS does not list the channels of an invisible user to outsiders.
+        assert!(!codes(&w.run(shiv, 0, "WHOIS evan")).contains(&"319"));
+        w.join(shiv, "#test");
+        assert_eq!(codes(&w.run(shiv, 0, "WHO eva*")), ["352", "315"]);
+        assert_eq!(codes(&w.run(shiv, 0, "WHO #test")), ["352", "352", "315"]);
+        assert!(codes(&w.run(shiv, 0, "WHOIS evan")).contains(&"319"));
+    }
+
+    #[test]
+    fn bot_flag_and_whois_bot() {
+        let mut w = World::new();
+        let bot = w.user("botnick");
+        let me = w.user("usernick");
+        if let Some(u) = w.hub.user_mut(bot) {
+            u.modes.bot = true;
+        }
+        w.join(bot, "#chan");
+        w.join(me, "#chan");
+        let who = w.run(me, 0, "WHO #chan");
+        assert!(
+            who[0].contains(" #chan ~botnick 127.0.0.1 bavard.local botnick HB@ :0 Real botnick"),
+            "{who:?}"
+        );
+        let whois = w.run(me, 0, "WHOIS botnick");
+        let bots: Vec<_> = whois.iter().filter(|l| l.contains(" 335 ")).collect();
+        assert_eq!(bots.len(), 1, "{whois:?}");
+        assert!(bots[0].ends_with(" 335 usernick botnick :is a bot"));
+    }
+
+    #[test]
+    fn multi_prefix_in_who_and_whois() {
+        let mut w = World::new();
+        let foo = w.user("foo");
+        w.join(foo, "#chan");
+        if let Some(m) = w.hub.channel_mut("#chan").and_then(|c| c.member_mut(foo)) {
+            m.voice = true;
+        }
+        let who = w.run(foo, cap::MULTI_PREFIX, "WHO #chan");
+        assert!(who[0].contains(" foo H@+ :0 "), "{who:?}");
+        let who = w.run(foo, 0, "WHO #chan");
+        assert!(who[0].contains(" foo H@ :0 "), "{who:?}");
+        let whois = w.run(foo, cap::MULTI_PREFIX, "WHOIS foo");
+        assert!(
+            whois.iter().any(|l| l.ends_with(" 319 foo foo :@+#chan")),
+            "{whois:?}"
+        );
+    }
+
+    #[test]
+    fn secret_channels_and_secure() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        w.join(a, "#hidden");
+        w.join(a, "#open");
+        if let Some(c) = w.hub.channel_mut("#hidden") {
+            c.modes.secret = true;
+        }
+        if let Some(u) = w.hub.user_mut(a) {
+            u.modes.secure = true;
+        }
+        assert_eq!(codes(&w.run(b, 0, "WHO #hidden")), ["315"]);
+        let whois = w.run(b, 0, "WHOIS alice");
+        assert!(
+            whois.iter().any(|l| l.ends_with(" 319 bob alice :@#open")),
+            "{whois:?}"
+        );
+        assert!(
+            whois.iter().any(|l| l.contains(" 671 bob alice ")),
+            "{whois:?}"
+        );
+        // Someone else's address is not disclosed to a non-operator.
+        assert!(!codes(&whois).contains(&"338"));
+        let whois = w.run(a, 0, "WHOIS alice");
+        assert!(
+            whois
+                .iter()
+                .any(|l| l.ends_with(" 319 alice alice :@#hidden @#open")),
+            "{whois:?}"
+        );
+    }
+
+    #[test]
+    fn whox_ip_withheld_from_others() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        let r = w.run(b, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 bob 255.255.255.255 :alice"), "{r:?}");
+        let r = w.run(a, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 alice 127.0.0.1 :alice"), "{r:?}");
+        if let Some(u) = w.hub.user_mut(b) {
+            u.modes.oper = true;
+        }
+        let r = w.run(b, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 bob 127.0.0.1 :alice"), "{r:?}");
+        // The `o` flag keeps operators only.
+        assert_eq!(codes(&w.run(a, 0, "WHO * o")), ["352", "315"]);
+        assert!(w.run(a, 0, "WHO * o")[0].contains(" bob H* :0 "));
+    }
+
+    #[test]
+    fn ip_text_is_a_safe_parameter() {
+        assert_eq!(ip_text("::1".parse().expect("ip")), "0::1");
+        assert_eq!(ip_text("::ffff:10.0.0.1".parse().expect("ip")), "10.0.0.1");
+        assert_eq!(ip_text("2001:db8::1".parse().expect("ip")), "2001:db8::1");
+    }
+
+    #[test]
+    fn pack_splits_at_room() {
+        let items = ["aaaa", "bbbb", "cccc"].map(String::from);
+        assert_eq!(pack(items, 9), ["aaaa bbbb", "cccc"]);
+        assert!(pack(Vec::<String>::new(), 9).is_empty());
+    }
+}
