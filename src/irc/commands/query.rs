@@ -50,6 +50,18 @@ fn pack(items: impl IntoIterator<Item = String>, room: usize) -> Vec<String> {
     lines
 }
 
+/// `s` if it can be sent as a middle parameter, else `*`. Replies echo
+/// client-supplied masks and nicks before their trailing text; one that is
+/// empty, has a space or starts with ':' (possible when the client sent it as
+/// a trailing parameter) would shift every following parameter.
+fn middle(s: &str) -> &str {
+    if s.is_empty() || s.contains(' ') || s.starts_with(':') {
+        "*"
+    } else {
+        s
+    }
+}
+
 /// Whether a `[server]` parameter names this server. A nick also counts: on a
 /// single server every user is local, and RFC 2812 lets clients address a
 /// query "to the server that user is on" by giving the nick.
@@ -62,9 +74,10 @@ fn is_us(ctx: &Ctx<'_>, target: &str) -> bool {
 /// ERR_NOSUCHSERVER unless the optional server parameter `i` names us.
 fn check_server(ctx: &Ctx<'_>, m: &Message, i: usize) -> Result<(), CommandError> {
     match m.param(i) {
-        Some(t) if !is_us(ctx, t) => {
-            Err(CommandError::Numeric(ERR_NOSUCHSERVER, vec![t.to_string()]))
-        }
+        Some(t) if !is_us(ctx, t) => Err(CommandError::Numeric(
+            ERR_NOSUCHSERVER,
+            vec![middle(t).to_string()],
+        )),
         _ => Ok(()),
     }
 }
@@ -380,8 +393,7 @@ pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         send_who_row(ctx, row, whox.as_ref());
     }
     // The end numeric repeats the mask exactly as the client sent it.
-    let end = if mask.is_empty() { "*" } else { mask };
-    ctx.r.num(RPL_ENDOFWHO, &[end]);
+    ctx.r.num(RPL_ENDOFWHO, &[middle(mask)]);
     Ok(Flow::Continue)
 }
 
@@ -407,12 +419,15 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     if let Some(s) = server
         && !is_us(ctx, s)
     {
-        return Err(CommandError::Numeric(ERR_NOSUCHSERVER, vec![s.to_string()]));
+        return Err(CommandError::Numeric(
+            ERR_NOSUCHSERVER,
+            vec![middle(s).to_string()],
+        ));
     }
     let Some(target) = targets.split(',').find(|t| !t.is_empty()) else {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
-    let target = target.to_string();
+    let target = middle(target).to_string();
     let Some(u) = ctx.hub.find_nick(&target).filter(|u| u.registered) else {
         ctx.r.num(ERR_NOSUCHNICK, &[&target]);
         ctx.r.num(RPL_ENDOFWHOIS, &[&target]);
@@ -488,7 +503,7 @@ pub fn whowas(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let Some(target) = given.split(',').find(|t| !t.is_empty()) else {
         // RFC 2812: every WHOWAS answer ends with RPL_ENDOFWHOWAS, errors too.
         ctx.r.num(ERR_NONICKNAMEGIVEN, &[]);
-        ctx.r.num(RPL_ENDOFWHOWAS, &[given]);
+        ctx.r.num(RPL_ENDOFWHOWAS, &[middle(given)]);
         return Ok(Flow::Continue);
     };
     let count = m
@@ -499,7 +514,7 @@ pub fn whowas(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let server = ctx.r.server().to_string();
     let entries: Vec<_> = ctx.hub.whowas(target).take(count).cloned().collect();
     if entries.is_empty() {
-        ctx.r.num(ERR_WASNOSUCHNICK, &[target]);
+        ctx.r.num(ERR_WASNOSUCHNICK, &[middle(target)]);
     }
     for w in &entries {
         ctx.r.num(
@@ -510,7 +525,7 @@ pub fn whowas(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         ctx.r
             .num(RPL_WHOISSERVER, &[&w.nick, &server, &human_time(w.at)]);
     }
-    ctx.r.num(RPL_ENDOFWHOWAS, &[given]);
+    ctx.r.num(RPL_ENDOFWHOWAS, &[middle(given)]);
     Ok(Flow::Continue)
 }
 
@@ -805,7 +820,7 @@ pub fn help(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     else {
         return Err(CommandError::Numeric(
             ERR_HELPNOTFOUND,
-            vec![topic.to_string()],
+            vec![middle(topic).to_string()],
         ));
     };
     ctx.r.num(RPL_HELPSTART, &[name, &format!("** {name} **")]);
@@ -1042,6 +1057,20 @@ mod tests {
         assert_eq!(ip_text("::1".parse().expect("ip")), "0::1");
         assert_eq!(ip_text("::ffff:10.0.0.1".parse().expect("ip")), "10.0.0.1");
         assert_eq!(ip_text("2001:db8::1".parse().expect("ip")), "2001:db8::1");
+    }
+
+    #[test]
+    fn echoed_parameters_keep_framing() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let r = w.run(a, 0, "WHOIS :no body");
+        assert_eq!(r[0], ":bavard.local 401 alice * :No such nick/channel");
+        let r = w.run(a, 0, "WHO :a b");
+        assert_eq!(r, [":bavard.local 315 alice * :End of WHO list"]);
+        let r = w.run(a, 0, "HELP ::x");
+        assert!(r[0].starts_with(":bavard.local 524 alice * :"), "{r:?}");
+        let r = w.run(a, 0, "TIME :a b");
+        assert!(r[0].starts_with(":bavard.local 402 alice * :"), "{r:?}");
     }
 
     #[test]
