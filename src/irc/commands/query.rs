@@ -4,8 +4,9 @@
 //! None of these change the hub; they only read it and answer the requester.
 //! Visibility follows one rule throughout: a user marked invisible (`+i`), or
 //! a secret/private channel, is only revealed to someone sharing a channel
-//! with it, except when the requester names a user exactly (WHO/WHOIS by nick),
-//! because knowing the nick already tells that the user exists.
+//! with it. The exception is a user named exactly (WHO/WHOIS by nick): knowing
+//! the nick already tells that the user exists, so the user is shown, but its
+//! channels still follow the rule.
 
 use std::net::IpAddr;
 
@@ -17,7 +18,7 @@ use crate::irc::message::Message;
 use crate::irc::numeric::*;
 use crate::irc::render::format_time;
 
-/// The version string shared by VERSION, INFO and the welcome burst.
+/// The version string of VERSION and INFO, the same as RPL_YOURHOST's.
 const VERSION: &str = concat!("bavard-", env!("CARGO_PKG_VERSION"));
 
 /// Room for the variable part of a reply line: 512 bytes minus the source,
@@ -392,7 +393,8 @@ pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     for row in &rows {
         send_who_row(ctx, row, whox.as_ref());
     }
-    // The end numeric repeats the mask exactly as the client sent it.
+    // The end numeric repeats the mask exactly as the client sent it (Modern
+    // IRC), unless that would break the line's framing.
     ctx.r.num(RPL_ENDOFWHO, &[middle(mask)]);
     Ok(Flow::Continue)
 }
