@@ -1,9 +1,132 @@
 //! Queries: WHO, WHOIS, WHOWAS, ISON, USERHOST, MOTD, LUSERS, VERSION, TIME,
 //! ADMIN, INFO, HELP.
+//!
+//! None of these change the hub; they only read it and answer the requester.
+//! Visibility follows one rule throughout: a user marked invisible (`+i`), or
+//! a secret/private channel, is only revealed to someone sharing a channel
+//! with it. The exception is a user named exactly (WHO/WHOIS by nick): knowing
+//! the nick already tells that the user exists, so the user is shown, but its
+//! channels still follow the rule.
 
+use std::net::IpAddr;
+
+use super::chan::{member_prefix, visible_in};
 use super::{CommandError, Ctx, Flow};
+use crate::hub::{Channel, User, cap};
+use crate::irc::mask::wildcard_match;
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
+use crate::irc::render::format_time;
+
+/// The version string of VERSION and INFO, the same as RPL_YOURHOST's.
+const VERSION: &str = concat!("bavard-", env!("CARGO_PKG_VERSION"));
+
+/// Room for the variable part of a reply line: 512 bytes minus the source,
+/// numeric, client nick, fixed parameters and separators (generously counted),
+/// so list replies (319, 303, 302) never exceed the line limit.
+fn room(ctx: &Ctx<'_>, fixed: &[&str]) -> usize {
+    let used = ctx.r.server().len()
+        + ctx.r.nick.len()
+        + fixed.iter().map(|p| p.len() + 1).sum::<usize>()
+        + 16;
+    512usize.saturating_sub(used).max(64)
+}
+
+/// Joins `items` with spaces into lines no longer than `room` bytes.
+fn pack(items: impl IntoIterator<Item = String>, room: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for it in items {
+        if !line.is_empty() && line.len() + 1 + it.len() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&it);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `s` if it can be sent as a middle parameter, else `*`. Replies echo
+/// client-supplied masks and nicks before their trailing text; one that is
+/// empty, has a space or starts with ':' (possible when the client sent it as
+/// a trailing parameter) would shift every following parameter.
+fn middle(s: &str) -> &str {
+    if s.is_empty() || s.contains(' ') || s.starts_with(':') {
+        "*"
+    } else {
+        s
+    }
+}
+
+/// Whether a `[server]` parameter names this server. A nick also counts: on a
+/// single server every user is local, and RFC 2812 lets clients address a
+/// query "to the server that user is on" by giving the nick.
+fn is_us(ctx: &Ctx<'_>, target: &str) -> bool {
+    target.is_empty()
+        || wildcard_match(target, ctx.r.server())
+        || ctx.hub.find_nick(target).is_some_and(|u| u.registered)
+}
+
+/// ERR_NOSUCHSERVER unless the optional server parameter `i` names us.
+fn check_server(ctx: &Ctx<'_>, m: &Message, i: usize) -> Result<(), CommandError> {
+    match m.param(i) {
+        Some(t) if !is_us(ctx, t) => Err(CommandError::Numeric(
+            ERR_NOSUCHSERVER,
+            vec![middle(t).to_string()],
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The IP address as text that is safe as a middle parameter (an IPv6
+/// address may start with ':', which would turn it into a trailing one).
+fn ip_text(ip: IpAddr) -> String {
+    let s = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    if s.starts_with(':') {
+        format!("0{s}")
+    } else {
+        s
+    }
+}
+
+/// Whether the requester may see the real address of `u`: only the user
+/// itself and operators, since hosts may one day be cloaked.
+fn sees_ip(ctx: &Ctx<'_>, u: &User) -> bool {
+    u.id == ctx.st.id || requester(ctx).is_some_and(|me| me.modes.oper)
+}
+
+fn requester<'a>(ctx: &'a Ctx<'_>) -> Option<&'a User> {
+    ctx.hub.user(ctx.st.id)
+}
+
+/// Whether `a` and `b` are in at least one common channel.
+fn share_channel(a: &User, b: &User) -> bool {
+    a.channels.iter().any(|k| b.channels.contains(k))
+}
+
+fn idle_secs(ctx: &Ctx<'_>, u: &User) -> u64 {
+    (ctx.now / 1000).saturating_sub(u.last_active)
+}
+
+/// Human-readable UTC time of a Unix timestamp in seconds.
+fn human_time(secs: u64) -> String {
+    let mut out = Vec::new();
+    format_time(secs.saturating_mul(1000), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------- LUSERS, MOTD
 
 /// RPL_LUSER* replies (also part of the welcome burst).
 pub fn send_lusers(ctx: &mut Ctx<'_>) {
@@ -72,48 +195,890 @@ pub fn send_motd(ctx: &mut Ctx<'_>) {
     ctx.r.num(RPL_ENDOFMOTD, &[]);
 }
 
-pub fn motd(ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
+/// `MOTD [server]`.
+pub fn motd(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+    check_server(ctx, m, 0)?;
     send_motd(ctx);
     Ok(Flow::Continue)
 }
 
-pub fn lusers(ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
+/// `LUSERS [mask [server]]`: the mask is meaningless on one server, the
+/// server is checked.
+pub fn lusers(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+    check_server(ctx, m, 1)?;
     send_lusers(ctx);
     Ok(Flow::Continue)
 }
 
-fn todo(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    ctx.r.num(ERR_UNKNOWNCOMMAND, &[&m.command]);
+// ------------------------------------------------------------------------ WHO
+
+/// One WHOX field letter, in the order replies must list them.
+const WHOX_ORDER: &str = "tcuihsnfdlaor";
+
+/// A parsed WHOX request (`%<fields>[,<token>]`).
+struct Whox {
+    /// Requested standard fields, in reply order.
+    fields: String,
+    token: String,
+}
+
+/// Splits WHO's second parameter into its flags (before `%`) and the WHOX
+/// request (after it).
+fn parse_who_options(opt: &str) -> (&str, Option<Whox>) {
+    let Some((flags, rest)) = opt.split_once('%') else {
+        return (opt, None);
+    };
+    let (fields, token) = rest.split_once(',').unwrap_or((rest, ""));
+    // Unknown letters are ignored and duplicates collapse, as the spec asks
+    // for exactly the requested standard fields in the standard order.
+    let fields: String = WHOX_ORDER.chars().filter(|c| fields.contains(*c)).collect();
+    // The token is at most three digits; anything else could break the reply
+    // framing (spaces, a leading ':'), so it is replaced rather than echoed.
+    let token =
+        if !token.is_empty() && token.len() <= 3 && token.bytes().all(|b| b.is_ascii_digit()) {
+            token.to_string()
+        } else {
+            "0".to_string()
+        };
+    (flags, Some(Whox { fields, token }))
+}
+
+/// Everything a WHO reply line says about one user.
+struct WhoRow {
+    channel: String,
+    user: String,
+    ip: String,
+    host: String,
+    nick: String,
+    flags: String,
+    idle: u64,
+    realname: String,
+}
+
+fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
+    let mut flags = String::from(if u.away.is_some() { "G" } else { "H" });
+    if u.modes.oper {
+        flags.push('*');
+    }
+    if u.modes.bot {
+        flags.push('B');
+    }
+    flags.push_str(prefix);
+    WhoRow {
+        channel: channel.to_string(),
+        user: u.user.clone(),
+        // WHOX asks for a placeholder when the address is withheld.
+        ip: if sees_ip(ctx, u) {
+            ip_text(u.ip)
+        } else {
+            "255.255.255.255".into()
+        },
+        host: u.host.clone(),
+        nick: u.nick.clone(),
+        flags,
+        idle: idle_secs(ctx, u),
+        realname: u.realname.clone(),
+    }
+}
+
+fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
+    let server = ctx.r.server().to_string();
+    match whox {
+        Some(w) => {
+            let mut p: Vec<String> = Vec::with_capacity(w.fields.len());
+            for f in w.fields.chars() {
+                p.push(match f {
+                    't' => w.token.clone(),
+                    'c' => row.channel.clone(),
+                    'u' => row.user.clone(),
+                    'i' => row.ip.clone(),
+                    'h' => row.host.clone(),
+                    's' => server.clone(),
+                    'n' => row.nick.clone(),
+                    'f' => row.flags.clone(),
+                    'd' => "0".into(),
+                    'l' => row.idle.to_string(),
+                    // No accounts on this server: "0" means logged out.
+                    'a' => "0".into(),
+                    // Channel op levels do not exist here.
+                    'o' => "n/a".into(),
+                    _ => row.realname.clone(),
+                });
+            }
+            let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+            ctx.r.num(RPL_WHOSPCRPL, &refs);
+        }
+        None => ctx.r.num(
+            RPL_WHOREPLY,
+            &[
+                &row.channel,
+                &row.user,
+                &row.host,
+                &server,
+                &row.nick,
+                &row.flags,
+                &format!("0 {}", row.realname),
+            ],
+        ),
+    }
+}
+
+/// Rows for `WHO #channel`: its members the requester may see.
+fn who_channel(ctx: &Ctx<'_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
+    let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
+    let is_member = ch.member(ctx.st.id).is_some();
+    if !is_member && (ch.modes.secret || ch.modes.private) {
+        return Vec::new();
+    }
+    ch.members
+        .iter()
+        .filter_map(|m| {
+            let u = ctx.hub.user(m.id)?;
+            let shown = visible_in(u, is_member) && (!opers_only || u.modes.oper);
+            shown.then(|| who_row(ctx, u, &ch.name, member_prefix(m.op, m.voice, multi)))
+        })
+        .collect()
+}
+
+/// Rows for a nick or a mask over nick, user, host, realname and
+/// `nick!user@host`.
+fn who_mask(ctx: &Ctx<'_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
+    let has_wildcard = mask.contains(['*', '?']);
+    // A plain nick is answered even for an invisible user: the requester
+    // already knows the nick, and `WHO nick` is how clients look one up.
+    if !has_wildcard && let Some(u) = ctx.hub.find_nick(mask).filter(|u| u.registered) {
+        if opers_only && !u.modes.oper {
+            return Vec::new();
+        }
+        return vec![who_row(ctx, u, "*", "")];
+    }
+    let me = requester(ctx);
+    let everyone = mask.is_empty() || mask == "*" || mask == "0";
+    let mut users: Vec<&User> = ctx
+        .hub
+        .users()
+        .filter(|u| u.registered && (!opers_only || u.modes.oper))
+        .filter(|u| {
+            everyone
+                || wildcard_match(mask, &u.nick)
+                || wildcard_match(mask, &u.user)
+                || wildcard_match(mask, &u.host)
+                || wildcard_match(mask, &u.realname)
+                || wildcard_match(mask, &u.prefix())
+        })
+        .filter(|u| {
+            !u.modes.invisible || u.id == ctx.st.id || me.is_some_and(|me| share_channel(me, u))
+        })
+        .collect();
+    // The hub keeps users in a hash map; sort so replies are stable.
+    users.sort_by(|a, b| a.nick_key.cmp(&b.nick_key));
+    users
+        .into_iter()
+        .map(|u| who_row(ctx, u, "*", ""))
+        .collect()
+}
+
+/// `WHO [mask [flags][%fields[,token]]]`.
+pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+    let mask = m.param(0).unwrap_or("");
+    let (flags, whox) = parse_who_options(m.param(1).unwrap_or(""));
+    // `%` with no known field would produce empty 354 lines: answer the
+    // classic way instead.
+    let whox = whox.filter(|w| !w.fields.is_empty());
+    let opers_only = flags.contains('o');
+    let rows = match ctx.hub.channel(mask) {
+        Some(ch) if mask.starts_with('#') => who_channel(ctx, ch, opers_only),
+        _ => who_mask(ctx, mask, opers_only),
+    };
+    for row in &rows {
+        send_who_row(ctx, row, whox.as_ref());
+    }
+    // The end numeric repeats the mask exactly as the client sent it (Modern
+    // IRC), unless that would break the line's framing.
+    ctx.r.num(RPL_ENDOFWHO, &[middle(mask)]);
     Ok(Flow::Continue)
 }
 
-pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+// ---------------------------------------------------------------------- WHOIS
+
+/// Server description used in RPL_WHOISSERVER.
+fn server_info(ctx: &Ctx<'_>) -> String {
+    let loc = &ctx.st.cfg.admin.location;
+    if loc.is_empty() {
+        ctx.st.cfg.network.clone()
+    } else {
+        loc.clone()
+    }
 }
+
+/// `WHOIS [server] nick`: only the first of a comma list is answered
+/// (TARGMAX WHOIS:1).
 pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    let (server, targets) = match m.params.len() {
+        0 | 1 => (None, m.param(0).unwrap_or("")),
+        _ => (m.param(0), m.param(1).unwrap_or("")),
+    };
+    if let Some(s) = server
+        && !is_us(ctx, s)
+    {
+        return Err(CommandError::Numeric(
+            ERR_NOSUCHSERVER,
+            vec![middle(s).to_string()],
+        ));
+    }
+    let Some(target) = targets.split(',').find(|t| !t.is_empty()) else {
+        return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
+    };
+    let target = middle(target).to_string();
+    let Some(u) = ctx.hub.find_nick(&target).filter(|u| u.registered) else {
+        ctx.r.num(ERR_NOSUCHNICK, &[&target]);
+        ctx.r.num(RPL_ENDOFWHOIS, &[&target]);
+        return Ok(Flow::Continue);
+    };
+    let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
+    let me = ctx.st.id;
+    let server = ctx.r.server().to_string();
+    let nick = u.nick.clone();
+
+    ctx.r
+        .num(RPL_WHOISUSER, &[&nick, &u.user, &u.host, "*", &u.realname]);
+
+    // Channels: a secret or private one, or any channel of an invisible
+    // user, only when the requester is in it too.
+    let chans: Vec<String> = u
+        .channels
+        .iter()
+        .filter_map(|key| {
+            let ch = ctx.hub.channel(key)?;
+            let mine = ch.member(me).is_some();
+            if !mine && (ch.modes.secret || ch.modes.private) {
+                return None;
+            }
+            if !visible_in(u, mine) {
+                return None;
+            }
+            let mbr = ch.member(u.id)?;
+            Some(format!(
+                "{}{}",
+                member_prefix(mbr.op, mbr.voice, multi),
+                ch.name
+            ))
+        })
+        .collect();
+    let r = room(ctx, &[&nick]);
+    for line in pack(chans, r) {
+        ctx.r.num(RPL_WHOISCHANNELS, &[&nick, &line]);
+    }
+
+    ctx.r
+        .num(RPL_WHOISSERVER, &[&nick, &server, &server_info(ctx)]);
+    if let Some(away) = &u.away {
+        ctx.r.num(RPL_AWAY, &[&nick, away]);
+    }
+    if u.modes.oper {
+        ctx.r.num(RPL_WHOISOPERATOR, &[&nick]);
+    }
+    if u.modes.bot {
+        ctx.r.num(RPL_WHOISBOT, &[&nick]);
+    }
+    if u.modes.secure {
+        ctx.r.num(RPL_WHOISSECURE, &[&nick]);
+    }
+    if sees_ip(ctx, u) {
+        ctx.r.num(RPL_WHOISACTUALLY, &[&nick, &ip_text(u.ip)]);
+    }
+    ctx.r.num(
+        RPL_WHOISIDLE,
+        &[&nick, &idle_secs(ctx, u).to_string(), &u.signon.to_string()],
+    );
+    // The end numeric echoes the nick as the client asked for it.
+    ctx.r.num(RPL_ENDOFWHOIS, &[&target]);
+    Ok(Flow::Continue)
 }
+
+// --------------------------------------------------------------------- WHOWAS
+
+/// `WHOWAS nick [count]`: most recent first; a count of zero or less (or one
+/// that is not a number) means every entry.
 pub fn whowas(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    let given = m.param(0).unwrap_or("");
+    let Some(target) = given.split(',').find(|t| !t.is_empty()) else {
+        // RFC 2812: every WHOWAS answer ends with RPL_ENDOFWHOWAS, errors too.
+        ctx.r.num(ERR_NONICKNAMEGIVEN, &[]);
+        ctx.r.num(RPL_ENDOFWHOWAS, &[middle(given)]);
+        return Ok(Flow::Continue);
+    };
+    let count = m
+        .param(1)
+        .and_then(|c| c.trim().parse::<i64>().ok())
+        .filter(|&c| c > 0)
+        .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    let server = ctx.r.server().to_string();
+    let entries: Vec<_> = ctx.hub.whowas(target).take(count).cloned().collect();
+    if entries.is_empty() {
+        ctx.r.num(ERR_WASNOSUCHNICK, &[middle(target)]);
+    }
+    for w in &entries {
+        ctx.r.num(
+            RPL_WHOWASUSER,
+            &[&w.nick, &w.user, &w.host, "*", &w.realname],
+        );
+        // The trailing text of 312 in a WHOWAS answer is when the nick left.
+        ctx.r
+            .num(RPL_WHOISSERVER, &[&w.nick, &server, &human_time(w.at)]);
+    }
+    ctx.r.num(RPL_ENDOFWHOWAS, &[middle(given)]);
+    Ok(Flow::Continue)
 }
+
+// ----------------------------------------------------------- ISON, USERHOST
+
+/// Nicks given to ISON/USERHOST, whether as several parameters or as one
+/// space-separated trailing parameter.
+fn nick_args(m: &Message) -> impl Iterator<Item = &str> {
+    m.params.iter().flat_map(|p| p.split_whitespace())
+}
+
+/// `ISON nick...`: the ones online, spelled as the server knows them.
 pub fn ison(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    let mut seen = std::collections::HashSet::new();
+    let mut online = Vec::new();
+    for n in nick_args(m) {
+        if let Some(u) = ctx.hub.find_nick(n).filter(|u| u.registered)
+            && seen.insert(u.id)
+        {
+            online.push(u.nick.clone());
+        }
+    }
+    // One line only (the reply format has no continuation): drop what
+    // does not fit rather than exceed the line limit.
+    let r = room(ctx, &[]);
+    let line = pack(online, r).into_iter().next().unwrap_or_default();
+    ctx.r.num(RPL_ISON, &[&line]);
+    Ok(Flow::Continue)
 }
+
+/// `USERHOST nick{ nick}`: up to five `nick[*]=(+|-)user@host` entries.
 pub fn userhost(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    let entries: Vec<String> = nick_args(m)
+        .take(5)
+        .filter_map(|n| {
+            let u = ctx.hub.find_nick(n).filter(|u| u.registered)?;
+            Some(format!(
+                "{}{}={}{}@{}",
+                u.nick,
+                if u.modes.oper { "*" } else { "" },
+                if u.away.is_some() { '-' } else { '+' },
+                u.user,
+                u.host
+            ))
+        })
+        .collect();
+    ctx.r.num(RPL_USERHOST, &[&entries.join(" ")]);
+    Ok(Flow::Continue)
 }
+
+// ------------------------------------------- VERSION, TIME, ADMIN, INFO
+
+/// `VERSION [server]`: RPL_VERSION then the ISUPPORT tokens again, as
+/// Modern IRC asks.
 pub fn version(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    check_server(ctx, m, 0)?;
+    let server = ctx.r.server().to_string();
+    ctx.r.num(
+        RPL_VERSION,
+        &[VERSION, &server, "chat server with line and IRC dialects"],
+    );
+    let cfg = ctx.st.cfg.clone();
+    let tokens = super::conn::isupport(&cfg);
+    for chunk in tokens.chunks(12) {
+        let p: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        ctx.r.num(RPL_ISUPPORT, &p);
+    }
+    Ok(Flow::Continue)
 }
+
+/// `TIME [server]`: `391 <server> <unix time> <offset> :<human time>`, the
+/// form with a machine-readable timestamp (offset 0: we report UTC).
 pub fn time(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    check_server(ctx, m, 0)?;
+    let server = ctx.r.server().to_string();
+    let secs = ctx.now / 1000;
+    ctx.r.num(
+        RPL_TIME,
+        &[&server, &secs.to_string(), "0", &human_time(secs)],
+    );
+    Ok(Flow::Continue)
 }
+
+/// `ADMIN [server]`: 256-259 from the configuration.
 pub fn admin(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    check_server(ctx, m, 0)?;
+    let server = ctx.r.server().to_string();
+    let a = ctx.st.cfg.admin.clone();
+    ctx.r.num(RPL_ADMINME, &[&server]);
+    ctx.r.num(RPL_ADMINLOC1, &[&a.location]);
+    ctx.r.num(RPL_ADMINLOC2, &[&a.description]);
+    ctx.r.num(RPL_ADMINEMAIL, &[&a.email]);
+    Ok(Flow::Continue)
 }
+
+/// `INFO [server]`: a few RPL_INFO lines then RPL_ENDOFINFO.
 pub fn info(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    check_server(ctx, m, 0)?;
+    let lines = [
+        VERSION.to_string(),
+        "A chat server with one shared hub and two dialects:".to_string(),
+        "  line, for netcat and telnet, and IRC with IRCv3 extensions.".to_string(),
+        format!("Network: {}", ctx.st.cfg.network),
+        format!("Online since {}", human_time(ctx.hub.created)),
+    ];
+    for l in &lines {
+        ctx.r.num(RPL_INFO, &[l]);
+    }
+    ctx.r.num(RPL_ENDOFINFO, &[]);
+    Ok(Flow::Continue)
 }
+
+// ----------------------------------------------------------------------- HELP
+
+/// Help per command: name, syntax, what it does. One entry per command of
+/// [`COMMANDS`] (a unit test keeps them in step).
+static HELP: &[(&str, &str, &str)] = &[
+    ("ADMIN", "ADMIN [server]", "Shows who runs this server."),
+    (
+        "AWAY",
+        "AWAY [:message]",
+        "Marks you away with a message; no message marks you back.",
+    ),
+    (
+        "BATCH",
+        "BATCH (+|-)reference [type [params]]",
+        "Groups messages, e.g. a multiline message.",
+    ),
+    (
+        "CAP",
+        "CAP LS|LIST|REQ|END [args]",
+        "Negotiates IRCv3 capabilities.",
+    ),
+    (
+        "HELP",
+        "HELP [command]",
+        "Lists the commands, or explains one.",
+    ),
+    ("INFO", "INFO [server]", "Tells about the server software."),
+    (
+        "INVITE",
+        "INVITE nick #channel",
+        "Invites a user to a channel.",
+    ),
+    (
+        "ISON",
+        "ISON nick [nick...]",
+        "Tells which of the given nicks are online.",
+    ),
+    (
+        "JOIN",
+        "JOIN #chan[,#chan...] [key[,key...]]",
+        "Joins channels; JOIN 0 leaves them all.",
+    ),
+    (
+        "KICK",
+        "KICK #channel nick [:reason]",
+        "Removes a user from a channel (channel operators).",
+    ),
+    (
+        "KILL",
+        "KILL nick :reason",
+        "Disconnects a user (server operators).",
+    ),
+    (
+        "LIST",
+        "LIST [#chan[,#chan...]]",
+        "Lists channels with their user counts and topics.",
+    ),
+    (
+        "LUSERS",
+        "LUSERS",
+        "Shows user, operator and channel counts.",
+    ),
+    (
+        "MODE",
+        "MODE target [modes [params]]",
+        "Shows or changes channel or user modes.",
+    ),
+    (
+        "MONITOR",
+        "MONITOR +|-|C|L|S [nick,...]",
+        "Notifies you when nicks come online or leave.",
+    ),
+    ("MOTD", "MOTD [server]", "Shows the message of the day."),
+    (
+        "NAMES",
+        "NAMES #chan[,#chan...]",
+        "Lists the members of channels.",
+    ),
+    ("NICK", "NICK nick", "Sets or changes your nick."),
+    (
+        "NOTICE",
+        "NOTICE target[,target...] :text",
+        "Sends a notice; never answered automatically.",
+    ),
+    (
+        "OPER",
+        "OPER name password",
+        "Logs in as a server operator.",
+    ),
+    (
+        "PART",
+        "PART #chan[,#chan...] [:reason]",
+        "Leaves channels.",
+    ),
+    (
+        "PASS",
+        "PASS password",
+        "Gives the connection password, before registration.",
+    ),
+    (
+        "PING",
+        "PING token",
+        "Asks the server to answer PONG with the token.",
+    ),
+    ("PONG", "PONG token", "Answers a PING from the server."),
+    (
+        "PRIVMSG",
+        "PRIVMSG target[,target...] :text",
+        "Sends a message to users or channels.",
+    ),
+    ("QUIT", "QUIT [:reason]", "Disconnects."),
+    ("SETNAME", "SETNAME :realname", "Changes your real name."),
+    (
+        "TAGMSG",
+        "TAGMSG target",
+        "Sends only message tags (typing notifications, reactions).",
+    ),
+    ("TIME", "TIME [server]", "Shows the server's time."),
+    (
+        "TOPIC",
+        "TOPIC #channel [:topic]",
+        "Shows or sets a channel topic.",
+    ),
+    (
+        "USER",
+        "USER username 0 * :realname",
+        "Gives your username and real name at registration.",
+    ),
+    (
+        "USERHOST",
+        "USERHOST nick [nick...]",
+        "Shows user@host of up to five nicks.",
+    ),
+    (
+        "VERSION",
+        "VERSION [server]",
+        "Shows the server version and its ISUPPORT tokens.",
+    ),
+    (
+        "WALLOPS",
+        "WALLOPS :text",
+        "Sends a message to users with +w (server operators).",
+    ),
+    (
+        "WHO",
+        "WHO [mask [o][%fields[,token]]]",
+        "Lists users in a channel or matching a mask (WHOX fields: tcuihsnfdlaor).",
+    ),
+    (
+        "WHOIS",
+        "WHOIS [server] nick",
+        "Shows details about a user.",
+    ),
+    (
+        "WHOWAS",
+        "WHOWAS nick [count]",
+        "Shows who used a nick that is gone.",
+    ),
+];
+
+/// `HELP [topic]`: 704 first line, 705 the body, 706 the last line; 524 when
+/// there is no help on the topic.
 pub fn help(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    todo(ctx, m)
+    let topic = m.param(0).filter(|t| !t.is_empty());
+    let Some(topic) = topic else {
+        ctx.r.num(RPL_HELPSTART, &["*", "** bavard help **"]);
+        ctx.r.num(
+            RPL_HELPTXT,
+            &["*", "Try HELP <command> for a specific command."],
+        );
+        ctx.r.num(RPL_HELPTXT, &["*", "Commands:"]);
+        let names = HELP.iter().map(|(n, _, _)| n.to_string());
+        for line in pack(names, 60) {
+            ctx.r.num(RPL_HELPTXT, &["*", &format!("  {line}")]);
+        }
+        ctx.r.num(RPL_ENDOFHELP, &["*", "End of /HELP"]);
+        return Ok(Flow::Continue);
+    };
+    let Some((name, syntax, what)) = HELP.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(topic))
+    else {
+        return Err(CommandError::Numeric(
+            ERR_HELPNOTFOUND,
+            vec![middle(topic).to_string()],
+        ));
+    };
+    ctx.r.num(RPL_HELPSTART, &[name, &format!("** {name} **")]);
+    ctx.r
+        .num(RPL_HELPTXT, &[name, &format!("Syntax: {syntax}")]);
+    ctx.r.num(RPL_HELPTXT, &[name, what]);
+    ctx.r.num(RPL_ENDOFHELP, &[name, "End of /HELP"]);
+    Ok(Flow::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Cases that need modes no command can set yet (+i, +B, voice, secure,
+    //! secret channels): the hub is built and adjusted directly.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{ConnId, Hub, Peer};
+    use crate::irc::IrcState;
+    use crate::irc::render::IRC;
+    use crate::irc::reply::Responder;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    struct World {
+        hub: Hub,
+        cfg: Arc<Config>,
+    }
+
+    impl World {
+        fn new() -> World {
+            let cfg = Arc::new(Config::default());
+            World {
+                hub: Hub::new(cfg.clone(), NOW),
+                cfg,
+            }
+        }
+
+        fn user(&mut self, nick: &str) -> ConnId {
+            let id = self.hub.next_conn_id();
+            let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
+            self.hub
+                .connect(peer, "127.0.0.1".parse().expect("ip"), NOW);
+            self.hub.set_nick(id, nick, NOW).expect("nick");
+            self.hub
+                .register(id, &format!("~{nick}"), &format!("Real {nick}"));
+            id
+        }
+
+        fn join(&mut self, id: ConnId, chan: &str) {
+            self.hub.join(id, chan, None, false, NOW).expect("join");
+        }
+
+        /// Runs `line` as `id` with `caps`; returns the reply lines.
+        fn run(&mut self, id: ConnId, caps: u32, line: &str) -> Vec<String> {
+            let nick = self
+                .hub
+                .user(id)
+                .map(|u| u.nick.clone())
+                .unwrap_or_default();
+            let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
+            let mut st = IrcState::new(id, peer, self.cfg.clone());
+            st.registered = true;
+            let mut r = Responder::new(&self.cfg.server_name, &nick, caps, None);
+            let m = Message::parse(line).expect("parse");
+            let mut ctx = Ctx {
+                hub: &mut self.hub,
+                st: &mut st,
+                r: &mut r,
+                now: NOW + 5000,
+                oper: None,
+            };
+            super::super::dispatch(&mut ctx, &m);
+            let out = r.finish().map(|b| b.to_vec()).unwrap_or_default();
+            String::from_utf8(out)
+                .expect("utf8")
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn codes(lines: &[String]) -> Vec<&str> {
+        lines
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap_or(""))
+            .collect()
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for c in super::super::COMMANDS {
+            assert!(
+                HELP.iter().any(|(n, _, _)| *n == c.name),
+                "no help for {}",
+                c.name
+            );
+        }
+        assert_eq!(HELP.len(), super::super::COMMANDS.len());
+    }
+
+    #[test]
+    fn whox_options() {
+        let (flags, w) = parse_who_options("o%rnt,42");
+        let w = w.expect("whox");
+        assert_eq!(flags, "o");
+        assert_eq!(w.fields, "tnr");
+        assert_eq!(w.token, "42");
+        let (_, w) = parse_who_options("%t,:bad");
+        assert_eq!(w.expect("whox").token, "0");
+        assert!(parse_who_options("o").1.is_none());
+    }
+
+    #[test]
+    fn invisible_hidden_from_masks_unless_shared() {
+        let mut w = World::new();
+        let evan = w.user("evan");
+        let shiv = w.user("shivaram");
+        if let Some(u) = w.hub.user_mut(evan) {
+            u.modes.invisible = true;
+        }
+        assert_eq!(codes(&w.run(shiv, 0, "WHO eva*")), ["315"]);
+        assert_eq!(codes(&w.run(shiv, 0, "WHO *")), ["352", "315"]);
+        // A plain nick is answered anyway.
+        assert_eq!(codes(&w.run(shiv, 0, "WHO evan")), ["352", "315"]);
+        // Invisible users are hidden from WHO on a channel one is not in.
+        w.join(evan, "#test");
+        assert_eq!(codes(&w.run(shiv, 0, "WHO #test")), ["315"]);
+        // WHOIS does not list the channels of an invisible user to outsiders.
+        assert!(!codes(&w.run(shiv, 0, "WHOIS evan")).contains(&"319"));
+        w.join(shiv, "#test");
+        assert_eq!(codes(&w.run(shiv, 0, "WHO eva*")), ["352", "315"]);
+        assert_eq!(codes(&w.run(shiv, 0, "WHO #test")), ["352", "352", "315"]);
+        assert!(codes(&w.run(shiv, 0, "WHOIS evan")).contains(&"319"));
+    }
+
+    #[test]
+    fn bot_flag_and_whois_bot() {
+        let mut w = World::new();
+        let bot = w.user("botnick");
+        let me = w.user("usernick");
+        if let Some(u) = w.hub.user_mut(bot) {
+            u.modes.bot = true;
+        }
+        w.join(bot, "#chan");
+        w.join(me, "#chan");
+        let who = w.run(me, 0, "WHO #chan");
+        assert!(
+            who[0].contains(" #chan ~botnick 127.0.0.1 bavard.local botnick HB@ :0 Real botnick"),
+            "{who:?}"
+        );
+        let whois = w.run(me, 0, "WHOIS botnick");
+        let bots: Vec<_> = whois.iter().filter(|l| l.contains(" 335 ")).collect();
+        assert_eq!(bots.len(), 1, "{whois:?}");
+        assert!(bots[0].ends_with(" 335 usernick botnick :is a bot"));
+    }
+
+    #[test]
+    fn multi_prefix_in_who_and_whois() {
+        let mut w = World::new();
+        let foo = w.user("foo");
+        w.join(foo, "#chan");
+        if let Some(m) = w.hub.channel_mut("#chan").and_then(|c| c.member_mut(foo)) {
+            m.voice = true;
+        }
+        let who = w.run(foo, cap::MULTI_PREFIX, "WHO #chan");
+        assert!(who[0].contains(" foo H@+ :0 "), "{who:?}");
+        let who = w.run(foo, 0, "WHO #chan");
+        assert!(who[0].contains(" foo H@ :0 "), "{who:?}");
+        let whois = w.run(foo, cap::MULTI_PREFIX, "WHOIS foo");
+        assert!(
+            whois.iter().any(|l| l.ends_with(" 319 foo foo :@+#chan")),
+            "{whois:?}"
+        );
+    }
+
+    #[test]
+    fn secret_channels_and_secure() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        w.join(a, "#hidden");
+        w.join(a, "#open");
+        if let Some(c) = w.hub.channel_mut("#hidden") {
+            c.modes.secret = true;
+        }
+        if let Some(u) = w.hub.user_mut(a) {
+            u.modes.secure = true;
+        }
+        assert_eq!(codes(&w.run(b, 0, "WHO #hidden")), ["315"]);
+        let whois = w.run(b, 0, "WHOIS alice");
+        assert!(
+            whois.iter().any(|l| l.ends_with(" 319 bob alice :@#open")),
+            "{whois:?}"
+        );
+        assert!(
+            whois.iter().any(|l| l.contains(" 671 bob alice ")),
+            "{whois:?}"
+        );
+        // Someone else's address is not disclosed to a non-operator.
+        assert!(!codes(&whois).contains(&"338"));
+        let whois = w.run(a, 0, "WHOIS alice");
+        assert!(
+            whois
+                .iter()
+                .any(|l| l.ends_with(" 319 alice alice :@#hidden @#open")),
+            "{whois:?}"
+        );
+    }
+
+    #[test]
+    fn whox_ip_withheld_from_others() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        let r = w.run(b, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 bob 255.255.255.255 :alice"), "{r:?}");
+        let r = w.run(a, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 alice 127.0.0.1 :alice"), "{r:?}");
+        if let Some(u) = w.hub.user_mut(b) {
+            u.modes.oper = true;
+        }
+        let r = w.run(b, 0, "WHO alice %in");
+        assert!(r[0].ends_with(" 354 bob 127.0.0.1 :alice"), "{r:?}");
+        // The `o` flag keeps operators only.
+        assert_eq!(codes(&w.run(a, 0, "WHO * o")), ["352", "315"]);
+        assert!(w.run(a, 0, "WHO * o")[0].contains(" bob H* :0 "));
+    }
+
+    #[test]
+    fn ip_text_is_a_safe_parameter() {
+        assert_eq!(ip_text("::1".parse().expect("ip")), "0::1");
+        assert_eq!(ip_text("::ffff:10.0.0.1".parse().expect("ip")), "10.0.0.1");
+        assert_eq!(ip_text("2001:db8::1".parse().expect("ip")), "2001:db8::1");
+    }
+
+    #[test]
+    fn echoed_parameters_keep_framing() {
+        let mut w = World::new();
+        let a = w.user("alice");
+        let r = w.run(a, 0, "WHOIS :no body");
+        assert_eq!(r[0], ":bavard.local 401 alice * :No such nick/channel");
+        let r = w.run(a, 0, "WHO :a b");
+        assert_eq!(r, [":bavard.local 315 alice * :End of WHO list"]);
+        let r = w.run(a, 0, "HELP ::x");
+        assert!(r[0].starts_with(":bavard.local 524 alice * :"), "{r:?}");
+        let r = w.run(a, 0, "TIME :a b");
+        assert!(r[0].starts_with(":bavard.local 402 alice * :"), "{r:?}");
+    }
+
+    #[test]
+    fn pack_splits_at_room() {
+        let items = ["aaaa", "bbbb", "cccc"].map(String::from);
+        assert_eq!(pack(items, 9), ["aaaa bbbb", "cccc"]);
+        assert!(pack(Vec::<String>::new(), 9).is_empty());
+    }
 }
