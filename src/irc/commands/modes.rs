@@ -590,10 +590,10 @@ pub fn list(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         let modes = mode_string(ch, false);
         let letters = modes.split(' ').next().unwrap_or("+");
         let topic = ch.topic.as_ref().map(|t| t.text.as_str()).unwrap_or("");
-        let text = if letters == "+" {
-            topic.to_string()
-        } else {
-            format!("[{letters}] {topic}")
+        let text = match (letters == "+", topic.is_empty()) {
+            (true, _) => topic.to_string(),
+            (false, true) => format!("[{letters}]"),
+            (false, false) => format!("[{letters}] {topic}"),
         };
         rows.push((ch.name.clone(), users.to_string(), text));
     }
