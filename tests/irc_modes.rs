@@ -8,14 +8,26 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Joins `chan` and reads up to the end of NAMES.
 async fn join(c: &mut Client, chan: &str) {
-    c.send(&format!("JOIN {chan}")).await;
+    c.send_raw(format!("JOIN {chan}\r\n").as_bytes()).await;
     c.expect("366").await;
 }
 
 /// Sends `line` and returns everything it produced (up to a PING round trip).
+///
+/// Line and PING go out in one write: `Client::send` writes the CRLF
+/// separately, and Nagle's algorithm then holds it for a delayed ACK, which
+/// costs tens of milliseconds per command.
 async fn ask(c: &mut Client, line: &str) -> Vec<Msg> {
-    c.send(line).await;
-    c.sync().await
+    c.send_raw(format!("{line}\r\nPING :sync\r\n").as_bytes())
+        .await;
+    let mut out = Vec::new();
+    loop {
+        let m = c.msg().await;
+        if m.command == "PONG" && m.params.last().map(String::as_str) == Some("sync") {
+            return out;
+        }
+        out.push(m);
+    }
 }
 
 /// Sends `line` and asserts the only reply is exactly one message with

@@ -232,3 +232,56 @@ fn set_simple_mode(
     *flag = add;
     Some((add, mode, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::ChanModes;
+
+    fn channel() -> Channel {
+        Channel {
+            name: "#t".into(),
+            key: "#t".into(),
+            created: 0,
+            topic: None,
+            members: Vec::new(),
+            modes: ChanModes::default(),
+            bans: Vec::new(),
+            excepts: Vec::new(),
+            invex: Vec::new(),
+            permanent: false,
+        }
+    }
+
+    #[test]
+    fn simple_modes_report_only_real_changes() {
+        let mut ch = channel();
+        let s = |v: &str| Some(v.to_string());
+        let cases: Vec<(bool, char, Option<&str>, Option<ModeChange>)> = vec![
+            (true, 'i', None, Some((true, 'i', None))),
+            (true, 'i', None, None),
+            (false, 'm', None, None),
+            (true, 'k', Some("a"), Some((true, 'k', s("a")))),
+            (true, 'k', Some("a"), None),
+            (true, 'k', Some("b"), Some((true, 'k', s("b")))),
+            (false, 'k', None, Some((false, 'k', s("*")))),
+            (false, 'k', None, None),
+            (true, 'l', Some("3"), Some((true, 'l', s("3")))),
+            (true, 'l', Some("3"), None),
+            (true, 'l', Some("0"), None),
+            (false, 'l', None, Some((false, 'l', None))),
+            (false, 'l', None, None),
+            (true, 'x', None, None),
+        ];
+        for (add, mode, arg, want) in cases {
+            assert_eq!(
+                set_simple_mode(&mut ch, add, mode, arg),
+                want,
+                "{add} {mode}"
+            );
+        }
+        assert!(ch.modes.invite_only);
+        assert_eq!(ch.modes.key, None);
+        assert_eq!(ch.modes.limit, None);
+    }
+}
