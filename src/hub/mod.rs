@@ -8,6 +8,7 @@
 //! before anyone else acts, and a nick is held at most once.
 
 pub mod event;
+mod modes;
 pub mod policy;
 
 use std::collections::{HashMap, HashSet, VecDeque};

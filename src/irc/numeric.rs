@@ -109,6 +109,7 @@ pub const ERR_INVITEONLYCHAN: Numeric = n(473, "Cannot join channel (+i)");
 pub const ERR_BANNEDFROMCHAN: Numeric = n(474, "Cannot join channel (+b)");
 pub const ERR_BADCHANNELKEY: Numeric = n(475, "Cannot join channel (+k)");
 pub const ERR_BADCHANMASK: Numeric = n(476, "Bad Channel Mask");
+pub const ERR_BANLISTFULL: Numeric = n(478, "Channel list is full");
 pub const ERR_NOPRIVILEGES: Numeric = n(481, "Permission Denied- You're not an IRC operator");
 pub const ERR_CHANOPRIVSNEEDED: Numeric = n(482, "You're not channel operator");
 pub const ERR_CANTKILLSERVER: Numeric = n(483, "You cant kill a server!");
