@@ -237,8 +237,10 @@ impl Config {
         }
         if l.max_connections == 0
             || l.connections_per_ip == 0
-            || !(l.connection_rate > 0.0)
-            || !(l.connection_burst >= 1.0)
+            || l.connection_rate.is_nan()
+            || l.connection_rate <= 0.0
+            || l.connection_burst.is_nan()
+            || l.connection_burst < 1.0
         {
             return bad(
                 "limits.max_connections, connections_per_ip and connection_rate must be > 0, connection_burst >= 1",

@@ -64,6 +64,7 @@ pub struct Admission {
     limits: ConnLimits,
     total: usize,
     by_addr: HashMap<IpAddr, PerAddress>,
+    admits_since_sweep: usize,
 }
 
 impl Admission {
@@ -72,11 +73,16 @@ impl Admission {
             limits,
             total: 0,
             by_addr: HashMap::new(),
+            admits_since_sweep: 0,
         }
     }
 
     /// Admits a connection from `ip` (counting it) or says why not.
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        self.admits_since_sweep += 1;
+        if self.admits_since_sweep >= 4096 {
+            self.sweep(now);
+        }
         let l = self.limits;
         let e = self.by_addr.entry(address_key(ip)).or_insert(PerAddress {
             open: 0,
@@ -110,12 +116,23 @@ impl Admission {
         self.total = self.total.saturating_sub(1);
         if let Some(e) = self.by_addr.get_mut(&key) {
             e.open = e.open.saturating_sub(1);
-            // Entries with no connection are kept only while their rate
-            // bucket matters; stale ones are dropped here and on admit.
-            if e.open == 0 && e.tokens + 1.0 >= self.limits.burst {
+            // An address with no connection is kept while its rate bucket
+            // is not full; `sweep` drops it once it would be.
+            if e.open == 0 && e.tokens >= self.limits.burst {
                 self.by_addr.remove(&key);
             }
         }
+    }
+
+    /// Forgets addresses with no connection whose rate bucket has refilled,
+    /// so one-off visitors from many addresses do not accumulate.
+    fn sweep(&mut self, now: Instant) {
+        self.admits_since_sweep = 0;
+        let l = self.limits;
+        self.by_addr.retain(|_, e| {
+            let elapsed = now.saturating_duration_since(e.refilled).as_secs_f64();
+            e.open > 0 || e.tokens + elapsed * l.rate < l.burst
+        });
     }
 
     /// Connections currently open.

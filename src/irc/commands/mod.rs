@@ -119,8 +119,8 @@ pub static COMMANDS: &[Command] = &[
     c("VERSION", 0, false, query::version),
     c("WALLOPS", 1, false, oper::wallops),
     c("WHO", 0, false, query::who),
-    c("WHOIS", 1, false, query::whois),
-    c("WHOWAS", 1, false, query::whowas),
+    c("WHOIS", 0, false, query::whois),
+    c("WHOWAS", 0, false, query::whowas),
 ];
 
 /// Finds a command by (case-insensitive) name.
