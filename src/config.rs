@@ -48,6 +48,58 @@ pub struct Config {
     pub opers: Vec<Oper>,
     /// Administrative contact shown by the IRC `ADMIN` command.
     pub admin: Admin,
+    /// Input flood control.
+    pub flood: FloodConfig,
+    /// Certificate for the TLS listeners; without it they are off.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Flood control: token buckets per client; excess input is delayed, and a
+/// client whose backlog would take longer than `max_delay` is dropped.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FloodConfig {
+    pub enabled: bool,
+    pub lines_per_sec: f64,
+    pub burst_lines: f64,
+    pub bytes_per_sec: f64,
+    pub burst_bytes: f64,
+    /// Seconds.
+    pub max_delay: f64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        FloodConfig {
+            enabled: true,
+            lines_per_sec: 50.0,
+            burst_lines: 1000.0,
+            bytes_per_sec: 131_072.0,
+            burst_bytes: 1_048_576.0,
+            max_delay: 30.0,
+        }
+    }
+}
+
+impl FloodConfig {
+    /// The limits the connection tasks use, or `None` when disabled.
+    pub fn limits(&self) -> Option<crate::net::flood::FloodLimits> {
+        self.enabled.then(|| crate::net::flood::FloodLimits {
+            lines_per_sec: self.lines_per_sec,
+            burst_lines: self.burst_lines,
+            bytes_per_sec: self.bytes_per_sec,
+            burst_bytes: self.burst_bytes,
+            max_delay: std::time::Duration::from_secs_f64(self.max_delay),
+        })
+    }
+}
+
+/// PEM files of the TLS certificate chain and its private key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// Listener addresses. An absent address disables that listener.
@@ -58,6 +110,10 @@ pub struct Listeners {
     pub line: Option<SocketAddr>,
     /// The IRC client protocol.
     pub irc: Option<SocketAddr>,
+    /// The line protocol over TLS (only when `[tls]` is configured).
+    pub line_tls: Option<SocketAddr>,
+    /// The IRC protocol over TLS (only when `[tls]` is configured).
+    pub irc_tls: Option<SocketAddr>,
 }
 
 /// Every limit a client can run into.
@@ -139,6 +195,8 @@ impl Default for Config {
             limits: Limits::default(),
             opers: Vec::new(),
             admin: Admin::default(),
+            flood: FloodConfig::default(),
+            tls: None,
         }
     }
 }
@@ -148,6 +206,8 @@ impl Default for Listeners {
         Listeners {
             line: Some("[::]:7777".parse().expect("valid literal")),
             irc: Some("[::]:6667".parse().expect("valid literal")),
+            line_tls: Some("[::]:7778".parse().expect("valid literal")),
+            irc_tls: Some("[::]:6697".parse().expect("valid literal")),
         }
     }
 }
@@ -248,6 +308,16 @@ impl Config {
         }
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
             return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");
+        }
+        let f = &self.flood;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !(positive(f.lines_per_sec)
+            && positive(f.bytes_per_sec)
+            && positive(f.max_delay)
+            && f.burst_lines >= 1.0
+            && f.burst_bytes >= 1.0)
+        {
+            return bad("flood rates and max_delay must be > 0, bursts >= 1");
         }
         for o in &self.opers {
             if crate::passwd::check_hash_format(&o.password).is_err() {

@@ -92,22 +92,35 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(Arc::new(
+            net::tls::Tls::new(t.cert.clone(), t.key.clone()).context("TLS configuration")?,
+        )),
+        None => None,
+    };
     rt.block_on(async move {
+        let mut wanted = vec![
+            (Kind::Line, false, cfg.listeners.line),
+            (Kind::Irc, false, cfg.listeners.irc),
+        ];
+        if tls.is_some() {
+            wanted.push((Kind::Line, true, cfg.listeners.line_tls));
+            wanted.push((Kind::Irc, true, cfg.listeners.irc_tls));
+        }
         let mut listeners = Vec::new();
-        for (kind, addr) in [
-            (Kind::Line, cfg.listeners.line),
-            (Kind::Irc, cfg.listeners.irc),
-        ] {
+        for (kind, secure, addr) in wanted {
             if let Some(addr) = addr {
-                let l = net::listen(kind, addr)
-                    .with_context(|| format!("cannot listen on {addr} ({kind})"))?;
+                let l = net::listen_with(kind, secure, addr).with_context(|| {
+                    let tls = if secure { " over TLS" } else { "" };
+                    format!("cannot listen on {addr} ({kind}{tls})")
+                })?;
                 listeners.push(l);
             }
         }
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone()));
-        net::run(cfg, listeners, shutdown).await?;
+        tokio::spawn(signals(shutdown.clone(), tls.clone()));
+        net::run(cfg, listeners, tls, shutdown).await?;
         Ok(())
     })
 }
@@ -130,19 +143,29 @@ fn raise_fd_limit() {
     }
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn signals(token: CancellationToken) {
+/// Cancels `token` on SIGINT or SIGTERM; reloads the TLS certificate on SIGHUP.
+async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = int.recv() => {},
-        _ = term.recv() => {},
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match &tls {
+                Some(t) => match t.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS reload failed, keeping the old certificate"),
+                },
+                None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+            },
+        }
     }
     token.cancel();
 }

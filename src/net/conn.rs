@@ -8,12 +8,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use std::future::poll_fn;
+use std::task::Poll;
+
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
-use super::framing::{Frame, Framer};
+use super::flood::{Flood, FloodLimits, Verdict};
+use super::framing::{Frame, Framer, Next};
 use crate::hub::{Hub, Peer};
 use crate::outbox::Closed;
 
@@ -40,8 +43,12 @@ pub trait Session: Send {
     fn on_input(&mut self, now: Instant, partial: bool);
     /// The last line written before closing for `reason`, bypassing the queue.
     fn farewell(&self, reason: &str) -> Bytes;
-    /// Quit reason used when the client vanishes.
+    /// Leaves the hub for `reason` (the client vanished or was dropped).
     fn gone(&mut self, hub: &Mutex<Hub>, reason: &str);
+    /// Whether flood control spares this client (operators).
+    fn flood_exempt(&self) -> bool {
+        false
+    }
 }
 
 /// Locks the hub. A panic while holding the lock (a bug, never input) must not
@@ -61,24 +68,94 @@ const MAX_IOV: usize = 64;
 
 enum ReadOutcome {
     Data,
-    WouldBlock,
     Eof,
     Error(std::io::Error),
     Closed,
 }
 
-/// Serves one connection until it closes.
-pub async fn serve(
-    stream: TcpStream,
+/// Flood control between the framer and the session.
+struct Gate {
+    flood: Option<Flood>,
+    /// Held input may be resumed at this instant.
+    hold_until: Option<Instant>,
+    /// The held backlog went past the flood bound.
+    excess: bool,
+}
+
+impl Gate {
+    /// Runs one frame through flood control and the session.
+    fn frame(
+        &mut self,
+        session: &mut impl Session,
+        hub: &Mutex<Hub>,
+        frame: Frame<'_>,
+        now: Instant,
+    ) -> Next {
+        if let (Some(flood), Frame::Line(l)) = (&mut self.flood, &frame)
+            && !session.flood_exempt()
+            && let Verdict::Wait(t) = flood.admit(l.len(), now)
+        {
+            self.hold_until = Some(t);
+            return Next::Hold;
+        }
+        let flow = match frame {
+            Frame::Line(l) => session.line(hub, l),
+            Frame::TooLong => session.too_long(hub),
+        };
+        if flow == Flow::Close {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
+    }
+
+    /// Bookkeeping after a batch of input was framed.
+    fn after(
+        &mut self,
+        framer: &Framer,
+        session: &mut impl Session,
+        next: Next,
+        now: Instant,
+    ) -> ReadOutcome {
+        session.on_input(now, framer.has_partial());
+        match next {
+            Next::Stop => ReadOutcome::Closed,
+            Next::Continue => ReadOutcome::Data,
+            Next::Hold => {
+                if let Some(flood) = &mut self.flood {
+                    let held = framer.held();
+                    let lines = held.iter().filter(|&&b| b == b'\n').count();
+                    self.excess = flood.excessive(lines, held.len(), now);
+                }
+                ReadOutcome::Data
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes. `rd`/`wr` are the two halves of any
+/// byte stream (plain TCP, TLS...).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<R, W>(
+    mut rd: R,
+    mut wr: W,
     addr: SocketAddr,
     hub: Arc<Mutex<Hub>>,
     peer: Arc<Peer>,
     mut session: impl Session,
+    flood: Option<FloodLimits>,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     session.start(&hub);
     let mut framer = Framer::default();
+    let mut gate = Gate {
+        flood: flood.map(|l| Flood::new(l, Instant::now())),
+        hold_until: None,
+        excess: false,
+    };
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut spare: VecDeque<Bytes> = VecDeque::new();
     let mut closing = false;
@@ -86,11 +163,12 @@ pub async fn serve(
     let mut force_exit: Option<Instant> = None;
     let mut quit_reason = "Connection closed".to_string();
     loop {
-        let deadline = [session.deadline(), force_exit]
+        let deadline = [session.deadline(), force_exit, gate.hold_until]
             .into_iter()
             .flatten()
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let can_read = reading && !closing && gate.hold_until.is_none();
         tokio::select! {
             biased;
             _ = peer.out.ready(), if pending.is_empty() => {
@@ -100,7 +178,8 @@ pub async fn serve(
                     Some(Closed::Overflow) => {
                         quit_reason = "SendQ exceeded".into();
                         let bye = session.farewell("SendQ exceeded");
-                        let _ = stream.try_write(&bye);
+                        // Best effort, bounded: the client is not reading.
+                        let _ = tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye)).await;
                         break;
                     }
                     Some(Closed::Closing) => closing = true,
@@ -110,14 +189,16 @@ pub async fn serve(
                     break;
                 }
             }
-            r = stream.writable(), if !pending.is_empty() => {
-                if r.is_err() {
-                    quit_reason = "Write error".into();
-                    break;
-                }
+            r = poll_fn(|cx| {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let n = pending.iter().take(MAX_IOV).zip(iov.iter_mut()).map(|(b, s)| *s = IoSlice::new(b)).count();
-                match stream.try_write_vectored(&iov[..n]) {
+                Pin::new(&mut wr).poll_write_vectored(cx, &iov[..n])
+            }), if !pending.is_empty() => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        quit_reason = "Write error".into();
+                        break;
+                    }
                     Ok(mut written) => {
                         while written > 0 {
                             let Some(front) = pending.front_mut() else { break };
@@ -130,57 +211,45 @@ pub async fn serve(
                             }
                         }
                         if pending.is_empty() {
+                            // TLS buffers what it encrypts: push it out now.
+                            if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
+                                quit_reason = "Write error".into();
+                                break;
+                            }
                             // Keep the allocation for the next swap, but not a huge one.
                             if pending.capacity() <= 1024 {
                                 spare = std::mem::take(&mut pending);
                             }
-                            if closing && peer.out.queued_bytes() == 0 {
+                            if closing {
                                 // Take whatever was pushed just before closing.
-                                let rest = peer.out.take(VecDeque::new());
-                                pending = rest.data;
+                                pending = peer.out.take(VecDeque::new()).data;
                                 if pending.is_empty() {
                                     break;
                                 }
                             }
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        quit_reason = "Write error".into();
-                        break;
-                    }
                 }
             }
-            r = stream.readable(), if reading && !closing => {
-                if r.is_err() {
-                    quit_reason = "Read error".into();
-                    break;
-                }
-                let outcome = READ_BUF.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    match stream.try_read(&mut buf) {
-                        Ok(0) => ReadOutcome::Eof,
-                        Ok(n) => {
-                            let max = session.max_line();
-                            let mut flow = Flow::Continue;
-                            framer.feed(&buf[..n], max, |frame| {
-                                flow = match frame {
-                                    Frame::Line(l) => session.line(&hub, l),
-                                    Frame::TooLong => session.too_long(&hub),
-                                };
-                                flow == Flow::Continue
-                            });
-                            session.on_input(Instant::now(), framer.has_partial());
-                            if flow == Flow::Close { ReadOutcome::Closed } else { ReadOutcome::Data }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
-                        Err(e) => ReadOutcome::Error(e),
+            outcome = poll_fn(|cx| READ_BUF.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                let mut rb = ReadBuf::new(&mut buf[..]);
+                match Pin::new(&mut rd).poll_read(cx, &mut rb) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
+                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
+                    Poll::Ready(Ok(())) => {
+                        let now = Instant::now();
+                        let max = session.max_line();
+                        let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, &hub, f, now));
+                        Poll::Ready(gate.after(&framer, &mut session, next, now))
                     }
-                });
+                }
+            })), if can_read => {
                 match outcome {
-                    ReadOutcome::Data | ReadOutcome::WouldBlock => {}
+                    ReadOutcome::Data => {}
                     ReadOutcome::Closed => {
-                        // The session quit the hub; flush what it queued.
+                        // The session left the hub; flush what it queued.
                         closing = true;
                         reading = false;
                     }
@@ -196,6 +265,12 @@ pub async fn serve(
                         break;
                     }
                 }
+                if gate.excess {
+                    peer.out.push_final(session.farewell("Excess Flood"));
+                    session.gone(&hub, "Excess Flood");
+                    closing = true;
+                    reading = false;
+                }
             }
             _ = shutdown.cancelled(), if force_exit.is_none() => {
                 // The server has queued its goodbye; give the flush a bounded time.
@@ -205,6 +280,21 @@ pub async fn serve(
                 let now = Instant::now();
                 if force_exit.is_some_and(|t| now >= t) {
                     break;
+                }
+                if gate.hold_until.is_some_and(|t| now >= t) && !closing {
+                    gate.hold_until = None;
+                    let max = session.max_line();
+                    let next = framer.resume(max, |f| gate.frame(&mut session, &hub, f, now));
+                    if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
+                        closing = true;
+                        reading = false;
+                    }
+                    if gate.excess {
+                        peer.out.push_final(session.farewell("Excess Flood"));
+                        session.gone(&hub, "Excess Flood");
+                        closing = true;
+                        reading = false;
+                    }
                 }
                 if session.on_deadline(&hub, now) == Flow::Close {
                     closing = true;
@@ -216,17 +306,21 @@ pub async fn serve(
     session.gone(&hub, &quit_reason);
     tracing::debug!(%addr, reason = %quit_reason, "connection closed");
     if reading {
-        linger(stream).await;
+        linger(rd, wr).await;
     }
 }
 
 /// Half-closes and waits a little for the peer's EOF: closing with unread
 /// input makes the kernel send a reset, which can destroy the last lines written.
-pub async fn linger(mut stream: TcpStream) {
-    let _ = stream.shutdown().await;
+pub async fn linger<R, W>(mut rd: R, mut wr: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = wr.shutdown().await;
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(n) = stream.read(&mut buf).await {
+        while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {
                 break;
             }

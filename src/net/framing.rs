@@ -11,6 +11,18 @@ pub enum Frame<'a> {
     TooLong,
 }
 
+/// What the consumer of a frame wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Go on with the next frame.
+    Continue,
+    /// Stop: the connection is closing; the rest of the input is dropped.
+    Stop,
+    /// Not now (flood control): keep this line and everything after it for
+    /// [`Framer::resume`].
+    Hold,
+}
+
 /// Incremental line splitter for one connection.
 #[derive(Debug, Default)]
 pub struct Framer {
@@ -18,6 +30,8 @@ pub struct Framer {
     /// idle connection holds no buffer.
     partial: Vec<u8>,
     discarding: bool,
+    /// Input not yet framed because the consumer said [`Next::Hold`].
+    held: Vec<u8>,
 }
 
 impl Framer {
@@ -26,14 +40,20 @@ impl Framer {
         !self.partial.is_empty() || self.discarding
     }
 
+    /// Input waiting for [`Framer::resume`].
+    pub fn held(&self) -> &[u8] {
+        &self.held
+    }
+
     /// Feeds newly read bytes; calls `on_frame` for each complete line or
-    /// overlong line, in order, and stops early if it returns false.
+    /// overlong line, in order, until it says otherwise. Must not be called
+    /// while input is held.
     pub fn feed(
         &mut self,
         mut data: &[u8],
         max: usize,
-        mut on_frame: impl FnMut(Frame<'_>) -> bool,
-    ) {
+        mut on_frame: impl FnMut(Frame<'_>) -> Next,
+    ) -> Next {
         while !data.is_empty() {
             let nl = data.iter().position(|&b| b == b'\n');
             if self.discarding {
@@ -43,14 +63,14 @@ impl Framer {
                         data = &data[i + 1..];
                         continue;
                     }
-                    None => return,
+                    None => return Next::Continue,
                 }
             }
             match nl {
                 Some(i) => {
                     let chunk = &data[..i];
-                    data = &data[i + 1..];
-                    let keep_going = if self.partial.is_empty() {
+                    let rest = &data[i + 1..];
+                    let next = if self.partial.is_empty() {
                         if chunk.len() > max {
                             on_frame(Frame::TooLong)
                         } else {
@@ -62,26 +82,44 @@ impl Framer {
                     } else {
                         self.partial.extend_from_slice(chunk);
                         let line = std::mem::take(&mut self.partial);
-                        on_frame(Frame::Line(&line))
+                        let next = on_frame(Frame::Line(&line));
+                        if next == Next::Hold {
+                            // Put the line back in front of the rest.
+                            self.held = line;
+                            self.held.push(b'\n');
+                            self.held.extend_from_slice(rest);
+                            return Next::Hold;
+                        }
+                        next
                     };
-                    if !keep_going {
-                        return;
+                    match next {
+                        Next::Continue => data = rest,
+                        Next::Stop => return Next::Stop,
+                        Next::Hold => {
+                            // `data` still starts with the held line.
+                            self.held.extend_from_slice(data);
+                            return Next::Hold;
+                        }
                     }
                 }
                 None => {
                     if self.partial.len() + data.len() > max {
                         self.partial = Vec::new();
                         self.discarding = true;
-                        if !on_frame(Frame::TooLong) {
-                            return;
-                        }
-                    } else {
-                        self.partial.extend_from_slice(data);
+                        return on_frame(Frame::TooLong);
                     }
-                    return;
+                    self.partial.extend_from_slice(data);
+                    return Next::Continue;
                 }
             }
         }
+        Next::Continue
+    }
+
+    /// Feeds the held input again (after the flood-control wait).
+    pub fn resume(&mut self, max: usize, on_frame: impl FnMut(Frame<'_>) -> Next) -> Next {
+        let held = std::mem::take(&mut self.held);
+        self.feed(&held, max, on_frame)
     }
 }
 
@@ -98,7 +136,7 @@ mod tests {
                     Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
                     Frame::TooLong => "<too long>".into(),
                 });
-                true
+                Next::Continue
             });
         }
         out
@@ -136,10 +174,42 @@ mod tests {
         for _ in 0..100 {
             f.feed(&[b'x'; 1000], 512, |_| {
                 n += 1;
-                true
+                Next::Continue
             });
         }
         assert_eq!(n, 1);
         assert!(f.partial.capacity() == 0);
+    }
+
+    #[test]
+    fn hold_keeps_the_line_and_the_rest_in_order() {
+        for chunks in [&[&b"a\nb\nc\nd"[..], b"\n"][..], &[b"a\nb", b"\nc\nd\n"]] {
+            let mut f = Framer::default();
+            let mut seen = Vec::new();
+            let mut budget = 1;
+            let take = |fr: Frame<'_>, seen: &mut Vec<String>, budget: &mut i32| match fr {
+                Frame::Line(l) if *budget > 0 => {
+                    *budget -= 1;
+                    seen.push(String::from_utf8_lossy(l).into_owned());
+                    Next::Continue
+                }
+                _ => Next::Hold,
+            };
+            for c in chunks {
+                if f.held().is_empty() {
+                    f.feed(c, 10, |fr| take(fr, &mut seen, &mut budget));
+                } else {
+                    // While held, new input queues behind (the caller does not read).
+                    let mut h = f.held.clone();
+                    h.extend_from_slice(c);
+                    f.held = h;
+                }
+            }
+            while !f.held().is_empty() {
+                budget = 1;
+                f.resume(10, |fr| take(fr, &mut seen, &mut budget));
+            }
+            assert_eq!(seen, ["a", "b", "c", "d"], "{chunks:?}");
+        }
     }
 }

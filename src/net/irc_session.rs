@@ -22,6 +22,8 @@ pub struct IrcSession {
     partial: PartialLineGuard,
     /// Registration must complete before this instant.
     register_by: Instant,
+    /// Operators are spared flood control; cached after each command.
+    oper: bool,
 }
 
 impl IrcSession {
@@ -36,6 +38,7 @@ impl IrcSession {
             ),
             partial: PartialLineGuard::new(Duration::from_secs(l.partial_line_timeout)),
             register_by: now + Duration::from_secs(l.registration_timeout),
+            oper: false,
             st: IrcState::new(peer.id, peer, cfg),
         }
     }
@@ -143,6 +146,7 @@ impl Session for IrcSession {
             dispatch(&mut ctx, &msg)
         };
         r.send(&self.st.peer);
+        self.oper = h.user(self.st.id).is_some_and(|u| u.modes.oper);
         if flow == Flow::Close {
             h.quit(self.st.id, "Connection closed", now);
         }
@@ -201,6 +205,10 @@ impl Session for IrcSession {
 
     fn farewell(&self, reason: &str) -> Bytes {
         Bytes::from(format!("ERROR :Closing Link: ({reason})\r\n"))
+    }
+
+    fn flood_exempt(&self) -> bool {
+        self.oper
     }
 
     fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {

@@ -18,6 +18,8 @@ pub struct LineSession {
     cfg: Arc<Config>,
     oper: OperGate,
     partial: PartialLineGuard,
+    /// Operators are spared flood control; cached after each command.
+    is_oper: bool,
 }
 
 impl LineSession {
@@ -27,6 +29,7 @@ impl LineSession {
             oper: OperGate::default(),
             partial: PartialLineGuard::new(Duration::from_secs(cfg.limits.partial_line_timeout)),
             cfg,
+            is_oper: false,
         }
     }
 }
@@ -59,7 +62,9 @@ impl Session for LineSession {
             _ => OperCheck::Denied,
         };
         let mut h = lock(hub);
-        line::handle(&mut h, self.id, cmd, check, now_millis())
+        let flow = line::handle(&mut h, self.id, cmd, check, now_millis());
+        self.is_oper = h.user(self.id).is_some_and(|u| u.modes.oper);
+        flow
     }
 
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
@@ -96,6 +101,10 @@ impl Session for LineSession {
 
     fn farewell(&self, reason: &str) -> Bytes {
         Bytes::from(format!("[server] Disconnected: {reason}\n"))
+    }
+
+    fn flood_exempt(&self) -> bool {
+        self.is_oper
     }
 
     fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {

@@ -37,9 +37,10 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// A bound listening socket and its dialect.
+/// A bound listening socket, its dialect, and whether it speaks TLS.
 pub struct Listener {
     pub kind: Kind,
+    pub tls: bool,
     pub socket: TcpListener,
 }
 
@@ -83,41 +84,62 @@ pub fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net
     Ok(socket.into())
 }
 
-/// Binds a listener for `kind` on `addr` (call inside a tokio runtime).
+/// Binds a plain listener for `kind` on `addr` (call inside a tokio runtime).
 pub fn listen(kind: Kind, addr: SocketAddr) -> std::io::Result<Listener> {
+    listen_with(kind, false, addr)
+}
+
+/// Binds a listener for `kind`, TLS or not, on `addr`.
+pub fn listen_with(kind: Kind, tls: bool, addr: SocketAddr) -> std::io::Result<Listener> {
     let std = bind_listener(addr, 4096)?;
     std.set_nonblocking(true)?;
     let socket = TcpListener::from_std(std)?;
-    Ok(Listener { kind, socket })
+    Ok(Listener { kind, tls, socket })
+}
+
+/// What every connection task shares.
+struct Shared {
+    cfg: Arc<Config>,
+    hub: Arc<Mutex<Hub>>,
+    admission: Mutex<limits::Admission>,
+    tls: Option<Arc<tls::Tls>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 /// Runs the server on `listeners` until `shutdown` is cancelled, then tells
-/// every client and returns once every connection has ended.
+/// every client and returns once every connection has ended. TLS listeners
+/// need `tls`.
 pub async fn run(
     cfg: Arc<Config>,
     listeners: Vec<Listener>,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let hub = Arc::new(Mutex::new(Hub::new(cfg.clone(), now_millis())));
     let l = &cfg.limits;
-    let admission = Arc::new(Mutex::new(limits::Admission::new(limits::ConnLimits {
+    let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
         max_connections: l.max_connections,
         per_address: l.connections_per_ip,
         rate: l.connection_rate,
         burst: l.connection_burst,
-    })));
+    }));
     let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        hub: hub.clone(),
+        admission,
+        tls,
+        tracker: tracker.clone(),
+        shutdown: shutdown.clone(),
+    });
     for l in listeners {
         let addr = l.socket.local_addr()?;
-        tracing::info!(dialect = %l.kind, %addr, "listening");
-        tracker.spawn(accept_loop(
-            l,
-            cfg.clone(),
-            hub.clone(),
-            admission.clone(),
-            tracker.clone(),
-            shutdown.clone(),
-        ));
+        if l.tls && shared.tls.is_none() {
+            return Err(std::io::Error::other("a TLS listener needs a certificate"));
+        }
+        tracing::info!(dialect = %l.kind, %addr, tls = l.tls, "listening");
+        tracker.spawn(accept_loop(l, shared.clone()));
     }
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -128,18 +150,11 @@ pub async fn run(
     Ok(())
 }
 
-async fn accept_loop(
-    l: Listener,
-    cfg: Arc<Config>,
-    hub: Arc<Mutex<Hub>>,
-    admission: Arc<Mutex<limits::Admission>>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) {
+async fn accept_loop(l: Listener, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
             r = l.socket.accept() => r,
         };
         let (stream, addr) = match accepted {
@@ -155,74 +170,125 @@ async fn accept_loop(
                 continue;
             }
         };
-        let admitted = admission
+        let _ = stream.set_nodelay(true);
+        let admitted = shared
+            .admission
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .admit(addr.ip(), std::time::Instant::now());
-        if let Err(refusal) = admitted {
-            tracing::info!(peer = %addr, reason = refusal.text(), "connection refused");
-            let line = match l.kind {
-                Kind::Line => format!("[server] {}\n", refusal.text()),
-                Kind::Irc => format!(
-                    "ERROR :Closing Link: {} ({})\r\n",
-                    addr.ip(),
-                    refusal.text()
-                ),
-            };
-            // Best effort: a fresh socket's send buffer is empty, so this
-            // does not block; the client then sees the reason and EOF.
-            let _ = stream.try_write(line.as_bytes());
-            tracker.spawn(conn::linger(stream));
-            continue;
-        }
-        let dialect: &'static dyn crate::hub::Dialect = match l.kind {
-            Kind::Line => &crate::line::LINE,
-            Kind::Irc => &crate::irc::render::IRC,
-        };
-        let peer = {
-            let mut h = lock(&hub);
-            let id = h.next_conn_id();
-            let peer = Arc::new(Peer::new(id, dialect, cfg.limits.send_queue));
-            h.connect(peer.clone(), addr.ip(), now_millis());
-            peer
-        };
-        let id = peer.id;
-        let span = tracing::info_span!("conn", id, peer = %addr, dialect = %l.kind);
-        let fut = match l.kind {
-            Kind::Line => {
-                let session = line_session::LineSession::new(id, cfg.clone());
-                futures_util::future::Either::Left(conn::serve(
-                    stream,
-                    addr,
-                    hub.clone(),
-                    peer,
-                    session,
-                    shutdown.clone(),
-                ))
-            }
-            Kind::Irc => {
-                let session = irc_session::IrcSession::new(peer.clone(), cfg.clone());
-                futures_util::future::Either::Right(conn::serve(
-                    stream,
-                    addr,
-                    hub.clone(),
-                    peer,
-                    session,
-                    shutdown.clone(),
-                ))
-            }
-        };
-        let admission = admission.clone();
-        let ip = addr.ip();
-        tracker.spawn(tracing::Instrument::instrument(
-            async move {
-                fut.await;
-                admission
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .release(ip);
-            },
-            span,
-        ));
+        let span = tracing::info_span!("conn", peer = %addr, dialect = %l.kind, tls = l.tls);
+        let task = connection(stream, addr, l.kind, l.tls, admitted, shared.clone());
+        shared
+            .tracker
+            .spawn(tracing::Instrument::instrument(task, span));
     }
+}
+
+/// Everything one accepted connection goes through: admission verdict, TLS
+/// handshake, joining the hub, serving, leaving.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    kind: Kind,
+    use_tls: bool,
+    admitted: Result<(), limits::Refusal>,
+    shared: Arc<Shared>,
+) {
+    let acceptor = match (&shared.tls, use_tls) {
+        (Some(t), true) => Some(t.acceptor()),
+        _ => None,
+    };
+    match acceptor {
+        Some(acceptor) => {
+            let handshake = acceptor.accept(stream);
+            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                Ok(Ok(s)) => {
+                    let (rd, wr) = tokio::io::split(s);
+                    serve_admitted(rd, wr, addr, kind, true, admitted, &shared).await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    release_if(&shared, addr, &admitted);
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    release_if(&shared, addr, &admitted);
+                }
+            }
+        }
+        None => {
+            let (rd, wr) = stream.into_split();
+            serve_admitted(rd, wr, addr, kind, false, admitted, &shared).await
+        }
+    }
+}
+
+fn release_if(shared: &Shared, addr: SocketAddr, admitted: &Result<(), limits::Refusal>) {
+    if admitted.is_ok() {
+        shared
+            .admission
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(addr.ip());
+    }
+}
+
+async fn serve_admitted<R, W>(
+    rd: R,
+    mut wr: W,
+    addr: SocketAddr,
+    kind: Kind,
+    secure: bool,
+    admitted: Result<(), limits::Refusal>,
+    shared: &Shared,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    if let Err(refusal) = admitted {
+        tracing::info!(reason = refusal.text(), "connection refused");
+        let line = match kind {
+            Kind::Line => format!("[server] {}\n", refusal.text()),
+            Kind::Irc => format!(
+                "ERROR :Closing Link: {} ({})\r\n",
+                addr.ip(),
+                refusal.text()
+            ),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(line.as_bytes())).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), wr.flush()).await;
+        conn::linger(rd, wr).await;
+        return;
+    }
+    let cfg = &shared.cfg;
+    let dialect: &'static dyn crate::hub::Dialect = match kind {
+        Kind::Line => &crate::line::LINE,
+        Kind::Irc => &crate::irc::render::IRC,
+    };
+    let peer = {
+        let mut h = lock(&shared.hub);
+        let id = h.next_conn_id();
+        let peer = Arc::new(Peer::new(id, dialect, cfg.limits.send_queue));
+        h.connect(peer.clone(), addr.ip(), now_millis());
+        if let Some(u) = h.user_mut(id) {
+            u.modes.secure = secure;
+        }
+        peer
+    };
+    tracing::debug!(id = peer.id, "connected");
+    let hub = shared.hub.clone();
+    let flood = cfg.flood.limits();
+    let shutdown = shared.shutdown.clone();
+    match kind {
+        Kind::Line => {
+            let session = line_session::LineSession::new(peer.id, cfg.clone());
+            conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
+        }
+        Kind::Irc => {
+            let session = irc_session::IrcSession::new(peer.clone(), cfg.clone());
+            conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
+        }
+    }
+    release_if(shared, addr, &Ok(()));
 }

@@ -36,7 +36,7 @@ impl Server {
         let l = net::listen(Kind::Line, "127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = l.socket.local_addr().expect("local addr");
         let token = CancellationToken::new();
-        let handle = tokio::spawn(net::run(Arc::new(cfg), vec![l], token.clone()));
+        let handle = tokio::spawn(net::run(Arc::new(cfg), vec![l], None, token.clone()));
         Server {
             addr,
             token,

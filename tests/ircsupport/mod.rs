@@ -36,7 +36,9 @@ pub async fn start(cfg: Config) -> Server {
     let token = CancellationToken::new();
     let t = token.clone();
     let done = tokio::spawn(async move {
-        net::run(Arc::new(cfg), vec![irc, line], t).await.unwrap();
+        net::run(Arc::new(cfg), vec![irc, line], None, t)
+            .await
+            .unwrap();
     });
     Server {
         irc: irc_addr,
