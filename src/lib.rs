@@ -19,3 +19,4 @@ pub mod net;
 pub mod oper;
 pub mod outbox;
 pub mod passwd;
+pub mod sim;

@@ -58,6 +58,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // A panic is a bug; tokio confines it to its task, and this puts it in the log.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(%info, "panicked");
+    }));
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::Echo(a) => bavard::echo::run(a),

@@ -995,6 +995,46 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Checks the hub's internal consistency: every index agrees with the
+    /// data it indexes. For tests and fuzzing; O(size of the hub).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (key, id) in &self.nicks {
+            let u = self.users.get(id).ok_or(format!("nick {key} points to a missing user"))?;
+            if &u.nick_key != key {
+                return Err(format!("nick {key} points to user {id} named {}", u.nick));
+            }
+        }
+        for (id, u) in &self.users {
+            if !u.nick_key.is_empty() && self.nicks.get(&u.nick_key) != Some(id) {
+                return Err(format!("user {id} ({}) is not indexed by its nick", u.nick));
+            }
+            for c in &u.channels {
+                let ch = self.channels.get(c).ok_or(format!("user {id} in missing channel {c}"))?;
+                if ch.member(*id).is_none() {
+                    return Err(format!("user {id} thinks it is in {c}"));
+                }
+            }
+        }
+        for (key, ch) in &self.channels {
+            if ch.members.is_empty() && !ch.permanent {
+                return Err(format!("empty channel {key} kept"));
+            }
+            let mut seen = HashSet::new();
+            for m in &ch.members {
+                if !seen.insert(m.id) {
+                    return Err(format!("user {} twice in {key}", m.id));
+                }
+                let u = self.users.get(&m.id).ok_or(format!("{key} has missing member {}", m.id))?;
+                if !u.channels.contains(key) {
+                    return Err(format!("{key} lists {} who does not list it", m.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What [`Hub::message`] reports to the sender's dialect.
 #[derive(Clone, Debug, Default)]
 pub struct MessageSent {

@@ -277,6 +277,13 @@ async fn serve_admitted<R, W>(
         peer
     };
     tracing::debug!(id = peer.id, "connected");
+    // If the task ends without leaving the hub (a panic unwinding through it),
+    // the user must not stay behind as a ghost, and its slot must be freed.
+    let _cleanup = Cleanup {
+        shared,
+        id: peer.id,
+        addr,
+    };
     let hub = shared.hub.clone();
     let flood = cfg.flood.limits();
     let shutdown = shared.shutdown.clone();
@@ -290,5 +297,22 @@ async fn serve_admitted<R, W>(
             conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
         }
     }
-    release_if(shared, addr, &Ok(()));
+}
+
+/// Leaves the hub and frees the admission slot when a connection task ends,
+/// however it ends.
+struct Cleanup<'a> {
+    shared: &'a Shared,
+    id: crate::hub::ConnId,
+    addr: SocketAddr,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(id = self.id, "connection task panicked; dropping only this client");
+        }
+        lock(&self.shared.hub).quit(self.id, "Connection closed", now_millis());
+        release_if(self.shared, self.addr, &Ok(()));
+    }
 }

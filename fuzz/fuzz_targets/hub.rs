@@ -1,0 +1,35 @@
+//! The hub driven by several simulated clients of both dialects with
+//! arbitrary input: never panics, stays consistent.
+#![no_main]
+
+use bavard::config::Config;
+use bavard::sim::Sim;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut cfg = Config::default();
+    cfg.limits.send_queue = 4096;
+    let mut sim = Sim::new(cfg);
+    for irc in [true, true, false, false] {
+        let i = sim.connect(irc);
+        if irc {
+            sim.send(i, format!("NICK n{i}\r\nUSER u 0 * :r\r\nJOIN #a\r\n").as_bytes());
+        }
+    }
+    // Each chunk: one control byte (client, action), then bytes up to the next 0xFF.
+    for chunk in data.split(|&b| b == 0xFF) {
+        let Some((&ctl, body)) = chunk.split_first() else { continue };
+        let n = sim.clients.len();
+        match ctl >> 5 {
+            0 => {
+                sim.connect(ctl & 1 == 1);
+            }
+            1 => sim.disconnect(ctl as usize % n),
+            2 => sim.drain(),
+            _ => sim.send(ctl as usize % n, body),
+        }
+        if let Err(e) = sim.check() {
+            panic!("hub inconsistent: {e}");
+        }
+    }
+});
