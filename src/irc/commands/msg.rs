@@ -227,12 +227,7 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         return Ok(Flow::Continue);
     }
     if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
-        fail_batch(
-            ctx,
-            "MULTILINE_INVALID",
-            &[],
-            "No such batch is open",
-        );
+        fail_batch(ctx, "MULTILINE_INVALID", &[], "No such batch is open");
         return Ok(Flow::Continue);
     }
     let Some(b) = ctx.st.batch.take() else {
@@ -255,7 +250,14 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     } else {
         MsgKind::Privmsg
     };
-    deliver(ctx, &[b.target.as_str()], &text, &b.parts, kind, &b.client_tags)
+    deliver(
+        ctx,
+        &[b.target.as_str()],
+        &text,
+        &b.parts,
+        kind,
+        &b.client_tags,
+    )
 }
 
 fn add_to_batch(
@@ -268,12 +270,7 @@ fn add_to_batch(
         return Ok(Flow::Continue);
     }
     if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
-        fail_batch(
-            ctx,
-            "MULTILINE_INVALID",
-            &[],
-            "Unknown batch reference",
-        );
+        fail_batch(ctx, "MULTILINE_INVALID", &[], "Unknown batch reference");
         return Ok(Flow::Continue);
     }
     let same_target = ctx.st.batch.as_ref().is_some_and(|b| {
