@@ -36,6 +36,27 @@ pub mod cap {
     pub const STANDARD_REPLIES: u32 = 1 << 16;
 }
 
+/// One line of a client `draft/multiline` batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultilinePart {
+    pub text: String,
+    /// `draft/multiline-concat`: joins the previous line with no line break.
+    pub concat: bool,
+}
+
+/// The logical text of a multiline message: lines joined by `\n`, except
+/// that a concat line continues the previous one.
+pub fn join_parts(parts: &[MultilinePart]) -> String {
+    let mut text = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 && !p.concat {
+            text.push('\n');
+        }
+        text.push_str(&p.text);
+    }
+    text
+}
+
 /// Kind of a chat message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsgKind {
@@ -61,6 +82,11 @@ pub enum Event<'a> {
         client_tags: &'a str,
         time: u64,
         msgid: u64,
+        /// The lines of a `draft/multiline` batch exactly as the client sent
+        /// them (empty for an ordinary message). `text` is their logical
+        /// join; IRC clients need the original lines to get the same batch
+        /// back (multiline) or each non-blank line separately (fallback).
+        parts: &'a [MultilinePart],
     },
     Join {
         who: &'a User,

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use event::{Dialect, Event, MsgKind, Peer, cap, fanout};
+pub use event::{Dialect, Event, MsgKind, MultilinePart, Peer, cap, fanout, join_parts};
 
 use crate::config::Config;
 use crate::names::{ChannelName, NameError, Nickname, casefold};
@@ -543,6 +543,16 @@ impl Hub {
                 time: now,
             };
             fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+            // away-notify: members learn at once that the newcomer is away
+            // (the render drops this for connections without the cap).
+            if let Some(text) = u.away.as_deref() {
+                let away = Event::Away {
+                    who: u,
+                    text: Some(text),
+                    time: now,
+                };
+                fanout(ch.peers_except(id), &away, &mut self.overflowed);
+            }
         }
         self.settle();
         Ok(true)
@@ -592,12 +602,27 @@ impl Hub {
 
     /// Sends a message from `id` to a channel or a nick. For a nick, returns its
     /// away text so the dialect can tell the sender.
-    #[allow(clippy::too_many_arguments)]
     pub fn message(
         &mut self,
         id: ConnId,
         target: &str,
         text: &str,
+        kind: MsgKind,
+        client_tags: &str,
+        now: Millis,
+    ) -> Result<MessageSent, HubError> {
+        self.message_parts(id, target, text, &[], kind, client_tags, now)
+    }
+
+    /// [`Hub::message`] for a `draft/multiline` batch: `text` is the logical
+    /// join of `parts` (see [`join_parts`]), which IRC recipients get as sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message_parts(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        text: &str,
+        parts: &[MultilinePart],
         kind: MsgKind,
         client_tags: &str,
         now: Millis,
@@ -628,6 +653,7 @@ impl Hub {
                 client_tags,
                 time: now,
                 msgid,
+                parts,
             };
             fanout(ch.peers_except(id), &ev, &mut self.overflowed);
             sent.target = ch.name.clone();
@@ -647,6 +673,7 @@ impl Hub {
                 client_tags,
                 time: now,
                 msgid,
+                parts,
             };
             if !to.peer.send_event(&ev)
                 && to.peer.out.closed() == Some(crate::outbox::Closed::Overflow)

@@ -395,7 +395,9 @@ fn parse_line(line: &str, max_tag_data: usize) -> Result<Message, ParseError> {
     }
 
     let (command, mut rest) = split_atom(rest);
-    if command.is_empty() {
+    // After a bare `:` source, `@x` or `:x` would be taken for a command but
+    // reads back as tags or a source: no command starts with either marker.
+    if command.is_empty() || command.starts_with(['@', ':']) {
         return Err(ParseError::MissingCommand);
     }
 

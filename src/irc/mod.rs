@@ -24,7 +24,6 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("away-notify", crate::hub::cap::AWAY_NOTIFY, ""),
     ("batch", crate::hub::cap::BATCH, ""),
     ("cap-notify", crate::hub::cap::CAP_NOTIFY, ""),
-    ("chghost", crate::hub::cap::CHGHOST, ""),
     (
         "draft/multiline",
         crate::hub::cap::MULTILINE,
@@ -51,9 +50,15 @@ pub const MULTILINE_MAX_LINES: usize = 32;
 pub struct InBatch {
     pub id: String,
     pub target: String,
+    /// The label of the opening `BATCH +`: labeled-response puts it on the
+    /// reply to the whole batch (the echo), not on an ACK of the opening line.
     pub label: Option<String>,
-    /// (text, concat-with-previous, is NOTICE)
-    pub lines: Vec<(String, bool, bool)>,
+    /// Client-only tags of the opening `BATCH +`, relayed with the message.
+    pub client_tags: String,
+    pub parts: Vec<crate::hub::MultilinePart>,
+    /// Some line was a NOTICE: the whole message is one.
+    pub notice: bool,
+    /// Bytes of text received so far.
     pub bytes: usize,
 }
 
@@ -73,6 +78,9 @@ pub struct IrcState {
     pub pass_ok: bool,
     pub oper: OperGate,
     pub batch: Option<InBatch>,
+    /// Reference of a batch abandoned after a FAIL: its remaining lines and
+    /// its end are dropped quietly instead of failing once per line.
+    pub dead_batch: Option<String>,
 }
 
 impl IrcState {
@@ -89,6 +97,7 @@ impl IrcState {
             pass_ok,
             oper: OperGate::default(),
             batch: None,
+            dead_batch: None,
         }
     }
 }

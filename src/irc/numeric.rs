@@ -102,6 +102,7 @@ pub const ERR_USERONCHANNEL: Numeric = n(443, "is already on channel");
 pub const ERR_NOTREGISTERED: Numeric = n(451, "You have not registered");
 pub const ERR_NEEDMOREPARAMS: Numeric = n(461, "Not enough parameters");
 pub const ERR_ALREADYREGISTERED: Numeric = n(462, "You may not reregister");
+pub const ERR_INVALIDUSERNAME: Numeric = n(468, "Your username is not valid");
 pub const ERR_PASSWDMISMATCH: Numeric = n(464, "Password incorrect");
 pub const ERR_CHANNELISFULL: Numeric = n(471, "Cannot join channel (+l)");
 pub const ERR_UNKNOWNMODE: Numeric = n(472, "is unknown mode char to me");

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::hub::{Dialect, Event, MsgKind, cap};
+use crate::hub::{Dialect, Event, MsgKind, MultilinePart, cap};
 
 /// The IRC dialect's encoder.
 pub struct IrcDialect;
@@ -40,42 +40,49 @@ pub fn format_time(ms: u64, out: &mut Vec<u8>) {
     );
 }
 
-/// Writes the tag section (`@a;b `) for an event, if any tag applies.
-fn tags(
-    out: &mut Vec<u8>,
-    variant: u32,
-    time: u64,
+/// The tags a message carries besides server-time.
+#[derive(Clone, Copy, Default)]
+struct MsgTags<'a> {
     msgid: Option<u64>,
-    client: &str,
-    batch: Option<&str>,
-) {
+    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `draft/bot` tag.
+    bot: bool,
+    /// Client-only tags, already escaped.
+    client: &'a str,
+}
+
+/// Writes the tag section (`@a;b `) for an event, if any tag applies.
+fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
     let start = out.len();
     let sep = |out: &mut Vec<u8>| {
         out.push(if out.len() == start { b'@' } else { b';' });
     };
-    if let Some(b) = batch {
-        sep(out);
-        out.extend_from_slice(b"batch=");
-        out.extend_from_slice(b.as_bytes());
-    }
     if variant & cap::SERVER_TIME != 0 {
         sep(out);
         out.extend_from_slice(b"time=");
         format_time(time, out);
     }
     if variant & cap::MESSAGE_TAGS != 0 {
-        if let Some(id) = msgid {
+        if let Some(id) = m.msgid {
             sep(out);
             let _ = write!(out, "msgid={id}");
         }
-        if !client.is_empty() {
+        if m.bot {
             sep(out);
-            out.extend_from_slice(client.as_bytes());
+            out.extend_from_slice(b"draft/bot");
+        }
+        if !m.client.is_empty() {
+            sep(out);
+            out.extend_from_slice(m.client.as_bytes());
         }
     }
     if out.len() != start {
         out.push(b' ');
     }
+}
+
+/// Tags of events that are not messages: server-time only.
+fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
+    tags(out, variant, time, MsgTags::default());
 }
 
 /// Splits `text` into pieces that fit an IRC line after `overhead` bytes,
@@ -144,6 +151,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             client_tags,
             time,
             msgid,
+            parts,
             ..
         } => {
             let verb = match kind {
@@ -152,34 +160,52 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 MsgKind::Tagmsg => "TAGMSG",
             };
             let prefix = from.prefix();
+            let mt = MsgTags {
+                msgid: Some(msgid),
+                bot: from.modes.bot,
+                client: client_tags,
+            };
             if kind == MsgKind::Tagmsg {
-                tags(out, v, time, Some(msgid), client_tags, None);
+                tags(out, v, time, mt);
                 write!(out, ":{prefix} TAGMSG {target}\r\n")?;
                 return Ok(());
             }
             // ":" prefix " " verb " " target " :" text CRLF
             let overhead = 1 + prefix.len() + 1 + verb.len() + 1 + target.len() + 2 + 2;
-            if overhead + text.len() <= MAX_LINE && !text.contains('\n') {
-                tags(out, v, time, Some(msgid), client_tags, None);
+            if parts.is_empty() && overhead + text.len() <= MAX_LINE && !text.contains('\n') {
+                tags(out, v, time, mt);
                 write!(out, ":{prefix} {verb} {target} :{text}\r\n")?;
                 return Ok(());
             }
-            // Too long for one line, or several lines (a multiline batch from
-            // an IRC client): (piece, continues the previous line) pairs.
+            // The lines to send: a multiline batch's lines as the client sent
+            // them, or the lines of a long text (from a `line` user).
+            let owned;
+            let lines: &[MultilinePart] = if parts.is_empty() {
+                owned = text
+                    .split('\n')
+                    .map(|l| MultilinePart {
+                        text: l.to_string(),
+                        concat: false,
+                    })
+                    .collect::<Vec<_>>();
+                &owned
+            } else {
+                parts
+            };
+            // Each line cut to fit 512 bytes: (piece, continues the previous).
             let room = MAX_LINE.saturating_sub(overhead);
-            let pieces: Vec<(&str, bool)> = text
-                .split('\n')
-                .flat_map(|l| {
-                    split_text(l, room)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, p)| (p, i > 0))
-                })
-                .collect();
+            let pieces = lines.iter().flat_map(|l| {
+                split_text(&l.text, room)
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, p)| (p, i > 0 || l.concat))
+            });
             if v & cap::MULTILINE != 0 && v & cap::BATCH != 0 {
-                // One logical message: a draft/multiline batch.
+                // One logical message: a draft/multiline batch whose start
+                // carries the message's tags; its lines carry none but the
+                // batch reference (and concat).
                 let id = format!("ml{msgid}");
-                tags(out, v, time, Some(msgid), client_tags, None);
+                tags(out, v, time, mt);
                 write!(out, ":{prefix} BATCH +{id} draft/multiline {target}\r\n")?;
                 for (p, concat) in pieces {
                     write!(out, "@batch={id}")?;
@@ -190,8 +216,16 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 }
                 write!(out, ":{prefix} BATCH -{id}\r\n")?;
             } else {
-                for (p, _) in pieces.into_iter().filter(|(p, _)| !p.is_empty()) {
-                    tags(out, v, time, Some(msgid), client_tags, None);
+                // Fallback (multiline spec): every non-blank line on its own,
+                // all with the message's time and tags, the msgid on the first.
+                let mut first = true;
+                for (p, _) in pieces.filter(|(p, _)| !p.is_empty()) {
+                    let t = MsgTags {
+                        msgid: if first { Some(msgid) } else { None },
+                        ..mt
+                    };
+                    first = false;
+                    tags(out, v, time, t);
                     write!(out, ":{prefix} {verb} {target} :{p}\r\n")?;
                 }
             }
@@ -199,7 +233,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Join {
             who, channel, time, ..
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             if v & cap::EXTENDED_JOIN != 0 {
                 write!(
                     out,
@@ -217,7 +251,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             reason,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             if reason.is_empty() {
                 write!(out, ":{} PART {channel}\r\n", who.prefix())?;
             } else {
@@ -225,7 +259,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
         }
         Event::Quit { who, reason, time } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{} QUIT :{reason}\r\n", who.prefix())?;
         }
         Event::Nick {
@@ -234,7 +268,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{old_prefix} NICK {new}\r\n")?;
         }
         Event::Kick {
@@ -244,7 +278,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             reason,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(
                 out,
                 ":{} KICK {channel} {target} :{reason}\r\n",
@@ -257,7 +291,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             text,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{} TOPIC {channel} :{text}\r\n", by.prefix())?;
         }
         Event::Mode {
@@ -266,7 +300,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             changes,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{by} MODE {channel} {changes}\r\n")?;
         }
         Event::Invite {
@@ -275,18 +309,18 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             channel,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{} INVITE {target} {channel}\r\n", by.prefix())?;
         }
         Event::Away { who, text, time } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             match text {
                 Some(t) => write!(out, ":{} AWAY :{t}\r\n", who.prefix())?,
                 None => write!(out, ":{} AWAY\r\n", who.prefix())?,
             }
         }
         Event::Wallops { from, text, time } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{from} WALLOPS :{text}\r\n")?;
         }
         Event::Kill {
@@ -305,7 +339,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             host,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{old_prefix} CHGHOST {user} {host}\r\n")?;
         }
         Event::Setname {
@@ -313,7 +347,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             realname,
             time,
         } => {
-            tags(out, v, time, None, "", None);
+            time_tag(out, v, time);
             write!(out, ":{} SETNAME :{realname}\r\n", who.prefix())?;
         }
         Event::Monitor {

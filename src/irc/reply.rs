@@ -48,6 +48,19 @@ impl Responder {
         self.caps = caps;
     }
 
+    /// Takes the label away, so that this command is not acknowledged: the
+    /// opening of a client batch, answered when the batch ends.
+    pub fn take_label(&mut self) -> Option<String> {
+        self.label.take()
+    }
+
+    /// Labels this reply (with a label saved by [`Responder::take_label`]).
+    pub fn set_label(&mut self, label: Option<String>) {
+        if label.is_some() {
+            self.label = label;
+        }
+    }
+
     /// A numeric: `:server CODE nick <params...> :<text>`. When the numeric has
     /// no default text, the last parameter is the trailing one.
     pub fn num(&mut self, n: Numeric, params: &[&str]) {
@@ -176,7 +189,13 @@ impl Responder {
                     self.server
                 );
                 for l in &self.lines {
-                    add_tag(&mut out, &format!("batch={id}"), l);
+                    // Lines of a nested batch (a multiline echo) keep their
+                    // own reference; its BATCH lines join the outer one.
+                    if l.starts_with(b"@batch=") {
+                        out.extend_from_slice(l);
+                    } else {
+                        add_tag(&mut out, &format!("batch={id}"), l);
+                    }
                 }
                 let _ = write!(out, ":{} BATCH -{id}\r\n", self.server);
             }

@@ -147,8 +147,14 @@ pub fn user(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         .filter(|c| c.is_ascii_graphic() && !matches!(c, '@' | '!' | ':'))
         .take(USERLEN - 1)
         .collect();
-    if clean.is_empty() || m.params[3].is_empty() && raw.is_empty() {
+    // Modern IRC: an empty username or realname is a missing parameter.
+    if raw.is_empty() || m.params[3].is_empty() {
         return Err(CommandError::NeedMoreParams);
+    }
+    if clean.is_empty() {
+        // Nothing usable is left (e.g. only emoji): say so, so the client can
+        // send another USER instead of waiting for a welcome that never comes.
+        return Err(CommandError::Numeric(ERR_INVALIDUSERNAME, vec![]));
     }
     // No ident lookup is done, so the username is marked unverified with '~'.
     ctx.st.user = Some((format!("~{clean}"), m.params[3].clone()));

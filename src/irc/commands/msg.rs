@@ -1,7 +1,7 @@
 //! Messages: PRIVMSG, NOTICE, TAGMSG, and client `draft/multiline` batches.
 
 use super::{CommandError, Ctx, Flow, report};
-use crate::hub::{Event, MsgKind, cap};
+use crate::hub::{Event, MsgKind, MultilinePart, cap, join_parts};
 use crate::irc::message::{Message, put_escaped_tag_value};
 use crate::irc::numeric::*;
 use crate::irc::{InBatch, MULTILINE_MAX_BYTES, MULTILINE_MAX_LINES};
@@ -25,13 +25,17 @@ fn client_tags(m: &Message, caps: u32) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandError> {
-    let notice = kind == MsgKind::Notice;
-    let verb = match kind {
+fn verb(kind: MsgKind) -> &'static str {
+    match kind {
         MsgKind::Privmsg => "PRIVMSG",
         MsgKind::Notice => "NOTICE",
         MsgKind::Tagmsg => "TAGMSG",
-    };
+    }
+}
+
+fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandError> {
+    let notice = kind == MsgKind::Notice;
+    let verb = verb(kind);
     if let Some(b) = m.tag("batch")
         && kind != MsgKind::Tagmsg
     {
@@ -63,8 +67,26 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
         }
         return Ok(Flow::Continue);
     }
+    if kind == MsgKind::Privmsg && too_long_to_relay(ctx, &targets, text) {
+        // Relayed with our `nick!user@host` source the line would pass 512
+        // bytes: refuse it whole (ERR_INPUTTOOLONG) rather than cut it or
+        // deliver it in two pieces the client did not write. NOTICE gets no
+        // error reply (RFC 2812), so a long NOTICE is split on delivery.
+        ctx.r.num(ERR_INPUTTOOLONG, &[]);
+        return Ok(Flow::Continue);
+    }
     let tags = client_tags(m, ctx.r.caps());
-    deliver(ctx, &targets, text, kind, &tags)
+    deliver(ctx, &targets, text, &[], kind, &tags)
+}
+
+/// Whether `:<our prefix> PRIVMSG <target> :<text>` exceeds 512 bytes for
+/// some target (the relayed target has the length of the given one).
+fn too_long_to_relay(ctx: &Ctx<'_>, targets: &[&str], text: &str) -> bool {
+    let prefix_len = ctx.hub.user(ctx.st.id).map_or(0, |u| u.prefix().len());
+    targets.iter().any(|t| {
+        let line = 1 + prefix_len + " PRIVMSG ".len() + t.len() + " :".len() + text.len() + 2;
+        line > crate::irc::render::MAX_LINE
+    })
 }
 
 /// Sends `text` to each target, echoing to the sender when it asked for it.
@@ -72,13 +94,17 @@ fn deliver(
     ctx: &mut Ctx<'_>,
     targets: &[&str],
     text: &str,
+    parts: &[MultilinePart],
     kind: MsgKind,
     tags: &str,
 ) -> Result<Flow, CommandError> {
     let id = ctx.st.id;
     let notice = kind == MsgKind::Notice;
     for target in targets {
-        match ctx.hub.message(id, target, text, kind, tags, ctx.now) {
+        match ctx
+            .hub
+            .message_parts(id, target, text, parts, kind, tags, ctx.now)
+        {
             Ok(sent) => {
                 if let Some(away) = &sent.away
                     && kind == MsgKind::Privmsg
@@ -97,10 +123,11 @@ fn deliver(
                         client_tags: tags,
                         time: ctx.now,
                         msgid: sent.msgid,
+                        parts,
                     });
                 }
             }
-            Err(e) if !notice => report(ctx.r, "PRIVMSG", e.into()),
+            Err(e) if !notice => report(ctx.r, verb(kind), e.into()),
             Err(_) => {}
         }
     }
@@ -123,6 +150,17 @@ pub fn tagmsg(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     send(ctx, m, MsgKind::Tagmsg)
 }
 
+/// Replies `FAIL BATCH <code> [context] :<text>` and abandons the batch being
+/// received, if any: the rest of it is dropped quietly. The FAIL carries the
+/// label of the batch's opening line, the command it answers.
+fn fail_batch(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) {
+    if let Some(b) = ctx.st.batch.take() {
+        ctx.r.set_label(b.label);
+        ctx.st.dead_batch = Some(b.id);
+    }
+    ctx.r.standard("FAIL", "BATCH", code, context, text);
+}
+
 /// `BATCH +id draft/multiline <target>` / `BATCH -id`.
 pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let reference = m.params[0].as_str();
@@ -137,24 +175,38 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
             );
             return Ok(Flow::Continue);
         }
-        let Some(target) = m.param(2) else {
+        let Some(target) = m.param(2).filter(|t| !t.is_empty()) else {
             return Err(CommandError::NeedMoreParams);
         };
-        if ctx.st.batch.is_some() {
+        if id.is_empty() {
             ctx.r.standard(
                 "FAIL",
                 "BATCH",
+                "INVALID_REFERENCE",
+                &[],
+                "Empty batch reference",
+            );
+            return Ok(Flow::Continue);
+        }
+        if ctx.st.batch.is_some() {
+            fail_batch(
+                ctx,
                 "MULTILINE_INVALID",
                 &[],
                 "Nested batches are not supported",
             );
             return Ok(Flow::Continue);
         }
+        ctx.st.dead_batch = None;
+        // No ACK now: the label answers the whole batch when it ends.
+        let label = ctx.r.take_label();
         ctx.st.batch = Some(InBatch {
             id: id.to_string(),
             target: target.to_string(),
-            label: m.tag("label").map(str::to_string),
-            lines: Vec::new(),
+            label,
+            client_tags: client_tags(m, ctx.r.caps()),
+            parts: Vec::new(),
+            notice: false,
             bytes: 0,
         });
         return Ok(Flow::Continue);
@@ -169,27 +221,20 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         );
         return Ok(Flow::Continue);
     };
-    let Some(b) = ctx.st.batch.take() else {
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
-            "MULTILINE_INVALID",
-            &[],
-            "No batch is open",
-        );
-        return Ok(Flow::Continue);
-    };
-    if b.id != id {
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
-            "MULTILINE_INVALID",
-            &[],
-            "Batch reference does not match",
-        );
+    if ctx.st.dead_batch.as_deref() == Some(id) {
+        // Already answered with a FAIL.
+        ctx.st.dead_batch = None;
         return Ok(Flow::Continue);
     }
-    if b.lines.is_empty() || b.lines.iter().all(|(t, _, _)| t.is_empty()) {
+    if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
+        fail_batch(ctx, "MULTILINE_INVALID", &[], "No such batch is open");
+        return Ok(Flow::Continue);
+    }
+    let Some(b) = ctx.st.batch.take() else {
+        return Ok(Flow::Continue);
+    };
+    ctx.r.set_label(b.label);
+    if b.parts.iter().all(|p| p.text.is_empty()) {
         ctx.r.standard(
             "FAIL",
             "BATCH",
@@ -199,21 +244,20 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         );
         return Ok(Flow::Continue);
     }
-    let notice = b.lines.iter().any(|(_, _, n)| *n);
-    let mut text = String::with_capacity(b.bytes);
-    for (i, (line, concat, _)) in b.lines.iter().enumerate() {
-        if i > 0 && !concat {
-            text.push('\n');
-        }
-        text.push_str(line);
-    }
-    let kind = if notice {
+    let text = join_parts(&b.parts);
+    let kind = if b.notice {
         MsgKind::Notice
     } else {
         MsgKind::Privmsg
     };
-    let target = b.target.clone();
-    deliver(ctx, &[target.as_str()], &text, kind, "")
+    deliver(
+        ctx,
+        &[b.target.as_str()],
+        &text,
+        &b.parts,
+        kind,
+        &b.client_tags,
+    )
 }
 
 fn add_to_batch(
@@ -222,21 +266,19 @@ fn add_to_batch(
     id: &str,
     notice: bool,
 ) -> Result<Flow, CommandError> {
-    let Some(b) = ctx.st.batch.as_mut().filter(|b| b.id == id) else {
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
-            "MULTILINE_INVALID",
-            &[],
-            "Unknown batch reference",
-        );
+    if ctx.st.dead_batch.as_deref() == Some(id) {
         return Ok(Flow::Continue);
-    };
-    if m.param(0).map(crate::names::casefold) != Some(crate::names::casefold(&b.target)) {
-        ctx.st.batch = None;
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
+    }
+    if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
+        fail_batch(ctx, "MULTILINE_INVALID", &[], "Unknown batch reference");
+        return Ok(Flow::Continue);
+    }
+    let same_target = ctx.st.batch.as_ref().is_some_and(|b| {
+        m.param(0).map(crate::names::casefold) == Some(crate::names::casefold(&b.target))
+    });
+    if !same_target {
+        fail_batch(
+            ctx,
             "MULTILINE_INVALID_TARGET",
             &[],
             "Message target differs from the batch target",
@@ -244,35 +286,32 @@ fn add_to_batch(
         return Ok(Flow::Continue);
     }
     let text = m.param(1).unwrap_or("").to_string();
-    let concat = m.tag("draft/multiline-concat").is_some()
-        || m.tags.iter().any(|t| t.key == "draft/multiline-concat");
+    let concat = m.tags.iter().any(|t| t.key == "draft/multiline-concat");
     if concat && text.is_empty() {
-        ctx.st.batch = None;
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
+        fail_batch(
+            ctx,
             "MULTILINE_INVALID",
             &[],
-            "Concatenated line is empty",
+            "A concatenated line cannot be blank",
         );
         return Ok(Flow::Continue);
     }
+    let Some(b) = ctx.st.batch.as_mut() else {
+        return Ok(Flow::Continue);
+    };
     b.bytes += text.len();
-    b.lines.push((text, concat, notice));
+    b.notice |= notice;
+    b.parts.push(MultilinePart { text, concat });
     if b.bytes > MULTILINE_MAX_BYTES {
-        ctx.st.batch = None;
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
+        fail_batch(
+            ctx,
             "MULTILINE_MAX_BYTES",
             &[&MULTILINE_MAX_BYTES.to_string()],
             "Multiline batch too long",
         );
-    } else if b.lines.len() > MULTILINE_MAX_LINES {
-        ctx.st.batch = None;
-        ctx.r.standard(
-            "FAIL",
-            "BATCH",
+    } else if b.parts.len() > MULTILINE_MAX_LINES {
+        fail_batch(
+            ctx,
             "MULTILINE_MAX_LINES",
             &[&MULTILINE_MAX_LINES.to_string()],
             "Too many lines in multiline batch",
