@@ -102,18 +102,35 @@ pub struct TlsConfig {
     pub key: std::path::PathBuf,
 }
 
-/// Listener addresses. An absent address disables that listener.
+/// Listener addresses. `"off"` (or `""`) disables a listener; a missing key
+/// keeps its default.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listeners {
     /// The lab's netcat-friendly protocol.
+    #[serde(deserialize_with = "listener")]
     pub line: Option<SocketAddr>,
     /// The IRC client protocol.
+    #[serde(deserialize_with = "listener")]
     pub irc: Option<SocketAddr>,
     /// The line protocol over TLS (only when `[tls]` is configured).
+    #[serde(deserialize_with = "listener")]
     pub line_tls: Option<SocketAddr>,
     /// The IRC protocol over TLS (only when `[tls]` is configured).
+    #[serde(deserialize_with = "listener")]
     pub irc_tls: Option<SocketAddr>,
+}
+
+/// A listener address, or `"off"` / `""` for none.
+fn listener<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.trim() {
+        "" | "off" => Ok(None),
+        a => a
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid listener address {a:?}: {e}"))),
+    }
 }
 
 /// Every limit a client can run into.
@@ -346,6 +363,14 @@ mod tests {
         assert_eq!(c.default_channel, "#lobby");
         assert_eq!(c.limits.message_length, 2000);
         assert_eq!(c.listeners.line.unwrap().port(), 7777);
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off() {
+        let c = Config::parse("[listeners]\nline = \"off\"\nirc = \"127.0.0.1:1\"").unwrap();
+        assert_eq!(c.listeners.line, None);
+        assert_eq!(c.listeners.irc, Some("127.0.0.1:1".parse().unwrap()));
+        assert!(Config::parse("[listeners]\nline = \"nope\"").is_err());
     }
 
     #[test]

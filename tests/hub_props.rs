@@ -15,15 +15,29 @@ enum Step {
 }
 
 fn nick() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c", "A", "b[", "B{", "guest1", "x-1", "1bad", ""]).prop_map(String::from)
+    prop::sample::select(vec![
+        "a", "b", "c", "A", "b[", "B{", "guest1", "x-1", "1bad", "",
+    ])
+    .prop_map(String::from)
 }
 
 fn chan() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["#a", "#b", "#A", "#lobby", "#Lobby", "bad", "#a,#b", "0"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "#a", "#b", "#A", "#lobby", "#Lobby", "bad", "#a,#b", "0",
+    ])
+    .prop_map(String::from)
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["hi", "", ":x y", "é", "a b c", "\u{1}ACTION waves\u{1}"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "hi",
+        "",
+        ":x y",
+        "é",
+        "a b c",
+        "\u{1}ACTION waves\u{1}",
+    ])
+    .prop_map(String::from)
 }
 
 fn irc_line() -> impl Strategy<Value = String> {

@@ -1027,7 +1027,10 @@ impl Hub {
     /// data it indexes. For tests and fuzzing; O(size of the hub).
     pub fn check_invariants(&self) -> Result<(), String> {
         for (key, id) in &self.nicks {
-            let u = self.users.get(id).ok_or(format!("nick {key} points to a missing user"))?;
+            let u = self
+                .users
+                .get(id)
+                .ok_or(format!("nick {key} points to a missing user"))?;
             if &u.nick_key != key {
                 return Err(format!("nick {key} points to user {id} named {}", u.nick));
             }
@@ -1037,7 +1040,10 @@ impl Hub {
                 return Err(format!("user {id} ({}) is not indexed by its nick", u.nick));
             }
             for c in &u.channels {
-                let ch = self.channels.get(c).ok_or(format!("user {id} in missing channel {c}"))?;
+                let ch = self
+                    .channels
+                    .get(c)
+                    .ok_or(format!("user {id} in missing channel {c}"))?;
                 if ch.member(*id).is_none() {
                     return Err(format!("user {id} thinks it is in {c}"));
                 }
@@ -1052,7 +1058,10 @@ impl Hub {
                 if !seen.insert(m.id) {
                     return Err(format!("user {} twice in {key}", m.id));
                 }
-                let u = self.users.get(&m.id).ok_or(format!("{key} has missing member {}", m.id))?;
+                let u = self
+                    .users
+                    .get(&m.id)
+                    .ok_or(format!("{key} has missing member {}", m.id))?;
                 if !u.channels.contains(key) {
                     return Err(format!("{key} lists {} who does not list it", m.id));
                 }

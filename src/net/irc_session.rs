@@ -87,11 +87,12 @@ impl Session for IrcSession {
             Err(_) => {
                 // UTF8ONLY: refuse the line, keep the connection.
                 let lossy = String::from_utf8_lossy(raw);
-                let cmd = Message::parse_client(&lossy)
-                    .map(|m| m.verb().into_owned())
-                    .unwrap_or_else(|_| "*".into());
+                let parsed = Message::parse_client(&lossy).ok();
+                let cmd = parsed
+                    .as_ref()
+                    .map_or_else(|| "*".into(), |m| m.verb().into_owned());
                 let h = lock(hub);
-                let mut r = self.responder(&h, None);
+                let mut r = self.responder(&h, parsed.as_ref().and_then(|m| m.tag("label")));
                 r.standard(
                     "FAIL",
                     &cmd,

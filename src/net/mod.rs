@@ -310,7 +310,10 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            tracing::error!(id = self.id, "connection task panicked; dropping only this client");
+            tracing::error!(
+                id = self.id,
+                "connection task panicked; dropping only this client"
+            );
         }
         lock(&self.shared.hub).quit(self.id, "Connection closed", now_millis());
         release_if(self.shared, self.addr, &Ok(()));
