@@ -32,7 +32,7 @@ keys "/rawlog open $TMP/irssi.raw"
 log "join #lobby"
 keys "/join #lobby"
 wait_line "[server] $NICK joined #lobby"
-wait_screen "$NICK [~"                       # -!- ircy [~ircy@...] has joined #lobby
+wait_screen "$NICK ["                       # -!- ircy [~ircy@...] has joined #lobby
 wait_screen "linus"                          # in the names list
 line_send "MSG hello irssi, this is netcat"
 wait_screen "linus> hello irssi, this is netcat"
@@ -59,10 +59,10 @@ save_screen "$TMP/screen-lobby.txt"
 
 log "own channel: modes and kick"
 keys "/join #irssi"
-wait_screen "$NICK [~"
+wait_screen "$NICK ["
 line_send "JOIN #irssi"
 wait_line "[server] You joined #irssi"
-wait_screen "linus2 [~"
+wait_screen "linus2 [line@"
 keys "/mode #irssi +m"
 wait_line "[server] $NICK sets mode +m on #irssi"
 wait_screen "mode/#irssi [+m] by $NICK"
@@ -84,10 +84,13 @@ log "private messages"
 keys "/msg linus2 psst from irssi"
 wait_line "*$NICK* psst from irssi"
 line_send "PM $NICK psst back from netcat"
-sleep 0.5
 keys "/query linus2"
 wait_screen "linus2> psst back from netcat"
 save_screen "$TMP/screen-query.txt"
+
+keys "/window 1"
+wait_screen "[(status)]"
+save_screen "$TMP/screen-status.txt"
 
 log "quit"
 keys "/quit irssi leaves"
@@ -99,11 +102,9 @@ done
 tm has-session -t "$CLIENT_SESSION" 2>/dev/null && fail "irssi did not exit after /quit"
 
 log "raw traffic"
+# irssi's raw log: ">> " lines come from the server, "<< " lines go to it.
 [ -s "$TMP/irssi.raw" ] || fail "no raw log was written"
-if grep -E '^<< :[^ ]+ [45][0-9][0-9] ' "$TMP/irssi.raw" >"$TMP/errors.txt"; then
-  cat "$TMP/errors.txt" >&2
-  fail "bavard sent error numerics to irssi (above)"
-fi
+check_error_numerics "$TMP/irssi.raw" '^>> (@[^ ]+ )?:[^ ]+ [45][0-9][0-9] '
 if [ -n "${SCREENS:-}" ]; then
   mkdir -p "$SCREENS"
   cp "$TMP"/screen-*.txt "$TMP/irssi.raw" "$SCREENS/"
