@@ -95,17 +95,20 @@ fn listening(line: &str) -> Option<(&'static str, u16)> {
         "line" => "line",
         _ => return None,
     };
-    let addr = rest.split_whitespace().find_map(|w| w.strip_prefix("addr="))?;
+    let addr = rest
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))?;
     let port = addr.rsplit(':').next()?.parse().ok()?;
     Some((dialect, port))
 }
 
-/// Whether `python3` runs and can import `irc.client`.
+/// Whether `python3` runs and has a recent enough `irc` module; its version.
 fn python_irc_available() -> Result<String, String> {
     let out = Command::new("python3")
         .args([
             "-c",
-            "import irc.client, importlib.metadata as m; print(m.version('irc'))",
+            // Reactor is in irc >= 15 (Debian 12's python3-irc is 8.5.3).
+            "import irc.client, importlib.metadata as m; irc.client.Reactor; print(m.version('irc'))",
         ])
         .stdin(Stdio::null())
         .output()
@@ -192,7 +195,9 @@ fn python_irc_library_talks_with_a_line_user() {
 #[test]
 fn listening_lines_are_parsed() {
     assert_eq!(
-        listening("2026-01-01T00:00:00Z  INFO bavard::net: listening dialect=irc addr=127.0.0.1:6667"),
+        listening(
+            "2026-01-01T00:00:00Z  INFO bavard::net: listening dialect=irc addr=127.0.0.1:6667"
+        ),
         Some(("irc", 6667))
     );
     assert_eq!(

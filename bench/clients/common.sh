@@ -167,7 +167,7 @@ save_screen() {
 # regex matched against the server's raw line; they are printed as KNOWN and
 # do not fail the check. Any other 4xx/5xx numeric does.
 #  - irssi sends a bare "JOIN :" before CAP END; bavard answers 451.
-KNOWN_ERRORS=${KNOWN_ERRORS:-' 451 \* :You have not registered$'}
+KNOWN_ERRORS=${KNOWN_ERRORS-' 451 \* :You have not registered$'}
 
 # check_error_numerics FILE REGEX: fails on an error numeric from the server
 # (lines of FILE matching REGEX) unless it is a known one.
