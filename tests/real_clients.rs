@@ -118,7 +118,11 @@ fn python_irc_available() -> Result<String, String> {
     } else {
         Err(format!(
             "python3 cannot import irc.client: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
         ))
     }
 }

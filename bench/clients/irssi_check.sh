@@ -107,6 +107,7 @@ log "raw traffic"
 check_error_numerics "$TMP/irssi.raw" '^>> (@[^ ]+ )?:[^ ]+ [45][0-9][0-9] '
 if [ -n "${SCREENS:-}" ]; then
   mkdir -p "$SCREENS"
+  cp "$TMP/line.out" "$SCREENS/irssi-line-user.txt"
   cp "$TMP"/screen-*.txt "$TMP/irssi.raw" "$SCREENS/"
 fi
 [ "$KEEP" = 1 ] && for f in "$TMP"/screen-*.txt; do echo "--- $f"; cat "$f"; done

@@ -122,6 +122,7 @@ grep -E $'\t(<<<|>>>) ' "$(buflog core.weechat)" | cut -f3- >"$RAW" || true
 check_error_numerics "$RAW" '^<<< (@[^ ]+ )?:[^ ]+ [45][0-9][0-9] '
 if [ -n "${SCREENS:-}" ]; then
   mkdir -p "$SCREENS"
+  cp "$TMP/line.out" "$SCREENS/weechat-line-user.txt"
   for b in "irc.b.#lobby" "irc.b.#weechat" irc.b.linus2 irc.server.b; do
     cp "$(buflog "$b")" "$SCREENS/weechat-$b.log"
   done
