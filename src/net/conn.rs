@@ -161,13 +161,38 @@ pub async fn serve<R, W>(
     let mut closing = false;
     let mut reading = true;
     let mut force_exit: Option<Instant> = None;
+    let mut closing_deadline: Option<Instant> = None;
     let mut quit_reason = "Connection closed".to_string();
+    // One timer for the connection's life, moved only when the deadline
+    // changes: arming a fresh timer on every loop turn costs on the hot path.
+    let far = || Instant::now() + Duration::from_secs(3600);
+    let mut armed = far();
+    let timer = tokio::time::sleep_until(armed.into());
+    tokio::pin!(timer);
     loop {
-        let deadline = [session.deadline(), force_exit, gate.hold_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let deadline = if closing {
+            // Only the flush is left, bounded for clients that stopped reading.
+            let flush_by =
+                *closing_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+            Some(force_exit.map_or(flush_by, |f| f.min(flush_by)))
+        } else {
+            [session.deadline(), force_exit, gate.hold_until]
+                .into_iter()
+                .flatten()
+                .min()
+        };
+        match deadline {
+            Some(d) if d != armed => {
+                armed = d;
+                timer.as_mut().reset(d.into());
+            }
+            // No deadline: leave a far one armed rather than re-arming.
+            None if armed <= Instant::now() => {
+                armed = far();
+                timer.as_mut().reset(armed.into());
+            }
+            _ => {}
+        }
         let can_read = reading && !closing && gate.hold_until.is_none();
         tokio::select! {
             biased;
@@ -276,9 +301,9 @@ pub async fn serve<R, W>(
                 // The server has queued its goodbye; give the flush a bounded time.
                 force_exit = Some(Instant::now() + Duration::from_secs(3));
             }
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            _ = &mut timer => {
                 let now = Instant::now();
-                if force_exit.is_some_and(|t| now >= t) {
+                if force_exit.is_some_and(|t| now >= t) || closing_deadline.is_some_and(|t| now >= t) {
                     break;
                 }
                 if gate.hold_until.is_some_and(|t| now >= t) && !closing {
