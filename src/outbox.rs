@@ -1,15 +1,17 @@
 //! A connection's bounded outgoing queue.
 //!
-//! The hub pushes shared, already-encoded [`Bytes`] without blocking; the
-//! connection's writer takes everything queued at once and writes it with one
-//! vectored syscall. The queue is bounded in bytes: a push that would exceed
-//! the bound marks the queue overflowed instead, so a client that stops reading
-//! costs the others nothing and is disconnected with `SendQ exceeded`.
+//! The hub appends already-encoded lines without blocking; the connection's
+//! writer takes everything queued at once and writes it with one syscall.
+//! Lines are copied into one contiguous buffer per connection: for chat-sized
+//! lines a copy is cheaper than sharing a reference-counted buffer, whose
+//! counter every recipient on every core would otherwise fight over.
+//!
+//! The queue is bounded in bytes: an append that would exceed the bound marks
+//! the queue overflowed instead, so a client that stops reading costs the
+//! others nothing and is disconnected with `SendQ exceeded`.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
 /// Why a queue stopped accepting data.
@@ -21,10 +23,20 @@ pub enum Closed {
     Overflow,
 }
 
+/// Result of [`Outbox::append`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Queued behind data the writer has not taken yet: it will see it.
+    Queued,
+    /// Queued into an empty queue: the writer must be woken.
+    NeedsWake,
+    /// Refused: the queue is closed, or just overflowed.
+    Refused,
+}
+
 #[derive(Default)]
 struct Inner {
-    queue: VecDeque<Bytes>,
-    bytes: usize,
+    buf: Vec<u8>,
     closed: Option<Closed>,
 }
 
@@ -37,8 +49,8 @@ pub struct Outbox {
 
 /// What the writer gets from [`Outbox::take`].
 pub struct Batch {
-    /// Data to write, oldest first.
-    pub data: VecDeque<Bytes>,
+    /// Bytes to write.
+    pub data: Vec<u8>,
     /// Set once the queue is closed: write `data`, then shut the connection.
     pub closed: Option<Closed>,
 }
@@ -54,45 +66,58 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A poisoned lock only means a writer panicked mid-take; the data is
-        // still consistent (plain moves), so keep going.
+        // A poisoned lock only means a holder panicked between plain moves;
+        // the data is consistent, so keep going.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `data`. Returns false if the queue is closed or just overflowed
-    /// (the caller then drops the client).
-    pub fn push(&self, data: Bytes) -> bool {
+    /// Appends `data` without waking the writer; the caller wakes it
+    /// ([`Outbox::wake`]) on [`Appended::NeedsWake`], possibly later.
+    pub fn append(&self, data: &[u8]) -> Appended {
         let mut inner = self.lock();
         if inner.closed.is_some() {
-            return false;
+            return Appended::Refused;
         }
-        if inner.bytes + data.len() > self.limit {
+        if inner.buf.len() + data.len() > self.limit {
             inner.closed = Some(Closed::Overflow);
-            inner.queue.clear();
-            inner.bytes = 0;
+            inner.buf = Vec::new();
             drop(inner);
             self.notify.notify_one();
-            return false;
+            return Appended::Refused;
         }
-        let was_empty = inner.queue.is_empty();
-        inner.bytes += data.len();
-        inner.queue.push_back(data);
-        drop(inner);
-        // The writer drains the whole queue per wake-up, so only the first
-        // push after a drain needs to wake it.
+        let was_empty = inner.buf.is_empty();
+        inner.buf.extend_from_slice(data);
         if was_empty {
-            self.notify.notify_one();
+            Appended::NeedsWake
+        } else {
+            Appended::Queued
         }
-        true
     }
 
-    /// Queues `data` even past the bound: for the last words before a close
+    /// Appends `data` and wakes the writer if needed. Returns false if the
+    /// queue is closed or just overflowed (the caller then drops the client).
+    pub fn push(&self, data: &[u8]) -> bool {
+        match self.append(data) {
+            Appended::NeedsWake => {
+                self.wake();
+                true
+            }
+            Appended::Queued => true,
+            Appended::Refused => false,
+        }
+    }
+
+    /// Wakes the writer.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Appends `data` even past the bound: for the last words before a close
     /// (an ERROR line), which must not be lost to the limit.
-    pub fn push_final(&self, data: Bytes) {
+    pub fn push_final(&self, data: &[u8]) {
         let mut inner = self.lock();
         if inner.closed.is_none() {
-            inner.bytes += data.len();
-            inner.queue.push_back(data);
+            inner.buf.extend_from_slice(data);
         }
     }
 
@@ -114,17 +139,15 @@ impl Outbox {
 
     /// Bytes queued and not yet taken.
     pub fn queued_bytes(&self) -> usize {
-        self.lock().bytes
+        self.lock().buf.len()
     }
 
-    /// Takes everything queued, swapping in `spare` (an empty queue whose
-    /// capacity is reused, so steady traffic does not allocate).
-    pub fn take(&self, spare: VecDeque<Bytes>) -> Batch {
+    /// Takes everything queued. The queue starts again with no allocation, so
+    /// an idle connection holds no buffer.
+    pub fn take(&self) -> Batch {
         let mut inner = self.lock();
-        inner.bytes = 0;
-        let data = std::mem::replace(&mut inner.queue, spare);
         Batch {
-            data,
+            data: std::mem::take(&mut inner.buf),
             closed: inner.closed,
         }
     }
@@ -142,11 +165,11 @@ mod tests {
     #[test]
     fn bounded_in_bytes() {
         let o = Outbox::new(10);
-        assert!(o.push(Bytes::from_static(b"12345")));
-        assert!(o.push(Bytes::from_static(b"12345")));
-        assert!(!o.push(Bytes::from_static(b"1")));
+        assert_eq!(o.append(b"12345"), Appended::NeedsWake);
+        assert_eq!(o.append(b"12345"), Appended::Queued);
+        assert!(!o.push(b"1"));
         assert_eq!(o.closed(), Some(Closed::Overflow));
-        let b = o.take(VecDeque::new());
+        let b = o.take();
         assert!(b.data.is_empty(), "an overflowed queue is dropped");
         assert_eq!(b.closed, Some(Closed::Overflow));
     }
@@ -154,24 +177,20 @@ mod tests {
     #[test]
     fn take_resets_the_count() {
         let o = Outbox::new(10);
-        assert!(o.push(Bytes::from_static(b"1234567890")));
-        let b = o.take(VecDeque::new());
-        assert_eq!(b.data.len(), 1);
-        assert!(o.push(Bytes::from_static(b"1234567890")));
+        assert!(o.push(b"1234567890"));
+        assert_eq!(o.take().data, b"1234567890");
+        assert_eq!(o.append(b"1234567890"), Appended::NeedsWake);
     }
 
     #[test]
     fn close_keeps_queued_data_and_refuses_more() {
         let o = Outbox::new(100);
-        assert!(o.push(Bytes::from_static(b"a")));
-        o.push_final(Bytes::from_static(b"bye"));
+        assert!(o.push(b"a"));
+        o.push_final(b"bye");
         o.close();
-        assert!(!o.push(Bytes::from_static(b"b")));
-        let b = o.take(VecDeque::new());
-        assert_eq!(
-            b.data,
-            vec![Bytes::from_static(b"a"), Bytes::from_static(b"bye")]
-        );
+        assert!(!o.push(b"b"));
+        let b = o.take();
+        assert_eq!(b.data, b"abye");
         assert_eq!(b.closed, Some(Closed::Closing));
     }
 }

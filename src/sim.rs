@@ -2,7 +2,6 @@
 //! harness of the property tests and fuzz targets. Input is a script of
 //! (client, bytes) steps; the clients' queues are drained as it goes.
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
@@ -106,8 +105,8 @@ impl Sim {
     /// Empties every client's queue, as if all were reading.
     pub fn drain(&mut self) {
         for c in &mut self.clients {
-            let batch = c.peer.out.take(VecDeque::new());
-            c.received += batch.data.iter().map(|b| b.len()).sum::<usize>();
+            let batch = c.peer.out.take();
+            c.received += batch.data.len();
             if batch.closed.is_some() {
                 c.open = false;
             }

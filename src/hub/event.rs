@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use bytes::Bytes;
+use std::cell::RefCell;
 
 use super::{ConnId, User};
-use crate::outbox::Outbox;
+use crate::outbox::{Appended, Closed, Outbox};
 
 /// IRCv3 capability bits a connection negotiated; they change how events render.
 pub mod cap {
@@ -228,15 +228,68 @@ impl Peer {
             Some(v) => {
                 let mut buf = Vec::with_capacity(128);
                 self.dialect.encode(ev, v, &mut buf);
-                self.out.push(Bytes::from(buf))
+                self.out.push(&buf)
             }
             None => true,
         }
     }
 }
 
+thread_local! {
+    /// Writers to wake once the current batch of input has been handled.
+    static DEFERRED: RefCell<Option<Vec<Arc<Peer>>>> = const { RefCell::new(None) };
+}
+
+/// While the returned guard lives, fan-out queues data without waking the
+/// recipients' writers; dropping it wakes each of them once. A connection
+/// handling a burst of lines holds one, so each recipient's writer finds the
+/// whole burst queued and writes it with one syscall instead of one per line.
+pub fn defer_wakeups() -> WakeGuard {
+    let outermost = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(Vec::new());
+            true
+        } else {
+            false
+        }
+    });
+    WakeGuard { outermost }
+}
+
+/// See [`defer_wakeups`].
+pub struct WakeGuard {
+    outermost: bool,
+}
+
+impl Drop for WakeGuard {
+    fn drop(&mut self) {
+        if self.outermost
+            && let Some(peers) = DEFERRED.with(|d| d.borrow_mut().take())
+        {
+            for p in peers {
+                p.out.wake();
+            }
+        }
+    }
+}
+
+/// Wakes `p`'s writer now, or when the current [`defer_wakeups`] guard drops.
+fn wake(p: &Arc<Peer>) {
+    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(p.clone());
+            true
+        }
+        None => false,
+    });
+    if !deferred {
+        p.out.wake();
+    }
+}
+
 /// Encodes `ev` once per distinct (dialect, variant) among `peers` and queues
-/// it to each; returns the ids whose queue overflowed.
+/// it to each; records the ids whose queue overflowed.
 pub fn fanout<'p>(
     peers: impl IntoIterator<Item = &'p Arc<Peer>>,
     ev: &Event<'_>,
@@ -244,25 +297,29 @@ pub fn fanout<'p>(
 ) {
     // Few variants exist per event (a dialect or two, a handful of cap sets):
     // a linear scan of a tiny vector beats hashing.
-    let mut cache: Vec<(u8, u32, Bytes)> = Vec::new();
-    let mut scratch = Vec::new();
+    let mut cache: Vec<(u8, u32, Vec<u8>)> = Vec::new();
     for p in peers {
         let Some(v) = p.dialect.variant(ev, p.caps()) else {
             continue;
         };
         let d = p.dialect.id();
-        let bytes = match cache.iter().find(|(cd, cv, _)| *cd == d && *cv == v) {
-            Some((_, _, b)) => b.clone(),
+        let i = match cache.iter().position(|(cd, cv, _)| *cd == d && *cv == v) {
+            Some(i) => i,
             None => {
-                scratch.clear();
-                p.dialect.encode(ev, v, &mut scratch);
-                let b = Bytes::copy_from_slice(&scratch);
-                cache.push((d, v, b.clone()));
-                b
+                let mut buf = Vec::with_capacity(128);
+                p.dialect.encode(ev, v, &mut buf);
+                cache.push((d, v, buf));
+                cache.len() - 1
             }
         };
-        if !p.out.push(bytes) && p.out.closed() == Some(crate::outbox::Closed::Overflow) {
-            overflowed.push(p.id);
+        match p.out.append(&cache[i].2) {
+            Appended::Queued => {}
+            Appended::NeedsWake => wake(p),
+            Appended::Refused => {
+                if p.out.closed() == Some(Closed::Overflow) {
+                    overflowed.push(p.id);
+                }
+            }
         }
     }
 }

@@ -215,7 +215,7 @@ impl Responder {
     /// Queues the replies on `peer`.
     pub fn send(self, peer: &Peer) {
         if let Some(b) = self.finish() {
-            peer.out.push(b);
+            peer.out.push(&b);
         }
     }
 }

@@ -154,7 +154,7 @@ pub fn notice(hub: &Hub, id: ConnId, text: &str) {
         line.push_str("[server] ");
         line.push_str(text);
         line.push('\n');
-        u.peer.out.push(line.into());
+        u.peer.out.push(line.as_bytes());
     }
 }
 

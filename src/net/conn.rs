@@ -2,8 +2,6 @@
 //! the hub queued for it. The task owns the socket and nothing else.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::future::poll_fn;
 use std::task::Poll;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
@@ -62,9 +60,6 @@ thread_local! {
     // idle connection then holds no buffer at all.
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
-
-/// Most buffers handed to one vectored write.
-const MAX_IOV: usize = 64;
 
 enum ReadOutcome {
     Data,
@@ -156,8 +151,9 @@ pub async fn serve<R, W>(
         hold_until: None,
         excess: false,
     };
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
-    let mut spare: VecDeque<Bytes> = VecDeque::new();
+    // Bytes taken from the outbox and not yet written, from `written` on.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut written = 0;
     let mut closing = false;
     let mut reading = true;
     let mut force_exit: Option<Instant> = None;
@@ -197,14 +193,16 @@ pub async fn serve<R, W>(
         tokio::select! {
             biased;
             _ = peer.out.ready(), if pending.is_empty() => {
-                let batch = peer.out.take(std::mem::take(&mut spare));
+                let batch = peer.out.take();
                 pending = batch.data;
+                written = 0;
                 match batch.closed {
                     Some(Closed::Overflow) => {
                         quit_reason = "SendQ exceeded".into();
                         let bye = session.farewell("SendQ exceeded");
                         // Best effort, bounded: the client is not reading.
-                        let _ = tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye)).await;
+                        // Boxed: a rare path should not grow every connection's state.
+                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye))).await;
                         break;
                     }
                     Some(Closed::Closing) => closing = true,
@@ -214,40 +212,26 @@ pub async fn serve<R, W>(
                     break;
                 }
             }
-            r = poll_fn(|cx| {
-                let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let n = pending.iter().take(MAX_IOV).zip(iov.iter_mut()).map(|(b, s)| *s = IoSlice::new(b)).count();
-                Pin::new(&mut wr).poll_write_vectored(cx, &iov[..n])
-            }), if !pending.is_empty() => {
+            r = poll_fn(|cx| Pin::new(&mut wr).poll_write(cx, &pending[written..])), if !pending.is_empty() => {
                 match r {
                     Ok(0) | Err(_) => {
                         quit_reason = "Write error".into();
                         break;
                     }
-                    Ok(mut written) => {
-                        while written > 0 {
-                            let Some(front) = pending.front_mut() else { break };
-                            if written >= front.len() {
-                                written -= front.len();
-                                pending.pop_front();
-                            } else {
-                                front.advance(written);
-                                written = 0;
-                            }
-                        }
-                        if pending.is_empty() {
+                    Ok(n) => {
+                        written += n;
+                        if written == pending.len() {
                             // TLS buffers what it encrypts: push it out now.
                             if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
                                 quit_reason = "Write error".into();
                                 break;
                             }
-                            // Keep the allocation for the next swap, but not a huge one.
-                            if pending.capacity() <= 1024 {
-                                spare = std::mem::take(&mut pending);
-                            }
+                            // Free the buffer: an idle connection keeps none.
+                            pending = Vec::new();
+                            written = 0;
                             if closing {
                                 // Take whatever was pushed just before closing.
-                                pending = peer.out.take(VecDeque::new()).data;
+                                pending = peer.out.take().data;
                                 if pending.is_empty() {
                                     break;
                                 }
@@ -266,6 +250,8 @@ pub async fn serve<R, W>(
                     Poll::Ready(Ok(())) => {
                         let now = Instant::now();
                         let max = session.max_line();
+                        // Wake the recipients once for the whole read, not per line.
+                        let _wake = crate::hub::event::defer_wakeups();
                         let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, &hub, f, now));
                         Poll::Ready(gate.after(&framer, &mut session, next, now))
                     }
@@ -291,7 +277,7 @@ pub async fn serve<R, W>(
                     }
                 }
                 if gate.excess {
-                    peer.out.push_final(session.farewell("Excess Flood"));
+                    peer.out.push_final(&session.farewell("Excess Flood"));
                     session.gone(&hub, "Excess Flood");
                     closing = true;
                     reading = false;
@@ -309,13 +295,14 @@ pub async fn serve<R, W>(
                 if gate.hold_until.is_some_and(|t| now >= t) && !closing {
                     gate.hold_until = None;
                     let max = session.max_line();
+                    let _wake = crate::hub::event::defer_wakeups();
                     let next = framer.resume(max, |f| gate.frame(&mut session, &hub, f, now));
                     if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
                         closing = true;
                         reading = false;
                     }
                     if gate.excess {
-                        peer.out.push_final(session.farewell("Excess Flood"));
+                        peer.out.push_final(&session.farewell("Excess Flood"));
                         session.gone(&hub, "Excess Flood");
                         closing = true;
                         reading = false;
@@ -343,7 +330,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let _ = wr.shutdown().await;
-    let mut buf = [0u8; 1024];
+    // On the heap: this rarely-awaited buffer would otherwise sit in every
+    // connection's future.
+    let mut buf = vec![0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {

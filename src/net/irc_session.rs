@@ -62,7 +62,7 @@ impl IrcSession {
         self.st
             .peer
             .out
-            .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").into());
+            .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").as_bytes());
         h.quit(self.st.id, reason, now_millis());
         Flow::Close
     }
@@ -189,7 +189,7 @@ impl Session for IrcSession {
             KeepAliveAction::Nothing => Flow::Continue,
             KeepAliveAction::SendPing => {
                 let ping = format!("PING :{}\r\n", self.st.cfg.server_name);
-                self.st.peer.out.push(Bytes::from(ping));
+                self.st.peer.out.push(ping.as_bytes());
                 Flow::Continue
             }
             KeepAliveAction::TimedOut => {

@@ -302,7 +302,7 @@ pub fn quit(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     ctx.st
         .peer
         .out
-        .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").into());
+        .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").as_bytes());
     ctx.hub.quit(ctx.st.id, &reason, ctx.now);
     Ok(Flow::Close)
 }
