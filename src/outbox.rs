@@ -142,12 +142,15 @@ impl Outbox {
         self.lock().buf.len()
     }
 
-    /// Takes everything queued. The queue starts again with no allocation, so
-    /// an idle connection holds no buffer.
-    pub fn take(&self) -> Batch {
+    /// Takes everything queued, leaving `spare` (emptied) in its place: a
+    /// busy connection swaps two buffers back and forth instead of allocating
+    /// (and faulting in) a fresh one per write; an idle one passes an empty
+    /// `Vec` and holds no buffer at all.
+    pub fn take(&self, mut spare: Vec<u8>) -> Batch {
+        spare.clear();
         let mut inner = self.lock();
         Batch {
-            data: std::mem::take(&mut inner.buf),
+            data: std::mem::replace(&mut inner.buf, spare),
             closed: inner.closed,
         }
     }
@@ -169,7 +172,7 @@ mod tests {
         assert_eq!(o.append(b"12345"), Appended::Queued);
         assert!(!o.push(b"1"));
         assert_eq!(o.closed(), Some(Closed::Overflow));
-        let b = o.take();
+        let b = o.take(Vec::new());
         assert!(b.data.is_empty(), "an overflowed queue is dropped");
         assert_eq!(b.closed, Some(Closed::Overflow));
     }
@@ -178,7 +181,7 @@ mod tests {
     fn take_resets_the_count() {
         let o = Outbox::new(10);
         assert!(o.push(b"1234567890"));
-        assert_eq!(o.take().data, b"1234567890");
+        assert_eq!(o.take(Vec::new()).data, b"1234567890");
         assert_eq!(o.append(b"1234567890"), Appended::NeedsWake);
     }
 
@@ -189,7 +192,7 @@ mod tests {
         o.push_final(b"bye");
         o.close();
         assert!(!o.push(b"b"));
-        let b = o.take();
+        let b = o.take(Vec::new());
         assert_eq!(b.data, b"abye");
         assert_eq!(b.closed, Some(Closed::Closing));
     }

@@ -105,7 +105,7 @@ impl Sim {
     /// Empties every client's queue, as if all were reading.
     pub fn drain(&mut self) {
         for c in &mut self.clients {
-            let batch = c.peer.out.take();
+            let batch = c.peer.out.take(Vec::new());
             c.received += batch.data.len();
             if batch.closed.is_some() {
                 c.open = false;

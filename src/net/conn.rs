@@ -61,6 +61,9 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
 
+/// Largest write buffer kept for reuse between batches.
+const MAX_SPARE: usize = 256 * 1024;
+
 enum ReadOutcome {
     Data,
     Eof,
@@ -154,6 +157,8 @@ pub async fn serve<R, W>(
     // Bytes taken from the outbox and not yet written, from `written` on.
     let mut pending: Vec<u8> = Vec::new();
     let mut written = 0;
+    // The previous batch's buffer, kept for reuse while traffic goes on.
+    let mut spare: Vec<u8> = Vec::new();
     let mut closing = false;
     let mut reading = true;
     let mut force_exit: Option<Instant> = None;
@@ -193,7 +198,7 @@ pub async fn serve<R, W>(
         tokio::select! {
             biased;
             _ = peer.out.ready(), if pending.is_empty() => {
-                let batch = peer.out.take();
+                let batch = peer.out.take(std::mem::take(&mut spare));
                 pending = batch.data;
                 written = 0;
                 match batch.closed {
@@ -226,12 +231,19 @@ pub async fn serve<R, W>(
                                 quit_reason = "Write error".into();
                                 break;
                             }
-                            // Free the buffer: an idle connection keeps none.
-                            pending = Vec::new();
                             written = 0;
+                            // Keep the buffer while more is coming (and it is not
+                            // huge); free it when the connection goes quiet, so an
+                            // idle connection holds none.
+                            let buf = std::mem::take(&mut pending);
+                            if buf.capacity() <= MAX_SPARE && peer.out.queued_bytes() > 0 {
+                                spare = buf;
+                            } else {
+                                spare = Vec::new();
+                            }
                             if closing {
                                 // Take whatever was pushed just before closing.
-                                pending = peer.out.take().data;
+                                pending = peer.out.take(Vec::new()).data;
                                 if pending.is_empty() {
                                     break;
                                 }
@@ -318,7 +330,8 @@ pub async fn serve<R, W>(
     session.gone(&hub, &quit_reason);
     tracing::debug!(%addr, reason = %quit_reason, "connection closed");
     if reading {
-        linger(rd, wr).await;
+        // Boxed: only reached at the end, no need to carry it all along.
+        Box::pin(linger(rd, wr)).await;
     }
 }
 

@@ -199,26 +199,37 @@ async fn connection(
         _ => None,
     };
     match acceptor {
+        // Boxed: the handshake state is large and only TLS connections need it.
         Some(acceptor) => {
-            let handshake = acceptor.accept(stream);
-            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                Ok(Ok(s)) => {
-                    let (rd, wr) = tokio::io::split(s);
-                    serve_admitted(rd, wr, addr, kind, true, admitted, &shared).await
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    release_if(&shared, addr, &admitted);
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    release_if(&shared, addr, &admitted);
-                }
-            }
+            Box::pin(serve_tls(acceptor, stream, addr, kind, admitted, &shared)).await
         }
         None => {
             let (rd, wr) = stream.into_split();
             serve_admitted(rd, wr, addr, kind, false, admitted, &shared).await
+        }
+    }
+}
+
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    kind: Kind,
+    admitted: Result<(), limits::Refusal>,
+    shared: &Shared,
+) {
+    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+        Ok(Ok(s)) => {
+            let (rd, wr) = tokio::io::split(s);
+            serve_admitted(rd, wr, addr, kind, true, admitted, shared).await
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            release_if(shared, addr, &admitted);
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            release_if(shared, addr, &admitted);
         }
     }
 }
@@ -233,9 +244,30 @@ fn release_if(shared: &Shared, addr: SocketAddr, admitted: &Result<(), limits::R
     }
 }
 
+/// Tells a refused client why, then closes.
+async fn refuse<R, W>(rd: R, mut wr: W, addr: SocketAddr, kind: Kind, refusal: limits::Refusal)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    tracing::info!(reason = refusal.text(), "connection refused");
+    let line = match kind {
+        Kind::Line => format!("[server] {}\n", refusal.text()),
+        Kind::Irc => format!(
+            "ERROR :Closing Link: {} ({})\r\n",
+            addr.ip(),
+            refusal.text()
+        ),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(line.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), wr.flush()).await;
+    conn::linger(rd, wr).await;
+}
+
 async fn serve_admitted<R, W>(
     rd: R,
-    mut wr: W,
+    wr: W,
     addr: SocketAddr,
     kind: Kind,
     secure: bool,
@@ -245,21 +277,9 @@ async fn serve_admitted<R, W>(
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    use tokio::io::AsyncWriteExt;
     if let Err(refusal) = admitted {
-        tracing::info!(reason = refusal.text(), "connection refused");
-        let line = match kind {
-            Kind::Line => format!("[server] {}\n", refusal.text()),
-            Kind::Irc => format!(
-                "ERROR :Closing Link: {} ({})\r\n",
-                addr.ip(),
-                refusal.text()
-            ),
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(line.as_bytes())).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), wr.flush()).await;
-        conn::linger(rd, wr).await;
-        return;
+        // Boxed, as a rare path, to keep every connection's state small.
+        return Box::pin(refuse(rd, wr, addr, kind, refusal)).await;
     }
     let cfg = &shared.cfg;
     let dialect: &'static dyn crate::hub::Dialect = match kind {
@@ -317,5 +337,71 @@ impl Drop for Cleanup<'_> {
         }
         lock(&self.shared.hub).quit(self.id, "Connection closed", now_millis());
         release_if(self.shared, self.addr, &Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task holds its future for its whole life: its size
+    /// is most of an idle connection's memory, so it is watched here.
+    #[tokio::test]
+    async fn connection_future_stays_small() {
+        let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.socket.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, peer_addr) = l.socket.accept().await.unwrap();
+        let cfg = Arc::new(Config::default());
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            hub: Arc::new(Mutex::new(Hub::new(cfg, 0))),
+            admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
+                max_connections: 10,
+                per_address: 10,
+                rate: 10.0,
+                burst: 10.0,
+            })),
+            tls: None,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let (rd, wr) = stream.into_split();
+        let hub = shared.hub.clone();
+        let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
+        let session = irc_session::IrcSession::new(peer.clone(), shared.cfg.clone());
+        let inner = conn::serve(
+            rd,
+            wr,
+            peer_addr,
+            hub,
+            peer,
+            session,
+            None,
+            CancellationToken::new(),
+        );
+        eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
+        drop(inner);
+        let (stream, peer_addr) = {
+            let c2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let r = l.socket.accept().await.unwrap();
+            drop(c2);
+            r
+        };
+        let fut = connection(stream, peer_addr, Kind::Irc, false, Ok(()), shared);
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection future: {size} bytes");
+        eprintln!(
+            "irc session {} line session {} framer {} sleep {} notified {} cancelled {}",
+            std::mem::size_of::<irc_session::IrcSession>(),
+            std::mem::size_of::<line_session::LineSession>(),
+            std::mem::size_of::<framing::Framer>(),
+            std::mem::size_of::<tokio::time::Sleep>(),
+            std::mem::size_of::<tokio::sync::futures::Notified<'static>>(),
+            std::mem::size_of::<tokio_util::sync::WaitForCancellationFuture<'static>>(),
+        );
+        drop(fut);
+        drop(client);
+        assert!(size <= 2048, "connection future grew to {size} bytes");
     }
 }
