@@ -41,12 +41,38 @@ struct ServeArgs {
     /// Configuration file (TOML); defaults apply without one.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address of the line-dialect listener (overrides the config).
-    #[arg(long)]
-    line: Option<SocketAddr>,
-    /// Address of the irc-dialect listener (overrides the config).
-    #[arg(long)]
-    irc: Option<SocketAddr>,
+    /// Address of the line-dialect listener, or "off" (overrides the config).
+    #[arg(long, value_parser = listener_arg)]
+    line: Option<Listen>,
+    /// Address of the irc-dialect listener, or "off" (overrides the config).
+    #[arg(long, value_parser = listener_arg)]
+    irc: Option<Listen>,
+}
+
+/// A listener given on the command line.
+#[derive(Clone, Copy, Debug)]
+enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+impl Listen {
+    fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::At(a) => Some(a),
+        }
+    }
+}
+
+fn listener_arg(s: &str) -> Result<Listen, String> {
+    match s {
+        "off" => Ok(Listen::Off),
+        a => a
+            .parse()
+            .map(Listen::At)
+            .map_err(|e| format!("{e} (expected HOST:PORT, e.g. [::]:7777, or \"off\")")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,10 +112,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         None => Config::default(),
     };
     if let Some(l) = a.line {
-        cfg.listeners.line = Some(l);
+        cfg.listeners.line = l.addr();
     }
     if let Some(i) = a.irc {
-        cfg.listeners.irc = Some(i);
+        cfg.listeners.irc = i.addr();
     }
     let cfg = Arc::new(cfg);
     raise_fd_limit();
