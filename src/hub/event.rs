@@ -23,9 +23,6 @@ pub mod cap {
     pub const MULTI_PREFIX: u32 = 1 << 3;
     pub const EXTENDED_JOIN: u32 = 1 << 4;
     pub const AWAY_NOTIFY: u32 = 1 << 5;
-    pub const ACCOUNT_NOTIFY: u32 = 1 << 6;
-    pub const ACCOUNT_TAG: u32 = 1 << 7;
-    pub const CHGHOST: u32 = 1 << 8;
     pub const SETNAME: u32 = 1 << 9;
     pub const INVITE_NOTIFY: u32 = 1 << 10;
     pub const USERHOST_IN_NAMES: u32 = 1 << 11;
@@ -153,13 +150,6 @@ pub enum Event<'a> {
         by: &'a User,
         target: &'a str,
         reason: &'a str,
-        time: u64,
-    },
-    /// User name / host change (IRCv3 chghost).
-    Chghost {
-        old_prefix: &'a str,
-        user: &'a str,
-        host: &'a str,
         time: u64,
     },
     /// Real name change (IRCv3 setname).

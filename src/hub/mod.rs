@@ -883,13 +883,6 @@ impl Hub {
         self.settle();
     }
 
-    /// Sends an event to every user sharing a channel with `id` (not `id`).
-    pub fn neighbour_event(&mut self, id: ConnId, ev: &Event<'_>) {
-        let peers = self.neighbours(id);
-        fanout(peers.iter(), ev, &mut self.overflowed);
-        self.settle();
-    }
-
     /// Sets or clears `id`'s away message; users sharing a channel with
     /// away-notify are told.
     pub fn set_away(&mut self, id: ConnId, text: Option<&str>, now: Millis) {
@@ -945,12 +938,6 @@ impl Hub {
             u.peer.send_event(&Event::Shutdown { text });
             u.peer.out.close();
         }
-    }
-
-    /// Records that the queue of `id` overflowed outside a fan-out.
-    pub fn note_overflow(&mut self, id: ConnId) {
-        self.overflowed.push(id);
-        self.settle();
     }
 
     /// Adds `id` as a watcher of `nick` (MONITOR). Returns false past the limit.

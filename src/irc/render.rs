@@ -129,7 +129,6 @@ impl Dialect for IrcDialect {
             }
             Event::Join { .. } => caps & (cap::SERVER_TIME | cap::EXTENDED_JOIN),
             Event::Away { .. } if caps & cap::AWAY_NOTIFY == 0 => return None,
-            Event::Chghost { .. } if caps & cap::CHGHOST == 0 => return None,
             Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
             Event::Shutdown { .. } | Event::Kill { .. } | Event::Monitor { .. } => 0,
             _ => time,
@@ -332,15 +331,6 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 "ERROR :Closing Link: {target} (Killed ({} ({reason})))\r\n",
                 by.nick
             )?;
-        }
-        Event::Chghost {
-            old_prefix,
-            user,
-            host,
-            time,
-        } => {
-            time_tag(out, v, time);
-            write!(out, ":{old_prefix} CHGHOST {user} {host}\r\n")?;
         }
         Event::Setname {
             who,

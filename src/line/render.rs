@@ -22,7 +22,6 @@ impl Dialect for LineDialect {
                 ..
             }
             | Event::Away { .. }
-            | Event::Chghost { .. }
             | Event::Setname { .. }
             | Event::Monitor { .. } => None,
             _ => Some(0),
@@ -129,10 +128,7 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick)?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
-        Event::Away { .. }
-        | Event::Chghost { .. }
-        | Event::Setname { .. }
-        | Event::Monitor { .. } => {}
+        Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } => {}
     }
     Ok(())
 }
