@@ -77,7 +77,8 @@ pub struct IrcState {
     /// PASS was given and matched (or no password is configured).
     pub pass_ok: bool,
     pub oper: OperGate,
-    pub batch: Option<InBatch>,
+    /// Boxed: rare, and inline it would grow every IRC connection.
+    pub batch: Option<Box<InBatch>>,
     /// Reference of a batch abandoned after a FAIL: its remaining lines and
     /// its end are dropped quietly instead of failing once per line.
     pub dead_batch: Option<String>,

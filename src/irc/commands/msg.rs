@@ -200,7 +200,7 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         ctx.st.dead_batch = None;
         // No ACK now: the label answers the whole batch when it ends.
         let label = ctx.r.take_label();
-        ctx.st.batch = Some(InBatch {
+        ctx.st.batch = Some(Box::new(InBatch {
             id: id.to_string(),
             target: target.to_string(),
             label,
@@ -208,7 +208,7 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
             parts: Vec::new(),
             notice: false,
             bytes: 0,
-        });
+        }));
         return Ok(Flow::Continue);
     }
     let Some(id) = reference.strip_prefix('-') else {
