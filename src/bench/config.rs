@@ -231,7 +231,9 @@ impl BenchConfig {
             Scenario::Idle => {}
             Scenario::Soak => {
                 if self.dialect != Dialect::Irc {
-                    bail!("soak takes the IRC address as --target and the line one as --line-target");
+                    bail!(
+                        "soak takes the IRC address as --target and the line one as --line-target"
+                    );
                 }
                 if self.clients < 4 {
                     bail!("soak needs at least 4 well-behaved clients");

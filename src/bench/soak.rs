@@ -41,9 +41,7 @@ use super::common::{Progress, Shared};
 use super::config::{BenchConfig, Dialect};
 use super::net::{connect, join, register, source_addr};
 use super::report::{ConnectStats, LoaderStats, Report, ServerStats};
-use super::stats::{
-    new_histogram, proc_cpu_seconds, proc_rss_kib, self_cpu_seconds, summarize,
-};
+use super::stats::{new_histogram, proc_cpu_seconds, proc_rss_kib, self_cpu_seconds, summarize};
 use super::wire::{Incoming, LineBuf, Stamp, classify, decode, encode};
 
 /// Receive buffer of a well-behaved client.
@@ -265,7 +263,8 @@ impl SoakReport {
             );
         }
         let h = &self.health;
-        let kib = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.1} MiB", v as f64 / 1024.0));
+        let kib =
+            |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.1} MiB", v as f64 / 1024.0));
         if !h.samples.is_empty() {
             let _ = writeln!(
                 w,
@@ -445,7 +444,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     self.last.pop_front();
                 }
                 let keep = &l[..l.len().min(200)];
-                self.last.push_back(String::from_utf8_lossy(keep).into_owned());
+                self.last
+                    .push_back(String::from_utf8_lossy(keep).into_owned());
                 if pred(l) {
                     return Until::Found;
                 }
@@ -498,9 +498,7 @@ fn farewell_of(l: &str) -> Option<String> {
         "[server] Server is full",
         "[server] Server is shutting down",
     ];
-    LINE.iter()
-        .any(|p| l.starts_with(p))
-        .then(|| l.to_string())
+    LINE.iter().any(|p| l.starts_with(p)).then(|| l.to_string())
 }
 
 // ------------------------------------------------------------------ attacks
@@ -896,13 +894,18 @@ async fn slow_loris(
     let t0 = Instant::now();
     for &b in text.iter().cycle() {
         if c.r.write_all(&[b]).await.is_err() {
-            let how = c.until(Instant::now() + Duration::from_secs(2), |_| false).await;
+            let how = c
+                .until(Instant::now() + Duration::from_secs(2), |_| false)
+                .await;
             return Ok(c.ended(&how, t0.elapsed().as_secs_f64()));
         }
         let next = (Instant::now() + Duration::from_secs(2)).min(deadline);
         match c.until(next, |_| false).await {
             Until::Timeout if next >= deadline => {
-                return Ok(format!("still open after {:.0}s", t0.elapsed().as_secs_f64()));
+                return Ok(format!(
+                    "still open after {:.0}s",
+                    t0.elapsed().as_secs_f64()
+                ));
             }
             Until::Timeout => {}
             how => return Ok(c.ended(&how, t0.elapsed().as_secs_f64())),
@@ -1107,7 +1110,11 @@ async fn well_client(
         Dialect::Irc => format!("PRIVMSG {} :", p.chan),
         _ => "MSG ".to_string(),
     };
-    let nl: &[u8] = if p.dialect == Dialect::Irc { b"\r\n" } else { b"\n" };
+    let nl: &[u8] = if p.dialect == Dialect::Irc {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
     let mut seq = 0u64;
     let mut buf = Vec::with_capacity(cfg.size + 64);
     let interval = cfg.interval.as_secs_f64();
@@ -1217,10 +1224,10 @@ async fn well_client(
         }
     }
     mark_done(&mut sending_done);
-    // Keep the connection until the LUSERS check is over: the caller drops
-    // the result after it, and the halves are dropped with this task... so
-    // hold them until told (a second Stop is not needed: `phase` closing).
-    let _ = phase.changed().await;
+    // Hold the connection until the run is over (the sender of `phase` is
+    // dropped), so that a client that lost its connection early does not
+    // change what the LUSERS check counts for the others.
+    while phase.changed().await.is_ok() {}
     drop((rd, wr));
     res
 }
@@ -1232,7 +1239,10 @@ fn pid_alive(pid: u32) -> bool {
         return false;
     };
     // Field 3, after the command name in parentheses: Z = zombie, X = dead.
-    match s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next()) {
+    match s
+        .rfind(')')
+        .and_then(|i| s[i + 1..].split_whitespace().next())
+    {
         Some(st) => st != "Z" && st != "X",
         None => false,
     }
@@ -1354,10 +1364,11 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
                 let (Some(rss), Some(cpu)) = (proc_rss_kib(pid), proc_cpu_seconds(pid)) else {
                     break;
                 };
-                samples
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((std::time::Instant::now(), rss, cpu));
+                samples.lock().unwrap_or_else(|e| e.into_inner()).push((
+                    std::time::Instant::now(),
+                    rss,
+                    cpu,
+                ));
             }
         })
     });
@@ -1483,11 +1494,11 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
     sleep_until(b.instant_at(until_ns)).await;
     let _ = stop_tx.send(true);
     let senders_deadline = Instant::now() + Duration::from_secs(5);
-    while sh.senders_done.load(Ordering::SeqCst) < w && Instant::now() < senders_deadline {
+    while sh.senders_done.load(Ordering::SeqCst) < senders && Instant::now() < senders_deadline {
         sleep(Duration::from_millis(5)).await;
     }
     let mut warnings = Vec::new();
-    if sh.senders_done.load(Ordering::SeqCst) < w {
+    if sh.senders_done.load(Ordering::SeqCst) < senders {
         warnings.push("some senders were still blocked writing after the run".into());
     }
     let sent_by: Vec<u64> = sh.sent.iter().map(|a| a.load(Ordering::SeqCst)).collect();
@@ -1516,19 +1527,17 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
     }
     let mut by: BTreeMap<(Attack, &'static str), (AttackStats, f64)> = BTreeMap::new();
     while let Ok(r) = res_rx.try_recv() {
-        let (a, total) = by
-            .entry((r.attack, r.dialect.as_str()))
-            .or_insert_with(|| {
-                (
-                    AttackStats {
-                        attack: r.attack.name().into(),
-                        dialect: r.dialect.as_str().into(),
-                        expected: r.attack.expected(r.dialect).into(),
-                        ..Default::default()
-                    },
-                    0.0,
-                )
-            });
+        let (a, total) = by.entry((r.attack, r.dialect.as_str())).or_insert_with(|| {
+            (
+                AttackStats {
+                    attack: r.attack.name().into(),
+                    dialect: r.dialect.as_str().into(),
+                    expected: r.attack.expected(r.dialect).into(),
+                    ..Default::default()
+                },
+                0.0,
+            )
+        });
         match r.label {
             None => a.interrupted += 1,
             Some(label) => {
@@ -1548,7 +1557,11 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
     let attacks: Vec<AttackStats> = by
         .into_values()
         .map(|(mut a, total)| {
-            a.mean_s = if a.count > 0 { total / a.count as f64 } else { 0.0 };
+            a.mean_s = if a.count > 0 {
+                total / a.count as f64
+            } else {
+                0.0
+            };
             a
         })
         .collect();
