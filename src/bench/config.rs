@@ -168,7 +168,7 @@ impl BenchConfig {
             line_target: SocketAddr::new(target.ip(), Dialect::Line.default_port()),
             hostile: 100,
             interval: Duration::from_secs(2),
-            attack_timeout: Duration::from_secs(20),
+            attack_timeout: Duration::from_secs(40),
             server_log: None,
         }
     }

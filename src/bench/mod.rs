@@ -75,9 +75,6 @@ pub struct BenchArgs {
     /// soak: the IRC listener).
     #[arg(long)]
     pub target: Option<String>,
-    /// soak: the server's line-dialect listener.
-    #[arg(long, default_value = "127.0.0.1:7777")]
-    pub line_target: String,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
@@ -91,18 +88,6 @@ pub struct BenchArgs {
     /// Channels for the rooms (default 100) and soak (default 20) scenarios.
     #[arg(long, short = 'k')]
     pub rooms: Option<usize>,
-    /// soak: hostile clients, each cycling through the attacks.
-    #[arg(long, default_value_t = 100)]
-    pub hostile: usize,
-    /// soak: mean seconds between two messages of one well-behaved client (jittered ±50%).
-    #[arg(long, default_value_t = 2.0)]
-    pub interval: f64,
-    /// soak: longest wait, in seconds, for the server to end one attack.
-    #[arg(long, default_value_t = 20.0)]
-    pub attack_timeout: f64,
-    /// soak: the server's log, searched for "panicked" at the end.
-    #[arg(long)]
-    pub server_log: Option<std::path::PathBuf>,
     /// Total messages per second over all senders.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
@@ -156,6 +141,30 @@ pub struct BenchArgs {
     /// Tokio worker threads for the loader.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Options of the soak scenario (boxed: they are rarely used).
+    #[command(flatten)]
+    pub soak: Box<SoakArgs>,
+}
+
+/// Options only the `soak` scenario uses.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SoakArgs {
+    /// soak: the server's line-dialect listener.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub line_target: String,
+    /// soak: hostile clients, each cycling through the attacks.
+    #[arg(long, default_value_t = 100)]
+    pub hostile: usize,
+    /// soak: mean seconds between two messages of one well-behaved client (jittered ±50%).
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// soak: longest wait, in seconds, for the server to end one attack
+    /// (keep it above the server's flood max_delay and timers).
+    #[arg(long, default_value_t = 40.0)]
+    pub attack_timeout: f64,
+    /// soak: the server's log, searched for "panicked" at the end.
+    #[arg(long)]
+    pub server_log: Option<std::path::PathBuf>,
 }
 
 fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
@@ -208,11 +217,12 @@ impl BenchArgs {
         cfg.progress = !self.quiet;
         cfg.quickack = self.quickack;
         if self.scenario == Scenario::Soak {
-            cfg.line_target = resolve(&self.line_target, self.allow_remote)?;
-            cfg.hostile = self.hostile;
-            cfg.interval = secs(self.interval, "interval")?;
-            cfg.attack_timeout = secs(self.attack_timeout, "attack-timeout")?;
-            cfg.server_log = self.server_log.clone();
+            let o = &self.soak;
+            cfg.line_target = resolve(&o.line_target, self.allow_remote)?;
+            cfg.hostile = o.hostile;
+            cfg.interval = secs(o.interval, "interval")?;
+            cfg.attack_timeout = secs(o.attack_timeout, "attack-timeout")?;
+            cfg.server_log = o.server_log.clone();
         }
         cfg.validate()?;
         Ok(cfg)

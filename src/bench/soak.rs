@@ -626,7 +626,7 @@ async fn hostile(
     mut stop: watch::Receiver<bool>,
     out: mpsc::UnboundedSender<AttackResult>,
 ) {
-    let dialect = if h % 2 == 0 {
+    let dialect = if h.is_multiple_of(2) {
         Dialect::Irc
     } else {
         Dialect::Line
@@ -717,7 +717,9 @@ async fn irc_register(
 }
 
 /// The probe that shows a connection is still served, and its answer.
-fn probe(d: Dialect) -> (&'static [u8], fn(&[u8]) -> bool) {
+type Probe = (&'static [u8], fn(&[u8]) -> bool);
+
+fn probe(d: Dialect) -> Probe {
     match d {
         Dialect::Irc => (b"PING :soakprobe\r\n", |l: &[u8]| {
             l.windows(9).any(|w| w == b"soakprobe")
@@ -957,7 +959,7 @@ async fn no_read(
     let burst = req.repeat(NOREAD_BURST);
     let mut closed = timeout_at(deadline, c.r.write_all(burst.as_bytes()))
         .await
-        .map_or(false, |r| r.is_err());
+        .is_ok_and(|r| r.is_err());
     while !closed && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
         if peer_closed(&c.r) {
@@ -965,9 +967,8 @@ async fn no_read(
             break;
         }
         // 20 requests a second, well under the flood limit.
-        match timeout(Duration::from_secs(1), c.r.write_all(req.as_bytes())).await {
-            Ok(Err(_)) => closed = true,
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(_)) = timeout(Duration::from_secs(1), c.r.write_all(req.as_bytes())).await {
+            closed = true;
         }
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -1029,7 +1030,7 @@ struct WellResult {
 fn plan(cfg: &BenchConfig, idx: usize) -> WellPlan {
     let k = cfg.rooms;
     let row = idx / k;
-    let dialect = if row % 2 == 0 {
+    let dialect = if row.is_multiple_of(2) {
         Dialect::Irc
     } else {
         Dialect::Line
@@ -1291,25 +1292,26 @@ async fn lusers_check(
         c.r.write_all(b"LUSERS\r\n").await?;
         let (mut users, mut unknown) = (None, 0u64);
         let t = Instant::now() + Duration::from_secs(5);
-        loop {
-            match c.until(t, |l| l.windows(5).any(|w| w == b" 266 ")).await {
-                Until::Found => break,
-                Until::Timeout => bail!("no LUSERS reply"),
-                how => bail!("observer connection ended: {how:?}"),
-            }
-        }
-        for l in &c.last {
+        // `:srv 265 <nick> <users> <max> :...`, `:srv 253 <nick> <n> :...`,
+        // and 266 ends the reply.
+        let mut seen = |l: &[u8]| {
+            let l = String::from_utf8_lossy(l);
             let parts: Vec<&str> = l.split(' ').collect();
-            // `:srv 265 <nick> <users> <max> :...`, `:srv 253 <nick> <n> :...`
             if parts.len() > 3 && parts[2] == nick {
                 match parts[1] {
                     "265" => users = parts[3].parse().ok(),
                     "253" => unknown = parts[3].parse().unwrap_or(0),
+                    "266" => return true,
                     _ => {}
                 }
             }
+            false
+        };
+        match c.until(t, &mut seen).await {
+            Until::Found => {}
+            Until::Timeout => bail!("no LUSERS reply"),
+            how => bail!("observer connection ended: {how:?}"),
         }
-        // The 265 line may have scrolled out of the last four: ask for it again.
         let Some(users) = users else {
             if Instant::now() >= end {
                 bail!("no RPL_LOCALUSERS in the LUSERS reply");
@@ -1841,8 +1843,8 @@ mod tests {
         );
         cfg.clients = 200;
         cfg.rooms = 20;
-        let mut irc = vec![0; 20];
-        let mut line = vec![0; 20];
+        let mut irc = [0; 20];
+        let mut line = [0; 20];
         let mut listeners = 0;
         for i in 0..200 {
             let p = plan(&cfg, i);
