@@ -327,6 +327,7 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
         server,
         loader,
         warnings,
+        soak: None,
     })
 }
 

@@ -17,6 +17,9 @@ pub enum Scenario {
     Idle,
     /// Request/response round trips against an echo server.
     Echo,
+    /// Well-behaved clients of both dialects chatting while hostile clients
+    /// attack, with the server's RSS and CPU sampled: a bounded soak test.
+    Soak,
 }
 
 impl Scenario {
@@ -27,6 +30,7 @@ impl Scenario {
             Scenario::Rooms => "rooms",
             Scenario::Idle => "idle",
             Scenario::Echo => "echo",
+            Scenario::Soak => "soak",
         }
     }
 }
@@ -114,6 +118,17 @@ pub struct BenchConfig {
     /// delayed: shows how much of the latency is a server's Nagle waiting
     /// on the receivers' delayed ACKs (real clients do not do this).
     pub quickack: bool,
+    /// `soak`: address of the server's line-dialect listener (`target` is
+    /// the IRC one).
+    pub line_target: SocketAddr,
+    /// `soak`: hostile clients (H).
+    pub hostile: usize,
+    /// `soak`: mean seconds between two messages of one well-behaved client.
+    pub interval: Duration,
+    /// `soak`: longest wait for the server to end one attack.
+    pub attack_timeout: Duration,
+    /// `soak`: server log to search for panics.
+    pub server_log: Option<std::path::PathBuf>,
 }
 
 impl BenchConfig {
@@ -121,7 +136,7 @@ impl BenchConfig {
     pub fn new(scenario: Scenario, dialect: Dialect, target: SocketAddr) -> Self {
         let clients = match scenario {
             Scenario::Fanout => 100,
-            Scenario::Rooms | Scenario::Idle => 1000,
+            Scenario::Rooms | Scenario::Idle | Scenario::Soak => 1000,
             Scenario::Echo => 16,
         };
         let senders = match scenario {
@@ -134,12 +149,12 @@ impl BenchConfig {
             target,
             clients,
             senders,
-            rooms: 100,
+            rooms: if scenario == Scenario::Soak { 20 } else { 100 },
             rate: 1000.0,
             window: None,
             size: 100,
             warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(10),
+            duration: Duration::from_secs(if scenario == Scenario::Soak { 30 } else { 10 }),
             drain: Duration::from_secs(5),
             hold: Duration::from_secs(5),
             connect_concurrency: 500,
@@ -150,6 +165,11 @@ impl BenchConfig {
             spread_sources: true,
             progress: false,
             quickack: false,
+            line_target: SocketAddr::new(target.ip(), Dialect::Line.default_port()),
+            hostile: 100,
+            interval: Duration::from_secs(2),
+            attack_timeout: Duration::from_secs(40),
+            server_log: None,
         }
     }
 
@@ -209,6 +229,28 @@ impl BenchConfig {
                 }
             }
             Scenario::Idle => {}
+            Scenario::Soak => {
+                if self.dialect != Dialect::Irc {
+                    bail!(
+                        "soak takes the IRC address as --target and the line one as --line-target"
+                    );
+                }
+                if self.clients < 4 {
+                    bail!("soak needs at least 4 well-behaved clients");
+                }
+                if self.rooms == 0 || self.rooms * 2 > self.clients {
+                    bail!(
+                        "--rooms must be in 1..={} (two clients per channel at least)",
+                        self.clients / 2
+                    );
+                }
+                if self.interval.is_zero() {
+                    bail!("--interval must be positive");
+                }
+                if self.size + self.channel.len() + 40 > 510 {
+                    bail!("--size too large for an IRC line (512 bytes at most)");
+                }
+            }
         }
         if !self.channel.starts_with('#') && self.dialect != Dialect::Echo {
             bail!("--channel must start with '#'");

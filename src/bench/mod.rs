@@ -8,6 +8,10 @@
 //! * `rooms`: C clients over K channels, all (or S) of them sending.
 //! * `idle`: N registered connections held open (connect rate, RSS/conn).
 //! * `echo`: request/response round trips against an echo server.
+//! * `soak`: well-behaved clients of both dialects chat in K channels while
+//!   hostile clients attack (garbage, overlong lines, floods, half-open and
+//!   reset connections, slow-loris, idlers, non-readers); checks zero loss,
+//!   counts how each attack ended, samples the server's RSS and CPU.
 //!
 //! Every payload carries its sender, a per-sender sequence number and its
 //! send time on a clock shared by all of the loader's tasks, so receivers
@@ -37,6 +41,7 @@ mod echo;
 mod idle;
 mod net;
 mod report;
+mod soak;
 mod stats;
 mod wire;
 
@@ -47,6 +52,7 @@ use anyhow::{Context, bail};
 
 pub use config::{BenchConfig, Dialect, Scenario};
 pub use report::{ConnectStats, LoaderStats, Report, ServerStats};
+pub use soak::{AttackStats, Health, LusersCheck, RssSample, SoakReport};
 pub use stats::Percentiles;
 
 /// Command-line arguments of `bavard bench`.
@@ -56,7 +62,8 @@ pub use stats::Percentiles;
   bavard bench fanout --dialect line --window 8 --server-pid $(pidof bavard)
   bavard bench rooms --clients 1000 --rooms 100 --rate 2000 --json
   bavard bench idle --conns 10000 --hold 10 --server-pid 1234
-  bavard bench echo --target 127.0.0.1:7777 --conns 50 --size 64")]
+  bavard bench echo --target 127.0.0.1:7777 --conns 50 --size 64
+  bavard bench soak --duration 60 --server-pid $(pidof bavard) --server-log /tmp/bavard.log")]
 pub struct BenchArgs {
     /// Workload to run.
     #[arg(value_enum)]
@@ -64,21 +71,23 @@ pub struct BenchArgs {
     /// Protocol (default: irc, or echo for the echo scenario).
     #[arg(long, value_enum)]
     pub dialect: Option<Dialect>,
-    /// Server HOST:PORT (default 127.0.0.1:6667 for irc, :7777 for line/echo).
+    /// Server HOST:PORT (default 127.0.0.1:6667 for irc, :7777 for line/echo;
+    /// soak: the IRC listener).
     #[arg(long)]
     pub target: Option<String>,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Connections (default: fanout 100, rooms/idle 1000, echo 16).
+    /// Connections (default: fanout 100, rooms/idle 1000, echo 16;
+    /// soak: well-behaved clients, half IRC and half line).
     #[arg(long, visible_alias = "conns", short = 'c')]
     pub clients: Option<usize>,
     /// Sending clients (default: fanout 10, rooms all).
     #[arg(long, short = 's')]
     pub senders: Option<usize>,
-    /// Channels for the rooms scenario.
-    #[arg(long, short = 'k', default_value_t = 100)]
-    pub rooms: usize,
+    /// Channels for the rooms (default 100) and soak (default 20) scenarios.
+    #[arg(long, short = 'k')]
+    pub rooms: Option<usize>,
     /// Total messages per second over all senders.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
@@ -89,9 +98,9 @@ pub struct BenchArgs {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 100)]
     pub size: usize,
-    /// Measured seconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
+    /// Measured seconds (default 10; soak 30).
+    #[arg(long)]
+    pub duration: Option<f64>,
     /// Warm-up seconds before measuring.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
@@ -132,6 +141,30 @@ pub struct BenchArgs {
     /// Tokio worker threads for the loader.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Options of the soak scenario (boxed: they are rarely used).
+    #[command(flatten)]
+    pub soak: Box<SoakArgs>,
+}
+
+/// Options only the `soak` scenario uses.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SoakArgs {
+    /// soak: the server's line-dialect listener.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub line_target: String,
+    /// soak: hostile clients, each cycling through the attacks.
+    #[arg(long, default_value_t = 100)]
+    pub hostile: usize,
+    /// soak: mean seconds between two messages of one well-behaved client (jittered ±50%).
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// soak: longest wait, in seconds, for the server to end one attack
+    /// (keep it above the server's flood max_delay and timers).
+    #[arg(long, default_value_t = 40.0)]
+    pub attack_timeout: f64,
+    /// soak: the server's log, searched for "panicked" at the end.
+    #[arg(long)]
+    pub server_log: Option<std::path::PathBuf>,
 }
 
 fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
@@ -163,11 +196,15 @@ impl BenchArgs {
         } else if self.scenario == Scenario::Fanout {
             cfg.senders = cfg.senders.min(cfg.clients.saturating_sub(1)).max(1);
         }
-        cfg.rooms = self.rooms;
+        if let Some(k) = self.rooms {
+            cfg.rooms = k;
+        }
         cfg.rate = self.rate;
         cfg.window = self.window;
         cfg.size = self.size;
-        cfg.duration = secs(self.duration, "duration")?;
+        if let Some(d) = self.duration {
+            cfg.duration = secs(d, "duration")?;
+        }
         cfg.warmup = secs(self.warmup, "warmup")?;
         cfg.drain = secs(self.drain, "drain")?;
         cfg.hold = secs(self.hold, "hold")?;
@@ -179,6 +216,14 @@ impl BenchArgs {
         cfg.spread_sources = !self.no_spread;
         cfg.progress = !self.quiet;
         cfg.quickack = self.quickack;
+        if self.scenario == Scenario::Soak {
+            let o = &self.soak;
+            cfg.line_target = resolve(&o.line_target, self.allow_remote)?;
+            cfg.hostile = o.hostile;
+            cfg.interval = secs(o.interval, "interval")?;
+            cfg.attack_timeout = secs(o.attack_timeout, "attack-timeout")?;
+            cfg.server_log = o.server_log.clone();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -219,9 +264,10 @@ pub async fn run_scenario(cfg: &BenchConfig) -> anyhow::Result<Report> {
         Scenario::Fanout | Scenario::Rooms => chat::run_chat(cfg).await?,
         Scenario::Idle => idle::run_idle(cfg).await?,
         Scenario::Echo => echo::run_echo(cfg).await?,
+        Scenario::Soak => soak::run_soak(cfg).await?,
     };
     if let Some(l) = limit
-        && (cfg.clients as u64) + 64 > l
+        && (cfg.clients as u64) + (cfg.hostile as u64) * 2 + 64 > l
     {
         report.warnings.push(format!(
             "open-file limit {l} is close to the connection count"
@@ -243,6 +289,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.to_table());
+    }
+    // Soak is a pass/fail check: a failure must show in the exit status.
+    if let Some(s) = &report.soak
+        && !s.passed
+    {
+        bail!("soak failed: {}", s.failures.join("; "));
     }
     Ok(())
 }

@@ -121,6 +121,9 @@ pub struct Report {
     pub loader: LoaderStats,
     /// Anything suspicious seen during the run.
     pub warnings: Vec<String>,
+    /// The soak scenario's own figures (hostile attacks, server health).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<super::soak::SoakReport>,
 }
 
 fn pct_row(out: &mut String, label: &str, p: &Option<Percentiles>) {
@@ -166,6 +169,9 @@ fn fmt_rate(v: f64) -> String {
 impl Report {
     /// The human-readable table printed without `--json`.
     pub fn to_table(&self) -> String {
+        if let Some(s) = &self.soak {
+            return s.to_table(self);
+        }
         let mut o = String::new();
         let w = &mut o;
         let _ = writeln!(
