@@ -108,7 +108,7 @@ async fn irc_flood_gets_error_and_operators_are_exempt() {
     while let Some(l) = a.line().await {
         last = l;
     }
-    assert_eq!(last, "ERROR :Closing Link: (Excess Flood)");
+    assert_eq!(last, "ERROR :Closing Link: 127.0.0.1 (Excess Flood)");
     let mut o = Client::registered(s.irc, "oper").await;
     // Registration used some tokens; wait for the bucket to refill.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -118,6 +118,30 @@ async fn irc_flood_gets_error_and_operators_are_exempt() {
     for _ in 0..200 {
         assert_eq!(o.expect("PONG").await.params[1], "y");
     }
+}
+
+#[tokio::test]
+async fn a_big_flood_still_gets_its_reason_and_backlog_is_measured_while_held() {
+    let s = start(flood_cfg()).await;
+    let mut a = Client::registered(s.irc, "flooder").await;
+    // Within the bound at first: 10 lines, 5 held for about a second.
+    a.send_raw("PING :a\r\n".repeat(10).as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Then far more than the bound, while the first ones are still held:
+    // the server must notice without waiting to work through the backlog.
+    let start = Instant::now();
+    a.send_raw("PING :b\r\n".repeat(10_000).as_bytes()).await;
+    let mut last = String::new();
+    while let Some(l) = a.line().await {
+        last = l;
+    }
+    // The reason arrives despite the unread input (no reset).
+    assert_eq!(last, "ERROR :Closing Link: 127.0.0.1 (Excess Flood)");
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 fn write_cert(

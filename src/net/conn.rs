@@ -61,6 +61,10 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
 
+/// Most input held back by flood control; a client past it is flooding
+/// whatever the rates say, and is dropped with `Excess Flood`.
+const MAX_HELD: usize = 256 * 1024;
+
 /// Largest write buffer kept for reuse between batches.
 const MAX_SPARE: usize = 256 * 1024;
 
@@ -123,7 +127,7 @@ impl Gate {
                 if let Some(flood) = &mut self.flood {
                     let held = framer.held();
                     let lines = held.iter().filter(|&&b| b == b'\n').count();
-                    self.excess = flood.excessive(lines, held.len(), now);
+                    self.excess = held.len() >= MAX_HELD || flood.excessive(lines, held.len(), now);
                 }
                 ReadOutcome::Data
             }
@@ -161,6 +165,8 @@ pub async fn serve<R, W>(
     let mut spare: Vec<u8> = Vec::new();
     let mut closing = false;
     let mut reading = true;
+    // The client closed or broke the connection: no need to drain its input.
+    let mut peer_gone = false;
     let mut force_exit: Option<Instant> = None;
     let mut closing_deadline: Option<Instant> = None;
     let mut quit_reason = "Connection closed".to_string();
@@ -194,7 +200,10 @@ pub async fn serve<R, W>(
             }
             _ => {}
         }
-        let can_read = reading && !closing && gate.hold_until.is_none();
+        // While input is held by flood control, reading goes on into the held
+        // backlog (so its size shows) up to a bound, past which the client
+        // would be dropped anyway.
+        let can_read = reading && !closing && framer.held().len() < MAX_HELD;
         tokio::select! {
             biased;
             _ = peer.out.ready(), if pending.is_empty() => {
@@ -221,6 +230,7 @@ pub async fn serve<R, W>(
                 match r {
                     Ok(0) | Err(_) => {
                         quit_reason = "Write error".into();
+                        peer_gone = true;
                         break;
                     }
                     Ok(n) => {
@@ -259,6 +269,10 @@ pub async fn serve<R, W>(
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
                     Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
+                    Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
+                        framer.hold_more(rb.filled());
+                        Poll::Ready(gate.after(&framer, &mut session, Next::Hold, Instant::now()))
+                    }
                     Poll::Ready(Ok(())) => {
                         let now = Instant::now();
                         let max = session.max_line();
@@ -280,11 +294,13 @@ pub async fn serve<R, W>(
                         // The client may only have closed its sending side:
                         // leave the hub now, but still deliver what is queued.
                         reading = false;
+                        peer_gone = true;
                         session.gone(&hub, "Connection closed");
                         peer.out.close();
                     }
                     ReadOutcome::Error(e) => {
                         quit_reason = format!("Read error: {e}");
+                        peer_gone = true;
                         break;
                     }
                 }
@@ -329,7 +345,10 @@ pub async fn serve<R, W>(
     }
     session.gone(&hub, &quit_reason);
     tracing::debug!(%addr, reason = %quit_reason, "connection closed");
-    if reading {
+    if !peer_gone {
+        // We are the ones closing (QUIT, kill, timeout, flood...): half-close
+        // and drain, or unread input would make the kernel reset the
+        // connection and destroy the last lines, the reason included.
         // Boxed: only reached at the end, no need to carry it all along.
         Box::pin(linger(rd, wr)).await;
     }

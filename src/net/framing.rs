@@ -116,6 +116,12 @@ impl Framer {
         Next::Continue
     }
 
+    /// Appends newly read input behind the held input (while flood control
+    /// holds it, reading goes on only to measure the backlog).
+    pub fn hold_more(&mut self, data: &[u8]) {
+        self.held.extend_from_slice(data);
+    }
+
     /// Feeds the held input again (after the flood-control wait).
     pub fn resume(&mut self, max: usize, on_frame: impl FnMut(Frame<'_>) -> Next) -> Next {
         let held = std::mem::take(&mut self.held);

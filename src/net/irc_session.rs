@@ -24,6 +24,8 @@ pub struct IrcSession {
     register_by: Instant,
     /// Operators are spared flood control; cached after each command.
     oper: bool,
+    /// The client's address as shown in `ERROR :Closing Link:` lines.
+    host: String,
 }
 
 impl IrcSession {
@@ -39,6 +41,7 @@ impl IrcSession {
             partial: PartialLineGuard::new(Duration::from_secs(l.partial_line_timeout)),
             register_by: now + Duration::from_secs(l.registration_timeout),
             oper: false,
+            host: String::new(),
             st: IrcState::new(peer.id, peer, cfg),
         }
     }
@@ -74,7 +77,12 @@ impl Session for IrcSession {
         MAX_TAGS_SECTION_LEN + self.st.cfg.limits.irc_line_length
     }
 
-    fn start(&mut self, _hub: &Mutex<Hub>) {}
+    fn start(&mut self, hub: &Mutex<Hub>) {
+        self.host = lock(hub)
+            .user(self.st.id)
+            .map(|u| u.host.clone())
+            .unwrap_or_default();
+    }
 
     fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
         self.partial.line_done();
@@ -205,7 +213,7 @@ impl Session for IrcSession {
     }
 
     fn farewell(&self, reason: &str) -> Bytes {
-        Bytes::from(format!("ERROR :Closing Link: ({reason})\r\n"))
+        Bytes::from(format!("ERROR :Closing Link: {} ({reason})\r\n", self.host))
     }
 
     fn flood_exempt(&self) -> bool {
