@@ -50,6 +50,8 @@ pub struct Config {
     pub admin: Admin,
     /// Input flood control.
     pub flood: FloodConfig,
+    /// Worker threads serving connections; 0 means one per CPU.
+    pub workers: usize,
     /// Certificate for the TLS listeners; without it they are off.
     pub tls: Option<TlsConfig>,
 }
@@ -213,6 +215,7 @@ impl Default for Config {
             opers: Vec::new(),
             admin: Admin::default(),
             flood: FloodConfig::default(),
+            workers: 0,
             tls: None,
         }
     }

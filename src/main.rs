@@ -119,9 +119,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let cfg = Arc::new(cfg);
     raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.workers > 0 {
+        rt.worker_threads(cfg.workers);
+    }
+    let rt = rt.enable_all().build()?;
     let tls = match &cfg.tls {
         Some(t) => Some(Arc::new(
             net::tls::Tls::new(t.cert.clone(), t.key.clone()).context("TLS configuration")?,
