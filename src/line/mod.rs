@@ -205,7 +205,8 @@ pub fn on_connect(hub: &mut Hub, id: ConnId, mut guest: impl FnMut() -> u32, now
         let _ = hub.set_nick(id, &nick, now);
     }
     hub.register(id, "line", "line user");
-    tracing::info!(conn = id, %nick, "client connected");
+    let host = hub.user(id).map(|u| u.host.clone()).unwrap_or_default();
+    tracing::info!(conn = id, %nick, %host, "client connected");
     let lobby = hub.cfg.default_channel.clone();
     match hub.join(id, &lobby, None, true, now) {
         Ok(_) => notice(

@@ -185,7 +185,12 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Flow {
     }
     ctx.hub.register(st.id, &user, &realname);
     st.registered = true;
-    tracing::info!(conn = st.id, nick = %ctx.r.nick, "client registered");
+    let host = ctx
+        .hub
+        .user(st.id)
+        .map(|u| u.host.clone())
+        .unwrap_or_default();
+    tracing::info!(conn = st.id, nick = %ctx.r.nick, %host, "client registered");
     welcome(ctx);
     Flow::Continue
 }
