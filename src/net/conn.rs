@@ -176,6 +176,13 @@ pub async fn serve<R, W>(
     let mut armed = far();
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
+    // The wake-up and shutdown waiters are registered once and re-armed only
+    // after they fire: registering fresh ones on every loop turn takes a lock
+    // each time, and the shutdown one is shared by every connection.
+    let ready = peer.out.ready();
+    tokio::pin!(ready);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let deadline = if closing {
             // Only the flush is left, bounded for clients that stopped reading.
@@ -206,7 +213,8 @@ pub async fn serve<R, W>(
         let can_read = reading && !closing && framer.held().len() < MAX_HELD;
         tokio::select! {
             biased;
-            _ = peer.out.ready(), if pending.is_empty() => {
+            _ = &mut ready, if pending.is_empty() => {
+                ready.set(peer.out.ready());
                 let batch = peer.out.take(std::mem::take(&mut spare));
                 pending = batch.data;
                 written = 0;
@@ -311,7 +319,7 @@ pub async fn serve<R, W>(
                     reading = false;
                 }
             }
-            _ = shutdown.cancelled(), if force_exit.is_none() => {
+            _ = &mut cancelled, if force_exit.is_none() => {
                 // The server has queued its goodbye; give the flush a bounded time.
                 force_exit = Some(Instant::now() + Duration::from_secs(3));
             }
