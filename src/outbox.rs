@@ -1,18 +1,82 @@
-//! A connection's bounded outgoing queue.
+//! A connection's bounded outgoing queue, and the arena fan-out shares lines from.
 //!
 //! The hub appends already-encoded lines without blocking; the connection's
 //! writer takes everything queued at once and writes it with one syscall.
-//! Lines are copied into one contiguous buffer per connection: for chat-sized
-//! lines a copy is cheaper than sharing a reference-counted buffer, whose
-//! counter every recipient on every core would otherwise fight over.
+//!
+//! A line fanned out to many connections is written once into an [`Arena`]
+//! and each recipient's queue refers to it: a recipient whose previous queued
+//! line ends where the new one starts (the common case: consecutive lines of
+//! a busy channel) just extends its last reference, so a delivery touches
+//! one cache line of the recipient's queue, no reference count and no copy.
+//! Lines for a single connection (replies) are copied into a buffer of its own.
 //!
 //! The queue is bounded in bytes: an append that would exceed the bound marks
 //! the queue overflowed instead, so a client that stops reading costs the
-//! others nothing and is disconnected with `SendQ exceeded`.
+//! others nothing and is disconnected with `SendQ exceeded`. A reference keeps
+//! the rest of its arena segment alive, so references are also bounded by the
+//! memory they pin: past the bound, lines are copied instead.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Mutex;
 
+use append_only_bytes::{AppendOnlyBytes, BytesSlice};
 use tokio::sync::Notify;
+
+/// Arena segment size: large enough that consecutive lines of a busy channel
+/// share one, small enough that a queue pinning a few costs little.
+const SEGMENT: usize = 32 * 1024;
+
+/// Append-only memory that fan-out writes each encoded line into once.
+#[derive(Default)]
+pub struct Arena {
+    cur: AppendOnlyBytes,
+}
+
+/// A line in the [`Arena`], ready to be queued to any number of connections.
+pub struct Shared {
+    slice: BytesSlice,
+    /// Bytes of its segment from its start to the segment's end: what a queue
+    /// holding a reference to it may keep alive.
+    pin: usize,
+}
+
+impl Arena {
+    /// Stores `data` and returns a shareable reference to it.
+    pub fn put(&mut self, data: &[u8]) -> Shared {
+        if self.cur.len() + data.len() > self.cur.capacity() {
+            // The full segment lives on as long as queues refer to it.
+            self.cur = AppendOnlyBytes::with_capacity(SEGMENT.max(data.len()));
+        }
+        let start = self.cur.len();
+        self.cur.push_slice(data);
+        Shared {
+            slice: self.cur.slice(start..),
+            pin: self.cur.capacity() - start,
+        }
+    }
+}
+
+impl Shared {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.slice
+    }
+}
+
+/// Part of a queue: a reference into the arena or bytes of this queue's own.
+enum Piece {
+    Shared(BytesSlice),
+    Owned(Vec<u8>),
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Shared(s) => s,
+            Piece::Owned(v) => v,
+        }
+    }
+}
 
 /// Why a queue stopped accepting data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +100,24 @@ pub enum Appended {
 
 #[derive(Default)]
 struct Inner {
-    buf: Vec<u8>,
+    pieces: VecDeque<Piece>,
+    /// Bytes queued and not taken: what the bound applies to.
+    queued: usize,
+    /// Memory the queued pieces keep alive (owned bytes, and referenced
+    /// segments from each reference's start on).
+    pinned: usize,
     closed: Option<Closed>,
+}
+
+impl Inner {
+    fn push_owned(&mut self, data: &[u8]) {
+        if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
+            v.extend_from_slice(data);
+        } else {
+            self.pieces.push_back(Piece::Owned(data.to_vec()));
+        }
+        self.pinned += data.len();
+    }
 }
 
 /// The outgoing queue of one connection.
@@ -50,7 +130,7 @@ pub struct Outbox {
 /// What the writer gets from [`Outbox::take`].
 pub struct Batch {
     /// Bytes to write.
-    pub data: Vec<u8>,
+    pub data: Pending,
     /// Set once the queue is closed: write `data`, then shut the connection.
     pub closed: Option<Closed>,
 }
@@ -71,27 +151,61 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `data` without waking the writer; the caller wakes it
-    /// ([`Outbox::wake`]) on [`Appended::NeedsWake`], possibly later.
-    pub fn append(&self, data: &[u8]) -> Appended {
+    /// Queues `len` bytes with `put` unless the queue is closed or would go
+    /// over its bound.
+    fn append_with(&self, len: usize, put: impl FnOnce(&mut Inner, usize)) -> Appended {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return Appended::Refused;
         }
-        if inner.buf.len() + data.len() > self.limit {
-            inner.closed = Some(Closed::Overflow);
-            inner.buf = Vec::new();
+        if inner.queued + len > self.limit {
+            let dropped = std::mem::replace(
+                &mut *inner,
+                Inner {
+                    closed: Some(Closed::Overflow),
+                    ..Inner::default()
+                },
+            );
             drop(inner);
+            // Released outside the lock: freeing may be slow.
+            drop(dropped);
             self.notify.notify_one();
             return Appended::Refused;
         }
-        let was_empty = inner.buf.is_empty();
-        inner.buf.extend_from_slice(data);
+        let was_empty = inner.queued == 0;
+        put(&mut inner, self.limit);
+        inner.queued += len;
         if was_empty {
             Appended::NeedsWake
         } else {
             Appended::Queued
         }
+    }
+
+    /// Copies `data` into the queue without waking the writer; the caller
+    /// wakes it ([`Outbox::wake`]) on [`Appended::NeedsWake`], possibly later.
+    pub fn append(&self, data: &[u8]) -> Appended {
+        self.append_with(data.len(), |inner, _| inner.push_owned(data))
+    }
+
+    /// Queues a line from the [`Arena`], by reference when possible; like
+    /// [`Outbox::append`] otherwise.
+    pub fn append_shared(&self, line: &Shared) -> Appended {
+        self.append_with(line.slice.len(), |inner, limit| {
+            if let Some(Piece::Shared(last)) = inner.pieces.back_mut()
+                && last.try_merge(&line.slice).is_ok()
+            {
+                // Within the segment this reference already pins.
+                return;
+            }
+            if inner.pinned + line.pin <= limit {
+                inner.pieces.push_back(Piece::Shared(line.slice.clone()));
+                inner.pinned += line.pin;
+            } else {
+                // Scattered references would pin far more than they carry.
+                inner.push_owned(&line.slice);
+            }
+        })
     }
 
     /// Appends `data` and wakes the writer if needed. Returns false if the
@@ -117,7 +231,8 @@ impl Outbox {
     pub fn push_final(&self, data: &[u8]) {
         let mut inner = self.lock();
         if inner.closed.is_none() {
-            inner.buf.extend_from_slice(data);
+            inner.push_owned(data);
+            inner.queued += data.len();
         }
     }
 
@@ -139,18 +254,24 @@ impl Outbox {
 
     /// Bytes queued and not yet taken.
     pub fn queued_bytes(&self) -> usize {
-        self.lock().buf.len()
+        self.lock().queued
     }
 
-    /// Takes everything queued, leaving `spare` (emptied) in its place: a
-    /// busy connection swaps two buffers back and forth instead of allocating
-    /// (and faulting in) a fresh one per write; an idle one passes an empty
-    /// `Vec` and holds no buffer at all.
-    pub fn take(&self, mut spare: Vec<u8>) -> Batch {
-        spare.clear();
+    /// Takes everything queued, leaving `spare`'s (emptied) storage in its
+    /// place: a busy connection swaps two piece lists back and forth instead
+    /// of allocating one per write; an idle one passes an empty one and holds
+    /// no allocation at all.
+    pub fn take(&self, spare: Pending) -> Batch {
+        let mut pieces = spare.pieces;
+        pieces.clear();
         let mut inner = self.lock();
+        inner.queued = 0;
+        inner.pinned = 0;
         Batch {
-            data: std::mem::replace(&mut inner.buf, spare),
+            data: Pending {
+                pieces: std::mem::replace(&mut inner.pieces, pieces),
+                offset: 0,
+            },
             closed: inner.closed,
         }
     }
@@ -161,9 +282,79 @@ impl Outbox {
     }
 }
 
+/// Bytes taken from a queue and not yet written.
+#[derive(Default)]
+pub struct Pending {
+    pieces: VecDeque<Piece>,
+    /// Bytes of the first piece already written.
+    offset: usize,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// The unwritten bytes of the first piece (for writers that cannot
+    /// gather; never empty unless [`Pending::is_empty`]).
+    pub fn first(&self) -> &[u8] {
+        self.pieces
+            .front()
+            .map_or(&[][..], |p| &p.bytes()[self.offset..])
+    }
+
+    /// Fills `out` with the unwritten bytes, in order, for one vectored
+    /// write; returns how many slices were set.
+    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (i, p) in self.pieces.iter().enumerate() {
+            if n == out.len() {
+                break;
+            }
+            let b = if i == 0 {
+                &p.bytes()[self.offset..]
+            } else {
+                p.bytes()
+            };
+            out[n] = IoSlice::new(b);
+            n += 1;
+        }
+        n
+    }
+
+    /// Marks `n` more bytes as written, releasing finished pieces.
+    pub fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(p) = self.pieces.front() else { break };
+            let left = p.bytes().len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            self.pieces.pop_front();
+        }
+    }
+
+    /// Every unwritten byte, copied (tests and the socket-free simulator).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (i, p) in self.pieces.iter().enumerate() {
+            let b = p.bytes();
+            v.extend_from_slice(if i == 0 { &b[self.offset..] } else { b });
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn drain(o: &Outbox) -> Vec<u8> {
+        o.take(Pending::default()).data.to_vec()
+    }
 
     #[test]
     fn bounded_in_bytes() {
@@ -172,7 +363,7 @@ mod tests {
         assert_eq!(o.append(b"12345"), Appended::Queued);
         assert!(!o.push(b"1"));
         assert_eq!(o.closed(), Some(Closed::Overflow));
-        let b = o.take(Vec::new());
+        let b = o.take(Pending::default());
         assert!(b.data.is_empty(), "an overflowed queue is dropped");
         assert_eq!(b.closed, Some(Closed::Overflow));
     }
@@ -181,7 +372,7 @@ mod tests {
     fn take_resets_the_count() {
         let o = Outbox::new(10);
         assert!(o.push(b"1234567890"));
-        assert_eq!(o.take(Vec::new()).data, b"1234567890");
+        assert_eq!(drain(&o), b"1234567890");
         assert_eq!(o.append(b"1234567890"), Appended::NeedsWake);
     }
 
@@ -192,8 +383,96 @@ mod tests {
         o.push_final(b"bye");
         o.close();
         assert!(!o.push(b"b"));
-        let b = o.take(Vec::new());
-        assert_eq!(b.data, b"abye");
+        let b = o.take(Pending::default());
+        assert_eq!(b.data.to_vec(), b"abye");
         assert_eq!(b.closed, Some(Closed::Closing));
+    }
+
+    #[test]
+    fn consecutive_shared_lines_extend_one_reference() {
+        let mut arena = Arena::default();
+        let o = Outbox::new(1 << 20);
+        for i in 0..100 {
+            let line = arena.put(format!("line {i}\n").as_bytes());
+            o.append_shared(&line);
+        }
+        let b = o.take(Pending::default()).data;
+        assert_eq!(b.pieces.len(), 1);
+        let want: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(b.to_vec(), want.as_bytes());
+    }
+
+    #[test]
+    fn shared_and_owned_lines_keep_their_order() {
+        let mut arena = Arena::default();
+        let o = Outbox::new(1 << 20);
+        let a = arena.put(b"a\n");
+        let skipped = arena.put(b"not for o\n");
+        let c = arena.put(b"c\n");
+        o.append_shared(&a);
+        o.append(b"reply\n");
+        o.append_shared(&c);
+        o.append_shared(&arena.put(b"d\n"));
+        drop(skipped);
+        assert_eq!(drain(&o), b"a\nreply\nc\nd\n");
+    }
+
+    #[test]
+    fn the_bound_counts_bytes_not_references() {
+        let mut arena = Arena::default();
+        let o = Outbox::new(10);
+        assert_eq!(o.append_shared(&arena.put(b"12345")), Appended::NeedsWake);
+        assert_eq!(o.append_shared(&arena.put(b"12345")), Appended::Queued);
+        assert_eq!(o.append_shared(&arena.put(b"1")), Appended::Refused);
+        assert_eq!(o.closed(), Some(Closed::Overflow));
+    }
+
+    #[test]
+    fn scattered_references_are_copied_past_the_pin_bound() {
+        let mut arena = Arena::default();
+        let o = Outbox::new(3 * SEGMENT);
+        let mut want = Vec::new();
+        // One line for `o` per segment: each reference would pin a segment.
+        for i in 0..10 {
+            let line = format!("{i}\n");
+            o.append_shared(&arena.put(line.as_bytes()));
+            want.extend_from_slice(line.as_bytes());
+            arena.put(&vec![b'x'; SEGMENT - 2]);
+        }
+        let inner = o.lock();
+        assert!(
+            inner.pinned <= 3 * SEGMENT + want.len(),
+            "pinned {}",
+            inner.pinned
+        );
+        let shared = inner
+            .pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Shared(_)))
+            .count();
+        assert!(shared <= 3, "{shared} references");
+        drop(inner);
+        assert_eq!(drain(&o), want);
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut arena = Arena::default();
+        let o = Outbox::new(1 << 20);
+        o.append_shared(&arena.put(b"hello "));
+        o.append(b"big ");
+        o.append_shared(&arena.put(b"world\n"));
+        let mut p = o.take(Pending::default()).data;
+        let mut out = Vec::new();
+        for step in [1, 4, 3, 100] {
+            let mut io = [IoSlice::new(&[]); 4];
+            let n = p.slices(&mut io);
+            let all: Vec<u8> = io[..n].iter().flat_map(|s| s.to_vec()).collect();
+            let k = step.min(all.len());
+            out.extend_from_slice(&all[..k]);
+            p.advance(k);
+        }
+        assert!(p.is_empty());
+        assert_eq!(out, b"hello big world\n");
     }
 }

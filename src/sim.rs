@@ -105,8 +105,8 @@ impl Sim {
     /// Empties every client's queue, as if all were reading.
     pub fn drain(&mut self) {
         for c in &mut self.clients {
-            let batch = c.peer.out.take(Vec::new());
-            c.received += batch.data.len();
+            let batch = c.peer.out.take(crate::outbox::Pending::default());
+            c.received += batch.data.to_vec().len();
             if batch.closed.is_some() {
                 c.open = false;
             }

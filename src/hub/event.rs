@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::cell::RefCell;
 
 use super::{ConnId, User};
-use crate::outbox::{Appended, Closed, Outbox};
+use crate::outbox::{Appended, Arena, Closed, Outbox, Shared};
 
 /// IRCv3 capability bits a connection negotiated; they change how events render.
 pub mod cap {
@@ -278,38 +278,52 @@ fn wake(p: &Arc<Peer>) {
     }
 }
 
-/// Encodes `ev` once per distinct (dialect, variant) among `peers` and queues
-/// it to each; records the ids whose queue overflowed.
-pub fn fanout<'p>(
-    peers: impl IntoIterator<Item = &'p Arc<Peer>>,
-    ev: &Event<'_>,
-    overflowed: &mut Vec<ConnId>,
-) {
+/// Where fan-out puts its work: the arena lines are encoded into, and the
+/// connections whose queue overflowed (dropped when the hub settles).
+#[derive(Default)]
+pub struct Sink {
+    pub overflowed: Vec<ConnId>,
+    arena: Arena,
+    /// Encoding buffer, kept between fan-outs.
+    scratch: Vec<u8>,
+    /// The current fan-out's encodings, one per (dialect, variant).
+    variants: Vec<(u8, u32, Shared)>,
+}
+
+/// Encodes `ev` once per distinct (dialect, variant) among `peers` into the
+/// arena and queues it to each by reference; records the ids whose queue
+/// overflowed.
+pub fn fanout<'p>(peers: impl IntoIterator<Item = &'p Arc<Peer>>, ev: &Event<'_>, sink: &mut Sink) {
     // Few variants exist per event (a dialect or two, a handful of cap sets):
     // a linear scan of a tiny vector beats hashing.
-    let mut cache: Vec<(u8, u32, Vec<u8>)> = Vec::new();
     for p in peers {
         let Some(v) = p.dialect.variant(ev, p.caps()) else {
             continue;
         };
         let d = p.dialect.id();
-        let i = match cache.iter().position(|(cd, cv, _)| *cd == d && *cv == v) {
+        let i = match sink
+            .variants
+            .iter()
+            .position(|(cd, cv, _)| *cd == d && *cv == v)
+        {
             Some(i) => i,
             None => {
-                let mut buf = Vec::with_capacity(128);
-                p.dialect.encode(ev, v, &mut buf);
-                cache.push((d, v, buf));
-                cache.len() - 1
+                sink.scratch.clear();
+                p.dialect.encode(ev, v, &mut sink.scratch);
+                let line = sink.arena.put(&sink.scratch);
+                sink.variants.push((d, v, line));
+                sink.variants.len() - 1
             }
         };
-        match p.out.append(&cache[i].2) {
+        match p.out.append_shared(&sink.variants[i].2) {
             Appended::Queued => {}
             Appended::NeedsWake => wake(p),
             Appended::Refused => {
                 if p.out.closed() == Some(Closed::Overflow) {
-                    overflowed.push(p.id);
+                    sink.overflowed.push(p.id);
                 }
             }
         }
     }
+    sink.variants.clear();
 }

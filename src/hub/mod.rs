@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use event::{Dialect, Event, MsgKind, MultilinePart, Peer, cap, fanout, join_parts};
+pub use event::{Dialect, Event, MsgKind, MultilinePart, Peer, Sink, cap, fanout, join_parts};
 
 use crate::config::Config;
 use crate::names::{ChannelName, NameError, Nickname, casefold};
@@ -218,9 +218,10 @@ pub struct Hub {
     whowas: VecDeque<WhowasEntry>,
     next_id: ConnId,
     next_msgid: u64,
-    /// Connections whose send queue overflowed during an operation; they are
-    /// dropped once the operation is over, never in the middle of a fan-out.
-    overflowed: Vec<ConnId>,
+    /// Fan-out's arena, and the connections whose send queue overflowed
+    /// during an operation: they are dropped once the operation is over,
+    /// never in the middle of a fan-out.
+    sink: Sink,
     /// Unix seconds when the hub started.
     pub created: u64,
     pub max_users: usize,
@@ -263,7 +264,7 @@ impl Hub {
             whowas: VecDeque::new(),
             next_id: 1,
             next_msgid: 1,
-            overflowed: Vec::new(),
+            sink: Sink::default(),
             created: now / 1000,
             max_users: 0,
             watchers: HashMap::new(),
@@ -437,7 +438,7 @@ impl Hub {
                     new: &u.nick,
                     time: now,
                 };
-                fanout(peers.iter(), &ev, &mut self.overflowed);
+                fanout(peers.iter(), &ev, &mut self.sink);
                 let wh = WhowasEntry {
                     nick: old_prefix.split('!').next().unwrap_or_default().to_string(),
                     nick_key: old_key.clone(),
@@ -543,7 +544,7 @@ impl Hub {
                 on_connect,
                 time: now,
             };
-            fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+            fanout(ch.peers_except(id), &ev, &mut self.sink);
             // away-notify: members learn at once that the newcomer is away
             // (the render drops this for connections without the cap).
             if let Some(text) = u.away.as_deref() {
@@ -552,7 +553,7 @@ impl Hub {
                     text: Some(text),
                     time: now,
                 };
-                fanout(ch.peers_except(id), &away, &mut self.overflowed);
+                fanout(ch.peers_except(id), &away, &mut self.sink);
             }
         }
         self.settle();
@@ -594,7 +595,7 @@ impl Hub {
             reason,
             time: now,
         };
-        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+        fanout(ch.peers_except(id), &ev, &mut self.sink);
         let display = ch.name.clone();
         self.leave(id, &key);
         self.settle();
@@ -656,7 +657,7 @@ impl Hub {
                 msgid,
                 parts,
             };
-            fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+            fanout(ch.peers_except(id), &ev, &mut self.sink);
             sent.target = ch.name.clone();
         } else {
             let to = self
@@ -679,7 +680,7 @@ impl Hub {
             if !to.peer.send_event(&ev)
                 && to.peer.out.closed() == Some(crate::outbox::Closed::Overflow)
             {
-                self.overflowed.push(to.id);
+                self.sink.overflowed.push(to.id);
             }
             sent.away = to.away.clone();
             sent.target = to.nick.clone();
@@ -712,7 +713,7 @@ impl Hub {
                 reason,
                 time: now,
             };
-            fanout(peers.iter(), &ev, &mut self.overflowed);
+            fanout(peers.iter(), &ev, &mut self.sink);
         }
         let Some(u) = self.users.remove(&id) else {
             return;
@@ -760,8 +761,8 @@ impl Hub {
     /// Drops every connection whose send queue overflowed, repeatedly, since
     /// telling others about a drop can overflow more queues.
     fn settle(&mut self) {
-        while !self.overflowed.is_empty() {
-            let ids = std::mem::take(&mut self.overflowed);
+        while !self.sink.overflowed.is_empty() {
+            let ids = std::mem::take(&mut self.sink.overflowed);
             for id in ids {
                 tracing::info!(conn = id, "send queue exceeded, dropping client");
                 self.remove_user(id, "SendQ exceeded", self.now);
@@ -830,7 +831,7 @@ impl Hub {
             text: &text,
             time: now,
         };
-        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+        fanout(ch.peers_except(id), &ev, &mut self.sink);
         self.settle();
         Ok(())
     }
@@ -868,7 +869,7 @@ impl Hub {
             reason,
             time: now,
         };
-        fanout(ch.peers_except(id), &ev, &mut self.overflowed);
+        fanout(ch.peers_except(id), &ev, &mut self.sink);
         let tid = t.id;
         self.leave(tid, &key);
         self.settle();
@@ -879,7 +880,7 @@ impl Hub {
     /// dialect echoes it itself, inside its reply to the command).
     pub fn channel_event(&mut self, ch_key: &str, except: ConnId, ev: &Event<'_>) {
         if let Some(ch) = self.channels.get(ch_key) {
-            fanout(ch.peers_except(except), ev, &mut self.overflowed);
+            fanout(ch.peers_except(except), ev, &mut self.sink);
         }
         self.settle();
     }
@@ -898,7 +899,7 @@ impl Hub {
                 text,
                 time: now,
             };
-            fanout(peers.iter(), &ev, &mut self.overflowed);
+            fanout(peers.iter(), &ev, &mut self.sink);
         }
         self.settle();
     }
@@ -916,7 +917,7 @@ impl Hub {
                 realname,
                 time: now,
             };
-            fanout(peers.iter(), &ev, &mut self.overflowed);
+            fanout(peers.iter(), &ev, &mut self.sink);
         }
         self.settle();
     }
@@ -929,7 +930,7 @@ impl Hub {
             .filter(|u| u.registered && filter(u))
             .map(|u| u.peer.clone())
             .collect();
-        fanout(peers.iter(), ev, &mut self.overflowed);
+        fanout(peers.iter(), ev, &mut self.sink);
         self.settle();
     }
 

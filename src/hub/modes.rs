@@ -165,7 +165,7 @@ impl Hub {
             time: now,
         };
         if !t.peer.send_event(&ev) && t.peer.out.closed() == Some(crate::outbox::Closed::Overflow) {
-            self.overflowed.push(t.id);
+            self.sink.overflowed.push(t.id);
         }
         // IRCv3 invite-notify: the other operators learn who was let in.
         let ops = ch
@@ -174,7 +174,7 @@ impl Hub {
             .filter(|m| m.op && m.id != id && m.id != t.id)
             .filter(|m| m.peer.has_cap(cap::INVITE_NOTIFY))
             .map(|m| &m.peer);
-        fanout(ops, &ev, &mut self.overflowed);
+        fanout(ops, &ev, &mut self.sink);
         let out = (t.nick.clone(), ch.name.clone(), t.away.clone());
         let tid = t.id;
         if let Some(t) = self.users.get_mut(&tid) {

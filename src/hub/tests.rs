@@ -33,7 +33,7 @@ fn user(h: &mut Hub, nick: &str) -> ConnId {
 /// Everything queued for `id`, as text.
 fn drain(h: &Hub, id: ConnId) -> String {
     let u = h.user(id).expect("user exists");
-    String::from_utf8_lossy(&u.peer.out.take(Vec::new()).data).into_owned()
+    String::from_utf8_lossy(&u.peer.out.take(Default::default()).data.to_vec()).into_owned()
 }
 
 #[test]
@@ -164,8 +164,8 @@ fn kill_is_for_operators_only() {
     let bpeer = h.user(b).unwrap().peer.clone();
     h.kill(a, "B", "bye", T).unwrap();
     assert!(h.user(b).is_none());
-    let got = bpeer.out.take(Vec::new());
-    assert_eq!(got.data, b"[a] bye\n");
+    let got = bpeer.out.take(Default::default());
+    assert_eq!(got.data.to_vec(), b"[a] bye\n");
     assert_eq!(got.closed, Some(crate::outbox::Closed::Closing));
 }
 

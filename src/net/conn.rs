@@ -2,7 +2,9 @@
 //! the hub queued for it. The task owns the socket and nothing else.
 
 use std::cell::RefCell;
+use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::flood::{Flood, FloodLimits, Verdict};
 use super::framing::{Frame, Framer, Next};
 use crate::hub::{Hub, Peer};
-use crate::outbox::Closed;
+use crate::outbox::{Closed, Pending};
 
 /// Whether the connection goes on.
 pub use crate::line::Flow;
@@ -65,8 +67,8 @@ thread_local! {
 /// whatever the rates say, and is dropped with `Excess Flood`.
 const MAX_HELD: usize = 256 * 1024;
 
-/// Largest write buffer kept for reuse between batches.
-const MAX_SPARE: usize = 256 * 1024;
+/// Most slices gathered into one vectored write.
+const MAX_IOV: usize = 64;
 
 enum ReadOutcome {
     Data,
@@ -135,6 +137,22 @@ impl Gate {
     }
 }
 
+/// Writes some of `pending`, gathering its pieces into one `writev` when the
+/// stream supports it (TLS may not: it then takes one piece at a time).
+fn poll_write_pending<W: AsyncWrite + Unpin>(
+    cx: &mut std::task::Context<'_>,
+    wr: &mut W,
+    pending: &Pending,
+) -> Poll<std::io::Result<usize>> {
+    if wr.is_write_vectored() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let n = pending.slices(&mut slices);
+        Pin::new(wr).poll_write_vectored(cx, &slices[..n])
+    } else {
+        Pin::new(wr).poll_write(cx, pending.first())
+    }
+}
+
 /// Serves one connection until it closes. `rd`/`wr` are the two halves of any
 /// byte stream (plain TCP, TLS...).
 #[allow(clippy::too_many_arguments)]
@@ -158,11 +176,10 @@ pub async fn serve<R, W>(
         hold_until: None,
         excess: false,
     };
-    // Bytes taken from the outbox and not yet written, from `written` on.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut written = 0;
-    // The previous batch's buffer, kept for reuse while traffic goes on.
-    let mut spare: Vec<u8> = Vec::new();
+    // Bytes taken from the outbox and not yet written.
+    let mut pending = Pending::default();
+    // The previous batch's storage, kept for reuse while traffic goes on.
+    let mut spare = Pending::default();
     let mut closing = false;
     let mut reading = true;
     // The client closed or broke the connection: no need to drain its input.
@@ -217,7 +234,6 @@ pub async fn serve<R, W>(
                 ready.set(peer.out.ready());
                 let batch = peer.out.take(std::mem::take(&mut spare));
                 pending = batch.data;
-                written = 0;
                 match batch.closed {
                     Some(Closed::Overflow) => {
                         quit_reason = "SendQ exceeded".into();
@@ -234,7 +250,7 @@ pub async fn serve<R, W>(
                     break;
                 }
             }
-            r = poll_fn(|cx| Pin::new(&mut wr).poll_write(cx, &pending[written..])), if !pending.is_empty() => {
+            r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
                 match r {
                     Ok(0) | Err(_) => {
                         quit_reason = "Write error".into();
@@ -242,26 +258,24 @@ pub async fn serve<R, W>(
                         break;
                     }
                     Ok(n) => {
-                        written += n;
-                        if written == pending.len() {
+                        pending.advance(n);
+                        if pending.is_empty() {
                             // TLS buffers what it encrypts: push it out now.
                             if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
                                 quit_reason = "Write error".into();
                                 break;
                             }
-                            written = 0;
-                            // Keep the buffer while more is coming (and it is not
-                            // huge); free it when the connection goes quiet, so an
-                            // idle connection holds none.
-                            let buf = std::mem::take(&mut pending);
-                            if buf.capacity() <= MAX_SPARE && peer.out.queued_bytes() > 0 {
-                                spare = buf;
+                            // Keep the storage while more is coming; free it
+                            // when the connection goes quiet, so an idle
+                            // connection holds none.
+                            if peer.out.queued_bytes() > 0 {
+                                spare = std::mem::take(&mut pending);
                             } else {
-                                spare = Vec::new();
+                                spare = Pending::default();
                             }
                             if closing {
                                 // Take whatever was pushed just before closing.
-                                pending = peer.out.take(Vec::new()).data;
+                                pending = peer.out.take(Pending::default()).data;
                                 if pending.is_empty() {
                                     break;
                                 }
