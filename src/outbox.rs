@@ -101,6 +101,9 @@ pub enum Appended {
 #[derive(Default)]
 struct Inner {
     pieces: VecDeque<Piece>,
+    /// The newest reference, after `pieces`: kept here, beside the lock,
+    /// because nearly every fan-out delivery just extends it.
+    last: Option<BytesSlice>,
     /// Bytes queued and not taken: what the bound applies to.
     queued: usize,
     /// Memory the queued pieces keep alive (owned bytes, and referenced
@@ -110,7 +113,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// Moves the newest reference behind the older pieces.
+    fn settle_last(&mut self) {
+        if let Some(s) = self.last.take() {
+            self.pieces.push_back(Piece::Shared(s));
+        }
+    }
+
     fn push_owned(&mut self, data: &[u8]) {
+        self.settle_last();
         if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
             v.extend_from_slice(data);
         } else {
@@ -192,14 +203,15 @@ impl Outbox {
     /// [`Outbox::append`] otherwise.
     pub fn append_shared(&self, line: &Shared) -> Appended {
         self.append_with(line.slice.len(), |inner, limit| {
-            if let Some(Piece::Shared(last)) = inner.pieces.back_mut()
+            if let Some(last) = &mut inner.last
                 && last.try_merge(&line.slice).is_ok()
             {
                 // Within the segment this reference already pins.
                 return;
             }
             if inner.pinned + line.pin <= limit {
-                inner.pieces.push_back(Piece::Shared(line.slice.clone()));
+                inner.settle_last();
+                inner.last = Some(line.slice.clone());
                 inner.pinned += line.pin;
             } else {
                 // Scattered references would pin far more than they carry.
@@ -265,6 +277,7 @@ impl Outbox {
         let mut pieces = spare.pieces;
         pieces.clear();
         let mut inner = self.lock();
+        inner.settle_last();
         inner.queued = 0;
         inner.pinned = 0;
         Batch {
