@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use event::{Dialect, Event, MsgKind, MultilinePart, Peer, Sink, cap, fanout, join_parts};
 
 use crate::config::Config;
-use crate::names::{ChannelName, NameError, Nickname, casefold};
+use crate::names::{ChannelName, NameError, Nickname, casefold, folded};
 
 /// Identifies a connection for its whole life; never reused.
 pub type ConnId = u64;
@@ -105,6 +105,20 @@ impl User {
     /// `nick!user@host`.
     pub fn prefix(&self) -> String {
         format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+
+    /// The length of [`User::prefix`], without building it.
+    pub fn prefix_len(&self) -> usize {
+        self.nick.len() + 1 + self.user.len() + 1 + self.host.len()
+    }
+
+    /// Appends [`User::prefix`] to `out` (encoding, without a temporary string).
+    pub fn put_prefix(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.nick.as_bytes());
+        out.push(b'!');
+        out.extend_from_slice(self.user.as_bytes());
+        out.push(b'@');
+        out.extend_from_slice(self.host.as_bytes());
     }
 
     /// The channel a one-channel dialect (`line`) talks to.
@@ -643,7 +657,7 @@ impl Hub {
         if target.starts_with('#') {
             let ch = self
                 .channels
-                .get(&casefold(target))
+                .get(&*folded(target))
                 .ok_or_else(|| HubError::NoSuchChannel(target.to_string()))?;
             policy::can_send(ch, u, ch.member(id))?;
             let ev = Event::Message {
@@ -662,7 +676,7 @@ impl Hub {
         } else {
             let to = self
                 .nicks
-                .get(&casefold(target))
+                .get(&*folded(target))
                 .and_then(|id| self.users.get(id))
                 .filter(|t| t.registered)
                 .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;

@@ -30,6 +30,18 @@ pub fn casefold(s: &str) -> String {
     s.chars().map(fold_char).collect()
 }
 
+/// [`casefold`], borrowing `s` when folding would not change it: map
+/// lookups on the message path then allocate nothing.
+pub fn folded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes()
+        .any(|b| matches!(b, b'A'..=b'Z' | b'[' | b']' | b'\\' | b'~'))
+    {
+        std::borrow::Cow::Owned(casefold(s))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Compares two strings for equality under the `rfc1459` casemapping,
 /// without allocating.
 pub fn eq_casefold(a: &str, b: &str) -> bool {

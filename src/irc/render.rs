@@ -80,6 +80,13 @@ fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
     }
 }
 
+/// Appends `parts` to `out`, in order.
+fn put(out: &mut Vec<u8>, parts: &[&str]) {
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+}
+
 /// Tags of events that are not messages: server-time only.
 fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
     tags(out, variant, time, MsgTags::default());
@@ -158,24 +165,30 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 MsgKind::Notice => "NOTICE",
                 MsgKind::Tagmsg => "TAGMSG",
             };
-            let prefix = from.prefix();
             let mt = MsgTags {
                 msgid: Some(msgid),
                 bot: from.modes.bot,
                 client: client_tags,
             };
+            // The common cases are written piece by piece: no formatting
+            // machinery, no temporary prefix string.
             if kind == MsgKind::Tagmsg {
                 tags(out, v, time, mt);
-                write!(out, ":{prefix} TAGMSG {target}\r\n")?;
+                out.push(b':');
+                from.put_prefix(out);
+                put(out, &[" TAGMSG ", target, "\r\n"]);
                 return Ok(());
             }
             // ":" prefix " " verb " " target " :" text CRLF
-            let overhead = 1 + prefix.len() + 1 + verb.len() + 1 + target.len() + 2 + 2;
+            let overhead = 1 + from.prefix_len() + 1 + verb.len() + 1 + target.len() + 2 + 2;
             if parts.is_empty() && overhead + text.len() <= MAX_LINE && !text.contains('\n') {
                 tags(out, v, time, mt);
-                write!(out, ":{prefix} {verb} {target} :{text}\r\n")?;
+                out.push(b':');
+                from.put_prefix(out);
+                put(out, &[" ", verb, " ", target, " :", text, "\r\n"]);
                 return Ok(());
             }
+            let prefix = from.prefix();
             // The lines to send: a multiline batch's lines as the client sent
             // them, or the lines of a long text (from a `line` user).
             let owned;

@@ -82,7 +82,7 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
 /// Whether `:<our prefix> PRIVMSG <target> :<text>` exceeds 512 bytes for
 /// some target (the relayed target has the length of the given one).
 fn too_long_to_relay(ctx: &Ctx<'_>, targets: &[&str], text: &str) -> bool {
-    let prefix_len = ctx.hub.user(ctx.st.id).map_or(0, |u| u.prefix().len());
+    let prefix_len = ctx.hub.user(ctx.st.id).map_or(0, |u| u.prefix_len());
     targets.iter().any(|t| {
         let line = 1 + prefix_len + " PRIVMSG ".len() + t.len() + " :".len() + text.len() + 2;
         line > crate::irc::render::MAX_LINE
