@@ -156,7 +156,7 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 /// Serves one connection until it closes. `rd`/`wr` are the two halves of any
 /// byte stream (plain TCP, TLS...).
 #[allow(clippy::too_many_arguments)]
-pub async fn serve<R, W>(
+pub fn serve<R, W>(
     mut rd: R,
     mut wr: W,
     addr: SocketAddr,
@@ -165,191 +165,172 @@ pub async fn serve<R, W>(
     mut session: impl Session,
     flood: Option<FloodLimits>,
     shutdown: CancellationToken,
-) where
+) -> impl std::future::Future<Output = ()>
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    session.start(&hub);
-    let mut framer = Framer::default();
-    let mut gate = Gate {
-        flood: flood.map(|l| Flood::new(l, Instant::now())),
-        hold_until: None,
-        excess: false,
-    };
-    // Bytes taken from the outbox and not yet written.
-    let mut pending = Pending::default();
-    // The previous batch's storage, kept for reuse while traffic goes on.
-    let mut spare = Pending::default();
-    let mut closing = false;
-    let mut reading = true;
-    // The client closed or broke the connection: no need to drain its input.
-    let mut peer_gone = false;
-    let mut force_exit: Option<Instant> = None;
-    let mut closing_deadline: Option<Instant> = None;
-    let mut quit_reason = "Connection closed".to_string();
-    // One timer for the connection's life, moved only when the deadline
-    // changes: arming a fresh timer on every loop turn costs on the hot path.
-    let far = || Instant::now() + Duration::from_secs(3600);
-    let mut armed = far();
-    let timer = tokio::time::sleep_until(armed.into());
-    tokio::pin!(timer);
-    // The wake-up and shutdown waiters are registered once and re-armed only
-    // after they fire: registering fresh ones on every loop turn takes a lock
-    // each time, and the shutdown one is shared by every connection.
-    let ready = peer.out.ready();
-    tokio::pin!(ready);
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
-    loop {
-        let deadline = if closing {
-            // Only the flush is left, bounded for clients that stopped reading.
-            let flush_by =
-                *closing_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
-            Some(force_exit.map_or(flush_by, |f| f.min(flush_by)))
-        } else {
-            [session.deadline(), force_exit, gate.hold_until]
-                .into_iter()
-                .flatten()
-                .min()
+    let flood = flood.map(|l| Flood::new(l, Instant::now()));
+    // An `async move` block rather than an `async fn`: an async fn keeps each
+    // argument twice in its state (as passed, and as the local it is moved
+    // into), 328 bytes per connection here.
+    async move {
+        session.start(&hub);
+        let mut framer = Framer::default();
+        let mut gate = Gate {
+            flood,
+            hold_until: None,
+            excess: false,
         };
-        match deadline {
-            Some(d) if d != armed => {
-                armed = d;
-                timer.as_mut().reset(d.into());
+        // Bytes taken from the outbox and not yet written.
+        let mut pending = Pending::default();
+        // The previous batch's storage, kept for reuse while traffic goes on.
+        let mut spare = Pending::default();
+        let mut closing = false;
+        let mut reading = true;
+        // The client closed or broke the connection: no need to drain its input.
+        let mut peer_gone = false;
+        let mut force_exit: Option<Instant> = None;
+        let mut closing_deadline: Option<Instant> = None;
+        let mut quit_reason = "Connection closed".to_string();
+        // One timer for the connection's life, moved only when the deadline
+        // changes: arming a fresh timer on every loop turn costs on the hot path.
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let mut armed = far();
+        let timer = tokio::time::sleep_until(armed.into());
+        tokio::pin!(timer);
+        // The wake-up and shutdown waiters are registered once and re-armed only
+        // after they fire: registering fresh ones on every loop turn takes a lock
+        // each time, and the shutdown one is shared by every connection.
+        let ready = peer.out.ready();
+        tokio::pin!(ready);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            let deadline = if closing {
+                // Only the flush is left, bounded for clients that stopped reading.
+                let flush_by = *closing_deadline
+                    .get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+                Some(force_exit.map_or(flush_by, |f| f.min(flush_by)))
+            } else {
+                [session.deadline(), force_exit, gate.hold_until]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            };
+            match deadline {
+                Some(d) if d != armed => {
+                    armed = d;
+                    timer.as_mut().reset(d.into());
+                }
+                // No deadline: leave a far one armed rather than re-arming.
+                None if armed <= Instant::now() => {
+                    armed = far();
+                    timer.as_mut().reset(armed.into());
+                }
+                _ => {}
             }
-            // No deadline: leave a far one armed rather than re-arming.
-            None if armed <= Instant::now() => {
-                armed = far();
-                timer.as_mut().reset(armed.into());
-            }
-            _ => {}
-        }
-        // While input is held by flood control, reading goes on into the held
-        // backlog (so its size shows) up to a bound, past which the client
-        // would be dropped anyway.
-        let can_read = reading && !closing && framer.held().len() < MAX_HELD;
-        tokio::select! {
-            biased;
-            _ = &mut ready, if pending.is_empty() => {
-                ready.set(peer.out.ready());
-                let batch = peer.out.take(std::mem::take(&mut spare));
-                pending = batch.data;
-                match batch.closed {
-                    Some(Closed::Overflow) => {
-                        quit_reason = "SendQ exceeded".into();
-                        let bye = session.farewell("SendQ exceeded");
-                        // Best effort, bounded: the client is not reading.
-                        // Boxed: a rare path should not grow every connection's state.
-                        let _ = Box::pin(tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye))).await;
+            // While input is held by flood control, reading goes on into the held
+            // backlog (so its size shows) up to a bound, past which the client
+            // would be dropped anyway.
+            let can_read = reading && !closing && framer.held().len() < MAX_HELD;
+            tokio::select! {
+                biased;
+                _ = &mut ready, if pending.is_empty() => {
+                    ready.set(peer.out.ready());
+                    let batch = peer.out.take(std::mem::take(&mut spare));
+                    pending = batch.data;
+                    match batch.closed {
+                        Some(Closed::Overflow) => {
+                            quit_reason = "SendQ exceeded".into();
+                            let bye = session.farewell("SendQ exceeded");
+                            // Best effort, bounded: the client is not reading.
+                            // Boxed: a rare path should not grow every connection's state.
+                            let _ = Box::pin(tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye))).await;
+                            break;
+                        }
+                        Some(Closed::Closing) => closing = true,
+                        None => {}
+                    }
+                    if pending.is_empty() && closing {
                         break;
                     }
-                    Some(Closed::Closing) => closing = true,
-                    None => {}
                 }
-                if pending.is_empty() && closing {
-                    break;
-                }
-            }
-            r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
-                match r {
-                    Ok(0) | Err(_) => {
-                        quit_reason = "Write error".into();
-                        peer_gone = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        pending.advance(n);
-                        if pending.is_empty() {
-                            // TLS buffers what it encrypts: push it out now.
-                            if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
-                                quit_reason = "Write error".into();
-                                break;
-                            }
-                            // Keep the storage while more is coming; free it
-                            // when the connection goes quiet, so an idle
-                            // connection holds none.
-                            if peer.out.queued_bytes() > 0 {
-                                spare = std::mem::take(&mut pending);
-                            } else {
-                                spare = Pending::default();
-                            }
-                            if closing {
-                                // Take whatever was pushed just before closing.
-                                pending = peer.out.take(Pending::default()).data;
-                                if pending.is_empty() {
+                r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            quit_reason = "Write error".into();
+                            peer_gone = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            pending.advance(n);
+                            if pending.is_empty() {
+                                // TLS buffers what it encrypts: push it out now.
+                                if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
+                                    quit_reason = "Write error".into();
                                     break;
+                                }
+                                // Keep the storage while more is coming; free it
+                                // when the connection goes quiet, so an idle
+                                // connection holds none.
+                                if peer.out.queued_bytes() > 0 {
+                                    spare = std::mem::take(&mut pending);
+                                } else {
+                                    spare = Pending::default();
+                                }
+                                if closing {
+                                    // Take whatever was pushed just before closing.
+                                    pending = peer.out.take(Pending::default()).data;
+                                    if pending.is_empty() {
+                                        break;
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-            outcome = poll_fn(|cx| READ_BUF.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                let mut rb = ReadBuf::new(&mut buf[..]);
-                match Pin::new(&mut rd).poll_read(cx, &mut rb) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
-                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
-                    Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
-                        framer.hold_more(rb.filled());
-                        Poll::Ready(gate.after(&framer, &mut session, Next::Hold, Instant::now()))
+                outcome = poll_fn(|cx| READ_BUF.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    let mut rb = ReadBuf::new(&mut buf[..]);
+                    match Pin::new(&mut rd).poll_read(cx, &mut rb) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
+                        Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
+                        Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
+                            framer.hold_more(rb.filled());
+                            Poll::Ready(gate.after(&framer, &mut session, Next::Hold, Instant::now()))
+                        }
+                        Poll::Ready(Ok(())) => {
+                            let now = Instant::now();
+                            let max = session.max_line();
+                            // Wake the recipients once for the whole read, not per line.
+                            let _wake = crate::hub::event::defer_wakeups();
+                            let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, &hub, f, now));
+                            Poll::Ready(gate.after(&framer, &mut session, next, now))
+                        }
                     }
-                    Poll::Ready(Ok(())) => {
-                        let now = Instant::now();
-                        let max = session.max_line();
-                        // Wake the recipients once for the whole read, not per line.
-                        let _wake = crate::hub::event::defer_wakeups();
-                        let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, &hub, f, now));
-                        Poll::Ready(gate.after(&framer, &mut session, next, now))
-                    }
-                }
-            })), if can_read => {
-                match outcome {
-                    ReadOutcome::Data => {}
-                    ReadOutcome::Closed => {
-                        // The session left the hub; flush what it queued.
-                        closing = true;
-                        reading = false;
-                    }
-                    ReadOutcome::Eof => {
-                        // The client may only have closed its sending side:
-                        // leave the hub now, but still deliver what is queued.
-                        reading = false;
-                        peer_gone = true;
-                        session.gone(&hub, "Connection closed");
-                        peer.out.close();
-                    }
-                    ReadOutcome::Error(e) => {
-                        quit_reason = format!("Read error: {e}");
-                        peer_gone = true;
-                        break;
-                    }
-                }
-                if gate.excess {
-                    peer.out.push_final(&session.farewell("Excess Flood"));
-                    session.gone(&hub, "Excess Flood");
-                    closing = true;
-                    reading = false;
-                }
-            }
-            _ = &mut cancelled, if force_exit.is_none() => {
-                // The server has queued its goodbye; give the flush a bounded time.
-                force_exit = Some(Instant::now() + Duration::from_secs(3));
-            }
-            _ = &mut timer => {
-                let now = Instant::now();
-                if force_exit.is_some_and(|t| now >= t) || closing_deadline.is_some_and(|t| now >= t) {
-                    break;
-                }
-                if gate.hold_until.is_some_and(|t| now >= t) && !closing {
-                    gate.hold_until = None;
-                    let max = session.max_line();
-                    let _wake = crate::hub::event::defer_wakeups();
-                    let next = framer.resume(max, |f| gate.frame(&mut session, &hub, f, now));
-                    if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
-                        closing = true;
-                        reading = false;
+                })), if can_read => {
+                    match outcome {
+                        ReadOutcome::Data => {}
+                        ReadOutcome::Closed => {
+                            // The session left the hub; flush what it queued.
+                            closing = true;
+                            reading = false;
+                        }
+                        ReadOutcome::Eof => {
+                            // The client may only have closed its sending side:
+                            // leave the hub now, but still deliver what is queued.
+                            reading = false;
+                            peer_gone = true;
+                            session.gone(&hub, "Connection closed");
+                            peer.out.close();
+                        }
+                        ReadOutcome::Error(e) => {
+                            quit_reason = format!("Read error: {e}");
+                            peer_gone = true;
+                            break;
+                        }
                     }
                     if gate.excess {
                         peer.out.push_final(&session.farewell("Excess Flood"));
@@ -358,21 +339,47 @@ pub async fn serve<R, W>(
                         reading = false;
                     }
                 }
-                if session.on_deadline(&hub, now) == Flow::Close {
-                    closing = true;
-                    reading = false;
+                _ = &mut cancelled, if force_exit.is_none() => {
+                    // The server has queued its goodbye; give the flush a bounded time.
+                    force_exit = Some(Instant::now() + Duration::from_secs(3));
+                }
+                _ = &mut timer => {
+                    let now = Instant::now();
+                    if force_exit.is_some_and(|t| now >= t) || closing_deadline.is_some_and(|t| now >= t) {
+                        break;
+                    }
+                    if gate.hold_until.is_some_and(|t| now >= t) && !closing {
+                        gate.hold_until = None;
+                        let max = session.max_line();
+                        let _wake = crate::hub::event::defer_wakeups();
+                        let next = framer.resume(max, |f| gate.frame(&mut session, &hub, f, now));
+                        if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
+                            closing = true;
+                            reading = false;
+                        }
+                        if gate.excess {
+                            peer.out.push_final(&session.farewell("Excess Flood"));
+                            session.gone(&hub, "Excess Flood");
+                            closing = true;
+                            reading = false;
+                        }
+                    }
+                    if session.on_deadline(&hub, now) == Flow::Close {
+                        closing = true;
+                        reading = false;
+                    }
                 }
             }
         }
-    }
-    session.gone(&hub, &quit_reason);
-    tracing::debug!(%addr, reason = %quit_reason, "connection closed");
-    if !peer_gone {
-        // We are the ones closing (QUIT, kill, timeout, flood...): half-close
-        // and drain, or unread input would make the kernel reset the
-        // connection and destroy the last lines, the reason included.
-        // Boxed: only reached at the end, no need to carry it all along.
-        Box::pin(linger(rd, wr)).await;
+        session.gone(&hub, &quit_reason);
+        tracing::debug!(%addr, reason = %quit_reason, "connection closed");
+        if !peer_gone {
+            // We are the ones closing (QUIT, kill, timeout, flood...): half-close
+            // and drain, or unread input would make the kernel reset the
+            // connection and destroy the last lines, the reason included.
+            // Boxed: only reached at the end, no need to carry it all along.
+            Box::pin(linger(rd, wr)).await;
+        }
     }
 }
 
