@@ -289,9 +289,9 @@ impl Outbox {
         }
     }
 
-    /// Waits until something was pushed or the queue closed.
-    pub async fn ready(&self) {
-        self.notify.notified().await
+    /// Completes once something was pushed or the queue closed.
+    pub fn ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
     }
 }
 

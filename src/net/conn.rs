@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::io::IoSlice;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -159,7 +158,6 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 pub fn serve<R, W>(
     mut rd: R,
     mut wr: W,
-    addr: SocketAddr,
     hub: Arc<Mutex<Hub>>,
     peer: Arc<Peer>,
     mut session: impl Session,
@@ -184,14 +182,14 @@ where
         };
         // Bytes taken from the outbox and not yet written.
         let mut pending = Pending::default();
-        // The previous batch's storage, kept for reuse while traffic goes on.
-        let mut spare = Pending::default();
         let mut closing = false;
         let mut reading = true;
         // The client closed or broke the connection: no need to drain its input.
         let mut peer_gone = false;
-        let mut force_exit: Option<Instant> = None;
-        let mut closing_deadline: Option<Instant> = None;
+        // The task ends at this instant whatever is left to flush: set when
+        // closing (clients that stopped reading) and at server shutdown.
+        let mut exit_by: Option<Instant> = None;
+        let mut shutting_down = false;
         let mut quit_reason = "Connection closed".to_string();
         // One timer for the connection's life, moved only when the deadline
         // changes: arming a fresh timer on every loop turn costs on the hot path.
@@ -209,11 +207,10 @@ where
         loop {
             let deadline = if closing {
                 // Only the flush is left, bounded for clients that stopped reading.
-                let flush_by = *closing_deadline
-                    .get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
-                Some(force_exit.map_or(flush_by, |f| f.min(flush_by)))
+                let flush_by = Instant::now() + Duration::from_secs(10);
+                Some(*exit_by.get_or_insert(flush_by))
             } else {
-                [session.deadline(), force_exit, gate.hold_until]
+                [session.deadline(), exit_by, gate.hold_until]
                     .into_iter()
                     .flatten()
                     .min()
@@ -238,7 +235,8 @@ where
                 biased;
                 _ = &mut ready, if pending.is_empty() => {
                     ready.set(peer.out.ready());
-                    let batch = peer.out.take(std::mem::take(&mut spare));
+                    // `pending` is empty here but keeps its storage while traffic goes on.
+                    let batch = peer.out.take(std::mem::take(&mut pending));
                     pending = batch.data;
                     match batch.closed {
                         Some(Closed::Overflow) => {
@@ -274,10 +272,8 @@ where
                                 // Keep the storage while more is coming; free it
                                 // when the connection goes quiet, so an idle
                                 // connection holds none.
-                                if peer.out.queued_bytes() > 0 {
-                                    spare = std::mem::take(&mut pending);
-                                } else {
-                                    spare = Pending::default();
+                                if peer.out.queued_bytes() == 0 {
+                                    pending = Pending::default();
                                 }
                                 if closing {
                                     // Take whatever was pushed just before closing.
@@ -339,13 +335,15 @@ where
                         reading = false;
                     }
                 }
-                _ = &mut cancelled, if force_exit.is_none() => {
+                _ = &mut cancelled, if !shutting_down => {
                     // The server has queued its goodbye; give the flush a bounded time.
-                    force_exit = Some(Instant::now() + Duration::from_secs(3));
+                    shutting_down = true;
+                    let by = Instant::now() + Duration::from_secs(3);
+                    exit_by = Some(exit_by.map_or(by, |t| t.min(by)));
                 }
                 _ = &mut timer => {
                     let now = Instant::now();
-                    if force_exit.is_some_and(|t| now >= t) || closing_deadline.is_some_and(|t| now >= t) {
+                    if exit_by.is_some_and(|t| now >= t) {
                         break;
                     }
                     if gate.hold_until.is_some_and(|t| now >= t) && !closing {
@@ -372,7 +370,7 @@ where
             }
         }
         session.gone(&hub, &quit_reason);
-        tracing::debug!(%addr, reason = %quit_reason, "connection closed");
+        tracing::debug!(id = peer.id, reason = %quit_reason, "connection closed");
         if !peer_gone {
             // We are the ones closing (QUIT, kill, timeout, flood...): half-close
             // and drain, or unread input would make the kernel reset the
