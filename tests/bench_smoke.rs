@@ -247,6 +247,32 @@ async fn fanout_window_and_rooms_against_fake_irc() {
     // 4 members per room: 3 deliveries per message.
     assert_eq!(r.expected, r.sent * 3);
     assert!(r.sent > 0 && r.lost == 0 && r.reordered == 0, "{r:?}");
+
+    // Rooms in window mode: every client sends; the first two members of
+    // each room keep the senders' windows moving.
+    let mut cfg = BenchConfig::new(Scenario::Rooms, Dialect::Irc, addr);
+    cfg.clients = 12;
+    cfg.senders = 12;
+    cfg.rooms = 3;
+    cfg.window = Some(4);
+    cfg.channel = "#wroom".into();
+    short(&mut cfg);
+    let r = run_scenario(&cfg).await.unwrap();
+    assert_eq!(r.expected, r.sent * 3);
+    // Far more than 12 senders x 4 in flight: the windows kept moving.
+    assert!(r.sent > 200, "{r:?}");
+    assert!(
+        r.lost == 0 && r.reordered == 0 && r.duplicates == 0,
+        "{r:?}"
+    );
+
+    let mut cfg = BenchConfig::new(Scenario::Rooms, Dialect::Irc, addr);
+    cfg.clients = 5;
+    cfg.senders = 5;
+    cfg.rooms = 3;
+    cfg.window = Some(4);
+    let err = run_scenario(&cfg).await.unwrap_err().to_string();
+    assert!(err.contains("two clients per room"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

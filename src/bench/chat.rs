@@ -144,7 +144,11 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
             idx: i,
             nick: format!("{}{}", cfg.nick_prefix, i),
             chan,
-            observer: i == 0 && cfg.window.is_some(),
+            observer: cfg.window.is_some()
+                && match cfg.scenario {
+                    Scenario::Rooms => i < 2 * k,
+                    _ => i == 0,
+                },
             send,
         };
         handles.push(tokio::spawn(client(
@@ -644,7 +648,8 @@ async fn reader(
         lat.clear();
         for sid in touched.drain(..) {
             is_touched[sid] = false;
-            sh.acks[sid].store(last[sid], Ordering::Release);
+            // Several observers may hear a sender (rooms): the furthest counts.
+            sh.acks[sid].fetch_max(last[sid], Ordering::Release);
             sh.notify[sid].notify_one();
         }
         if *phase.borrow() == Phase::Stop {

@@ -203,12 +203,14 @@ impl BenchConfig {
                     bail!("--window must be at least 1");
                 }
                 if self.window.is_some() {
-                    // The window is measured by client 0, which must hear every sender.
-                    if self.scenario != Scenario::Fanout {
-                        bail!("--window is only supported by fanout and echo");
-                    }
-                    if self.senders >= self.clients {
+                    // The window is measured by observers that must hear every
+                    // sender: client 0 in fanout, the first two members of
+                    // each channel in rooms (each hears the other's messages).
+                    if self.scenario == Scenario::Fanout && self.senders >= self.clients {
                         bail!("--window needs a non-sending observer: use --senders < --clients");
+                    }
+                    if self.scenario == Scenario::Rooms && self.clients < 2 * self.rooms {
+                        bail!("--window in rooms needs at least two clients per room");
                     }
                 }
                 if self.scenario == Scenario::Rooms

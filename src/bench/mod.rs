@@ -91,8 +91,9 @@ pub struct BenchArgs {
     /// Total messages per second over all senders.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
-    /// Instead of --rate: messages in flight per sender (fanout, as seen by
-    /// client 0) or requests in flight per connection (echo).
+    /// Instead of --rate: messages in flight per sender (fanout: as seen by
+    /// client 0; rooms: by the first two members of the sender's channel) or
+    /// requests in flight per connection (echo).
     #[arg(long)]
     pub window: Option<u64>,
     /// Payload size in bytes.
