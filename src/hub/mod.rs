@@ -286,19 +286,7 @@ impl Hub {
     /// Adds a connection with no nick yet.
     pub fn connect(&mut self, peer: Arc<Peer>, ip: IpAddr, now: Millis) -> ConnId {
         let id = peer.id;
-        let host = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => v6.to_string(),
-            },
-            IpAddr::V4(v4) => v4.to_string(),
-        };
-        // A leading ':' would break IRC framing ("::1"); the usual fix is a '0'.
-        let host = if host.starts_with(':') {
-            format!("0{host}")
-        } else {
-            host
-        };
+        let host = host_of(ip);
         self.users.insert(
             id,
             Box::new(User {
@@ -1079,6 +1067,24 @@ pub fn truncate_bytes(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// The host shown for a client connecting from `ip` (IPv4-mapped addresses
+/// as plain IPv4).
+pub fn host_of(ip: IpAddr) -> String {
+    let host = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    // A leading ':' would break IRC framing ("::1"); the usual fix is a '0'.
+    if host.starts_with(':') {
+        format!("0{host}")
+    } else {
+        host
+    }
 }
 
 /// The wall clock in milliseconds since the Unix epoch.

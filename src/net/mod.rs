@@ -309,15 +309,56 @@ async fn serve_admitted<R, W>(
     let hub = shared.hub.clone();
     let flood = cfg.flood.limits();
     let shutdown = shared.shutdown.clone();
+    // Sessions are boxed: `conn::serve` keeps its arguments twice in its
+    // future (rust-lang/rust#62958), and the future lives as long as the
+    // connection; a pointer costs 8 bytes there instead of the whole session.
     match kind {
         Kind::Line => {
-            let session = line_session::LineSession::new(peer.id, cfg.clone());
+            let session = Box::new(line_session::LineSession::new(peer.id, cfg.clone()));
             conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
         }
         Kind::Irc => {
-            let session = irc_session::IrcSession::new(peer.clone(), cfg.clone());
+            let session = Box::new(irc_session::IrcSession::new(
+                peer.clone(),
+                cfg.clone(),
+                addr.ip(),
+            ));
             conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
         }
+    }
+}
+
+/// A boxed session is a session: see `serve_admitted` for why they are boxed.
+impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
+    fn max_line(&self) -> usize {
+        (**self).max_line()
+    }
+    fn start(&mut self, hub: &Mutex<Hub>) {
+        (**self).start(hub)
+    }
+    fn line(&mut self, hub: &Mutex<Hub>, line: &[u8]) -> conn::Flow {
+        (**self).line(hub, line)
+    }
+    fn too_long(&mut self, hub: &Mutex<Hub>) -> conn::Flow {
+        (**self).too_long(hub)
+    }
+    fn deadline(&self) -> Option<std::time::Instant> {
+        (**self).deadline()
+    }
+    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: std::time::Instant) -> conn::Flow {
+        (**self).on_deadline(hub, now)
+    }
+    fn on_input(&mut self, now: std::time::Instant, partial: bool) {
+        (**self).on_input(now, partial)
+    }
+    fn farewell(&self, reason: &str) -> bytes::Bytes {
+        (**self).farewell(reason)
+    }
+    fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {
+        (**self).gone(hub, reason)
+    }
+    fn flood_exempt(&self) -> bool {
+        (**self).flood_exempt()
     }
 }
 
@@ -371,7 +412,11 @@ mod tests {
         let (rd, wr) = stream.into_split();
         let hub = shared.hub.clone();
         let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
-        let session = irc_session::IrcSession::new(peer.clone(), shared.cfg.clone());
+        let session = Box::new(irc_session::IrcSession::new(
+            peer.clone(),
+            shared.cfg.clone(),
+            peer_addr.ip(),
+        ));
         let inner = conn::serve(
             rd,
             wr,

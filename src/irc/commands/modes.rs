@@ -197,7 +197,7 @@ pub fn mode(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 fn channel_mode(ctx: &mut Ctx<'_>, m: &Message, name: &str) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let ch = ctx
         .hub
         .channel(name)
@@ -380,7 +380,7 @@ fn umode_string(u: &crate::hub::User) -> String {
 }
 
 fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let u = ctx
         .hub
         .find_nick(target)
@@ -443,7 +443,7 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
 }
 
 pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let chans: Vec<&str> = split_list(&m.params[0]).collect();
     let nicks: Vec<&str> = split_list(&m.params[1]).collect();
     // RFC 2812: one channel and several users, or as many channels as users.
@@ -481,7 +481,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 pub fn invite(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let (target, chan) = (m.params[0].as_str(), m.params[1].as_str());
-    let (nick, chname, away) = ctx.hub.invite(ctx.st.id, target, chan, ctx.now)?;
+    let (nick, chname, away) = ctx.hub.invite(ctx.st.id(), target, chan, ctx.now)?;
     ctx.r.num(RPL_INVITING, &[&nick, &chname]);
     if let Some(away) = away {
         ctx.r.num(RPL_AWAY, &[&nick, &away]);
@@ -537,7 +537,7 @@ fn age_cmp(more: bool, age: u64, minutes: u64) -> bool {
 }
 
 pub fn list(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let filters: Vec<ListFilter> = m
         .params
         .iter()

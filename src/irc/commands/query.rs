@@ -103,11 +103,11 @@ fn ip_text(ip: IpAddr) -> String {
 /// Whether the requester may see the real address of `u`: only the user
 /// itself and operators, since hosts may one day be cloaked.
 fn sees_ip(ctx: &Ctx<'_>, u: &User) -> bool {
-    u.id == ctx.st.id || requester(ctx).is_some_and(|me| me.modes.oper)
+    u.id == ctx.st.id() || requester(ctx).is_some_and(|me| me.modes.oper)
 }
 
 fn requester<'a>(ctx: &'a Ctx<'_>) -> Option<&'a User> {
-    ctx.hub.user(ctx.st.id)
+    ctx.hub.user(ctx.st.id())
 }
 
 /// Whether `a` and `b` are in at least one common channel.
@@ -326,7 +326,7 @@ fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
 /// Rows for `WHO #channel`: its members the requester may see.
 fn who_channel(ctx: &Ctx<'_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
-    let is_member = ch.member(ctx.st.id).is_some();
+    let is_member = ch.member(ctx.st.id()).is_some();
     if !is_member && (ch.modes.secret || ch.modes.private) {
         return Vec::new();
     }
@@ -367,7 +367,7 @@ fn who_mask(ctx: &Ctx<'_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
                 || wildcard_match(mask, &u.prefix())
         })
         .filter(|u| {
-            !u.modes.invisible || u.id == ctx.st.id || me.is_some_and(|me| share_channel(me, u))
+            !u.modes.invisible || u.id == ctx.st.id() || me.is_some_and(|me| share_channel(me, u))
         })
         .collect();
     // The hub keeps users in a hash map; sort so replies are stable.
@@ -436,7 +436,7 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         return Ok(Flow::Continue);
     };
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
-    let me = ctx.st.id;
+    let me = ctx.st.id();
     let server = ctx.r.server().to_string();
     let nick = u.nick.clone();
 
@@ -886,8 +886,8 @@ mod tests {
                 .map(|u| u.nick.clone())
                 .unwrap_or_default();
             let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
-            let mut st = IrcState::new(id, peer, self.cfg.clone());
-            st.registered = true;
+            let mut st = IrcState::new(peer, self.cfg.clone(), std::time::Instant::now());
+            st.registration = None;
             let mut r = Responder::new(&self.cfg.server_name, &nick, caps, None);
             let m = Message::parse(line).expect("parse");
             let mut ctx = Ctx {
