@@ -9,10 +9,12 @@ pub mod line_session;
 pub mod timers;
 pub mod tls;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -188,26 +190,30 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
 
 /// Everything one accepted connection goes through: admission verdict, TLS
 /// handshake, joining the hub, serving, leaving.
-async fn connection(
+///
+/// Not an `async fn`: the future of an `async fn` keeps its arguments twice
+/// (rust-lang/rust#62958), and this one lives as long as the connection. The
+/// plain TCP path is the serving future itself, with nothing around it.
+fn connection(
     stream: tokio::net::TcpStream,
     addr: SocketAddr,
     kind: Kind,
     use_tls: bool,
     admitted: Result<(), limits::Refusal>,
     shared: Arc<Shared>,
-) {
+) -> impl Future<Output = ()> + Send {
     let acceptor = match (&shared.tls, use_tls) {
         (Some(t), true) => Some(t.acceptor()),
         _ => None,
     };
     match acceptor {
         // Boxed: the handshake state is large and only TLS connections need it.
-        Some(acceptor) => {
-            Box::pin(serve_tls(acceptor, stream, addr, kind, admitted, &shared)).await
-        }
+        Some(acceptor) => Either::Left(Box::pin(serve_tls(
+            acceptor, stream, addr, kind, admitted, shared,
+        ))),
         None => {
             let (rd, wr) = stream.into_split();
-            serve_admitted(rd, wr, addr, kind, false, admitted, &shared).await
+            Either::Right(serve_admitted(rd, wr, addr, kind, false, admitted, shared))
         }
     }
 }
@@ -218,7 +224,7 @@ async fn serve_tls(
     addr: SocketAddr,
     kind: Kind,
     admitted: Result<(), limits::Refusal>,
-    shared: &Shared,
+    shared: Arc<Shared>,
 ) {
     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
         Ok(Ok(s)) => {
@@ -227,11 +233,11 @@ async fn serve_tls(
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
-            release_if(shared, addr, &admitted);
+            release_if(&shared, addr, &admitted);
         }
         Err(_) => {
             tracing::debug!("TLS handshake timed out");
-            release_if(shared, addr, &admitted);
+            release_if(&shared, addr, &admitted);
         }
     }
 }
@@ -267,65 +273,74 @@ where
     conn::linger(rd, wr).await;
 }
 
-async fn serve_admitted<R, W>(
+/// Not an `async fn`, for the reason given at [`connection`]: its arguments
+/// are kept once, as the captures of the block, and the other values are
+/// made inside it, so only what lives across the wait takes room.
+#[allow(clippy::manual_async_fn)]
+fn serve_admitted<R, W>(
     rd: R,
     wr: W,
     addr: SocketAddr,
     kind: Kind,
     secure: bool,
     admitted: Result<(), limits::Refusal>,
-    shared: &Shared,
-) where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send
+where
+    R: tokio::io::AsyncRead + Unpin + Send,
+    W: tokio::io::AsyncWrite + Unpin + Send,
 {
-    if let Err(refusal) = admitted {
-        // Boxed, as a rare path, to keep every connection's state small.
-        return Box::pin(refuse(rd, wr, addr, kind, refusal)).await;
+    async move {
+        if let Err(refusal) = admitted {
+            // Boxed, as a rare path, to keep every connection's state small.
+            return Box::pin(refuse(rd, wr, addr, kind, refusal)).await;
+        }
+        let peer = join_hub(&shared, kind, secure, addr.ip());
+        tracing::debug!(id = peer.id, "connected");
+        // If the task ends without leaving the hub (a panic unwinding through it),
+        // the user must not stay behind as a ghost, and its slot must be freed.
+        let _cleanup = Cleanup {
+            shared: &shared,
+            id: peer.id,
+            addr: &addr,
+        };
+        let hub = shared.hub.clone();
+        let flood = shared.cfg.flood.limits();
+        let shutdown = shared.shutdown.clone();
+        // Sessions are boxed: `conn::serve` keeps its arguments twice in its
+        // future (rust-lang/rust#62958), and the future lives as long as the
+        // connection; a pointer costs 8 bytes there instead of the whole session.
+        match kind {
+            Kind::Line => {
+                let session = Box::new(line_session::LineSession::new(peer.id, shared.cfg.clone()));
+                conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
+            }
+            Kind::Irc => {
+                let session = Box::new(irc_session::IrcSession::new(
+                    peer.clone(),
+                    shared.cfg.clone(),
+                    addr.ip(),
+                ));
+                conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
+            }
+        }
     }
-    let cfg = &shared.cfg;
+}
+
+/// Adds a connection from `ip` to the hub, with no nick yet.
+fn join_hub(shared: &Shared, kind: Kind, secure: bool, ip: std::net::IpAddr) -> Arc<Peer> {
     let dialect: &'static dyn crate::hub::Dialect = match kind {
         Kind::Line => &crate::line::LINE,
         Kind::Irc => &crate::irc::render::IRC,
     };
-    let peer = {
-        let mut h = lock(&shared.hub);
-        let id = h.next_conn_id();
-        let peer = Arc::new(Peer::new(id, dialect, cfg.limits.send_queue));
-        h.connect(peer.clone(), addr.ip(), now_millis());
-        if let Some(u) = h.user_mut(id) {
-            u.modes.secure = secure;
-        }
-        peer
-    };
-    tracing::debug!(id = peer.id, "connected");
-    // If the task ends without leaving the hub (a panic unwinding through it),
-    // the user must not stay behind as a ghost, and its slot must be freed.
-    let _cleanup = Cleanup {
-        shared,
-        id: peer.id,
-        addr,
-    };
-    let hub = shared.hub.clone();
-    let flood = cfg.flood.limits();
-    let shutdown = shared.shutdown.clone();
-    // Sessions are boxed: `conn::serve` keeps its arguments twice in its
-    // future (rust-lang/rust#62958), and the future lives as long as the
-    // connection; a pointer costs 8 bytes there instead of the whole session.
-    match kind {
-        Kind::Line => {
-            let session = Box::new(line_session::LineSession::new(peer.id, cfg.clone()));
-            conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
-        }
-        Kind::Irc => {
-            let session = Box::new(irc_session::IrcSession::new(
-                peer.clone(),
-                cfg.clone(),
-                addr.ip(),
-            ));
-            conn::serve(rd, wr, addr, hub, peer, session, flood, shutdown).await
-        }
+    let mut h = lock(&shared.hub);
+    let id = h.next_conn_id();
+    let peer = Arc::new(Peer::new(id, dialect, shared.cfg.limits.send_queue));
+    h.connect(peer.clone(), ip, now_millis());
+    if let Some(u) = h.user_mut(id) {
+        u.modes.secure = secure;
     }
+    peer
 }
 
 /// A boxed session is a session: see `serve_admitted` for why they are boxed.
@@ -367,7 +382,9 @@ impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
 struct Cleanup<'a> {
     shared: &'a Shared,
     id: crate::hub::ConnId,
-    addr: SocketAddr,
+    /// Borrowed, like `shared`, from the captures of the connection's future:
+    /// a copy would take room in it.
+    addr: &'a SocketAddr,
 }
 
 impl Drop for Cleanup<'_> {
@@ -379,7 +396,7 @@ impl Drop for Cleanup<'_> {
             );
         }
         lock(&self.shared.hub).quit(self.id, "Connection closed", now_millis());
-        release_if(self.shared, self.addr, &Ok(()));
+        release_if(self.shared, *self.addr, &Ok(()));
     }
 }
 
