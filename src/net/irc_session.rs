@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::conn::{Flow, Session, lock};
 use super::timers::{KeepAlive, KeepAliveAction, KeepAliveLimits, PartialLineGuard};
 use crate::config::Config;
-use crate::hub::{Hub, Peer, cap, host_of, now_millis};
+use crate::hub::{Host, Hub, Peer, cap, now_millis};
 use crate::irc::IrcState;
 use crate::irc::commands::{Ctx, dispatch};
 use crate::irc::message::{MAX_TAGS_SECTION_LEN, Message, ParseError};
@@ -53,10 +53,7 @@ impl IrcSession {
     }
 
     fn responder(&self, hub: &Hub, label: Option<&str>) -> Responder {
-        let nick = hub
-            .user(self.st.id())
-            .map(|u| u.nick.as_str())
-            .unwrap_or("");
+        let nick = hub.user(self.st.id()).map(|u| &*u.nick).unwrap_or("");
         let caps = self.st.peer.caps();
         let label = label
             .filter(|_| caps & cap::LABELED_RESPONSE != 0)
@@ -69,7 +66,7 @@ impl IrcSession {
         let mut h = lock(hub);
         let host = h
             .user(self.st.id())
-            .map(|u| u.host.clone())
+            .map(|u| u.host().to_string())
             .unwrap_or_default();
         self.st
             .peer
@@ -225,7 +222,7 @@ impl Session for IrcSession {
     fn farewell(&self, reason: &str) -> Bytes {
         Bytes::from(format!(
             "ERROR :Closing Link: {} ({reason})\r\n",
-            host_of(self.ip)
+            Host(self.ip)
         ))
     }
 

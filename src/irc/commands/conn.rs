@@ -128,7 +128,7 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
                 });
                 tracing::info!(conn = id, old = %old_prefix, new = %u.nick, "nick change");
             }
-            ctx.r.nick = u.nick.clone();
+            ctx.r.nick = u.nick.to_string();
         }
         Ok(Flow::Continue)
     } else {
@@ -183,7 +183,7 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Flow {
     }
     if !reg.pass_ok {
         ctx.r.num(ERR_PASSWDMISMATCH, &[]);
-        let host = u.host.clone();
+        let host = u.host();
         ctx.r
             .raw(&format!("ERROR :Closing Link: {host} (Bad Password)"));
         return Flow::Close;
@@ -193,7 +193,7 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Flow {
     let host = ctx
         .hub
         .user(st.id())
-        .map(|u| u.host.clone())
+        .map(|u| u.host().to_string())
         .unwrap_or_default();
     tracing::info!(conn = st.id(), nick = %ctx.r.nick, %host, "client registered");
     welcome(ctx);
@@ -307,7 +307,7 @@ pub fn quit(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let host = ctx
         .hub
         .user(ctx.st.id())
-        .map(|u| u.host.clone())
+        .map(|u| u.host().to_string())
         .unwrap_or_default();
     ctx.st
         .peer

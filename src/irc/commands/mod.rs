@@ -34,7 +34,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The requesting user's nick (or `*`).
     pub fn nick(&self) -> String {
-        self.r.nick.clone()
+        self.r.nick.to_string()
     }
 }
 

@@ -394,7 +394,7 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
         ctx.r.num(RPL_UMODEIS, &[&s]);
         return Ok(Flow::Continue);
     };
-    let nick = u.nick.clone();
+    let nick = u.nick.to_string();
     let mut modes = u.modes;
     let mut applied = Vec::new();
     let mut unknown = false;
@@ -431,9 +431,6 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
     }
     if let Some(u) = ctx.hub.user_mut(id) {
         u.modes = modes;
-        if !modes.oper {
-            u.oper_name = None;
-        }
     }
     if !applied.is_empty() {
         let wire = wire_modes(&applied);
@@ -461,7 +458,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     for (chan, nick) in pairs {
         // Display forms before the kick: the channel may vanish with it.
         let chname = ctx.hub.channel(chan).map(|c| c.name.clone());
-        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick.clone());
+        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick.to_string());
         if let Err(e) = ctx.hub.kick(id, chan, nick, &reason, ctx.now) {
             report(ctx.r, "KICK", e.into());
             continue;

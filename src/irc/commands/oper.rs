@@ -14,7 +14,6 @@ pub fn oper(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
             let nick = ctx.nick();
             if let Some(u) = ctx.hub.user_mut(id) {
                 u.modes.oper = true;
-                u.oper_name = Some(m.params[0].clone());
             }
             tracing::info!(conn = id, %nick, oper = %m.params[0], "operator login");
             ctx.r.num(RPL_YOUREOPER, &[]);
@@ -185,7 +184,7 @@ pub fn monitor(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 fn monitored_display(ctx: &Ctx<'_>) -> Vec<String> {
     ctx.hub
         .user(ctx.st.id())
-        .map(|u| u.monitoring.clone())
+        .map(|u| u.monitoring().to_vec())
         .unwrap_or_default()
 }
 
