@@ -17,20 +17,28 @@ pub enum OperCheck {
 /// Per-connection memory of failed attempts: each failure doubles the wait
 /// before the next attempt is even checked (1 s, 2 s, 4 s ... up to 5 min), so
 /// guessing is slow and hashing cannot be used to load the server.
+///
+/// Every connection holds one and almost none ever fails an attempt, so the
+/// failure record is boxed: a clean gate is one null pointer.
 #[derive(Debug, Default)]
 pub struct OperGate {
-    failures: u32,
-    next_try: Option<Instant>,
+    failed: Option<Box<Failures>>,
+}
+
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    next_try: Instant,
 }
 
 impl OperGate {
     /// Checks `name`/`password` against the configured operators. Slow (argon2):
     /// call it outside the hub lock.
     pub fn check(&mut self, cfg: &Config, name: &str, password: &str, now: Instant) -> OperCheck {
-        if let Some(t) = self.next_try
-            && now < t
+        if let Some(f) = &self.failed
+            && now < f.next_try
         {
-            return OperCheck::Throttled((t - now).as_secs().max(1));
+            return OperCheck::Throttled((f.next_try - now).as_secs().max(1));
         }
         let ok = cfg
             .opers
@@ -38,13 +46,19 @@ impl OperGate {
             .find(|o| o.name == name)
             .is_some_and(|o| crate::passwd::verify(&o.password, password));
         if ok {
-            self.failures = 0;
-            self.next_try = None;
+            self.failed = None;
             OperCheck::Granted
         } else {
-            self.failures = self.failures.saturating_add(1);
-            let wait = Duration::from_secs((1u64 << self.failures.min(9)).min(300));
-            self.next_try = Some(now + wait);
+            let count = self
+                .failed
+                .as_ref()
+                .map_or(0, |f| f.count)
+                .saturating_add(1);
+            let wait = Duration::from_secs((1u64 << count.min(9)).min(300));
+            self.failed = Some(Box::new(Failures {
+                count,
+                next_try: now + wait,
+            }));
             OperCheck::Denied
         }
     }

@@ -54,7 +54,11 @@ impl Sim {
             peer
         };
         let mut session: Box<dyn Session> = if irc {
-            Box::new(IrcSession::new(peer.clone(), self.cfg.clone()))
+            Box::new(IrcSession::new(
+                peer.clone(),
+                self.cfg.clone(),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ))
         } else {
             Box::new(LineSession::new(peer.id, self.cfg.clone()))
         };

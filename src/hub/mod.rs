@@ -75,55 +75,151 @@ pub struct UserModes {
 }
 
 /// One connection's user.
+///
+/// Every connection has one for its whole life, so it holds only what every
+/// user needs: what few users have is in [`UserExtra`], boxed, and the host
+/// is rendered from the address when shown.
 #[derive(Debug)]
 pub struct User {
     pub id: ConnId,
     pub peer: Arc<Peer>,
-    /// Empty until the user has a nick.
-    pub nick: String,
-    pub nick_key: String,
-    pub user: String,
-    pub host: String,
+    /// Empty until the user has a nick. Names are boxed strings, 8 bytes
+    /// smaller than `String`: they are replaced, never edited.
+    pub nick: Box<str>,
+    /// The casefolded nick, only when it differs from the nick: most nicks
+    /// are their own key. See [`User::nick_key`].
+    folded: Option<Box<str>>,
+    pub user: Box<str>,
     pub ip: IpAddr,
-    pub realname: String,
+    pub realname: Box<str>,
     pub registered: bool,
     /// Keys of the channels the user is in, in joining order.
     pub channels: Vec<String>,
     pub modes: UserModes,
-    pub away: Option<String>,
-    pub oper_name: Option<String>,
     /// Unix seconds at connection and at the last message sent (WHOIS idle).
     pub signon: u64,
     pub last_active: u64,
+    /// `None` while every field of it would be empty.
+    extra: Option<Box<UserExtra>>,
+}
+
+/// What few users have: an away message, invitations, a MONITOR list.
+#[derive(Debug, Default)]
+struct UserExtra {
+    away: Option<String>,
     /// Channel keys the user was invited to.
-    pub invites: HashSet<String>,
+    invites: HashSet<String>,
     /// Keys of nicks on this user's MONITOR list.
-    pub monitoring: Vec<String>,
+    monitoring: Vec<String>,
+}
+
+impl UserExtra {
+    fn is_empty(&self) -> bool {
+        self.away.is_none() && self.invites.is_empty() && self.monitoring.is_empty()
+    }
 }
 
 impl User {
     /// `nick!user@host`.
     pub fn prefix(&self) -> String {
-        format!("{}!{}@{}", self.nick, self.user, self.host)
+        format!("{}!{}@{}", self.nick, self.user, self.host())
+    }
+
+    /// The host shown for this user, rendered from its address.
+    pub fn host(&self) -> Host {
+        Host(self.ip)
+    }
+
+    /// The casefolded nick, the user's key in the nick index (empty until
+    /// the user has a nick).
+    pub fn nick_key(&self) -> &str {
+        self.folded.as_deref().unwrap_or(&self.nick)
+    }
+
+    fn set_nick(&mut self, nick: &Nickname) {
+        self.nick = nick.as_str().into();
+        self.folded = (nick.key() != nick.as_str()).then(|| nick.key().into());
     }
 
     /// The length of [`User::prefix`], without building it.
     pub fn prefix_len(&self) -> usize {
-        self.nick.len() + 1 + self.user.len() + 1 + self.host.len()
+        /// Counts what is formatted into it.
+        struct Len(usize);
+        impl std::fmt::Write for Len {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        let mut host = Len(0);
+        let _ = std::fmt::Write::write_fmt(&mut host, format_args!("{}", self.host()));
+        self.nick.len() + 1 + self.user.len() + 1 + host.0
     }
 
     /// Appends [`User::prefix`] to `out` (encoding, without a temporary string).
     pub fn put_prefix(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
         out.extend_from_slice(self.nick.as_bytes());
         out.push(b'!');
         out.extend_from_slice(self.user.as_bytes());
         out.push(b'@');
-        out.extend_from_slice(self.host.as_bytes());
+        let _ = write!(out, "{}", self.host());
     }
 
     /// The channel a one-channel dialect (`line`) talks to.
     pub fn current_channel(&self) -> Option<&str> {
         self.channels.last().map(String::as_str)
+    }
+
+    pub fn away(&self) -> Option<&str> {
+        self.extra.as_ref()?.away.as_deref()
+    }
+
+    /// Whether the user was invited to the channel with key `ch_key`.
+    pub fn is_invited(&self, ch_key: &str) -> bool {
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.invites.contains(ch_key))
+    }
+
+    /// Keys of the nicks on the user's MONITOR list.
+    pub fn monitoring(&self) -> &[String] {
+        self.extra.as_ref().map_or(&[], |e| &e.monitoring)
+    }
+
+    /// Changes the rare fields; the box goes away again once they are empty.
+    fn edit_extra<T>(&mut self, f: impl FnOnce(&mut UserExtra) -> T) -> T {
+        let extra = self.extra.get_or_insert_with(Box::default);
+        let out = f(extra);
+        if extra.is_empty() {
+            self.extra = None;
+        }
+        out
+    }
+}
+
+/// A user's host as shown to others: its address, IPv4-mapped addresses as
+/// plain IPv4, and a leading `0` before a leading `:` ("::1" would break
+/// IRC framing).
+#[derive(Clone, Copy, Debug)]
+pub struct Host(pub IpAddr);
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => v4.fmt(f),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.fmt(f),
+                None => {
+                    let s = v6.to_string();
+                    if s.starts_with(':') {
+                        write!(f, "0{s}")
+                    } else {
+                        f.write_str(&s)
+                    }
+                }
+            },
+        }
     }
 }
 
@@ -227,7 +323,8 @@ pub struct Hub {
     pub cfg: Arc<Config>,
     /// Boxed: the table then holds pointers, not 320-byte slots at 7/8 load.
     users: HashMap<ConnId, Box<User>>,
-    nicks: HashMap<String, ConnId>,
+    /// Folded nick → user. Boxed keys: 8 bytes smaller per slot than `String`.
+    nicks: HashMap<Box<str>, ConnId>,
     channels: HashMap<String, Channel>,
     whowas: VecDeque<WhowasEntry>,
     next_id: ConnId,
@@ -301,39 +398,22 @@ impl Hub {
     /// Adds a connection with no nick yet.
     pub fn connect(&mut self, peer: Arc<Peer>, ip: IpAddr, now: Millis) -> ConnId {
         let id = peer.id;
-        let host = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => v6.to_string(),
-            },
-            IpAddr::V4(v4) => v4.to_string(),
-        };
-        // A leading ':' would break IRC framing ("::1"); the usual fix is a '0'.
-        let host = if host.starts_with(':') {
-            format!("0{host}")
-        } else {
-            host
-        };
         self.users.insert(
             id,
             Box::new(User {
                 id,
                 peer,
-                nick: String::new(),
-                nick_key: String::new(),
-                user: String::new(),
-                host,
+                nick: Box::default(),
+                folded: None,
+                user: Box::default(),
                 ip,
-                realname: String::new(),
+                realname: Box::default(),
                 registered: false,
                 channels: Vec::new(),
                 modes: UserModes::default(),
-                away: None,
-                oper_name: None,
                 signon: now / 1000,
                 last_active: now / 1000,
-                invites: HashSet::new(),
-                monitoring: Vec::new(),
+                extra: None,
             }),
         );
         id
@@ -357,7 +437,7 @@ impl Hub {
 
     pub fn find_nick(&self, nick: &str) -> Option<&User> {
         self.nicks
-            .get(&casefold(nick))
+            .get(casefold(nick).as_str())
             .and_then(|id| self.user(*id))
     }
 
@@ -431,18 +511,17 @@ impl Hub {
             return Err(HubError::NicknameInUse(nick.to_string()));
         }
         let old_prefix = u.prefix();
-        let old_key = u.nick_key.clone();
+        let old_key = u.nick_key().to_string();
         let registered = u.registered;
-        if u.nick == n.as_str() {
+        if &*u.nick == n.as_str() {
             return Ok(old_prefix);
         }
-        self.nicks.remove(&old_key);
-        self.nicks.insert(n.key().to_string(), id);
+        self.nicks.remove(old_key.as_str());
+        self.nicks.insert(n.key().into(), id);
         let Some(u) = self.users.get_mut(&id) else {
             return Ok(old_prefix);
         };
-        u.nick = n.as_str().to_string();
-        u.nick_key = n.key().to_string();
+        u.set_nick(&n);
         if registered {
             let peers = self.neighbours(id);
             if let Some(u) = self.users.get(&id) {
@@ -456,9 +535,9 @@ impl Hub {
                 let wh = WhowasEntry {
                     nick: old_prefix.split('!').next().unwrap_or_default().to_string(),
                     nick_key: old_key.clone(),
-                    user: u.user.clone(),
-                    host: u.host.clone(),
-                    realname: u.realname.clone(),
+                    user: u.user.to_string(),
+                    host: u.host().to_string(),
+                    realname: u.realname.to_string(),
                     at: now / 1000,
                 };
                 self.remember(wh);
@@ -475,10 +554,10 @@ impl Hub {
     /// Marks `id` as registered (nick, user and realname are set).
     pub fn register(&mut self, id: ConnId, user: &str, realname: &str) {
         let key = if let Some(u) = self.users.get_mut(&id) {
-            u.user = user.to_string();
-            u.realname = realname.to_string();
+            u.user = user.into();
+            u.realname = realname.into();
             u.registered = true;
-            u.nick_key.clone()
+            u.nick_key().to_string()
         } else {
             return;
         };
@@ -549,7 +628,9 @@ impl Hub {
         let ch_key = ch.key.clone();
         if let Some(u) = self.users.get_mut(&id) {
             u.channels.push(ch_key.clone());
-            u.invites.remove(&ch_key);
+            if u.is_invited(&ch_key) {
+                u.edit_extra(|e| e.invites.remove(&ch_key));
+            }
         }
         if let (Some(u), Some(ch)) = (self.users.get(&id), self.channels.get(&ch_key)) {
             let ev = Event::Join {
@@ -561,7 +642,7 @@ impl Hub {
             fanout(ch.peers_except(id), &ev, &mut self.sink);
             // away-notify: members learn at once that the newcomer is away
             // (the render drops this for connections without the cap).
-            if let Some(text) = u.away.as_deref() {
+            if let Some(text) = u.away() {
                 let away = Event::Away {
                     who: u,
                     text: Some(text),
@@ -696,8 +777,8 @@ impl Hub {
             {
                 self.sink.overflowed.push(to.id);
             }
-            sent.away = to.away.clone();
-            sent.target = to.nick.clone();
+            sent.away = to.away().map(str::to_string);
+            sent.target = to.nick.to_string();
         }
         if let Some(u) = self.users.get_mut(&id) {
             u.last_active = now / 1000;
@@ -740,21 +821,22 @@ impl Hub {
                 }
             }
         }
-        if !u.nick_key.is_empty() && self.nicks.get(&u.nick_key) == Some(&id) {
-            self.nicks.remove(&u.nick_key);
+        let key = u.nick_key();
+        if !key.is_empty() && self.nicks.get(key) == Some(&id) {
+            self.nicks.remove(key);
             if u.registered {
                 self.remember(WhowasEntry {
-                    nick: u.nick.clone(),
-                    nick_key: u.nick_key.clone(),
-                    user: u.user.clone(),
-                    host: u.host.clone(),
-                    realname: u.realname.clone(),
+                    nick: u.nick.to_string(),
+                    nick_key: key.to_string(),
+                    user: u.user.to_string(),
+                    host: u.host().to_string(),
+                    realname: u.realname.to_string(),
                     at: now / 1000,
                 });
-                self.notify_watchers(&u.nick_key, false);
+                self.notify_watchers(key, false);
             }
         }
-        for key in &u.monitoring {
+        for key in u.monitoring() {
             if let Some(w) = self.watchers.get_mut(key) {
                 w.retain(|&x| x != id);
                 if w.is_empty() {
@@ -869,11 +951,14 @@ impl Hub {
         policy::is_chanop(ch, ch.member(id))?;
         let t = self
             .nicks
-            .get(&casefold(target))
+            .get(casefold(target).as_str())
             .and_then(|id| self.users.get(id))
             .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
         if ch.member(t.id).is_none() {
-            return Err(HubError::UserNotInChannel(ch.name.clone(), t.nick.clone()));
+            return Err(HubError::UserNotInChannel(
+                ch.name.clone(),
+                t.nick.to_string(),
+            ));
         }
         let reason = truncate_bytes(reason, self.cfg.limits.kick_length);
         let ev = Event::Kick {
@@ -905,7 +990,7 @@ impl Hub {
         let Some(u) = self.users.get_mut(&id) else {
             return;
         };
-        u.away = text.map(str::to_string);
+        u.edit_extra(|e| e.away = text.map(str::to_string));
         let peers = self.neighbours(id);
         if let Some(u) = self.users.get(&id) {
             let ev = Event::Away {
@@ -923,7 +1008,7 @@ impl Hub {
         let Some(u) = self.users.get_mut(&id) else {
             return;
         };
-        u.realname = realname.to_string();
+        u.realname = realname.into();
         let peers = self.neighbours(id);
         if let Some(u) = self.users.get(&id) {
             let ev = Event::Setname {
@@ -962,13 +1047,13 @@ impl Hub {
         let Some(u) = self.users.get_mut(&id) else {
             return false;
         };
-        if u.monitoring.iter().any(|k| k == nick_key) {
+        if u.monitoring().iter().any(|k| k == nick_key) {
             return true;
         }
-        if u.monitoring.len() >= limit {
+        if u.monitoring().len() >= limit {
             return false;
         }
-        u.monitoring.push(nick_key.to_string());
+        u.edit_extra(|e| e.monitoring.push(nick_key.to_string()));
         self.watchers
             .entry(nick_key.to_string())
             .or_default()
@@ -983,10 +1068,10 @@ impl Hub {
         };
         let removed: Vec<String> = match nick_key {
             Some(k) => {
-                u.monitoring.retain(|x| x != k);
+                u.edit_extra(|e| e.monitoring.retain(|x| x != k));
                 vec![k.to_string()]
             }
-            None => std::mem::take(&mut u.monitoring),
+            None => u.edit_extra(|e| std::mem::take(&mut e.monitoring)),
         };
         for k in removed {
             if let Some(w) = self.watchers.get_mut(&k) {
@@ -1009,7 +1094,7 @@ impl Hub {
                 .whowas
                 .back()
                 .filter(|w| w.nick_key == nick_key)
-                .map(|w| w.nick.clone())
+                .map(|w| w.nick.to_string())
                 .unwrap_or_else(|| nick_key.to_string()),
         };
         for w in ws {
@@ -1034,13 +1119,22 @@ impl Hub {
                 .users
                 .get(id)
                 .ok_or(format!("nick {key} points to a missing user"))?;
-            if &u.nick_key != key {
+            if u.nick_key() != &**key {
                 return Err(format!("nick {key} points to user {id} named {}", u.nick));
             }
         }
         for (id, u) in &self.users {
-            if !u.nick_key.is_empty() && self.nicks.get(&u.nick_key) != Some(id) {
+            if u.nick_key() != casefold(&u.nick) {
+                return Err(format!("user {id} ({}) has a wrong nick key", u.nick));
+            }
+            if u.folded.as_deref() == Some(&*u.nick) {
+                return Err(format!("user {id} ({}) stores its nick twice", u.nick));
+            }
+            if !u.nick_key().is_empty() && self.nicks.get(u.nick_key()) != Some(id) {
                 return Err(format!("user {id} ({}) is not indexed by its nick", u.nick));
+            }
+            if u.extra.as_ref().is_some_and(|e| e.is_empty()) {
+                return Err(format!("user {id} keeps an empty extra box"));
             }
             for c in &u.channels {
                 let ch = self

@@ -61,7 +61,7 @@ impl Hub {
                         errors.push(HubError::NoSuchNick(nick.clone()));
                         continue;
                     };
-                    let (tid, tnick) = (t.id, t.nick.clone());
+                    let (tid, tnick) = (t.id, t.nick.to_string());
                     let Some(ch) = self.channel_by_key_mut(&key) else {
                         break;
                     };
@@ -140,7 +140,7 @@ impl Hub {
         // borrowable while `u`, `t` and `ch` are held.
         let t = self
             .nicks
-            .get(&casefold(target))
+            .get(casefold(target).as_str())
             .and_then(|tid| self.users.get(tid))
             .filter(|t| t.registered)
             .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
@@ -156,7 +156,7 @@ impl Hub {
             return Err(HubError::ChanOpPrivsNeeded(ch.name.clone()));
         }
         if ch.member(t.id).is_some() {
-            return Err(HubError::UserOnChannel(t.nick.clone(), ch.name.clone()));
+            return Err(HubError::UserOnChannel(t.nick.to_string(), ch.name.clone()));
         }
         let ev = Event::Invite {
             by: u,
@@ -175,10 +175,14 @@ impl Hub {
             .filter(|m| m.peer.has_cap(cap::INVITE_NOTIFY))
             .map(|m| &m.peer);
         fanout(ops, &ev, &mut self.sink);
-        let out = (t.nick.clone(), ch.name.clone(), t.away.clone());
+        let out = (
+            t.nick.to_string(),
+            ch.name.clone(),
+            t.away().map(str::to_string),
+        );
         let tid = t.id;
         if let Some(t) = self.users.get_mut(&tid) {
-            t.invites.insert(key);
+            t.edit_extra(|e| e.invites.insert(key));
         }
         self.settle();
         Ok(out)

@@ -34,7 +34,7 @@ pub fn can_send(ch: &Channel, u: &User, member: Option<&Member>) -> Result<(), H
 
 /// Whether `u` may join `ch` with `key`.
 pub fn can_join(ch: &Channel, u: &User, key: Option<&str>) -> Result<(), HubError> {
-    let invited = u.invites.contains(&ch.key);
+    let invited = u.is_invited(&ch.key);
     // An invitation lets one in past the limit too (Modern IRC, `+l`).
     if let Some(limit) = ch.modes.limit
         && ch.members.len() >= limit

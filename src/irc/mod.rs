@@ -14,6 +14,7 @@ pub mod render;
 pub mod reply;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::hub::{ConnId, Peer};
@@ -62,43 +63,64 @@ pub struct InBatch {
     pub bytes: usize,
 }
 
-/// Per-connection IRC state that the hub does not need to know.
-pub struct IrcState {
-    pub id: ConnId,
-    pub peer: Arc<Peer>,
-    pub cfg: Arc<Config>,
-    pub registered: bool,
+/// What registration still needs; dropped once the client is registered.
+#[derive(Debug)]
+pub struct Registration {
+    /// Registration must complete before this instant.
+    pub by: Instant,
     /// USER parameters once given: (username, realname).
     pub user: Option<(String, String)>,
-    /// CAP LS/REQ seen before registration and no CAP END yet.
+    /// CAP LS/REQ seen and no CAP END yet.
     pub negotiating: bool,
-    /// Version from `CAP LS <version>`.
-    pub cap_version: u32,
     /// PASS was given and matched (or no password is configured).
     pub pass_ok: bool,
+}
+
+/// Per-connection IRC state that the hub does not need to know.
+///
+/// Every connection holds one for its whole life, so what only registration
+/// or rare commands need is boxed and absent the rest of the time.
+pub struct IrcState {
+    pub peer: Arc<Peer>,
+    pub cfg: Arc<Config>,
+    /// `None` once registered.
+    pub registration: Option<Box<Registration>>,
+    /// Version from `CAP LS <version>`.
+    pub cap_version: u32,
     pub oper: OperGate,
     /// Boxed: rare, and inline it would grow every IRC connection.
     pub batch: Option<Box<InBatch>>,
     /// Reference of a batch abandoned after a FAIL: its remaining lines and
     /// its end are dropped quietly instead of failing once per line.
-    pub dead_batch: Option<String>,
+    pub dead_batch: Option<Box<str>>,
 }
 
 impl IrcState {
-    pub fn new(id: ConnId, peer: Arc<Peer>, cfg: Arc<Config>) -> IrcState {
-        let pass_ok = cfg.password.is_none();
-        IrcState {
-            id,
-            peer,
-            cfg,
-            registered: false,
+    /// A connection that must register by `now` plus the registration timeout.
+    pub fn new(peer: Arc<Peer>, cfg: Arc<Config>, now: Instant) -> IrcState {
+        let registration = Registration {
+            by: now + Duration::from_secs(cfg.limits.registration_timeout),
             user: None,
             negotiating: false,
+            pass_ok: cfg.password.is_none(),
+        };
+        IrcState {
+            peer,
+            cfg,
+            registration: Some(Box::new(registration)),
             cap_version: 0,
-            pass_ok,
             oper: OperGate::default(),
             batch: None,
             dead_batch: None,
         }
+    }
+
+    /// The connection's id (its peer's).
+    pub fn id(&self) -> ConnId {
+        self.peer.id
+    }
+
+    pub fn registered(&self) -> bool {
+        self.registration.is_none()
     }
 }

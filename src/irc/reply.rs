@@ -114,7 +114,7 @@ impl Responder {
 
     /// A NOTICE from the server to the client.
     pub fn notice(&mut self, text: &str) {
-        let nick = self.nick.clone();
+        let nick = self.nick.to_string();
         self.server_line(&format!("NOTICE {nick} :{text}"));
     }
 

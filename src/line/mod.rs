@@ -205,7 +205,10 @@ pub fn on_connect(hub: &mut Hub, id: ConnId, mut guest: impl FnMut() -> u32, now
         let _ = hub.set_nick(id, &nick, now);
     }
     hub.register(id, "line", "line user");
-    let host = hub.user(id).map(|u| u.host.clone()).unwrap_or_default();
+    let host = hub
+        .user(id)
+        .map(|u| u.host().to_string())
+        .unwrap_or_default();
     tracing::info!(conn = id, %nick, %host, "client connected");
     let lobby = hub.cfg.default_channel.clone();
     match hub.join(id, &lobby, None, true, now) {
@@ -225,7 +228,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
     let Some(u) = hub.user(id) else {
         return Flow::Close;
     };
-    let nick = u.nick.clone();
+    let nick = u.nick.to_string();
     let current = u.current_channel().map(str::to_string);
     let result: Result<(), HubError> = match cmd {
         Command::Empty => Ok(()),
@@ -261,7 +264,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
             Ok(())
         }
         Command::Nick(new) => hub.set_nick(id, new, now).map(|_| {
-            if new != nick {
+            if *new != *nick {
                 tracing::info!(conn = id, old = %nick, new = %new, "nick change");
                 notice(hub, id, &format!("You are now known as {new}"));
             }
@@ -277,7 +280,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                     let nicks: Vec<&str> = ch
                         .members
                         .iter()
-                        .filter_map(|m| hub.user(m.id).map(|u| u.nick.as_str()))
+                        .filter_map(|m| hub.user(m.id).map(|u| &*u.nick))
                         .collect();
                     let text = nicks.join(" ");
                     notice(hub, id, &text);
@@ -311,7 +314,6 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                 OperCheck::Granted => {
                     if let Some(u) = hub.user_mut(id) {
                         u.modes.oper = true;
-                        u.oper_name = Some(name.to_string());
                     }
                     tracing::info!(conn = id, %nick, oper = name, "operator login");
                     notice(hub, id, "You are now an operator");
@@ -463,7 +465,7 @@ fn join(
     let members: Vec<String> = ch
         .members
         .iter()
-        .filter_map(|m| hub.user(m.id).map(|u| u.nick.clone()))
+        .filter_map(|m| hub.user(m.id).map(|u| u.nick.to_string()))
         .collect();
     notice(hub, id, &format!("You joined {name}"));
     match topic {

@@ -1,14 +1,15 @@
 //! The connection-side of the `irc` dialect.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::conn::{Flow, Session, lock};
-use super::timers::{KeepAlive, KeepAliveAction, PartialLineGuard};
+use super::timers::{KeepAlive, KeepAliveAction, KeepAliveLimits, PartialLineGuard};
 use crate::config::Config;
-use crate::hub::{Hub, Peer, cap, now_millis};
+use crate::hub::{Host, Hub, Peer, cap, now_millis};
 use crate::irc::IrcState;
 use crate::irc::commands::{Ctx, dispatch};
 use crate::irc::message::{MAX_TAGS_SECTION_LEN, Message, ParseError};
@@ -20,34 +21,39 @@ pub struct IrcSession {
     st: IrcState,
     keepalive: KeepAlive,
     partial: PartialLineGuard,
-    /// Registration must complete before this instant.
-    register_by: Instant,
     /// Operators are spared flood control; cached after each command.
     oper: bool,
-    /// The client's address as shown in `ERROR :Closing Link:` lines.
-    host: String,
+    /// The client's address, for the host in `ERROR :Closing Link:` lines
+    /// (rendered only then: 17 bytes instead of a string per connection).
+    ip: IpAddr,
 }
 
 impl IrcSession {
-    pub fn new(peer: Arc<Peer>, cfg: Arc<Config>) -> IrcSession {
+    pub fn new(peer: Arc<Peer>, cfg: Arc<Config>, ip: IpAddr) -> IrcSession {
         let now = Instant::now();
-        let l = &cfg.limits;
         IrcSession {
-            keepalive: KeepAlive::new(
-                now,
-                Duration::from_secs(l.ping_interval),
-                Duration::from_secs(l.ping_timeout),
-            ),
-            partial: PartialLineGuard::new(Duration::from_secs(l.partial_line_timeout)),
-            register_by: now + Duration::from_secs(l.registration_timeout),
+            keepalive: KeepAlive::new(now),
+            partial: PartialLineGuard::default(),
             oper: false,
-            host: String::new(),
-            st: IrcState::new(peer.id, peer, cfg),
+            ip,
+            st: IrcState::new(peer, cfg, now),
         }
     }
 
+    fn keepalive_limits(&self) -> KeepAliveLimits {
+        let l = &self.st.cfg.limits;
+        KeepAliveLimits {
+            interval: Duration::from_secs(l.ping_interval),
+            timeout: Duration::from_secs(l.ping_timeout),
+        }
+    }
+
+    fn partial_limit(&self) -> Duration {
+        Duration::from_secs(self.st.cfg.limits.partial_line_timeout)
+    }
+
     fn responder(&self, hub: &Hub, label: Option<&str>) -> Responder {
-        let nick = hub.user(self.st.id).map(|u| u.nick.as_str()).unwrap_or("");
+        let nick = hub.user(self.st.id()).map(|u| &*u.nick).unwrap_or("");
         let caps = self.st.peer.caps();
         let label = label
             .filter(|_| caps & cap::LABELED_RESPONSE != 0)
@@ -59,14 +65,14 @@ impl IrcSession {
     fn close(&mut self, hub: &Mutex<Hub>, reason: &str) -> Flow {
         let mut h = lock(hub);
         let host = h
-            .user(self.st.id)
-            .map(|u| u.host.clone())
+            .user(self.st.id())
+            .map(|u| u.host().to_string())
             .unwrap_or_default();
         self.st
             .peer
             .out
             .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").as_bytes());
-        h.quit(self.st.id, reason, now_millis());
+        h.quit(self.st.id(), reason, now_millis());
         Flow::Close
     }
 }
@@ -77,11 +83,8 @@ impl Session for IrcSession {
         MAX_TAGS_SECTION_LEN + self.st.cfg.limits.irc_line_length
     }
 
-    fn start(&mut self, hub: &Mutex<Hub>) {
-        self.host = lock(hub)
-            .user(self.st.id)
-            .map(|u| u.host.clone())
-            .unwrap_or_default();
+    fn start(&mut self, _hub: &Mutex<Hub>) {
+        // Nothing to announce: IRC clients are greeted once they register.
     }
 
     fn line(&mut self, hub: &Mutex<Hub>, raw: &[u8]) -> Flow {
@@ -128,11 +131,15 @@ impl Session for IrcSession {
         }
         // Slow checks happen before taking the hub lock.
         let mut oper = None;
-        if msg.is_command("PASS") && !self.st.registered {
-            if let (Some(hash), Some(given)) = (&self.st.cfg.password, msg.param(0)) {
-                self.st.pass_ok = crate::passwd::verify(hash, given);
+        if msg.is_command("PASS") && !self.st.registered() {
+            if let (Some(hash), Some(given), Some(reg)) = (
+                &self.st.cfg.password,
+                msg.param(0),
+                &mut self.st.registration,
+            ) {
+                reg.pass_ok = crate::passwd::verify(hash, given);
             }
-        } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered {
+        } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered() {
             oper = Some(self.st.oper.check(
                 &self.st.cfg,
                 &msg.params[0],
@@ -155,9 +162,9 @@ impl Session for IrcSession {
             dispatch(&mut ctx, &msg)
         };
         r.send(&self.st.peer);
-        self.oper = h.user(self.st.id).is_some_and(|u| u.modes.oper);
+        self.oper = h.user(self.st.id()).is_some_and(|u| u.modes.oper);
         if flow == Flow::Close {
-            h.quit(self.st.id, "Connection closed", now);
+            h.quit(self.st.id(), "Connection closed", now);
         }
         flow
     }
@@ -172,28 +179,28 @@ impl Session for IrcSession {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        let t = if self.st.registered {
-            self.keepalive.deadline()
-        } else {
-            self.register_by
+        let t = match &self.st.registration {
+            Some(reg) => reg.by,
+            None => self.keepalive.deadline(self.keepalive_limits()),
         };
-        Some(match self.partial.deadline() {
+        Some(match self.partial.deadline(self.partial_limit()) {
             Some(p) => p.min(t),
             None => t,
         })
     }
 
     fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant) -> Flow {
-        if self.partial.expired(now) {
+        if self.partial.expired(now, self.partial_limit()) {
             return self.close(hub, "Partial line timeout");
         }
-        if !self.st.registered {
-            if now >= self.register_by {
+        if let Some(reg) = &self.st.registration {
+            if now >= reg.by {
                 return self.close(hub, "Registration timed out");
             }
             return Flow::Continue;
         }
-        match self.keepalive.poll(now) {
+        let limits = self.keepalive_limits();
+        match self.keepalive.poll(now, limits) {
             KeepAliveAction::Nothing => Flow::Continue,
             KeepAliveAction::SendPing => {
                 let ping = format!("PING :{}\r\n", self.st.cfg.server_name);
@@ -213,7 +220,10 @@ impl Session for IrcSession {
     }
 
     fn farewell(&self, reason: &str) -> Bytes {
-        Bytes::from(format!("ERROR :Closing Link: {} ({reason})\r\n", self.host))
+        Bytes::from(format!(
+            "ERROR :Closing Link: {} ({reason})\r\n",
+            Host(self.ip)
+        ))
     }
 
     fn flood_exempt(&self) -> bool {
@@ -222,11 +232,11 @@ impl Session for IrcSession {
 
     fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {
         let mut h = lock(hub);
-        if let Some(u) = h.user(self.st.id)
+        if let Some(u) = h.user(self.st.id())
             && u.registered
         {
-            tracing::info!(conn = self.st.id, nick = %u.nick, %reason, "client disconnected");
+            tracing::info!(conn = self.st.id(), nick = %u.nick, %reason, "client disconnected");
         }
-        h.quit(self.st.id, reason, now_millis());
+        h.quit(self.st.id(), reason, now_millis());
     }
 }

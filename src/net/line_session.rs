@@ -27,10 +27,16 @@ impl LineSession {
         LineSession {
             id,
             oper: OperGate::default(),
-            partial: PartialLineGuard::new(Duration::from_secs(cfg.limits.partial_line_timeout)),
+            partial: PartialLineGuard::default(),
             cfg,
             is_oper: false,
         }
+    }
+}
+
+impl LineSession {
+    fn partial_limit(&self) -> Duration {
+        Duration::from_secs(self.cfg.limits.partial_line_timeout)
     }
 }
 
@@ -82,11 +88,11 @@ impl Session for LineSession {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.partial.deadline()
+        self.partial.deadline(self.partial_limit())
     }
 
     fn on_deadline(&mut self, hub: &Mutex<Hub>, now: Instant) -> Flow {
-        if !self.partial.expired(now) {
+        if !self.partial.expired(now, self.partial_limit()) {
             return Flow::Continue;
         }
         let mut h = lock(hub);

@@ -1,21 +1,19 @@
 //! Connection timers shared by the dialects, as plain state driven by the
 //! connection task's clock (testable without sleeping).
+//!
+//! Every connection holds these for its whole life, so they keep only the
+//! instants that vary; the configured durations are passed in by the caller.
 
 use std::time::{Duration, Instant};
 
-/// Slow-loris guard: a line that stays incomplete for longer than `limit`
+/// Slow-loris guard: a line that stays incomplete for longer than its limit
 /// ends the connection, however slowly its bytes trickle in.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PartialLineGuard {
     since: Option<Instant>,
-    limit: Duration,
 }
 
 impl PartialLineGuard {
-    pub fn new(limit: Duration) -> Self {
-        PartialLineGuard { since: None, limit }
-    }
-
     /// Call after each read with whether a partial line is now pending.
     pub fn update(&mut self, now: Instant, partial: bool) {
         match (partial, self.since) {
@@ -31,24 +29,29 @@ impl PartialLineGuard {
         self.since = None;
     }
 
-    /// When the pending partial line expires.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.since.map(|t| t + self.limit)
+    /// When the pending partial line expires, given the `limit`.
+    pub fn deadline(&self, limit: Duration) -> Option<Instant> {
+        self.since.map(|t| t + limit)
     }
 
     /// Whether the pending partial line has expired at `now`.
-    pub fn expired(&self, now: Instant) -> bool {
-        self.deadline().is_some_and(|d| now >= d)
+    pub fn expired(&self, now: Instant, limit: Duration) -> bool {
+        self.deadline(limit).is_some_and(|d| now >= d)
     }
 }
 
 /// Keep-alive: PING after `interval` of silence, give up `timeout` later.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepAliveLimits {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Keep-alive state; see [`KeepAliveLimits`].
 #[derive(Debug)]
 pub struct KeepAlive {
     last_input: Instant,
     ping_sent: Option<Instant>,
-    interval: Duration,
-    timeout: Duration,
 }
 
 /// What the keep-alive wants done.
@@ -60,12 +63,10 @@ pub enum KeepAliveAction {
 }
 
 impl KeepAlive {
-    pub fn new(now: Instant, interval: Duration, timeout: Duration) -> Self {
+    pub fn new(now: Instant) -> Self {
         KeepAlive {
             last_input: now,
             ping_sent: None,
-            interval,
-            timeout,
         }
     }
 
@@ -75,18 +76,18 @@ impl KeepAlive {
         self.ping_sent = None;
     }
 
-    pub fn deadline(&self) -> Instant {
+    pub fn deadline(&self, l: KeepAliveLimits) -> Instant {
         match self.ping_sent {
-            Some(t) => t + self.timeout,
-            None => self.last_input + self.interval,
+            Some(t) => t + l.timeout,
+            None => self.last_input + l.interval,
         }
     }
 
-    pub fn poll(&mut self, now: Instant) -> KeepAliveAction {
+    pub fn poll(&mut self, now: Instant, l: KeepAliveLimits) -> KeepAliveAction {
         match self.ping_sent {
-            Some(t) if now >= t + self.timeout => KeepAliveAction::TimedOut,
+            Some(t) if now >= t + l.timeout => KeepAliveAction::TimedOut,
             Some(_) => KeepAliveAction::Nothing,
-            None if now >= self.last_input + self.interval => {
+            None if now >= self.last_input + l.interval => {
                 self.ping_sent = Some(now);
                 KeepAliveAction::SendPing
             }
@@ -103,39 +104,48 @@ mod tests {
     fn keepalive_pings_then_times_out() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let mut k = KeepAlive::new(t0, 10 * s, 5 * s);
-        assert_eq!(k.poll(t0 + 9 * s), KeepAliveAction::Nothing);
-        assert_eq!(k.deadline(), t0 + 10 * s);
-        assert_eq!(k.poll(t0 + 10 * s), KeepAliveAction::SendPing);
-        assert_eq!(k.deadline(), t0 + 15 * s);
-        assert_eq!(k.poll(t0 + 14 * s), KeepAliveAction::Nothing);
-        assert_eq!(k.poll(t0 + 15 * s), KeepAliveAction::TimedOut);
+        let l = KeepAliveLimits {
+            interval: 10 * s,
+            timeout: 5 * s,
+        };
+        let mut k = KeepAlive::new(t0);
+        assert_eq!(k.poll(t0 + 9 * s, l), KeepAliveAction::Nothing);
+        assert_eq!(k.deadline(l), t0 + 10 * s);
+        assert_eq!(k.poll(t0 + 10 * s, l), KeepAliveAction::SendPing);
+        assert_eq!(k.deadline(l), t0 + 15 * s);
+        assert_eq!(k.poll(t0 + 14 * s, l), KeepAliveAction::Nothing);
+        assert_eq!(k.poll(t0 + 15 * s, l), KeepAliveAction::TimedOut);
     }
 
     #[test]
     fn keepalive_input_resets() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let mut k = KeepAlive::new(t0, 10 * s, 5 * s);
-        assert_eq!(k.poll(t0 + 10 * s), KeepAliveAction::SendPing);
+        let l = KeepAliveLimits {
+            interval: 10 * s,
+            timeout: 5 * s,
+        };
+        let mut k = KeepAlive::new(t0);
+        assert_eq!(k.poll(t0 + 10 * s, l), KeepAliveAction::SendPing);
         k.on_input(t0 + 12 * s);
-        assert_eq!(k.poll(t0 + 16 * s), KeepAliveAction::Nothing);
-        assert_eq!(k.deadline(), t0 + 22 * s);
+        assert_eq!(k.poll(t0 + 16 * s, l), KeepAliveAction::Nothing);
+        assert_eq!(k.deadline(l), t0 + 22 * s);
     }
 
     #[test]
     fn partial_line_guard() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let mut g = PartialLineGuard::new(30 * s);
+        let limit = 30 * s;
+        let mut g = PartialLineGuard::default();
         g.update(t0, false);
-        assert_eq!(g.deadline(), None);
+        assert_eq!(g.deadline(limit), None);
         g.update(t0, true);
         // Trickling more bytes of the same line does not extend the deadline.
         g.update(t0 + 20 * s, true);
-        assert!(!g.expired(t0 + 29 * s));
-        assert!(g.expired(t0 + 30 * s));
+        assert!(!g.expired(t0 + 29 * s, limit));
+        assert!(g.expired(t0 + 30 * s, limit));
         g.update(t0 + 31 * s, false);
-        assert!(!g.expired(t0 + 100 * s));
+        assert!(!g.expired(t0 + 100 * s, limit));
     }
 }

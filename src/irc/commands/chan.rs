@@ -6,7 +6,7 @@ use crate::irc::message::Message;
 use crate::irc::numeric::*;
 
 pub fn join(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     if m.params[0] == "0" {
         let chans: Vec<String> = ctx
             .hub
@@ -36,7 +36,7 @@ pub fn join(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// Greets a user who just joined `name`: its JOIN echo, the topic, the names.
 fn joined(ctx: &mut Ctx<'_>, name: &str) {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let (Some(u), Some(ch)) = (ctx.hub.user(id), ctx.hub.channel(name)) else {
         return;
     };
@@ -58,7 +58,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
 }
 
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), HubError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let display = ctx.hub.part(id, name, reason, ctx.now)?;
     if let Some(u) = ctx.hub.user(id) {
         ctx.r.event(&Event::Part {
@@ -83,7 +83,7 @@ pub fn part(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 pub fn topic(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let name = m.params[0].as_str();
     let ch = ctx
         .hub
@@ -156,7 +156,7 @@ pub fn visible_in(u: &User, viewer_is_member: bool) -> bool {
 
 /// RPL_NAMREPLY lines and RPL_ENDOFNAMES for one channel.
 pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let caps = ctx.r.caps();
     let multi = caps & cap::MULTI_PREFIX != 0;
     let uhnames = caps & cap::USERHOST_IN_NAMES != 0;

@@ -27,8 +27,8 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let nick = ctx.nick();
     match sub.as_str() {
         "LS" => {
-            if !ctx.st.registered {
-                ctx.st.negotiating = true;
+            if let Some(reg) = &mut ctx.st.registration {
+                reg.negotiating = true;
             }
             let v: u32 = m.param(1).and_then(|v| v.parse().ok()).unwrap_or(0);
             if v >= 302 {
@@ -52,8 +52,8 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
                 .server_line(&format!("CAP {nick} LIST :{}", on.join(" ")));
         }
         "REQ" => {
-            if !ctx.st.registered {
-                ctx.st.negotiating = true;
+            if let Some(reg) = &mut ctx.st.registration {
+                reg.negotiating = true;
             }
             let req = m.param(1).unwrap_or("");
             let mut caps = ctx.st.peer.caps();
@@ -86,8 +86,8 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
             }
         }
         "END" => {
-            if !ctx.st.registered {
-                ctx.st.negotiating = false;
+            if let Some(reg) = &mut ctx.st.registration {
+                reg.negotiating = false;
                 return Ok(complete_registration(ctx));
             }
         }
@@ -104,7 +104,7 @@ const ERR_INVALIDCAPCMD: Numeric = Numeric {
 };
 
 pub fn pass(ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
-    if ctx.st.registered {
+    if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
     // The password itself was checked by the session before the hub lock.
@@ -115,9 +115,9 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let Some(new) = m.param(0).filter(|n| !n.is_empty()) else {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let old_prefix = ctx.hub.set_nick(id, new, ctx.now)?;
-    if ctx.st.registered {
+    if ctx.st.registered() {
         if let Some(u) = ctx.hub.user(id) {
             if old_prefix != u.prefix() {
                 ctx.r.event(&Event::Nick {
@@ -128,7 +128,7 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
                 });
                 tracing::info!(conn = id, old = %old_prefix, new = %u.nick, "nick change");
             }
-            ctx.r.nick = u.nick.clone();
+            ctx.r.nick = u.nick.to_string();
         }
         Ok(Flow::Continue)
     } else {
@@ -138,7 +138,7 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 pub fn user(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    if ctx.st.registered {
+    if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
     let raw = m.params[0].as_str();
@@ -157,40 +157,45 @@ pub fn user(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         return Err(CommandError::Numeric(ERR_INVALIDUSERNAME, vec![]));
     }
     // No ident lookup is done, so the username is marked unverified with '~'.
-    ctx.st.user = Some((format!("~{clean}"), m.params[3].clone()));
+    if let Some(reg) = &mut ctx.st.registration {
+        reg.user = Some((format!("~{clean}"), m.params[3].clone()));
+    }
     Ok(complete_registration(ctx))
 }
 
 /// Finishes registration once NICK, USER and CAP negotiation are all done.
 pub fn complete_registration(ctx: &mut Ctx<'_>) -> Flow {
     let st: &mut IrcState = ctx.st;
-    if st.registered || st.negotiating {
-        return Flow::Continue;
-    }
-    let Some((user, realname)) = st.user.clone() else {
+    let Some(reg) = &st.registration else {
         return Flow::Continue;
     };
-    let Some(u) = ctx.hub.user(st.id) else {
+    if reg.negotiating {
+        return Flow::Continue;
+    }
+    let Some((user, realname)) = &reg.user else {
+        return Flow::Continue;
+    };
+    let Some(u) = ctx.hub.user(st.id()) else {
         return Flow::Close;
     };
     if u.nick.is_empty() {
         return Flow::Continue;
     }
-    if !st.pass_ok {
+    if !reg.pass_ok {
         ctx.r.num(ERR_PASSWDMISMATCH, &[]);
-        let host = u.host.clone();
+        let host = u.host();
         ctx.r
             .raw(&format!("ERROR :Closing Link: {host} (Bad Password)"));
         return Flow::Close;
     }
-    ctx.hub.register(st.id, &user, &realname);
-    st.registered = true;
+    ctx.hub.register(st.id(), user, realname);
+    st.registration = None;
     let host = ctx
         .hub
-        .user(st.id)
-        .map(|u| u.host.clone())
+        .user(st.id())
+        .map(|u| u.host().to_string())
         .unwrap_or_default();
-    tracing::info!(conn = st.id, nick = %ctx.r.nick, %host, "client registered");
+    tracing::info!(conn = st.id(), nick = %ctx.r.nick, %host, "client registered");
     welcome(ctx);
     Flow::Continue
 }
@@ -231,7 +236,7 @@ pub fn isupport(cfg: &crate::config::Config) -> Vec<String> {
 
 /// The welcome burst: 001-005, LUSERS, MOTD.
 pub fn welcome(ctx: &mut Ctx<'_>) {
-    let Some(u) = ctx.hub.user(ctx.st.id) else {
+    let Some(u) = ctx.hub.user(ctx.st.id()) else {
         return;
     };
     let prefix = u.prefix();
@@ -301,13 +306,13 @@ pub fn quit(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     };
     let host = ctx
         .hub
-        .user(ctx.st.id)
-        .map(|u| u.host.clone())
+        .user(ctx.st.id())
+        .map(|u| u.host().to_string())
         .unwrap_or_default();
     ctx.st
         .peer
         .out
         .push_final(format!("ERROR :Closing Link: {host} ({reason})\r\n").as_bytes());
-    ctx.hub.quit(ctx.st.id, &reason, ctx.now);
+    ctx.hub.quit(ctx.st.id(), &reason, ctx.now);
     Ok(Flow::Close)
 }

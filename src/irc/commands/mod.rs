@@ -34,7 +34,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The requesting user's nick (or `*`).
     pub fn nick(&self) -> String {
-        self.r.nick.clone()
+        self.r.nick.to_string()
     }
 }
 
@@ -132,14 +132,14 @@ pub fn lookup(verb: &str) -> Option<&'static Command> {
 pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Flow {
     let verb = msg.verb();
     let Some(cmd) = lookup(&verb) else {
-        if ctx.st.registered {
+        if ctx.st.registered() {
             ctx.r.num(numeric::ERR_UNKNOWNCOMMAND, &[&verb]);
         } else {
             ctx.r.num(numeric::ERR_NOTREGISTERED, &[]);
         }
         return Flow::Continue;
     };
-    if !ctx.st.registered && !cmd.before_registration {
+    if !ctx.st.registered() && !cmd.before_registration {
         ctx.r.num(numeric::ERR_NOTREGISTERED, &[]);
         return Flow::Continue;
     }

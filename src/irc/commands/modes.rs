@@ -197,7 +197,7 @@ pub fn mode(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 fn channel_mode(ctx: &mut Ctx<'_>, m: &Message, name: &str) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let ch = ctx
         .hub
         .channel(name)
@@ -380,7 +380,7 @@ fn umode_string(u: &crate::hub::User) -> String {
 }
 
 fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let u = ctx
         .hub
         .find_nick(target)
@@ -394,7 +394,7 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
         ctx.r.num(RPL_UMODEIS, &[&s]);
         return Ok(Flow::Continue);
     };
-    let nick = u.nick.clone();
+    let nick = u.nick.to_string();
     let mut modes = u.modes;
     let mut applied = Vec::new();
     let mut unknown = false;
@@ -431,9 +431,6 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
     }
     if let Some(u) = ctx.hub.user_mut(id) {
         u.modes = modes;
-        if !modes.oper {
-            u.oper_name = None;
-        }
     }
     if !applied.is_empty() {
         let wire = wire_modes(&applied);
@@ -443,7 +440,7 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
 }
 
 pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let chans: Vec<&str> = split_list(&m.params[0]).collect();
     let nicks: Vec<&str> = split_list(&m.params[1]).collect();
     // RFC 2812: one channel and several users, or as many channels as users.
@@ -461,7 +458,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     for (chan, nick) in pairs {
         // Display forms before the kick: the channel may vanish with it.
         let chname = ctx.hub.channel(chan).map(|c| c.name.clone());
-        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick.clone());
+        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick.to_string());
         if let Err(e) = ctx.hub.kick(id, chan, nick, &reason, ctx.now) {
             report(ctx.r, "KICK", e.into());
             continue;
@@ -481,7 +478,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 pub fn invite(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     let (target, chan) = (m.params[0].as_str(), m.params[1].as_str());
-    let (nick, chname, away) = ctx.hub.invite(ctx.st.id, target, chan, ctx.now)?;
+    let (nick, chname, away) = ctx.hub.invite(ctx.st.id(), target, chan, ctx.now)?;
     ctx.r.num(RPL_INVITING, &[&nick, &chname]);
     if let Some(away) = away {
         ctx.r.num(RPL_AWAY, &[&nick, &away]);
@@ -537,7 +534,7 @@ fn age_cmp(more: bool, age: u64, minutes: u64) -> bool {
 }
 
 pub fn list(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let filters: Vec<ListFilter> = m
         .params
         .iter()

@@ -82,7 +82,7 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
 /// Whether `:<our prefix> PRIVMSG <target> :<text>` exceeds 512 bytes for
 /// some target (the relayed target has the length of the given one).
 fn too_long_to_relay(ctx: &Ctx<'_>, targets: &[&str], text: &str) -> bool {
-    let prefix_len = ctx.hub.user(ctx.st.id).map_or(0, |u| u.prefix_len());
+    let prefix_len = ctx.hub.user(ctx.st.id()).map_or(0, |u| u.prefix_len());
     targets.iter().any(|t| {
         let line = 1 + prefix_len + " PRIVMSG ".len() + t.len() + " :".len() + text.len() + 2;
         line > crate::irc::render::MAX_LINE
@@ -98,7 +98,7 @@ fn deliver(
     kind: MsgKind,
     tags: &str,
 ) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let notice = kind == MsgKind::Notice;
     for target in targets {
         match ctx
@@ -156,7 +156,7 @@ pub fn tagmsg(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 fn fail_batch(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) {
     if let Some(b) = ctx.st.batch.take() {
         ctx.r.set_label(b.label);
-        ctx.st.dead_batch = Some(b.id);
+        ctx.st.dead_batch = Some(b.id.into_boxed_str());
     }
     ctx.r.standard("FAIL", "BATCH", code, context, text);
 }

@@ -8,13 +8,12 @@ use crate::names::casefold;
 use crate::oper::OperCheck;
 
 pub fn oper(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     match ctx.oper {
         Some(OperCheck::Granted) => {
             let nick = ctx.nick();
             if let Some(u) = ctx.hub.user_mut(id) {
                 u.modes.oper = true;
-                u.oper_name = Some(m.params[0].clone());
             }
             tracing::info!(conn = id, %nick, oper = %m.params[0], "operator login");
             ctx.r.num(RPL_YOUREOPER, &[]);
@@ -44,7 +43,7 @@ pub fn kill(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     if casefold(target) == casefold(ctx.r.server()) {
         return Err(CommandError::Numeric(ERR_CANTKILLSERVER, vec![]));
     }
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     ctx.hub.kill(id, target, reason, ctx.now)?;
     tracing::info!(conn = id, killer = %ctx.nick(), victim = target, "kill");
     if ctx.hub.user(id).is_none() {
@@ -55,7 +54,7 @@ pub fn kill(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 pub fn wallops(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let u = ctx.hub.user(id).ok_or(HubError::NoPrivileges)?;
     policy::can_wallops(u)?;
     let from = u.prefix();
@@ -77,7 +76,7 @@ pub fn away(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         .param(0)
         .filter(|t| !t.is_empty())
         .map(|t| crate::hub::truncate_bytes(t, max).to_string());
-    ctx.hub.set_away(ctx.st.id, text.as_deref(), ctx.now);
+    ctx.hub.set_away(ctx.st.id(), text.as_deref(), ctx.now);
     match &text {
         Some(_) => ctx.r.num(RPL_NOWAWAY, &[]),
         None => ctx.r.num(RPL_UNAWAY, &[]),
@@ -86,7 +85,7 @@ pub fn away(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 pub fn setname(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let name = m.params[0].as_str();
     if name.is_empty() || name.len() > REALNAME_LEN {
         ctx.r.standard(
@@ -113,7 +112,7 @@ pub fn setname(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 pub const REALNAME_LEN: usize = 200;
 
 pub fn monitor(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
-    let id = ctx.st.id;
+    let id = ctx.st.id();
     let sub = m.params[0].to_ascii_uppercase();
     let limit = ctx.st.cfg.limits.monitor;
     match sub.as_str() {
@@ -184,8 +183,8 @@ pub fn monitor(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 /// The nicks on `id`'s MONITOR list, as stored (folded).
 fn monitored_display(ctx: &Ctx<'_>) -> Vec<String> {
     ctx.hub
-        .user(ctx.st.id)
-        .map(|u| u.monitoring.clone())
+        .user(ctx.st.id())
+        .map(|u| u.monitoring().to_vec())
         .unwrap_or_default()
 }
 

@@ -103,11 +103,11 @@ fn ip_text(ip: IpAddr) -> String {
 /// Whether the requester may see the real address of `u`: only the user
 /// itself and operators, since hosts may one day be cloaked.
 fn sees_ip(ctx: &Ctx<'_>, u: &User) -> bool {
-    u.id == ctx.st.id || requester(ctx).is_some_and(|me| me.modes.oper)
+    u.id == ctx.st.id() || requester(ctx).is_some_and(|me| me.modes.oper)
 }
 
 fn requester<'a>(ctx: &'a Ctx<'_>) -> Option<&'a User> {
-    ctx.hub.user(ctx.st.id)
+    ctx.hub.user(ctx.st.id())
 }
 
 /// Whether `a` and `b` are in at least one common channel.
@@ -256,7 +256,7 @@ struct WhoRow {
 }
 
 fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
-    let mut flags = String::from(if u.away.is_some() { "G" } else { "H" });
+    let mut flags = String::from(if u.away().is_some() { "G" } else { "H" });
     if u.modes.oper {
         flags.push('*');
     }
@@ -266,18 +266,18 @@ fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
     flags.push_str(prefix);
     WhoRow {
         channel: channel.to_string(),
-        user: u.user.clone(),
+        user: u.user.to_string(),
         // WHOX asks for a placeholder when the address is withheld.
         ip: if sees_ip(ctx, u) {
             ip_text(u.ip)
         } else {
             "255.255.255.255".into()
         },
-        host: u.host.clone(),
-        nick: u.nick.clone(),
+        host: u.host().to_string(),
+        nick: u.nick.to_string(),
         flags,
         idle: idle_secs(ctx, u),
-        realname: u.realname.clone(),
+        realname: u.realname.to_string(),
     }
 }
 
@@ -294,7 +294,7 @@ fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
                     'i' => row.ip.clone(),
                     'h' => row.host.clone(),
                     's' => server.clone(),
-                    'n' => row.nick.clone(),
+                    'n' => row.nick.to_string(),
                     'f' => row.flags.clone(),
                     'd' => "0".into(),
                     'l' => row.idle.to_string(),
@@ -326,7 +326,7 @@ fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
 /// Rows for `WHO #channel`: its members the requester may see.
 fn who_channel(ctx: &Ctx<'_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
-    let is_member = ch.member(ctx.st.id).is_some();
+    let is_member = ch.member(ctx.st.id()).is_some();
     if !is_member && (ch.modes.secret || ch.modes.private) {
         return Vec::new();
     }
@@ -362,16 +362,16 @@ fn who_mask(ctx: &Ctx<'_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
             everyone
                 || wildcard_match(mask, &u.nick)
                 || wildcard_match(mask, &u.user)
-                || wildcard_match(mask, &u.host)
+                || wildcard_match(mask, &u.host().to_string())
                 || wildcard_match(mask, &u.realname)
                 || wildcard_match(mask, &u.prefix())
         })
         .filter(|u| {
-            !u.modes.invisible || u.id == ctx.st.id || me.is_some_and(|me| share_channel(me, u))
+            !u.modes.invisible || u.id == ctx.st.id() || me.is_some_and(|me| share_channel(me, u))
         })
         .collect();
     // The hub keeps users in a hash map; sort so replies are stable.
-    users.sort_by(|a, b| a.nick_key.cmp(&b.nick_key));
+    users.sort_by(|a, b| a.nick_key().cmp(b.nick_key()));
     users
         .into_iter()
         .map(|u| who_row(ctx, u, "*", ""))
@@ -436,12 +436,14 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         return Ok(Flow::Continue);
     };
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
-    let me = ctx.st.id;
+    let me = ctx.st.id();
     let server = ctx.r.server().to_string();
-    let nick = u.nick.clone();
+    let nick = u.nick.to_string();
 
-    ctx.r
-        .num(RPL_WHOISUSER, &[&nick, &u.user, &u.host, "*", &u.realname]);
+    ctx.r.num(
+        RPL_WHOISUSER,
+        &[&nick, &u.user, &u.host().to_string(), "*", &u.realname],
+    );
 
     // Channels: a secret or private one, or any channel of an invisible
     // user, only when the requester is in it too.
@@ -472,7 +474,7 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
     ctx.r
         .num(RPL_WHOISSERVER, &[&nick, &server, &server_info(ctx)]);
-    if let Some(away) = &u.away {
+    if let Some(away) = u.away() {
         ctx.r.num(RPL_AWAY, &[&nick, away]);
     }
     if u.modes.oper {
@@ -547,7 +549,7 @@ pub fn ison(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         if let Some(u) = ctx.hub.find_nick(n).filter(|u| u.registered)
             && seen.insert(u.id)
         {
-            online.push(u.nick.clone());
+            online.push(u.nick.to_string());
         }
     }
     // One line only (the reply format has no continuation): drop what
@@ -568,9 +570,9 @@ pub fn userhost(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
                 "{}{}={}{}@{}",
                 u.nick,
                 if u.modes.oper { "*" } else { "" },
-                if u.away.is_some() { '-' } else { '+' },
+                if u.away().is_some() { '-' } else { '+' },
                 u.user,
-                u.host
+                u.host()
             ))
         })
         .collect();
@@ -883,11 +885,11 @@ mod tests {
             let nick = self
                 .hub
                 .user(id)
-                .map(|u| u.nick.clone())
+                .map(|u| u.nick.to_string())
                 .unwrap_or_default();
             let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
-            let mut st = IrcState::new(id, peer, self.cfg.clone());
-            st.registered = true;
+            let mut st = IrcState::new(peer, self.cfg.clone(), std::time::Instant::now());
+            st.registration = None;
             let mut r = Responder::new(&self.cfg.server_name, &nick, caps, None);
             let m = Message::parse(line).expect("parse");
             let mut ctx = Ctx {
