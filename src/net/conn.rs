@@ -78,7 +78,9 @@ enum ReadOutcome {
 
 /// Flood control between the framer and the session.
 struct Gate {
-    flood: Option<Flood>,
+    /// Boxed: the buckets would otherwise sit in every connection's state,
+    /// flood control on or off.
+    flood: Option<Box<Flood>>,
     /// Held input may be resumed at this instant.
     hold_until: Option<Instant>,
     /// The held backlog went past the flood bound.
@@ -168,7 +170,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let flood = flood.map(|l| Flood::new(l, Instant::now()));
+    let flood = flood.map(|l| Box::new(Flood::new(l, Instant::now())));
     // An `async move` block rather than an `async fn`: an async fn keeps each
     // argument twice in its state (as passed, and as the local it is moved
     // into), 328 bytes per connection here.
@@ -190,12 +192,13 @@ where
         // closing (clients that stopped reading) and at server shutdown.
         let mut exit_by: Option<Instant> = None;
         let mut shutting_down = false;
-        let mut quit_reason = "Connection closed".to_string();
+        // Why the connection ended, when it was not a plain close.
+        let mut quit_reason: Option<Box<str>> = None;
         // One timer for the connection's life, moved only when the deadline
         // changes: arming a fresh timer on every loop turn costs on the hot path.
+        // (The armed deadline is read back from the timer, not kept twice.)
         let far = || Instant::now() + Duration::from_secs(3600);
-        let mut armed = far();
-        let timer = tokio::time::sleep_until(armed.into());
+        let timer = tokio::time::sleep_until(far().into());
         tokio::pin!(timer);
         // The wake-up and shutdown waiters are registered once and re-armed only
         // after they fire: registering fresh ones on every loop turn takes a lock
@@ -215,16 +218,11 @@ where
                     .flatten()
                     .min()
             };
+            let armed = timer.deadline().into_std();
             match deadline {
-                Some(d) if d != armed => {
-                    armed = d;
-                    timer.as_mut().reset(d.into());
-                }
+                Some(d) if d != armed => timer.as_mut().reset(d.into()),
                 // No deadline: leave a far one armed rather than re-arming.
-                None if armed <= Instant::now() => {
-                    armed = far();
-                    timer.as_mut().reset(armed.into());
-                }
+                None if armed <= Instant::now() => timer.as_mut().reset(far().into()),
                 _ => {}
             }
             // While input is held by flood control, reading goes on into the held
@@ -240,7 +238,7 @@ where
                     pending = batch.data;
                     match batch.closed {
                         Some(Closed::Overflow) => {
-                            quit_reason = "SendQ exceeded".into();
+                            quit_reason = Some("SendQ exceeded".into());
                             let bye = session.farewell("SendQ exceeded");
                             // Best effort, bounded: the client is not reading.
                             // Boxed: a rare path should not grow every connection's state.
@@ -257,7 +255,7 @@ where
                 r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
                     match r {
                         Ok(0) | Err(_) => {
-                            quit_reason = "Write error".into();
+                            quit_reason = Some("Write error".into());
                             peer_gone = true;
                             break;
                         }
@@ -266,7 +264,7 @@ where
                             if pending.is_empty() {
                                 // TLS buffers what it encrypts: push it out now.
                                 if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
-                                    quit_reason = "Write error".into();
+                                    quit_reason = Some("Write error".into());
                                     break;
                                 }
                                 // Keep the storage while more is coming; free it
@@ -323,7 +321,7 @@ where
                             peer.out.close();
                         }
                         ReadOutcome::Error(e) => {
-                            quit_reason = format!("Read error: {e}");
+                            quit_reason = Some(format!("Read error: {e}").into());
                             peer_gone = true;
                             break;
                         }
@@ -369,7 +367,8 @@ where
                 }
             }
         }
-        session.gone(&hub, &quit_reason);
+        let quit_reason = quit_reason.as_deref().unwrap_or("Connection closed");
+        session.gone(&hub, quit_reason);
         tracing::debug!(id = peer.id, reason = %quit_reason, "connection closed");
         if !peer_gone {
             // We are the ones closing (QUIT, kill, timeout, flood...): half-close

@@ -433,8 +433,8 @@ mod tests {
     /// Every connection's task holds its future for its whole life: its size
     /// is most of an idle connection's memory, so it is watched here. Tokio
     /// allocates a task as 104 bytes around the future (here the tracker's
-    /// 8 bytes around this one), rounded up to 128: at most 1,040 bytes
-    /// makes a 1,152-byte task, 8 more a 1,280-byte one.
+    /// 8 bytes around this one), rounded up to 128: at most 784 bytes
+    /// makes an 896-byte task, 8 more a 1,024-byte one.
     #[tokio::test]
     async fn connection_future_stays_small() {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -463,15 +463,7 @@ mod tests {
             shared.cfg.clone(),
             peer_addr.ip(),
         ));
-        let inner = conn::serve(
-            rd,
-            wr,
-            hub,
-            peer,
-            session,
-            None,
-            CancellationToken::new(),
-        );
+        let inner = conn::serve(rd, wr, hub, peer, session, None, CancellationToken::new());
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
         drop(inner);
         let (stream, peer_addr) = {
@@ -495,6 +487,6 @@ mod tests {
         );
         drop(fut);
         drop(client);
-        assert!(size <= 1040, "connection future grew to {size} bytes");
+        assert!(size <= 784, "connection future grew to {size} bytes");
     }
 }
