@@ -195,3 +195,24 @@ fn channels_per_user_limit() {
         Err(HubError::TooManyChannels("#3".into()))
     );
 }
+
+#[test]
+fn host_is_written_as_displayed() {
+    for ip in [
+        "0.0.0.0",
+        "127.0.0.1",
+        "9.99.100.255",
+        "10.0.12.3",
+        "::1",
+        "::ffff:192.168.1.20",
+        "2001:db8::42",
+        "fe80::1:2:3:4",
+    ] {
+        let host = Host(ip.parse::<IpAddr>().unwrap());
+        let shown = host.to_string();
+        let mut out = b"x@".to_vec();
+        host.put(&mut out);
+        assert_eq!(&out[2..], shown.as_bytes(), "{ip}");
+        assert_eq!(host.len(), shown.len(), "{ip}");
+    }
+}
