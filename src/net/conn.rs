@@ -208,22 +208,26 @@ where
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         loop {
-            let deadline = if closing {
-                // Only the flush is left, bounded for clients that stopped reading.
-                let flush_by = Instant::now() + Duration::from_secs(10);
-                Some(*exit_by.get_or_insert(flush_by))
-            } else {
-                [session.deadline(), exit_by, gate.hold_until]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            };
-            let armed = timer.deadline().into_std();
-            match deadline {
-                Some(d) if d != armed => timer.as_mut().reset(d.into()),
-                // No deadline: leave a far one armed rather than re-arming.
-                None if armed <= Instant::now() => timer.as_mut().reset(far().into()),
-                _ => {}
+            // In a block of its own: locals alive across the `select!` below
+            // would take room in every connection's state.
+            {
+                let deadline = if closing {
+                    // Only the flush is left, bounded for clients that stopped reading.
+                    let flush_by = Instant::now() + Duration::from_secs(10);
+                    Some(*exit_by.get_or_insert(flush_by))
+                } else {
+                    [session.deadline(), exit_by, gate.hold_until]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                };
+                let armed = timer.deadline().into_std();
+                match deadline {
+                    Some(d) if d != armed => timer.as_mut().reset(d.into()),
+                    // No deadline: leave a far one armed rather than re-arming.
+                    None if armed <= Instant::now() => timer.as_mut().reset(far().into()),
+                    _ => {}
+                }
             }
             // While input is held by flood control, reading goes on into the held
             // backlog (so its size shows) up to a bound, past which the client
