@@ -295,25 +295,37 @@ pub struct Sink {
 /// overflowed.
 pub fn fanout<'p>(peers: impl IntoIterator<Item = &'p Arc<Peer>>, ev: &Event<'_>, sink: &mut Sink) {
     // Few variants exist per event (a dialect or two, a handful of cap sets):
-    // a linear scan of a tiny vector beats hashing.
+    // a linear scan of a tiny vector beats hashing. Most members share the
+    // previous member's dialect and capabilities: they reuse its answer
+    // without asking the dialect again.
+    let mut last: Option<(u8, u32, Option<usize>)> = None;
     for p in peers {
-        let Some(v) = p.dialect.variant(ev, p.caps()) else {
-            continue;
-        };
-        let d = p.dialect.id();
-        let i = match sink
-            .variants
-            .iter()
-            .position(|(cd, cv, _)| *cd == d && *cv == v)
-        {
-            Some(i) => i,
-            None => {
-                sink.scratch.clear();
-                p.dialect.encode(ev, v, &mut sink.scratch);
-                let line = sink.arena.put(&sink.scratch);
-                sink.variants.push((d, v, line));
-                sink.variants.len() - 1
+        let (d, caps) = (p.dialect.id(), p.caps());
+        let found = match last {
+            Some((ld, lc, found)) if ld == d && lc == caps => found,
+            _ => {
+                let found = p.dialect.variant(ev, caps).map(|v| {
+                    match sink
+                        .variants
+                        .iter()
+                        .position(|(cd, cv, _)| *cd == d && *cv == v)
+                    {
+                        Some(i) => i,
+                        None => {
+                            sink.scratch.clear();
+                            p.dialect.encode(ev, v, &mut sink.scratch);
+                            let line = sink.arena.put(&sink.scratch);
+                            sink.variants.push((d, v, line));
+                            sink.variants.len() - 1
+                        }
+                    }
+                });
+                last = Some((d, caps, found));
+                found
             }
+        };
+        let Some(i) = found else {
+            continue;
         };
         match p.out.append_shared(&sink.variants[i].2) {
             Appended::Queued => {}

@@ -216,3 +216,51 @@ fn host_is_written_as_displayed() {
         assert_eq!(host.len(), shown.len(), "{ip}");
     }
 }
+
+/// Members alternating between dialects and capability sets each get their
+/// own encoding (fan-out reuses the previous member's only when it matches).
+#[test]
+fn fanout_encodes_per_dialect_and_caps_in_any_member_order() {
+    let mut h = hub();
+    let irc = |h: &mut Hub, nick: &str, caps: u32| {
+        let id = h.next_conn_id();
+        let peer = Arc::new(Peer::new(id, &crate::irc::render::IRC, 1 << 20));
+        peer.set_caps(caps);
+        h.connect(peer, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), T);
+        h.set_nick(id, nick, T).unwrap();
+        h.register(id, "u", "real");
+        id
+    };
+    let sender = user(&mut h, "sender");
+    let members = [
+        irc(&mut h, "plain1", 0),
+        irc(&mut h, "timed1", cap::SERVER_TIME),
+        irc(&mut h, "timed2", cap::SERVER_TIME),
+        user(&mut h, "line1"),
+        irc(&mut h, "plain2", 0),
+        user(&mut h, "line2"),
+        irc(&mut h, "timed3", cap::SERVER_TIME | cap::AWAY_NOTIFY),
+    ];
+    for &id in std::iter::once(&sender).chain(&members) {
+        h.join(id, "#mix", None, false, T).unwrap();
+    }
+    for &id in std::iter::once(&sender).chain(&members) {
+        drain(&h, id);
+    }
+    h.message_parts(sender, "#mix", "hi", &[], MsgKind::Privmsg, "", T)
+        .unwrap();
+    let plain = ":sender!u@127.0.0.1 PRIVMSG #mix :hi\r\n";
+    let timed = format!("@time=2023-11-14T22:13:20.000Z {plain}");
+    let want = [
+        plain.to_string(),
+        timed.clone(),
+        timed.clone(),
+        "[sender] hi\n".to_string(),
+        plain.to_string(),
+        "[sender] hi\n".to_string(),
+        timed,
+    ];
+    for (id, want) in members.iter().zip(want) {
+        assert_eq!(drain(&h, *id), want, "member {id}");
+    }
+}
