@@ -85,6 +85,8 @@ pub enum Closed {
     Closing,
     /// The send queue bound was hit; the client is dropped.
     Overflow,
+    /// The server is going down: queued data is flushed for a short while.
+    Shutdown,
 }
 
 /// Result of [`Outbox::append`].
@@ -254,6 +256,17 @@ impl Outbox {
         let mut inner = self.lock();
         if inner.closed.is_none() {
             inner.closed = Some(Closed::Closing);
+        }
+        drop(inner);
+        self.notify.notify_one();
+    }
+
+    /// Like [`Outbox::close`], for a server shutdown: the writer gets only a
+    /// short time to flush, even if the queue was already closing.
+    pub fn shut_down(&self) {
+        let mut inner = self.lock();
+        if matches!(inner.closed, None | Some(Closed::Closing)) {
+            inner.closed = Some(Closed::Shutdown);
         }
         drop(inner);
         self.notify.notify_one();

@@ -913,6 +913,38 @@ async fn graceful_shutdown_tells_everyone_and_run_returns() {
         .expect("run failed");
 }
 
+/// A client that stopped reading, with megabytes queued for it, cannot hold
+/// the server up: the flush at shutdown is bounded (3 s, then a 2 s linger).
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_is_bounded_when_a_client_does_not_read() {
+    let mut cfg = Config::default();
+    cfg.limits.send_queue = 64 << 20;
+    // Thousands of lines to fill the socket buffers: a flood, on purpose.
+    cfg.flood.enabled = false;
+    let s = Server::with(cfg).await;
+    let mut c = named(&s, &["talker", "stuck"]).await;
+    let line = format!("MSG {}\n", "x".repeat(1900));
+    let burst = line.repeat(100);
+    for _ in 0..60 {
+        c[0].send_bytes(burst.as_bytes()).await;
+    }
+    // Far more than loopback buffers hold is now queued for `stuck`.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = std::time::Instant::now();
+    s.token.cancel();
+    tokio::time::timeout(Duration::from_secs(15), s.handle)
+        .await
+        .expect("run did not return")
+        .expect("run panicked")
+        .expect("run failed");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "stuck was not flushing ({took:?})"
+    );
+}
+
 #[test]
 fn binary_serves_and_exits_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};

@@ -358,6 +358,9 @@ pub type Millis = u64;
 /// The shared state.
 pub struct Hub {
     pub cfg: Arc<Config>,
+    /// Set once the server is going down (the text clients are told): a
+    /// connection joining afterwards is told and closed at once.
+    shutdown: Option<Box<str>>,
     /// Boxed: the table then holds pointers, not 320-byte slots at 7/8 load.
     users: HashMap<ConnId, Box<User>>,
     /// Folded nick → user. Boxed keys: 8 bytes smaller per slot than `String`.
@@ -413,6 +416,7 @@ impl Hub {
             next_id: 1,
             next_msgid: 1,
             sink: Sink::default(),
+            shutdown: None,
             created: now / 1000,
             max_users: 0,
             watchers: HashMap::new(),
@@ -453,6 +457,10 @@ impl Hub {
                 extra: None,
             }),
         );
+        if let (Some(text), Some(u)) = (&self.shutdown, self.users.get(&id)) {
+            u.peer.send_event(&Event::Shutdown { text });
+            u.peer.out.shut_down();
+        }
         id
     }
 
@@ -1070,12 +1078,15 @@ impl Hub {
         self.settle();
     }
 
-    /// Tells every connection the server is going down and closes their queues.
+    /// Tells every connection the server is going down and closes their
+    /// queues (each connection then has a short time to flush), now and for
+    /// any connection joining later.
     pub fn shutdown(&mut self, text: &str) {
         for u in self.users.values() {
             u.peer.send_event(&Event::Shutdown { text });
-            u.peer.out.close();
+            u.peer.out.shut_down();
         }
+        self.shutdown = Some(text.into());
     }
 
     /// Adds `id` as a watcher of `nick` (MONITOR). Returns false past the limit.

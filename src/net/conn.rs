@@ -12,7 +12,6 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::sync::CancellationToken;
 
 use super::flood::{Flood, FloodLimits, Verdict};
 use super::framing::{Frame, Framer, Next};
@@ -138,6 +137,12 @@ impl Gate {
     }
 }
 
+/// The server is going down: whatever is left must be flushed within 3 s.
+fn exit_soon(exit_by: &mut Option<Instant>) {
+    let by = Instant::now() + Duration::from_secs(3);
+    *exit_by = Some(exit_by.map_or(by, |t| t.min(by)));
+}
+
 /// Writes some of `pending`, gathering its pieces into one `writev` when the
 /// stream supports it (TLS may not: it then takes one piece at a time).
 fn poll_write_pending<W: AsyncWrite + Unpin>(
@@ -164,7 +169,6 @@ pub fn serve<R, W>(
     peer: Arc<Peer>,
     mut session: impl Session,
     flood: Option<FloodLimits>,
-    shutdown: CancellationToken,
 ) -> impl std::future::Future<Output = ()>
 where
     R: AsyncRead + Unpin,
@@ -191,7 +195,9 @@ where
         // The task ends at this instant whatever is left to flush: set when
         // closing (clients that stopped reading) and at server shutdown.
         let mut exit_by: Option<Instant> = None;
-        let mut shutting_down = false;
+        // A wake-up arrived while a write was under way: take the queue as
+        // soon as the write is done.
+        let mut woken = false;
         // Why the connection ended, when it was not a plain close.
         let mut quit_reason: Option<Box<str>> = None;
         // One timer for the connection's life, moved only when the deadline
@@ -200,13 +206,12 @@ where
         let far = || Instant::now() + Duration::from_secs(3600);
         let timer = tokio::time::sleep_until(far().into());
         tokio::pin!(timer);
-        // The wake-up and shutdown waiters are registered once and re-armed only
-        // after they fire: registering fresh ones on every loop turn takes a lock
-        // each time, and the shutdown one is shared by every connection.
+        // The wake-up waiter is registered once and re-armed only after it
+        // fires: registering a fresh one on every loop turn takes a lock. It
+        // stays armed during writes, so that a server shutdown is seen even
+        // while a client does not read.
         let ready = peer.out.ready();
         tokio::pin!(ready);
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
         loop {
             // In a block of its own: locals alive across the `select!` below
             // would take room in every connection's state.
@@ -235,8 +240,16 @@ where
             let can_read = reading && !closing && framer.held().len() < MAX_HELD;
             tokio::select! {
                 biased;
-                _ = &mut ready, if pending.is_empty() => {
+                _ = &mut ready => {
                     ready.set(peer.out.ready());
+                    if !pending.is_empty() {
+                        woken = true;
+                        if peer.out.closed() == Some(Closed::Shutdown) {
+                            closing = true;
+                            exit_soon(&mut exit_by);
+                        }
+                        continue;
+                    }
                     // `pending` is empty here but keeps its storage while traffic goes on.
                     let batch = peer.out.take(std::mem::take(&mut pending));
                     pending = batch.data;
@@ -250,6 +263,10 @@ where
                             break;
                         }
                         Some(Closed::Closing) => closing = true,
+                        Some(Closed::Shutdown) => {
+                            closing = true;
+                            exit_soon(&mut exit_by);
+                        }
                         None => {}
                     }
                     if pending.is_empty() && closing {
@@ -276,6 +293,11 @@ where
                                 // connection holds none.
                                 if peer.out.queued_bytes() == 0 {
                                     pending = Pending::default();
+                                }
+                                if std::mem::take(&mut woken) {
+                                    // The wake-up was spent during the write:
+                                    // have the queue taken on the next turn.
+                                    peer.out.wake();
                                 }
                                 if closing {
                                     // Take whatever was pushed just before closing.
@@ -336,12 +358,6 @@ where
                         closing = true;
                         reading = false;
                     }
-                }
-                _ = &mut cancelled, if !shutting_down => {
-                    // The server has queued its goodbye; give the flush a bounded time.
-                    shutting_down = true;
-                    let by = Instant::now() + Duration::from_secs(3);
-                    exit_by = Some(exit_by.map_or(by, |t| t.min(by)));
                 }
                 _ = &mut timer => {
                     let now = Instant::now();

@@ -302,10 +302,10 @@ where
         }
         let hub = cleanup.shared.hub.clone();
         let flood = cleanup.shared.cfg.flood.limits();
-        let shutdown = cleanup.shared.shutdown.clone();
-        // Sessions are boxed: `conn::serve` keeps its arguments twice in its
-        // future (rust-lang/rust#62958), and the future lives as long as the
-        // connection; a pointer costs 8 bytes there instead of the whole session.
+        // Sessions are boxed: the connection's future lives as long as the
+        // connection, and a pointer costs 8 bytes there instead of the whole
+        // session (which would also be kept twice by an `async fn`,
+        // rust-lang/rust#62958).
         // The peer is made and used only by `join_hub`: a local borrowed here
         // would take room in the future after being moved out.
         match kind {
@@ -319,7 +319,7 @@ where
                     |p| line_session::LineSession::new(p.id, cfg.clone()),
                 );
                 cleanup.joined(id);
-                conn::serve(rd, wr, hub, peer, session, flood, shutdown).await
+                conn::serve(rd, wr, hub, peer, session, flood).await
             }
             Kind::Irc => {
                 let cfg = &cleanup.shared.cfg;
@@ -331,7 +331,7 @@ where
                     |p| irc_session::IrcSession::new(p.clone(), cfg.clone(), cleanup.addr.ip()),
                 );
                 cleanup.joined(id);
-                conn::serve(rd, wr, hub, peer, session, flood, shutdown).await
+                conn::serve(rd, wr, hub, peer, session, flood).await
             }
         }
     }
@@ -433,8 +433,8 @@ mod tests {
     /// Every connection's task holds its future for its whole life: its size
     /// is most of an idle connection's memory, so it is watched here. Tokio
     /// allocates a task as 104 bytes around the future (here the tracker's
-    /// 8 bytes around this one), rounded up to 128: at most 784 bytes
-    /// makes an 896-byte task, 8 more a 1,024-byte one.
+    /// 8 bytes around this one), rounded up to 128: at most 656 bytes
+    /// makes a 768-byte task, 8 more an 896-byte one.
     #[tokio::test]
     async fn connection_future_stays_small() {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -463,7 +463,7 @@ mod tests {
             shared.cfg.clone(),
             peer_addr.ip(),
         ));
-        let inner = conn::serve(rd, wr, hub, peer, session, None, CancellationToken::new());
+        let inner = conn::serve(rd, wr, hub, peer, session, None);
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
         drop(inner);
         let (stream, peer_addr) = {
@@ -487,6 +487,6 @@ mod tests {
         );
         drop(fut);
         drop(client);
-        assert!(size <= 784, "connection future grew to {size} bytes");
+        assert!(size <= 656, "connection future grew to {size} bytes");
     }
 }
