@@ -363,6 +363,33 @@ impl Pending {
         }
     }
 
+    /// Drops everything after the line being written, so that a connection
+    /// given up on ends on a whole line. Pieces hold whole lines, so the
+    /// line under way ends inside the first piece.
+    pub fn cut_after_current_line(&mut self) {
+        let Some(first) = self.pieces.front_mut() else {
+            return;
+        };
+        let done = &first.bytes()[..self.offset];
+        if done.is_empty() || done.ends_with(b"\n") {
+            // At a line boundary: nothing more needs writing.
+            self.pieces.clear();
+            self.offset = 0;
+            return;
+        }
+        let rest = &first.bytes()[self.offset..];
+        let end = self.offset
+            + rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+        match first {
+            Piece::Shared(s) => s.slice_(..end),
+            Piece::Owned(v) => v.truncate(end),
+        }
+        self.pieces.truncate(1);
+    }
+
     /// Every unwritten byte, copied (tests and the socket-free simulator).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::new();
@@ -479,6 +506,41 @@ mod tests {
         assert!(shared <= 3, "{shared} references");
         drop(inner);
         assert_eq!(drain(&o), want);
+    }
+
+    #[test]
+    fn a_cut_keeps_only_the_rest_of_the_line_under_way() {
+        let mut arena = Arena::default();
+        let fill = || {
+            let o = Outbox::new(1 << 20);
+            o.append(b"one\r\ntwo\r\n");
+            o.append_shared(&Arena::default().put(b"three\r\n"));
+            o.take(Pending::default()).data
+        };
+        // (bytes written before the cut, what is left to write after it)
+        let cases: &[(usize, &[u8])] = &[
+            (0, b""),
+            (2, b"e\r\n"),
+            (4, b"\n"),
+            (5, b""),
+            (6, b"wo\r\n"),
+            (10, b""),
+            (12, b"ree\r\n"),
+        ];
+        for &(written, want) in cases {
+            let mut p = fill();
+            p.advance(written);
+            p.cut_after_current_line();
+            assert_eq!(p.to_vec(), want, "after {written} bytes");
+        }
+        // A shared first piece is cut the same way.
+        let o = Outbox::new(1 << 20);
+        o.append_shared(&arena.put(b"alpha\r\n"));
+        o.append_shared(&arena.put(b"beta\r\n"));
+        let mut p = o.take(Pending::default()).data;
+        p.advance(3);
+        p.cut_after_current_line();
+        assert_eq!(p.to_vec(), b"ha\r\n");
     }
 
     #[test]

@@ -80,3 +80,42 @@ async fn total_limit() {
     let (b, _) = first_line(s.line).await;
     assert_eq!(b, "[server] Server is full, try again later\n");
 }
+
+/// A client that stops reading and goes past its send queue while a write to
+/// it is stuck is dropped by the hub at once; its connection, and its
+/// admission slot, are then given up within the closing bound instead of
+/// being held until the client reads again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_client_past_its_send_queue_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = Config::default();
+    cfg.limits.connections_per_ip = 2;
+    cfg.limits.send_queue = 64 * 1024;
+    // Megabytes of chat on purpose.
+    cfg.flood.enabled = false;
+    let s = start(cfg).await;
+    let (_, mut talker) = first_line(s.line).await;
+    // Never read again.
+    let (_, stuck) = first_line(s.line).await;
+    // Slowly enough that the server's writes keep up until the kernel's
+    // buffers for `stuck` are full, then past the 64 KiB queue: the queue
+    // overflows while a write to `stuck` is blocked.
+    let burst = format!("MSG {}\n", "x".repeat(1000)).repeat(50);
+    for _ in 0..300 {
+        talker.get_mut().write_all(burst.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let t0 = std::time::Instant::now();
+    loop {
+        let (l, _k) = first_line(s.line).await;
+        if l.starts_with("[server] Welcome") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(25),
+            "the stalled connection still holds its slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(stuck);
+}

@@ -243,9 +243,25 @@ where
                     ready.set(peer.out.ready());
                     if !pending.is_empty() {
                         woken = true;
-                        if peer.out.closed() == Some(Closed::Shutdown) {
-                            closing = true;
-                            exit_soon(&mut exit_by);
+                        match peer.out.closed() {
+                            Some(Closed::Shutdown) => {
+                                closing = true;
+                                exit_soon(&mut exit_by);
+                            }
+                            // The hub dropped this client while a write to it
+                            // is stuck: finish only the line under way (never
+                            // half a line), within the closing bound, instead
+                            // of holding the batch until the client reads.
+                            Some(Closed::Overflow) if !closing => {
+                                quit_reason = Some("SendQ exceeded".into());
+                                pending.cut_after_current_line();
+                                closing = true;
+                                reading = false;
+                                if pending.is_empty() {
+                                    break;
+                                }
+                            }
+                            _ => {}
                         }
                         continue;
                     }
