@@ -57,12 +57,6 @@ impl Arena {
     }
 }
 
-impl Shared {
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.slice
-    }
-}
-
 /// Part of a queue: a reference into the arena or bytes of this queue's own.
 enum Piece {
     Shared(BytesSlice),

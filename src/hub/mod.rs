@@ -194,20 +194,20 @@ impl User {
 pub struct Host(pub IpAddr);
 
 impl Host {
-    /// The IPv4 address shown, for an IPv4 or IPv4-mapped client.
-    fn v4(&self) -> Option<std::net::Ipv4Addr> {
+    /// The address as shown: IPv4 for an IPv4 or IPv4-mapped client.
+    fn shown(&self) -> Result<std::net::Ipv4Addr, V6Text> {
         match self.0 {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+            IpAddr::V4(v4) => Ok(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().ok_or_else(|| V6Text::new(v6)),
         }
     }
 
     /// Appends the host to `out`. Every relayed message shows its sender's
     /// host: IPv4 is written digit by digit, as the formatting machinery
-    /// costs more than the rest of a delivery.
+    /// costs more than the rest of a delivery, and nothing is allocated.
     pub fn put(&self, out: &mut Vec<u8>) {
-        match self.v4() {
-            Some(v4) => {
+        match self.shown() {
+            Ok(v4) => {
                 for (i, o) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
                         out.push(b'.');
@@ -221,42 +221,72 @@ impl Host {
                     out.push(b'0' + o % 10);
                 }
             }
-            None => {
-                use std::io::Write;
-                let _ = write!(out, "{self}");
-            }
+            Err(v6) => out.extend_from_slice(v6.as_bytes()),
         }
     }
 
     /// The length of the host as shown.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        match self.v4() {
-            Some(v4) => {
+        match self.shown() {
+            Ok(v4) => {
                 let digits = |o: u8| 1 + usize::from(o >= 10) + usize::from(o >= 100);
                 3 + v4.octets().into_iter().map(digits).sum::<usize>()
             }
-            None => self.to_string().len(),
+            Err(v6) => v6.len,
         }
     }
 }
 
 impl std::fmt::Display for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => v4.fmt(f),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.fmt(f),
-                None => {
-                    let s = v6.to_string();
-                    if s.starts_with(':') {
-                        write!(f, "0{s}")
-                    } else {
-                        f.write_str(&s)
-                    }
-                }
-            },
+        match self.shown() {
+            Ok(v4) => v4.fmt(f),
+            Err(v6) => {
+                f.write_str(std::str::from_utf8(v6.as_bytes()).map_err(|_| std::fmt::Error)?)
+            }
         }
+    }
+}
+
+/// An IPv6 host as shown, rendered on the stack. A leading `:` is made `0:`,
+/// as a word starting with `:` would end an IRC message's parameters.
+struct V6Text {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl V6Text {
+    fn new(v6: std::net::Ipv6Addr) -> V6Text {
+        use std::fmt::Write;
+        let mut t = V6Text {
+            buf: [0; 48],
+            len: 0,
+        };
+        // At most 39 characters: it always fits.
+        let _ = write!(t, "{v6}");
+        if t.buf[0] == b':' {
+            t.buf.copy_within(..t.len, 1);
+            t.buf[0] = b'0';
+            t.len += 1;
+        }
+        t
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for V6Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

@@ -197,6 +197,15 @@ fn channels_per_user_limit() {
 }
 
 #[test]
+fn host_is_a_safe_parameter() {
+    let shown = |ip: &str| Host(ip.parse::<IpAddr>().unwrap()).to_string();
+    assert_eq!(shown("::1"), "0::1");
+    assert_eq!(shown("::ffff:10.0.0.1"), "10.0.0.1");
+    assert_eq!(shown("2001:db8::1"), "2001:db8::1");
+    assert_eq!(shown("192.0.2.7"), "192.0.2.7");
+}
+
+#[test]
 fn host_is_written_as_displayed() {
     for ip in [
         "0.0.0.0",

@@ -8,8 +8,6 @@
 //! the nick already tells that the user exists, so the user is shown, but its
 //! channels still follow the rule.
 
-use std::net::IpAddr;
-
 use super::chan::{member_prefix, visible_in};
 use super::{CommandError, Ctx, Flow};
 use crate::hub::{Channel, User, cap};
@@ -80,23 +78,6 @@ fn check_server(ctx: &Ctx<'_>, m: &Message, i: usize) -> Result<(), CommandError
             vec![middle(t).to_string()],
         )),
         _ => Ok(()),
-    }
-}
-
-/// The IP address as text that is safe as a middle parameter (an IPv6
-/// address may start with ':', which would turn it into a trailing one).
-fn ip_text(ip: IpAddr) -> String {
-    let s = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
-    };
-    if s.starts_with(':') {
-        format!("0{s}")
-    } else {
-        s
     }
 }
 
@@ -269,7 +250,7 @@ fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
         user: u.user.to_string(),
         // WHOX asks for a placeholder when the address is withheld.
         ip: if sees_ip(ctx, u) {
-            ip_text(u.ip)
+            u.host().to_string()
         } else {
             "255.255.255.255".into()
         },
@@ -487,7 +468,8 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
         ctx.r.num(RPL_WHOISSECURE, &[&nick]);
     }
     if sees_ip(ctx, u) {
-        ctx.r.num(RPL_WHOISACTUALLY, &[&nick, &ip_text(u.ip)]);
+        ctx.r
+            .num(RPL_WHOISACTUALLY, &[&nick, &u.host().to_string()]);
     }
     ctx.r.num(
         RPL_WHOISIDLE,
@@ -1054,13 +1036,6 @@ mod tests {
         // The `o` flag keeps operators only.
         assert_eq!(codes(&w.run(a, 0, "WHO * o")), ["352", "315"]);
         assert!(w.run(a, 0, "WHO * o")[0].contains(" bob H* :0 "));
-    }
-
-    #[test]
-    fn ip_text_is_a_safe_parameter() {
-        assert_eq!(ip_text("::1".parse().expect("ip")), "0::1");
-        assert_eq!(ip_text("::ffff:10.0.0.1".parse().expect("ip")), "10.0.0.1");
-        assert_eq!(ip_text("2001:db8::1".parse().expect("ip")), "2001:db8::1");
     }
 
     #[test]
