@@ -39,6 +39,25 @@ impl Sim {
         }
     }
 
+    /// The starting point of the randomised tests and the hub fuzz target: a
+    /// 4 KiB send queue (so queues overflow quickly), two registered IRC users
+    /// in `#a` and two line users (in the default channel).
+    pub fn mixed() -> Sim {
+        let mut cfg = Config::default();
+        cfg.limits.send_queue = 4096;
+        let mut sim = Sim::new(cfg);
+        for irc in [true, true, false, false] {
+            let i = sim.connect(irc);
+            if irc {
+                sim.send(
+                    i,
+                    format!("NICK n{i}\r\nUSER u 0 * :r\r\nJOIN #a\r\n").as_bytes(),
+                );
+            }
+        }
+        sim
+    }
+
     /// Connects a client speaking IRC (`irc = true`) or the line dialect.
     pub fn connect(&mut self, irc: bool) -> usize {
         let peer = {

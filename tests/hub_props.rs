@@ -1,7 +1,6 @@
 //! Property tests: random scripts of commands from several clients on both
 //! dialects never panic and always leave the hub consistent.
 
-use bavard::config::Config;
 use bavard::sim::Sim;
 use proptest::prelude::*;
 
@@ -104,16 +103,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn run(script: &[Step]) -> Result<(), String> {
-    let mut cfg = Config::default();
-    cfg.limits.send_queue = 4096;
-    let mut sim = Sim::new(cfg);
-    // Two registered IRC users and two line users to start with.
-    for irc in [true, true, false, false] {
-        let i = sim.connect(irc);
-        if irc {
-            sim.send(i, format!("NICK start{i}\r\nUSER u 0 * :r\r\n").as_bytes());
-        }
-    }
+    let mut sim = Sim::mixed();
     for s in script {
         match s {
             Step::Connect(irc) => {

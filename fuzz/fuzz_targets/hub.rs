@@ -2,20 +2,11 @@
 //! arbitrary input: never panics, stays consistent.
 #![no_main]
 
-use bavard::config::Config;
 use bavard::sim::Sim;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut cfg = Config::default();
-    cfg.limits.send_queue = 4096;
-    let mut sim = Sim::new(cfg);
-    for irc in [true, true, false, false] {
-        let i = sim.connect(irc);
-        if irc {
-            sim.send(i, format!("NICK n{i}\r\nUSER u 0 * :r\r\nJOIN #a\r\n").as_bytes());
-        }
-    }
+    let mut sim = Sim::mixed();
     // Each chunk: one control byte (client, action), then bytes up to the next 0xFF.
     for chunk in data.split(|&b| b == 0xFF) {
         let Some((&ctl, body)) = chunk.split_first() else { continue };
