@@ -19,9 +19,11 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use append_only_bytes::{AppendOnlyBytes, BytesSlice};
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 /// Arena segment size: large enough that consecutive lines of a busy channel
 /// share one, small enough that a queue pinning a few costs little.
@@ -130,7 +132,11 @@ impl Inner {
 /// The outgoing queue of one connection.
 pub struct Outbox {
     inner: Mutex<Inner>,
-    notify: Notify,
+    /// The writer's wake-up: a flag and the one task to wake. Lighter than a
+    /// `Notify` (no waiter list, no lock), and the writer needs no future of
+    /// its own to wait on it, which keeps every connection's state smaller.
+    woken: AtomicBool,
+    waker: AtomicWaker,
     limit: usize,
 }
 
@@ -147,7 +153,8 @@ impl Outbox {
     pub fn new(limit: usize) -> Outbox {
         Outbox {
             inner: Mutex::new(Inner::default()),
-            notify: Notify::new(),
+            woken: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
             limit,
         }
     }
@@ -176,7 +183,7 @@ impl Outbox {
             drop(inner);
             // Released outside the lock: freeing may be slow.
             drop(dropped);
-            self.notify.notify_one();
+            self.wake();
             return Appended::Refused;
         }
         let was_empty = inner.queued == 0;
@@ -231,7 +238,8 @@ impl Outbox {
 
     /// Wakes the writer.
     pub fn wake(&self) {
-        self.notify.notify_one();
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Appends `data` even past the bound: for the last words before a close
@@ -252,7 +260,7 @@ impl Outbox {
             inner.closed = Some(Closed::Closing);
         }
         drop(inner);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// Like [`Outbox::close`], for a server shutdown: the writer gets only a
@@ -263,7 +271,7 @@ impl Outbox {
             inner.closed = Some(Closed::Shutdown);
         }
         drop(inner);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// The state of the queue, without taking anything.
@@ -296,9 +304,20 @@ impl Outbox {
         }
     }
 
-    /// Completes once something was pushed or the queue closed.
-    pub fn ready(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+    /// Ready once the writer was woken ([`Outbox::wake`]: something was
+    /// pushed, or the queue closed) since the last time it was ready. Only
+    /// one task, the connection's, may wait on it.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake between the check and the registration found no waker.
+        if self.woken.swap(false, Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

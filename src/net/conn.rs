@@ -160,14 +160,16 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 }
 
 /// Serves one connection until it closes. `rd`/`wr` are the two halves of any
-/// byte stream (plain TCP, TLS...).
-pub fn serve<R, W>(
+/// byte stream (plain TCP, TLS...). `guard` is dropped when the connection
+/// ends, however it ends (a panic included).
+pub fn serve<R, W, G>(
     mut rd: R,
     mut wr: W,
     hub: Arc<Mutex<Hub>>,
     peer: Arc<Peer>,
     mut session: impl Session,
     flood: Option<FloodLimits>,
+    guard: G,
 ) -> impl std::future::Future<Output = ()>
 where
     R: AsyncRead + Unpin,
@@ -178,6 +180,11 @@ where
     // argument twice in its state (as passed, and as the local it is moved
     // into), and this state lives as long as the connection.
     async move {
+        // Mentioned so the block owns it (and drops it at its end) without
+        // keeping a second copy in a local.
+        {
+            let _owned = &guard;
+        }
         session.start(&hub);
         let mut framer = Framer::default();
         let mut gate = Gate {
@@ -205,12 +212,6 @@ where
         let far = || Instant::now() + Duration::from_secs(3600);
         let timer = tokio::time::sleep_until(far().into());
         tokio::pin!(timer);
-        // The wake-up waiter is registered once and re-armed only after it
-        // fires: registering a fresh one on every loop turn takes a lock. It
-        // stays armed during writes, so that a server shutdown is seen even
-        // while a client does not read.
-        let ready = peer.out.ready();
-        tokio::pin!(ready);
         loop {
             // In a block of its own: locals alive across the `select!` below
             // would take room in every connection's state.
@@ -239,8 +240,9 @@ where
             let can_read = reading && !closing && framer.held().len() < MAX_HELD;
             tokio::select! {
                 biased;
-                _ = &mut ready => {
-                    ready.set(peer.out.ready());
+                // Polled on every turn, writes under way included, so that a
+                // server shutdown is seen even while a client does not read.
+                _ = poll_fn(|cx| peer.out.poll_ready(cx)) => {
                     if !pending.is_empty() {
                         woken = true;
                         match peer.out.closed() {

@@ -2,7 +2,6 @@
 //! (per /64 for IPv6, since one IPv6 host usually owns a whole /64), and a
 //! connection rate per address. Pure state; the accept loop consults it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -63,7 +62,7 @@ pub struct ConnLimits {
 pub struct Admission {
     limits: ConnLimits,
     total: usize,
-    by_addr: HashMap<IpAddr, PerAddress>,
+    by_addr: crate::hub::Map<IpAddr, PerAddress>,
     admits_since_sweep: usize,
 }
 
@@ -72,7 +71,7 @@ impl Admission {
         Admission {
             limits,
             total: 0,
-            by_addr: HashMap::new(),
+            by_addr: Default::default(),
             admits_since_sweep: 0,
         }
     }

@@ -10,7 +10,7 @@ pub mod timers;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -227,22 +227,22 @@ async fn serve_tls(
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
-            release_if(&shared, addr, &admitted);
+            release_if(&shared, addr.ip(), &admitted);
         }
         Err(_) => {
             tracing::debug!("TLS handshake timed out");
-            release_if(&shared, addr, &admitted);
+            release_if(&shared, addr.ip(), &admitted);
         }
     }
 }
 
-fn release_if(shared: &Shared, addr: SocketAddr, admitted: &Result<(), limits::Refusal>) {
+fn release_if(shared: &Shared, ip: IpAddr, admitted: &Result<(), limits::Refusal>) {
     if admitted.is_ok() {
         shared
             .admission
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .release(addr.ip());
+            .release(ip);
     }
 }
 
@@ -270,11 +270,10 @@ where
 /// Everything an admitted or refused connection goes through: joining the
 /// hub, serving, leaving.
 ///
-/// Not an `async fn`: the future of an `async fn` keeps its arguments twice
-/// (rust-lang/rust#62958), and this one lives as long as the connection.
-/// Here they are kept once, as the captures of the block, and the other
-/// values are made inside it, so only what lives across the wait takes room.
-#[allow(clippy::manual_async_fn)]
+/// A plain function that joins the hub at once and returns the serving
+/// future itself, rather than an `async` block awaiting it: an enclosing
+/// future would keep its own copy of every value moved into the inner one
+/// (the stream halves, the addresses) for the connection's whole life.
 fn serve_admitted<R, W>(
     rd: R,
     wr: W,
@@ -288,77 +287,64 @@ where
     R: tokio::io::AsyncRead + Unpin + Send,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
-    // Captured by the block, which drops it when it ends however it ends (a
-    // panic unwinding through it included): `shared` and `addr` are kept once.
+    use futures_util::future::Either;
+    if let Err(refusal) = admitted {
+        // Boxed, as a rare path, to keep every connection's state small.
+        return Either::Left(Box::pin(refuse(rd, wr, addr, kind, refusal)));
+    }
+    let hub = shared.hub.clone();
+    let flood = shared.cfg.flood.limits();
+    let cfg = shared.cfg.clone();
+    // Moved into the serving future, which drops it when it ends however it
+    // ends (a panic unwinding through it included).
     let mut cleanup = Cleanup {
         shared,
-        addr,
+        ip: addr.ip(),
         id: None,
     };
-    async move {
-        if let Err(refusal) = admitted {
-            // Boxed, as a rare path, to keep every connection's state small.
-            return Box::pin(refuse(rd, wr, cleanup.addr, kind, refusal)).await;
+    // Sessions are boxed: the connection's future lives as long as the
+    // connection, and a pointer costs 8 bytes there instead of the whole
+    // session.
+    Either::Right(match kind {
+        Kind::Line => {
+            let (peer, session) = join_hub(&mut cleanup, &crate::line::LINE, secure, |p| {
+                line_session::LineSession::new(p.id, cfg)
+            });
+            Either::Left(conn::serve(rd, wr, hub, peer, session, flood, cleanup))
         }
-        let hub = cleanup.shared.hub.clone();
-        let flood = cleanup.shared.cfg.flood.limits();
-        // Sessions are boxed: the connection's future lives as long as the
-        // connection, and a pointer costs 8 bytes there instead of the whole
-        // session (which would also be kept twice by an `async fn`,
-        // rust-lang/rust#62958).
-        // The peer is made and used only by `join_hub`: a local borrowed here
-        // would take room in the future after being moved out.
-        match kind {
-            Kind::Line => {
-                let cfg = &cleanup.shared.cfg;
-                let (id, peer, session) = join_hub(
-                    &cleanup.shared,
-                    &crate::line::LINE,
-                    secure,
-                    cleanup.addr,
-                    |p| line_session::LineSession::new(p.id, cfg.clone()),
-                );
-                cleanup.joined(id);
-                conn::serve(rd, wr, hub, peer, session, flood).await
-            }
-            Kind::Irc => {
-                let cfg = &cleanup.shared.cfg;
-                let (id, peer, session) = join_hub(
-                    &cleanup.shared,
-                    &crate::irc::render::IRC,
-                    secure,
-                    cleanup.addr,
-                    |p| irc_session::IrcSession::new(p.clone(), cfg.clone(), cleanup.addr.ip()),
-                );
-                cleanup.joined(id);
-                conn::serve(rd, wr, hub, peer, session, flood).await
-            }
+        Kind::Irc => {
+            let ip = addr.ip();
+            let (peer, session) = join_hub(&mut cleanup, &crate::irc::render::IRC, secure, |p| {
+                irc_session::IrcSession::new(p.clone(), cfg, ip)
+            });
+            Either::Right(conn::serve(rd, wr, hub, peer, session, flood, cleanup))
         }
-    }
+    })
 }
 
-/// Adds a connection from `addr` to the hub, with no nick yet, and makes its
-/// session.
+/// Adds a connection from `cleanup.ip` to the hub, with no nick yet, and
+/// makes its session.
 fn join_hub<S>(
-    shared: &Shared,
+    cleanup: &mut Cleanup,
     dialect: &'static dyn crate::hub::Dialect,
     secure: bool,
-    addr: SocketAddr,
     session: impl FnOnce(&Arc<Peer>) -> S,
-) -> (crate::hub::ConnId, Arc<Peer>, Box<S>) {
+) -> (Arc<Peer>, Box<S>) {
+    let shared = &cleanup.shared;
     let peer = {
         let mut h = lock(&shared.hub);
         let id = h.next_conn_id();
         let peer = Arc::new(Peer::new(id, dialect, shared.cfg.limits.send_queue));
-        h.connect(peer.clone(), addr.ip(), now_millis());
+        h.connect(peer.clone(), cleanup.ip, now_millis());
         if let Some(u) = h.user_mut(id) {
             u.modes.secure = secure;
         }
         peer
     };
+    cleanup.joined(peer.id);
     tracing::debug!(id = peer.id, "connected");
     let session = Box::new(session(&peer));
-    (peer.id, peer, session)
+    (peer, session)
 }
 
 /// A boxed session is a session: see `serve_admitted` for why they are boxed.
@@ -400,7 +386,7 @@ impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
 /// unwinds through the task, nor its slot stay taken.
 struct Cleanup {
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    ip: IpAddr,
     /// Set once the connection is in the hub; a refused one has nothing to
     /// undo. Ids start at 1, so `NonZero` makes the option free.
     id: Option<std::num::NonZeroU64>,
@@ -422,7 +408,7 @@ impl Drop for Cleanup {
             tracing::error!(id, "connection task panicked; dropping only this client");
         }
         lock(&self.shared.hub).quit(id, "Connection closed", now_millis());
-        release_if(&self.shared, self.addr, &Ok(()));
+        release_if(&self.shared, self.ip, &Ok(()));
     }
 }
 
@@ -433,8 +419,8 @@ mod tests {
     /// Every connection's task holds its future for its whole life: its size
     /// is most of an idle connection's memory, so it is watched here. Tokio
     /// allocates a task as 104 bytes around the future (here the tracker's
-    /// 8 bytes around this one), rounded up to 128: at most 656 bytes
-    /// makes a 768-byte task, 8 more an 896-byte one.
+    /// 8 bytes around this one), rounded up to 128: at most 528 bytes
+    /// makes a 640-byte task, 8 more a 768-byte one.
     #[tokio::test]
     async fn connection_future_stays_small() {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -463,7 +449,7 @@ mod tests {
             shared.cfg.clone(),
             peer_addr.ip(),
         ));
-        let inner = conn::serve(rd, wr, hub, peer, session, None);
+        let inner = conn::serve(rd, wr, hub, peer, session, None, ());
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
         drop(inner);
         let (stream, peer_addr) = {
@@ -477,16 +463,14 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(
-            "irc session {} line session {} framer {} sleep {} notified {} cancelled {}",
+            "irc session {} line session {} framer {} sleep {}",
             std::mem::size_of::<irc_session::IrcSession>(),
             std::mem::size_of::<line_session::LineSession>(),
             std::mem::size_of::<framing::Framer>(),
             std::mem::size_of::<tokio::time::Sleep>(),
-            std::mem::size_of::<tokio::sync::futures::Notified<'static>>(),
-            std::mem::size_of::<tokio_util::sync::WaitForCancellationFuture<'static>>(),
         );
         drop(fut);
         drop(client);
-        assert!(size <= 656, "connection future grew to {size} bytes");
+        assert!(size <= 528, "connection future grew to {size} bytes");
     }
 }
