@@ -49,6 +49,46 @@ pub trait Session: Send {
     }
 }
 
+/// A byte stream the connection task reads and writes at once: gives its
+/// two halves, borrowed from it. A TCP stream splits for free (the halves
+/// are references); an owned split would cost every connection an `Arc`.
+pub trait Duplex: Send {
+    type Read<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    type Write<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>);
+}
+
+impl Duplex for tokio::net::TcpStream {
+    type Read<'a> = tokio::net::tcp::ReadHalf<'a>;
+    type Write<'a> = tokio::net::tcp::WriteHalf<'a>;
+    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>) {
+        self.split()
+    }
+}
+
+/// Separate halves (TLS: `tokio::io::split`).
+impl<R, W> Duplex for (R, W)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    type Read<'a>
+        = &'a mut R
+    where
+        Self: 'a;
+    type Write<'a>
+        = &'a mut W
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>) {
+        (&mut self.0, &mut self.1)
+    }
+}
+
 /// Locks the hub. A panic while holding the lock (a bug, never input) must not
 /// take every other connection down with it, so poisoning is ignored.
 pub fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
@@ -159,23 +199,24 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Serves one connection until it closes. `rd`/`wr` are the two halves of any
-/// byte stream (plain TCP, TLS...). `guard` is dropped when the connection
-/// ends, however it ends (a panic included).
-pub fn serve<R, W, G>(
-    mut rd: R,
-    mut wr: W,
+/// Serves one connection until it closes, over any byte stream (plain TCP,
+/// TLS...). `guard` is dropped when the connection ends, however it ends (a
+/// panic included).
+pub fn serve<G>(
+    mut io: impl Duplex,
     hub: Arc<Mutex<Hub>>,
     peer: Arc<Peer>,
     mut session: impl Session,
     flood: Option<FloodLimits>,
     guard: G,
-) -> impl std::future::Future<Output = ()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let flood = flood.map(|l| Box::new(Flood::new(l, Instant::now())));
+) -> impl std::future::Future<Output = ()> {
+    // Made here and captured, rather than made inside from its limits: the
+    // block would keep both.
+    let mut gate = Gate {
+        flood: flood.map(|l| Box::new(Flood::new(l, Instant::now()))),
+        hold_until: None,
+        excess: false,
+    };
     // An `async move` block rather than an `async fn`: an async fn keeps each
     // argument twice in its state (as passed, and as the local it is moved
     // into), and this state lives as long as the connection.
@@ -186,12 +227,8 @@ where
             let _owned = &guard;
         }
         session.start(&hub);
+        let (mut rd, mut wr) = io.halves();
         let mut framer = Framer::default();
-        let mut gate = Gate {
-            flood,
-            hold_until: None,
-            excess: false,
-        };
         // Bytes taken from the outbox and not yet written.
         let mut pending = Pending::default();
         let mut closing = false;

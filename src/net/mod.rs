@@ -191,8 +191,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 spawn_connection(&shared.tracker, Box::pin(task), span);
             }
             _ => {
-                let (rd, wr) = stream.into_split();
-                let task = serve_admitted(rd, wr, addr, kind, false, admitted, shared.clone());
+                let task = serve_admitted(stream, addr, kind, false, admitted, shared.clone());
                 spawn_connection(&shared.tracker, task, span);
             }
         }
@@ -221,10 +220,7 @@ async fn serve_tls(
     shared: Arc<Shared>,
 ) {
     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-        Ok(Ok(s)) => {
-            let (rd, wr) = tokio::io::split(s);
-            serve_admitted(rd, wr, addr, kind, true, admitted, shared).await
-        }
+        Ok(Ok(s)) => serve_admitted(tokio::io::split(s), addr, kind, true, admitted, shared).await,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
             release_if(&shared, addr.ip(), &admitted);
@@ -247,12 +243,9 @@ fn release_if(shared: &Shared, ip: IpAddr, admitted: &Result<(), limits::Refusal
 }
 
 /// Tells a refused client why, then closes.
-async fn refuse<R, W>(rd: R, mut wr: W, addr: SocketAddr, kind: Kind, refusal: limits::Refusal)
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
+async fn refuse(mut io: impl conn::Duplex, addr: SocketAddr, kind: Kind, refusal: limits::Refusal) {
     use tokio::io::AsyncWriteExt;
+    let (rd, mut wr) = io.halves();
     tracing::info!(reason = refusal.text(), "connection refused");
     let line = match kind {
         Kind::Line => format!("[server] {}\n", refusal.text()),
@@ -274,23 +267,18 @@ where
 /// future itself, rather than an `async` block awaiting it: an enclosing
 /// future would keep its own copy of every value moved into the inner one
 /// (the stream halves, the addresses) for the connection's whole life.
-fn serve_admitted<R, W>(
-    rd: R,
-    wr: W,
+fn serve_admitted(
+    io: impl conn::Duplex + 'static,
     addr: SocketAddr,
     kind: Kind,
     secure: bool,
     admitted: Result<(), limits::Refusal>,
     shared: Arc<Shared>,
-) -> impl Future<Output = ()> + Send
-where
-    R: tokio::io::AsyncRead + Unpin + Send,
-    W: tokio::io::AsyncWrite + Unpin + Send,
-{
+) -> impl Future<Output = ()> + Send {
     use futures_util::future::Either;
     if let Err(refusal) = admitted {
         // Boxed, as a rare path, to keep every connection's state small.
-        return Either::Left(Box::pin(refuse(rd, wr, addr, kind, refusal)));
+        return Either::Left(Box::pin(refuse(io, addr, kind, refusal)));
     }
     let hub = shared.hub.clone();
     let flood = shared.cfg.flood.limits();
@@ -310,14 +298,14 @@ where
             let (peer, session) = join_hub(&mut cleanup, &crate::line::LINE, secure, |p| {
                 line_session::LineSession::new(p.id, cfg)
             });
-            Either::Left(conn::serve(rd, wr, hub, peer, session, flood, cleanup))
+            Either::Left(conn::serve(io, hub, peer, session, flood, cleanup))
         }
         Kind::Irc => {
             let ip = addr.ip();
             let (peer, session) = join_hub(&mut cleanup, &crate::irc::render::IRC, secure, |p| {
                 irc_session::IrcSession::new(p.clone(), cfg, ip)
             });
-            Either::Right(conn::serve(rd, wr, hub, peer, session, flood, cleanup))
+            Either::Right(conn::serve(io, hub, peer, session, flood, cleanup))
         }
     })
 }
@@ -441,7 +429,6 @@ mod tests {
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         });
-        let (rd, wr) = stream.into_split();
         let hub = shared.hub.clone();
         let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
         let session = Box::new(irc_session::IrcSession::new(
@@ -449,7 +436,7 @@ mod tests {
             shared.cfg.clone(),
             peer_addr.ip(),
         ));
-        let inner = conn::serve(rd, wr, hub, peer, session, None, ());
+        let inner = conn::serve(stream, hub, peer, session, None, ());
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
         drop(inner);
         let (stream, peer_addr) = {
@@ -458,8 +445,7 @@ mod tests {
             drop(c2);
             r
         };
-        let (rd, wr) = stream.into_split();
-        let fut = serve_admitted(rd, wr, peer_addr, Kind::Irc, false, Ok(()), shared);
+        let fut = serve_admitted(stream, peer_addr, Kind::Irc, false, Ok(()), shared);
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(
