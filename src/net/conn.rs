@@ -200,15 +200,15 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 }
 
 /// Serves one connection until it closes, over any byte stream (plain TCP,
-/// TLS...). `guard` is dropped when the connection ends, however it ends (a
-/// panic included).
-pub fn serve<G>(
+/// TLS...). `hub` gives the hub; it is dropped when the connection ends,
+/// however it ends (a panic included), so it may carry the connection's
+/// cleanup too: one value in every connection's state instead of two.
+pub fn serve<H: AsRef<Mutex<Hub>>>(
     mut io: impl Duplex,
-    hub: Arc<Mutex<Hub>>,
+    hub: H,
     peer: Arc<Peer>,
     mut session: impl Session,
     flood: Option<FloodLimits>,
-    guard: G,
 ) -> impl std::future::Future<Output = ()> {
     // Made here and captured, rather than made inside from its limits: the
     // block would keep both.
@@ -221,12 +221,8 @@ pub fn serve<G>(
     // argument twice in its state (as passed, and as the local it is moved
     // into), and this state lives as long as the connection.
     async move {
-        // Mentioned so the block owns it (and drops it at its end) without
-        // keeping a second copy in a local.
-        {
-            let _owned = &guard;
-        }
-        session.start(&hub);
+        let hub = hub.as_ref();
+        session.start(hub);
         let (mut rd, mut wr) = io.halves();
         let mut framer = Framer::default();
         // Bytes taken from the outbox and not yet written.
@@ -380,7 +376,7 @@ pub fn serve<G>(
                             let max = session.max_line();
                             // Wake the recipients once for the whole read, not per line.
                             let _wake = crate::hub::event::defer_wakeups();
-                            let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, &hub, f, now));
+                            let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, hub, f, now));
                             Poll::Ready(gate.after(&framer, &mut session, next, now))
                         }
                     }
@@ -397,7 +393,7 @@ pub fn serve<G>(
                             // leave the hub now, but still deliver what is queued.
                             reading = false;
                             peer_gone = true;
-                            session.gone(&hub, "Connection closed");
+                            session.gone(hub, "Connection closed");
                             peer.out.close();
                         }
                         ReadOutcome::Error(e) => {
@@ -408,7 +404,7 @@ pub fn serve<G>(
                     }
                     if gate.excess {
                         peer.out.push_final(&session.farewell("Excess Flood"));
-                        session.gone(&hub, "Excess Flood");
+                        session.gone(hub, "Excess Flood");
                         closing = true;
                         reading = false;
                     }
@@ -422,19 +418,19 @@ pub fn serve<G>(
                         gate.hold_until = None;
                         let max = session.max_line();
                         let _wake = crate::hub::event::defer_wakeups();
-                        let next = framer.resume(max, |f| gate.frame(&mut session, &hub, f, now));
+                        let next = framer.resume(max, |f| gate.frame(&mut session, hub, f, now));
                         if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
                             closing = true;
                             reading = false;
                         }
                         if gate.excess {
                             peer.out.push_final(&session.farewell("Excess Flood"));
-                            session.gone(&hub, "Excess Flood");
+                            session.gone(hub, "Excess Flood");
                             closing = true;
                             reading = false;
                         }
                     }
-                    if session.on_deadline(&hub, now) == Flow::Close {
+                    if session.on_deadline(hub, now) == Flow::Close {
                         closing = true;
                         reading = false;
                     }
@@ -442,7 +438,7 @@ pub fn serve<G>(
             }
         }
         let quit_reason = quit_reason.as_deref().unwrap_or("Connection closed");
-        session.gone(&hub, quit_reason);
+        session.gone(hub, quit_reason);
         tracing::debug!(id = peer.id, reason = %quit_reason, "connection closed");
         if !peer_gone {
             // We are the ones closing (QUIT, kill, timeout, flood...): half-close

@@ -280,11 +280,10 @@ fn serve_admitted(
         // Boxed, as a rare path, to keep every connection's state small.
         return Either::Left(Box::pin(refuse(io, addr, kind, refusal)));
     }
-    let hub = shared.hub.clone();
     let flood = shared.cfg.flood.limits();
     let cfg = shared.cfg.clone();
-    // Moved into the serving future, which drops it when it ends however it
-    // ends (a panic unwinding through it included).
+    // The serving future's handle on the hub: dropped when the connection
+    // ends however it ends (a panic unwinding through it included).
     let mut cleanup = Cleanup {
         shared,
         ip: addr.ip(),
@@ -298,14 +297,14 @@ fn serve_admitted(
             let (peer, session) = join_hub(&mut cleanup, &crate::line::LINE, secure, |p| {
                 line_session::LineSession::new(p.id, cfg)
             });
-            Either::Left(conn::serve(io, hub, peer, session, flood, cleanup))
+            Either::Left(conn::serve(io, cleanup, peer, session, flood))
         }
         Kind::Irc => {
             let ip = addr.ip();
             let (peer, session) = join_hub(&mut cleanup, &crate::irc::render::IRC, secure, |p| {
                 irc_session::IrcSession::new(p.clone(), cfg, ip)
             });
-            Either::Right(conn::serve(io, hub, peer, session, flood, cleanup))
+            Either::Right(conn::serve(io, cleanup, peer, session, flood))
         }
     })
 }
@@ -380,6 +379,12 @@ struct Cleanup {
     id: Option<std::num::NonZeroU64>,
 }
 
+impl AsRef<Mutex<Hub>> for Cleanup {
+    fn as_ref(&self) -> &Mutex<Hub> {
+        &self.shared.hub
+    }
+}
+
 impl Cleanup {
     /// The connection is in the hub as `id`: it must leave it at the end.
     fn joined(&mut self, id: crate::hub::ConnId) {
@@ -436,7 +441,7 @@ mod tests {
             shared.cfg.clone(),
             peer_addr.ip(),
         ));
-        let inner = conn::serve(stream, hub, peer, session, None, ());
+        let inner = conn::serve(stream, hub, peer, session, None);
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
         drop(inner);
         let (stream, peer_addr) = {
