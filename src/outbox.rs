@@ -292,12 +292,14 @@ impl Outbox {
         let mut pieces = spare.pieces;
         pieces.clear();
         let mut inner = self.lock();
-        inner.settle_last();
         inner.queued = 0;
         inner.pinned = 0;
         Batch {
             data: Pending {
                 pieces: std::mem::replace(&mut inner.pieces, pieces),
+                // Handed over as it is: a lone reference (one delivery at a
+                // quiet time) then reaches the writer with no list allocated.
+                last: inner.last.take(),
                 offset: 0,
             },
             closed: inner.closed,
@@ -321,41 +323,47 @@ impl Outbox {
     }
 }
 
-/// Bytes taken from a queue and not yet written.
+/// Bytes taken from a queue and not yet written: `pieces`, then `last`.
 #[derive(Default)]
 pub struct Pending {
     pieces: VecDeque<Piece>,
+    last: Option<BytesSlice>,
     /// Bytes of the first piece already written.
     offset: usize,
 }
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
+        self.pieces.is_empty() && self.last.is_none()
+    }
+
+    /// Every piece's bytes, in order, the written part of the first included.
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces
+            .iter()
+            .map(Piece::bytes)
+            .chain(self.last.as_deref())
+    }
+
+    /// The unwritten bytes of each piece, in order.
+    fn unwritten(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces()
+            .enumerate()
+            .map(|(i, b)| if i == 0 { &b[self.offset..] } else { b })
     }
 
     /// The unwritten bytes of the first piece (for writers that cannot
     /// gather; never empty unless [`Pending::is_empty`]).
     pub fn first(&self) -> &[u8] {
-        self.pieces
-            .front()
-            .map_or(&[][..], |p| &p.bytes()[self.offset..])
+        self.unwritten().next().unwrap_or(&[])
     }
 
     /// Fills `out` with the unwritten bytes, in order, for one vectored
     /// write; returns how many slices were set.
     pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for (i, p) in self.pieces.iter().enumerate() {
-            if n == out.len() {
-                break;
-            }
-            let b = if i == 0 {
-                &p.bytes()[self.offset..]
-            } else {
-                p.bytes()
-            };
-            out[n] = IoSlice::new(b);
+        for (slot, b) in out.iter_mut().zip(self.unwritten()) {
+            *slot = IoSlice::new(b);
             n += 1;
         }
         n
@@ -364,15 +372,19 @@ impl Pending {
     /// Marks `n` more bytes as written, releasing finished pieces.
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(p) = self.pieces.front() else { break };
-            let left = p.bytes().len() - self.offset;
+            let Some(len) = self.pieces().next().map(<[u8]>::len) else {
+                break;
+            };
+            let left = len - self.offset;
             if n < left {
                 self.offset += n;
                 return;
             }
             n -= left;
             self.offset = 0;
-            self.pieces.pop_front();
+            if self.pieces.pop_front().is_none() {
+                self.last = None;
+            }
         }
     }
 
@@ -380,37 +392,40 @@ impl Pending {
     /// given up on ends on a whole line. Pieces hold whole lines, so the
     /// line under way ends inside the first piece.
     pub fn cut_after_current_line(&mut self) {
-        let Some(first) = self.pieces.front_mut() else {
+        let Some(first) = self.pieces().next() else {
             return;
         };
-        let done = &first.bytes()[..self.offset];
+        let done = &first[..self.offset];
         if done.is_empty() || done.ends_with(b"\n") {
             // At a line boundary: nothing more needs writing.
             self.pieces.clear();
+            self.last = None;
             self.offset = 0;
             return;
         }
-        let rest = &first.bytes()[self.offset..];
+        let rest = &first[self.offset..];
         let end = self.offset
             + rest
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(rest.len(), |i| i + 1);
-        match first {
-            Piece::Shared(s) => s.slice_(..end),
-            Piece::Owned(v) => v.truncate(end),
+        match self.pieces.front_mut() {
+            Some(Piece::Shared(s)) => s.slice_(..end),
+            Some(Piece::Owned(v)) => v.truncate(end),
+            None => {
+                if let Some(s) = &mut self.last {
+                    s.slice_(..end);
+                }
+                return;
+            }
         }
         self.pieces.truncate(1);
+        self.last = None;
     }
 
     /// Every unwritten byte, copied (tests and the socket-free simulator).
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        for (i, p) in self.pieces.iter().enumerate() {
-            let b = p.bytes();
-            v.extend_from_slice(if i == 0 { &b[self.offset..] } else { b });
-        }
-        v
+        self.unwritten().flatten().copied().collect()
     }
 }
 
@@ -463,7 +478,9 @@ mod tests {
             o.append_shared(&line);
         }
         let b = o.take(Pending::default()).data;
-        assert_eq!(b.pieces.len(), 1);
+        assert_eq!(b.pieces().count(), 1);
+        // Handed to the writer as it is: no list allocated on the way.
+        assert_eq!(b.pieces.capacity(), 0);
         let want: String = (0..100).map(|i| format!("line {i}\n")).collect();
         assert_eq!(b.to_vec(), want.as_bytes());
     }

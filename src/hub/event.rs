@@ -225,9 +225,17 @@ impl Peer {
     }
 }
 
+/// Writers to wake once the current batch of input has been handled.
+#[derive(Default)]
+struct Deferred {
+    /// A [`defer_wakeups`] guard is alive on this thread.
+    active: bool,
+    /// Kept between batches with its capacity: no allocation per batch.
+    peers: Vec<Arc<Peer>>,
+}
+
 thread_local! {
-    /// Writers to wake once the current batch of input has been handled.
-    static DEFERRED: RefCell<Option<Vec<Arc<Peer>>>> = const { RefCell::new(None) };
+    static DEFERRED: RefCell<Deferred> = RefCell::new(Deferred::default());
 }
 
 /// While the returned guard lives, fan-out queues data without waking the
@@ -235,15 +243,7 @@ thread_local! {
 /// handling a burst of lines holds one, so each recipient's writer finds the
 /// whole burst queued and writes it with one syscall instead of one per line.
 pub fn defer_wakeups() -> WakeGuard {
-    let outermost = DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(Vec::new());
-            true
-        } else {
-            false
-        }
-    });
+    let outermost = DEFERRED.with(|d| !std::mem::replace(&mut d.borrow_mut().active, true));
     WakeGuard { outermost }
 }
 
@@ -254,24 +254,29 @@ pub struct WakeGuard {
 
 impl Drop for WakeGuard {
     fn drop(&mut self) {
-        if self.outermost
-            && let Some(peers) = DEFERRED.with(|d| d.borrow_mut().take())
-        {
-            for p in peers {
-                p.out.wake();
-            }
+        if !self.outermost {
+            return;
         }
+        let mut peers = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            d.active = false;
+            std::mem::take(&mut d.peers)
+        });
+        for p in peers.drain(..) {
+            p.out.wake();
+        }
+        DEFERRED.with(|d| d.borrow_mut().peers = peers);
     }
 }
 
 /// Wakes `p`'s writer now, or when the current [`defer_wakeups`] guard drops.
 fn wake(p: &Arc<Peer>) {
-    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(p.clone());
-            true
+    let deferred = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.active {
+            d.peers.push(p.clone());
         }
-        None => false,
+        d.active
     });
     if !deferred {
         p.out.wake();

@@ -11,8 +11,9 @@ use super::render::IRC;
 use crate::hub::{Dialect, Event, Peer, cap};
 
 /// Collects one command's replies.
-pub struct Responder {
-    server: String,
+pub struct Responder<'s> {
+    /// Borrowed: a responder is made for every line a client sends.
+    server: &'s str,
     /// The client's nick, or `*` before it has one.
     pub nick: String,
     caps: u32,
@@ -20,10 +21,10 @@ pub struct Responder {
     lines: Vec<Vec<u8>>,
 }
 
-impl Responder {
-    pub fn new(server: &str, nick: &str, caps: u32, label: Option<String>) -> Responder {
+impl<'s> Responder<'s> {
+    pub fn new(server: &'s str, nick: &str, caps: u32, label: Option<String>) -> Responder<'s> {
         Responder {
-            server: server.to_string(),
+            server,
             nick: if nick.is_empty() {
                 "*".into()
             } else {
@@ -35,8 +36,8 @@ impl Responder {
         }
     }
 
-    pub fn server(&self) -> &str {
-        &self.server
+    pub fn server(&self) -> &'s str {
+        self.server
     }
 
     pub fn caps(&self) -> u32 {

@@ -237,8 +237,6 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
         // A wake-up arrived while a write was under way: take the queue as
         // soon as the write is done.
         let mut woken = false;
-        // Why the connection ended, when it was not a plain close.
-        let mut quit_reason: Option<Box<str>> = None;
         // One timer for the connection's life, moved only when the deadline
         // changes: arming a fresh timer on every loop turn costs on the hot path.
         // (The armed deadline is read back from the timer, not kept twice.)
@@ -288,7 +286,7 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                             // half a line), within the closing bound, instead
                             // of holding the batch until the client reads.
                             Some(Closed::Overflow) if !closing => {
-                                quit_reason = Some("SendQ exceeded".into());
+                                session.gone(hub, "SendQ exceeded");
                                 pending.cut_after_current_line();
                                 closing = true;
                                 reading = false;
@@ -305,7 +303,7 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                     pending = batch.data;
                     match batch.closed {
                         Some(Closed::Overflow) => {
-                            quit_reason = Some("SendQ exceeded".into());
+                            session.gone(hub, "SendQ exceeded");
                             let bye = session.farewell("SendQ exceeded");
                             // Best effort, bounded: the client is not reading.
                             // Boxed: a rare path should not grow every connection's state.
@@ -326,7 +324,7 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                 r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
                     match r {
                         Ok(0) | Err(_) => {
-                            quit_reason = Some("Write error".into());
+                            session.gone(hub, "Write error");
                             peer_gone = true;
                             break;
                         }
@@ -335,7 +333,7 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                             if pending.is_empty() {
                                 // TLS buffers what it encrypts: push it out now.
                                 if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
-                                    quit_reason = Some("Write error".into());
+                                    session.gone(hub, "Write error");
                                     break;
                                 }
                                 // Keep the storage while more is coming; free it
@@ -397,7 +395,7 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                             peer.out.close();
                         }
                         ReadOutcome::Error(e) => {
-                            quit_reason = Some(format!("Read error: {e}").into());
+                            session.gone(hub, &format!("Read error: {e}"));
                             peer_gone = true;
                             break;
                         }
@@ -437,9 +435,10 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
                 }
             }
         }
-        let quit_reason = quit_reason.as_deref().unwrap_or("Connection closed");
-        session.gone(hub, quit_reason);
-        tracing::debug!(id = peer.id, reason = %quit_reason, "connection closed");
+        // Unusual ends left the hub with their reason where they were seen;
+        // this one is then a no-op.
+        session.gone(hub, "Connection closed");
+        tracing::debug!(id = peer.id, "connection closed");
         if !peer_gone {
             // We are the ones closing (QUIT, kill, timeout, flood...): half-close
             // and drain, or unread input would make the kernel reset the

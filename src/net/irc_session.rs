@@ -52,13 +52,13 @@ impl IrcSession {
         Duration::from_secs(self.st.cfg.limits.partial_line_timeout)
     }
 
-    fn responder(&self, hub: &Hub, label: Option<&str>) -> Responder {
+    fn responder<'s>(&self, server: &'s str, hub: &Hub, label: Option<&str>) -> Responder<'s> {
         let nick = hub.user(self.st.id()).map(|u| &*u.nick).unwrap_or("");
         let caps = self.st.peer.caps();
         let label = label
             .filter(|_| caps & cap::LABELED_RESPONSE != 0)
             .map(str::to_string);
-        Responder::new(&self.st.cfg.server_name, nick, caps, label)
+        Responder::new(server, nick, caps, label)
     }
 
     /// Sends `ERROR` and leaves the hub.
@@ -103,7 +103,12 @@ impl Session for IrcSession {
                     .as_ref()
                     .map_or_else(|| "*".into(), |m| m.verb().into_owned());
                 let h = lock(hub);
-                let mut r = self.responder(&h, parsed.as_ref().and_then(|m| m.tag("label")));
+                let cfg = self.st.cfg.clone();
+                let mut r = self.responder(
+                    &cfg.server_name,
+                    &h,
+                    parsed.as_ref().and_then(|m| m.tag("label")),
+                );
                 r.standard(
                     "FAIL",
                     &cmd,
@@ -150,7 +155,10 @@ impl Session for IrcSession {
         let mut h = lock(hub);
         let now = now_millis();
         h.set_now(now);
-        let mut r = self.responder(&h, msg.tag("label"));
+        // A handle of its own, so the responder can borrow the server name
+        // while the session state is lent to the command.
+        let cfg = self.st.cfg.clone();
+        let mut r = self.responder(&cfg.server_name, &h, msg.tag("label"));
         let flow = {
             let mut ctx = Ctx {
                 hub: &mut h,
@@ -172,7 +180,8 @@ impl Session for IrcSession {
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
         self.partial.line_done();
         let h = lock(hub);
-        let mut r = self.responder(&h, None);
+        let cfg = self.st.cfg.clone();
+        let mut r = self.responder(&cfg.server_name, &h, None);
         r.num(ERR_INPUTTOOLONG, &[]);
         r.send(&self.st.peer);
         Flow::Continue

@@ -5,7 +5,7 @@ use crate::hub::{Event, HubError, User, cap};
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
 
-pub fn join(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn join(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     if m.params[0] == "0" {
         let chans: Vec<String> = ctx
@@ -35,7 +35,7 @@ pub fn join(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// Greets a user who just joined `name`: its JOIN echo, the topic, the names.
-fn joined(ctx: &mut Ctx<'_>, name: &str) {
+fn joined(ctx: &mut Ctx<'_, '_>, name: &str) {
     let id = ctx.st.id();
     let (Some(u), Some(ch)) = (ctx.hub.user(id), ctx.hub.channel(name)) else {
         return;
@@ -57,7 +57,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
     names_of(ctx, &name);
 }
 
-fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), HubError> {
+fn part_one(ctx: &mut Ctx<'_, '_>, name: &str, reason: &str) -> Result<(), HubError> {
     let id = ctx.st.id();
     let display = ctx.hub.part(id, name, reason, ctx.now)?;
     if let Some(u) = ctx.hub.user(id) {
@@ -71,7 +71,7 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), HubError>
     Ok(())
 }
 
-pub fn part(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn part(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let reason = m.param(1).unwrap_or("").to_string();
     let reason = crate::hub::truncate_bytes(&reason, 300).to_string();
     for name in list(&m.params[0]) {
@@ -82,7 +82,7 @@ pub fn part(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn topic(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn topic(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let name = m.params[0].as_str();
     let ch = ctx
@@ -127,7 +127,7 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn names(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn names(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     match m.param(0).filter(|p| !p.is_empty()) {
         None => ctx.r.num(RPL_ENDOFNAMES, &["*"]),
         Some(p) => {
@@ -155,7 +155,7 @@ pub fn visible_in(u: &User, viewer_is_member: bool) -> bool {
 }
 
 /// RPL_NAMREPLY lines and RPL_ENDOFNAMES for one channel.
-pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
+pub fn names_of(ctx: &mut Ctx<'_, '_>, name: &str) {
     let id = ctx.st.id();
     let caps = ctx.r.caps();
     let multi = caps & cap::MULTI_PREFIX != 0;

@@ -22,7 +22,7 @@ fn caps_string(version: u32) -> String {
         .join(" ")
 }
 
-pub fn cap(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn cap(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let sub = m.params[0].to_ascii_uppercase();
     let nick = ctx.nick();
     match sub.as_str() {
@@ -103,7 +103,7 @@ const ERR_INVALIDCAPCMD: Numeric = Numeric {
     text: "",
 };
 
-pub fn pass(ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
+pub fn pass(ctx: &mut Ctx<'_, '_>, _m: &Message) -> Result<Flow, CommandError> {
     if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
@@ -111,7 +111,7 @@ pub fn pass(ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn nick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let Some(new) = m.param(0).filter(|n| !n.is_empty()) else {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
@@ -137,7 +137,7 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     }
 }
 
-pub fn user(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn user(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
@@ -164,7 +164,7 @@ pub fn user(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// Finishes registration once NICK, USER and CAP negotiation are all done.
-pub fn complete_registration(ctx: &mut Ctx<'_>) -> Flow {
+pub fn complete_registration(ctx: &mut Ctx<'_, '_>) -> Flow {
     let st: &mut IrcState = ctx.st;
     let Some(reg) = &st.registration else {
         return Flow::Continue;
@@ -235,7 +235,7 @@ pub fn isupport(cfg: &crate::config::Config) -> Vec<String> {
 }
 
 /// The welcome burst: 001-005, LUSERS, MOTD.
-pub fn welcome(ctx: &mut Ctx<'_>) {
+pub fn welcome(ctx: &mut Ctx<'_, '_>) {
     let Some(u) = ctx.hub.user(ctx.st.id()) else {
         return;
     };
@@ -284,7 +284,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
     super::query::send_motd(ctx);
 }
 
-pub fn ping(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn ping(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let token = m.params[0].clone();
     if token.is_empty() {
         return Err(CommandError::Numeric(ERR_NOORIGIN, vec![]));
@@ -294,12 +294,12 @@ pub fn ping(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn pong(_ctx: &mut Ctx<'_>, _m: &Message) -> Result<Flow, CommandError> {
+pub fn pong(_ctx: &mut Ctx<'_, '_>, _m: &Message) -> Result<Flow, CommandError> {
     // Any input resets the keep-alive timer; nothing else to do.
     Ok(Flow::Continue)
 }
 
-pub fn quit(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn quit(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let reason = match m.param(0).filter(|r| !r.is_empty()) {
         Some(r) => format!("Quit: {}", crate::hub::truncate_bytes(r, 300)),
         None => "Client Quit".to_string(),

@@ -22,16 +22,17 @@ use crate::hub::{Hub, HubError, Millis};
 use crate::oper::OperCheck;
 
 /// What a handler can use.
-pub struct Ctx<'a> {
+/// `'s`: what the responder borrows (the server name), outliving the command.
+pub struct Ctx<'a, 's> {
     pub hub: &'a mut Hub,
     pub st: &'a mut IrcState,
-    pub r: &'a mut Responder,
+    pub r: &'a mut Responder<'s>,
     pub now: Millis,
     /// Result of the OPER password check, done before the hub was locked.
     pub oper: Option<OperCheck>,
 }
 
-impl Ctx<'_> {
+impl Ctx<'_, '_> {
     /// The requesting user's nick (or `*`).
     pub fn nick(&self) -> String {
         self.r.nick.to_string()
@@ -58,7 +59,7 @@ pub type CmdResult = Result<(), CommandError>;
 /// Whether the connection goes on.
 pub use crate::line::Flow;
 
-type Handler = fn(&mut Ctx<'_>, &Message) -> Result<Flow, CommandError>;
+type Handler = fn(&mut Ctx<'_, '_>, &Message) -> Result<Flow, CommandError>;
 
 /// One command's metadata.
 pub struct Command {
@@ -129,7 +130,7 @@ pub fn lookup(verb: &str) -> Option<&'static Command> {
 }
 
 /// Runs one message through the common checks and its handler.
-pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Flow {
+pub fn dispatch(ctx: &mut Ctx<'_, '_>, msg: &Message) -> Flow {
     let verb = msg.verb();
     let Some(cmd) = lookup(&verb) else {
         if ctx.st.registered() {
@@ -157,7 +158,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message) -> Flow {
 }
 
 /// Turns a command error into its numeric reply.
-pub fn report(r: &mut Responder, command: &str, e: CommandError) {
+pub fn report(r: &mut Responder<'_>, command: &str, e: CommandError) {
     use numeric::*;
     match e {
         CommandError::NeedMoreParams => r.num(ERR_NEEDMOREPARAMS, &[command]),

@@ -187,7 +187,7 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
     out
 }
 
-pub fn mode(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn mode(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let target = m.params[0].as_str();
     if target.starts_with('#') {
         channel_mode(ctx, m, target)
@@ -196,7 +196,7 @@ pub fn mode(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     }
 }
 
-fn channel_mode(ctx: &mut Ctx<'_>, m: &Message, name: &str) -> Result<Flow, CommandError> {
+fn channel_mode(ctx: &mut Ctx<'_, '_>, m: &Message, name: &str) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let ch = ctx
         .hub
@@ -290,7 +290,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, m: &Message, name: &str) -> Result<Flow, Comm
 /// Checks and normalises one change's parameter; replies ERR_INVALIDMODEPARAM
 /// and returns `None` when it cannot be used.
 fn validate(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx<'_, '_>,
     chname: &str,
     add: bool,
     c: char,
@@ -335,7 +335,7 @@ fn validate(
 }
 
 /// Lists a channel's bans, exceptions or invite exceptions.
-fn show_list(ctx: &mut Ctx<'_>, chname: &str, c: char) {
+fn show_list(ctx: &mut Ctx<'_, '_>, chname: &str, c: char) {
     let (item, end) = match c {
         'b' => (RPL_BANLIST, RPL_ENDOFBANLIST),
         'e' => (RPL_EXCEPTLIST, RPL_ENDOFEXCEPTLIST),
@@ -379,7 +379,7 @@ fn umode_string(u: &crate::hub::User) -> String {
     s
 }
 
-fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, CommandError> {
+fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message, target: &str) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let u = ctx
         .hub
@@ -439,7 +439,7 @@ fn user_mode(ctx: &mut Ctx<'_>, m: &Message, target: &str) -> Result<Flow, Comma
     Ok(Flow::Continue)
 }
 
-pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let chans: Vec<&str> = split_list(&m.params[0]).collect();
     let nicks: Vec<&str> = split_list(&m.params[1]).collect();
@@ -476,7 +476,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn invite(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn invite(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let (target, chan) = (m.params[0].as_str(), m.params[1].as_str());
     let (nick, chname, away) = ctx.hub.invite(ctx.st.id(), target, chan, ctx.now)?;
     ctx.r.num(RPL_INVITING, &[&nick, &chname]);
@@ -533,7 +533,7 @@ fn age_cmp(more: bool, age: u64, minutes: u64) -> bool {
     if more { age > limit } else { age < limit }
 }
 
-pub fn list(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn list(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let filters: Vec<ListFilter> = m
         .params

@@ -33,7 +33,7 @@ fn verb(kind: MsgKind) -> &'static str {
     }
 }
 
-fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandError> {
+fn send(ctx: &mut Ctx<'_, '_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandError> {
     let notice = kind == MsgKind::Notice;
     let verb = verb(kind);
     if let Some(b) = m.tag("batch")
@@ -57,7 +57,14 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
         }
         return Err(CommandError::Numeric(ERR_NOTEXTTOSEND, vec![]));
     }
-    let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
+    // One target is the common case: no list to build.
+    let many: Vec<&str>;
+    let targets: &[&str] = if targets.contains(',') {
+        many = targets.split(',').filter(|t| !t.is_empty()).collect();
+        &many
+    } else {
+        std::slice::from_ref(&targets)
+    };
     if targets.len() > ctx.st.cfg.limits.max_targets {
         if !notice {
             ctx.r.num(
@@ -67,7 +74,7 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
         }
         return Ok(Flow::Continue);
     }
-    if kind == MsgKind::Privmsg && too_long_to_relay(ctx, &targets, text) {
+    if kind == MsgKind::Privmsg && too_long_to_relay(ctx, targets, text) {
         // Relayed with our `nick!user@host` source the line would pass 512
         // bytes: refuse it whole (ERR_INPUTTOOLONG) rather than cut it or
         // deliver it in two pieces the client did not write. NOTICE gets no
@@ -76,12 +83,12 @@ fn send(ctx: &mut Ctx<'_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandEr
         return Ok(Flow::Continue);
     }
     let tags = client_tags(m, ctx.r.caps());
-    deliver(ctx, &targets, text, &[], kind, &tags)
+    deliver(ctx, targets, text, &[], kind, &tags)
 }
 
 /// Whether `:<our prefix> PRIVMSG <target> :<text>` exceeds 512 bytes for
 /// some target (the relayed target has the length of the given one).
-fn too_long_to_relay(ctx: &Ctx<'_>, targets: &[&str], text: &str) -> bool {
+fn too_long_to_relay(ctx: &Ctx<'_, '_>, targets: &[&str], text: &str) -> bool {
     let prefix_len = ctx.hub.user(ctx.st.id()).map_or(0, |u| u.prefix_len());
     targets.iter().any(|t| {
         let line = 1 + prefix_len + " PRIVMSG ".len() + t.len() + " :".len() + text.len() + 2;
@@ -91,7 +98,7 @@ fn too_long_to_relay(ctx: &Ctx<'_>, targets: &[&str], text: &str) -> bool {
 
 /// Sends `text` to each target, echoing to the sender when it asked for it.
 fn deliver(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx<'_, '_>,
     targets: &[&str],
     text: &str,
     parts: &[MultilinePart],
@@ -134,15 +141,15 @@ fn deliver(
     Ok(Flow::Continue)
 }
 
-pub fn privmsg(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn privmsg(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     send(ctx, m, MsgKind::Privmsg)
 }
 
-pub fn notice(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn notice(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     send(ctx, m, MsgKind::Notice)
 }
 
-pub fn tagmsg(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn tagmsg(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     if ctx.r.caps() & cap::MESSAGE_TAGS == 0 {
         // Without message-tags a TAGMSG carries nothing: ignore it quietly.
         return Ok(Flow::Continue);
@@ -153,7 +160,7 @@ pub fn tagmsg(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 /// Replies `FAIL BATCH <code> [context] :<text>` and abandons the batch being
 /// received, if any: the rest of it is dropped quietly. The FAIL carries the
 /// label of the batch's opening line, the command it answers.
-fn fail_batch(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) {
+fn fail_batch(ctx: &mut Ctx<'_, '_>, code: &str, context: &[&str], text: &str) {
     if let Some(b) = ctx.st.batch.take() {
         ctx.r.set_label(b.label);
         ctx.st.dead_batch = Some(b.id.into_boxed_str());
@@ -162,7 +169,7 @@ fn fail_batch(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) {
 }
 
 /// `BATCH +id draft/multiline <target>` / `BATCH -id`.
-pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let reference = m.params[0].as_str();
     if let Some(id) = reference.strip_prefix('+') {
         if m.param(1) != Some("draft/multiline") || ctx.r.caps() & cap::MULTILINE == 0 {
@@ -261,7 +268,7 @@ pub fn batch(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 fn add_to_batch(
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx<'_, '_>,
     m: &Message,
     id: &str,
     notice: bool,

@@ -7,7 +7,7 @@ use crate::irc::numeric::*;
 use crate::names::casefold;
 use crate::oper::OperCheck;
 
-pub fn oper(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn oper(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     match ctx.oper {
         Some(OperCheck::Granted) => {
@@ -34,7 +34,7 @@ pub fn oper(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn kill(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn kill(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let reason = m
         .param(1)
         .filter(|r| !r.is_empty())
@@ -53,7 +53,7 @@ pub fn kill(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn wallops(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn wallops(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let u = ctx.hub.user(id).ok_or(HubError::NoPrivileges)?;
     policy::can_wallops(u)?;
@@ -70,7 +70,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn away(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn away(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let max = ctx.st.cfg.limits.away_length;
     let text = m
         .param(0)
@@ -84,7 +84,7 @@ pub fn away(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn setname(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn setname(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let name = m.params[0].as_str();
     if name.is_empty() || name.len() > REALNAME_LEN {
@@ -111,7 +111,7 @@ pub fn setname(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 /// Longest real name accepted by SETNAME.
 pub const REALNAME_LEN: usize = 200;
 
-pub fn monitor(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn monitor(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let sub = m.params[0].to_ascii_uppercase();
     let limit = ctx.st.cfg.limits.monitor;
@@ -181,14 +181,14 @@ pub fn monitor(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// The nicks on `id`'s MONITOR list, as stored (folded).
-fn monitored_display(ctx: &Ctx<'_>) -> Vec<String> {
+fn monitored_display(ctx: &Ctx<'_, '_>) -> Vec<String> {
     ctx.hub
         .user(ctx.st.id())
         .map(|u| u.monitoring().to_vec())
         .unwrap_or_default()
 }
 
-fn monitor_status(ctx: &mut Ctx<'_>, online: &[String], offline: &[String]) {
+fn monitor_status(ctx: &mut Ctx<'_, '_>, online: &[String], offline: &[String]) {
     for chunk in online.chunks(10) {
         ctx.r.num(RPL_MONONLINE, &[&chunk.join(",")]);
     }

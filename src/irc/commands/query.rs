@@ -22,7 +22,7 @@ const VERSION: &str = concat!("bavard-", env!("CARGO_PKG_VERSION"));
 /// Room for the variable part of a reply line: 512 bytes minus the source,
 /// numeric, client nick, fixed parameters and separators (generously counted),
 /// so list replies (319, 303, 302) never exceed the line limit.
-fn room(ctx: &Ctx<'_>, fixed: &[&str]) -> usize {
+fn room(ctx: &Ctx<'_, '_>, fixed: &[&str]) -> usize {
     let used = ctx.r.server().len()
         + ctx.r.nick.len()
         + fixed.iter().map(|p| p.len() + 1).sum::<usize>()
@@ -64,14 +64,14 @@ fn middle(s: &str) -> &str {
 /// Whether a `[server]` parameter names this server. A nick also counts: on a
 /// single server every user is local, and RFC 2812 lets clients address a
 /// query "to the server that user is on" by giving the nick.
-fn is_us(ctx: &Ctx<'_>, target: &str) -> bool {
+fn is_us(ctx: &Ctx<'_, '_>, target: &str) -> bool {
     target.is_empty()
         || wildcard_match(target, ctx.r.server())
         || ctx.hub.find_nick(target).is_some_and(|u| u.registered)
 }
 
 /// ERR_NOSUCHSERVER unless the optional server parameter `i` names us.
-fn check_server(ctx: &Ctx<'_>, m: &Message, i: usize) -> Result<(), CommandError> {
+fn check_server(ctx: &Ctx<'_, '_>, m: &Message, i: usize) -> Result<(), CommandError> {
     match m.param(i) {
         Some(t) if !is_us(ctx, t) => Err(CommandError::Numeric(
             ERR_NOSUCHSERVER,
@@ -83,11 +83,11 @@ fn check_server(ctx: &Ctx<'_>, m: &Message, i: usize) -> Result<(), CommandError
 
 /// Whether the requester may see the real address of `u`: only the user
 /// itself and operators, since hosts may one day be cloaked.
-fn sees_ip(ctx: &Ctx<'_>, u: &User) -> bool {
+fn sees_ip(ctx: &Ctx<'_, '_>, u: &User) -> bool {
     u.id == ctx.st.id() || requester(ctx).is_some_and(|me| me.modes.oper)
 }
 
-fn requester<'a>(ctx: &'a Ctx<'_>) -> Option<&'a User> {
+fn requester<'a>(ctx: &'a Ctx<'_, '_>) -> Option<&'a User> {
     ctx.hub.user(ctx.st.id())
 }
 
@@ -96,7 +96,7 @@ fn share_channel(a: &User, b: &User) -> bool {
     a.channels.iter().any(|k| b.channels.contains(k))
 }
 
-fn idle_secs(ctx: &Ctx<'_>, u: &User) -> u64 {
+fn idle_secs(ctx: &Ctx<'_, '_>, u: &User) -> u64 {
     (ctx.now / 1000).saturating_sub(u.last_active)
 }
 
@@ -110,7 +110,7 @@ fn human_time(secs: u64) -> String {
 // ---------------------------------------------------------------- LUSERS, MOTD
 
 /// RPL_LUSER* replies (also part of the welcome burst).
-pub fn send_lusers(ctx: &mut Ctx<'_>) {
+pub fn send_lusers(ctx: &mut Ctx<'_, '_>) {
     let users = ctx.hub.users().filter(|u| u.registered).count();
     let invisible = ctx
         .hub
@@ -160,7 +160,7 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
 }
 
 /// The message of the day, or ERR_NOMOTD when none is configured.
-pub fn send_motd(ctx: &mut Ctx<'_>) {
+pub fn send_motd(ctx: &mut Ctx<'_, '_>) {
     let cfg = ctx.st.cfg.clone();
     if cfg.motd.is_empty() {
         ctx.r.num(ERR_NOMOTD, &[]);
@@ -177,7 +177,7 @@ pub fn send_motd(ctx: &mut Ctx<'_>) {
 }
 
 /// `MOTD [server]`.
-pub fn motd(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn motd(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     send_motd(ctx);
     Ok(Flow::Continue)
@@ -185,7 +185,7 @@ pub fn motd(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `LUSERS [mask [server]]`: the mask is meaningless on one server, the
 /// server is checked.
-pub fn lusers(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn lusers(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 1)?;
     send_lusers(ctx);
     Ok(Flow::Continue)
@@ -236,7 +236,7 @@ struct WhoRow {
     realname: String,
 }
 
-fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
+fn who_row(ctx: &Ctx<'_, '_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
     let mut flags = String::from(if u.away().is_some() { "G" } else { "H" });
     if u.modes.oper {
         flags.push('*');
@@ -262,7 +262,7 @@ fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
     }
 }
 
-fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
+fn send_who_row(ctx: &mut Ctx<'_, '_>, row: &WhoRow, whox: Option<&Whox>) {
     let server = ctx.r.server().to_string();
     match whox {
         Some(w) => {
@@ -305,7 +305,7 @@ fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
 }
 
 /// Rows for `WHO #channel`: its members the requester may see.
-fn who_channel(ctx: &Ctx<'_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
+fn who_channel(ctx: &Ctx<'_, '_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
     let is_member = ch.member(ctx.st.id()).is_some();
     if !is_member && (ch.modes.secret || ch.modes.private) {
@@ -323,7 +323,7 @@ fn who_channel(ctx: &Ctx<'_>, ch: &Channel, opers_only: bool) -> Vec<WhoRow> {
 
 /// Rows for a nick or a mask over nick, user, host, realname and
 /// `nick!user@host`.
-fn who_mask(ctx: &Ctx<'_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
+fn who_mask(ctx: &Ctx<'_, '_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
     let has_wildcard = mask.contains(['*', '?']);
     // A plain nick is answered even for an invisible user: the requester
     // already knows the nick, and `WHO nick` is how clients look one up.
@@ -360,7 +360,7 @@ fn who_mask(ctx: &Ctx<'_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
 }
 
 /// `WHO [mask [flags][%fields[,token]]]`.
-pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn who(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let mask = m.param(0).unwrap_or("");
     let (flags, whox) = parse_who_options(m.param(1).unwrap_or(""));
     // `%` with no known field would produce empty 354 lines: answer the
@@ -383,7 +383,7 @@ pub fn who(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 // ---------------------------------------------------------------------- WHOIS
 
 /// Server description used in RPL_WHOISSERVER.
-fn server_info(ctx: &Ctx<'_>) -> String {
+fn server_info(ctx: &Ctx<'_, '_>) -> String {
     let loc = &ctx.st.cfg.admin.location;
     if loc.is_empty() {
         ctx.st.cfg.network.clone()
@@ -394,7 +394,7 @@ fn server_info(ctx: &Ctx<'_>) -> String {
 
 /// `WHOIS [server] nick`: only the first of a comma list is answered
 /// (TARGMAX WHOIS:1).
-pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn whois(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let (server, targets) = match m.params.len() {
         0 | 1 => (None, m.param(0).unwrap_or("")),
         _ => (m.param(0), m.param(1).unwrap_or("")),
@@ -484,7 +484,7 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `WHOWAS nick [count]`: most recent first; a count of zero or less (or one
 /// that is not a number) means every entry.
-pub fn whowas(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn whowas(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let given = m.param(0).unwrap_or("");
     let Some(target) = given.split(',').find(|t| !t.is_empty()) else {
         // RFC 2812: every WHOWAS answer ends with RPL_ENDOFWHOWAS, errors too.
@@ -524,7 +524,7 @@ fn nick_args(m: &Message) -> impl Iterator<Item = &str> {
 }
 
 /// `ISON nick...`: the ones online, spelled as the server knows them.
-pub fn ison(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn ison(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let mut seen = std::collections::HashSet::new();
     let mut online = Vec::new();
     for n in nick_args(m) {
@@ -543,7 +543,7 @@ pub fn ison(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `USERHOST nick{ nick}`: up to five `nick[*]=(+|-)user@host` entries.
-pub fn userhost(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn userhost(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let entries: Vec<String> = nick_args(m)
         .take(5)
         .filter_map(|n| {
@@ -566,7 +566,7 @@ pub fn userhost(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `VERSION [server]`: RPL_VERSION then the ISUPPORT tokens again, as
 /// Modern IRC asks.
-pub fn version(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn version(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     ctx.r.num(
@@ -584,7 +584,7 @@ pub fn version(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `TIME [server]`: `391 <server> <unix time> <offset> :<human time>`, the
 /// form with a machine-readable timestamp (offset 0: we report UTC).
-pub fn time(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn time(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     let secs = ctx.now / 1000;
@@ -596,7 +596,7 @@ pub fn time(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `ADMIN [server]`: 256-259 from the configuration.
-pub fn admin(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn admin(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     let a = ctx.st.cfg.admin.clone();
@@ -608,7 +608,7 @@ pub fn admin(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `INFO [server]`: a few RPL_INFO lines then RPL_ENDOFINFO.
-pub fn info(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn info(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let lines = [
         VERSION.to_string(),
@@ -786,7 +786,7 @@ static HELP: &[(&str, &str, &str)] = &[
 
 /// `HELP [topic]`: 704 first line, 705 the body, 706 the last line; 524 when
 /// there is no help on the topic.
-pub fn help(ctx: &mut Ctx<'_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn help(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     let topic = m.param(0).filter(|t| !t.is_empty());
     let Some(topic) = topic else {
         ctx.r.num(RPL_HELPSTART, &["*", "** bavard help **"]);
