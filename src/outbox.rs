@@ -333,6 +333,14 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Bytes of the connection's own to write (its last words, past the queue).
+    pub fn owned(bytes: Vec<u8>) -> Pending {
+        Pending {
+            pieces: VecDeque::from([Piece::Owned(bytes)]),
+            ..Pending::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pieces.is_empty() && self.last.is_none()
     }

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use std::future::poll_fn;
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -204,249 +203,428 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 /// however it ends (a panic included), so it may carry the connection's
 /// cleanup too: one value in every connection's state instead of two.
 pub fn serve<H: AsRef<Mutex<Hub>>>(
-    mut io: impl Duplex,
+    io: impl Duplex,
     hub: H,
     peer: Arc<Peer>,
-    mut session: impl Session,
+    session: impl Session,
     flood: Option<FloodLimits>,
 ) -> impl std::future::Future<Output = ()> {
-    // Made here and captured, rather than made inside from its limits: the
-    // block would keep both.
-    let mut gate = Gate {
-        flood: flood.map(|l| Box::new(Flood::new(l, Instant::now()))),
-        hold_until: None,
-        excess: false,
-    };
-    // An `async move` block rather than an `async fn`: an async fn keeps each
-    // argument twice in its state (as passed, and as the local it is moved
-    // into), and this state lives as long as the connection.
-    async move {
-        let hub = hub.as_ref();
-        session.start(hub);
-        let (mut rd, mut wr) = io.halves();
-        let mut framer = Framer::default();
+    let far = Instant::now() + FAR;
+    Conn {
+        io,
+        hub,
+        peer,
+        session,
+        framer: Framer::default(),
+        gate: Gate {
+            flood: flood.map(|l| Box::new(Flood::new(l, Instant::now()))),
+            hold_until: None,
+            excess: false,
+        },
+        pending: Pending::default(),
+        exit_by: None,
+        timer: tokio::time::sleep_until(far.into()),
+        phase: Phase::Serving,
+        flags: Flags {
+            started: false,
+            closing: false,
+            reading: true,
+            peer_gone: false,
+            woken: false,
+            flushing: false,
+        },
+    }
+}
+
+/// A deadline far enough to mean "none": the timer stays armed on it rather
+/// than being re-armed on every turn.
+const FAR: Duration = Duration::from_secs(3600);
+
+/// How long the last words to a client past its send queue may take.
+const FAREWELL_TIME: Duration = Duration::from_millis(100);
+
+/// How long a closing connection waits for the client's EOF.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How the serving loop ended.
+enum End {
+    Done,
+    /// The send queue overflowed: try to tell the client, then close.
+    Farewell(Bytes),
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Writing the last words (`pending`) to a client past its send queue,
+    /// bounded by `exit_by`.
+    Farewell,
+    /// We are the ones closing (QUIT, kill, timeout, flood...): half-close
+    /// and drain until the client's EOF, bounded by `exit_by`, or unread
+    /// input would make the kernel reset the connection and destroy the
+    /// last lines, the reason included.
+    Shutdown,
+    Drain,
+}
+
+/// The connection's booleans, kept together so they pack into one word.
+struct Flags {
+    /// The session was started (it greets, so it runs in the task).
+    started: bool,
+    closing: bool,
+    reading: bool,
+    /// The client closed or broke the connection: no need to drain its input.
+    peer_gone: bool,
+    /// A wake-up arrived while a write was under way: take the queue as
+    /// soon as the write (and its flush) is done.
+    woken: bool,
+    /// Everything was written; the stream is being flushed (TLS).
+    flushing: bool,
+}
+
+pin_project_lite::pin_project! {
+    /// One connection's task, written out by hand rather than as an async
+    /// block around `select!`: each branch future of a `select!` keeps its
+    /// own references in the state, an async block keeps its captures beside
+    /// its locals, and this state lives as long as the connection (it is
+    /// most of an idle connection's memory).
+    #[project = ConnProj]
+    struct Conn<I, H, S> {
+        io: I,
+        hub: H,
+        peer: Arc<Peer>,
+        session: S,
+        framer: Framer,
+        gate: Gate,
         // Bytes taken from the outbox and not yet written.
-        let mut pending = Pending::default();
-        let mut closing = false;
-        let mut reading = true;
-        // The client closed or broke the connection: no need to drain its input.
-        let mut peer_gone = false;
+        pending: Pending,
         // The task ends at this instant whatever is left to flush: set when
         // closing (clients that stopped reading) and at server shutdown.
-        let mut exit_by: Option<Instant> = None;
-        // A wake-up arrived while a write was under way: take the queue as
-        // soon as the write is done.
-        let mut woken = false;
+        exit_by: Option<Instant>,
         // One timer for the connection's life, moved only when the deadline
-        // changes: arming a fresh timer on every loop turn costs on the hot path.
+        // changes: arming a fresh timer on every turn costs on the hot path.
         // (The armed deadline is read back from the timer, not kept twice.)
-        let far = || Instant::now() + Duration::from_secs(3600);
-        let timer = tokio::time::sleep_until(far().into());
-        tokio::pin!(timer);
+        #[pin]
+        timer: tokio::time::Sleep,
+        phase: Phase,
+        flags: Flags,
+    }
+}
+
+impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> std::future::Future for Conn<I, H, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut this = self.project();
         loop {
-            // In a block of its own: locals alive across the `select!` below
-            // would take room in every connection's state.
-            {
-                let deadline = if closing {
-                    // Only the flush is left, bounded for clients that stopped reading.
-                    let flush_by = Instant::now() + Duration::from_secs(10);
-                    Some(*exit_by.get_or_insert(flush_by))
-                } else {
-                    [session.deadline(), exit_by, gate.hold_until]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                };
-                let armed = timer.deadline().into_std();
-                match deadline {
-                    Some(d) if d != armed => timer.as_mut().reset(d.into()),
-                    // No deadline: leave a far one armed rather than re-arming.
-                    None if armed <= Instant::now() => timer.as_mut().reset(far().into()),
-                    _ => {}
+            match *this.phase {
+                Phase::Serving => {
+                    let end = std::task::ready!(poll_serve(&mut this, cx));
+                    let hub = this.hub.as_ref();
+                    // Unusual ends left the hub with their reason where they
+                    // were seen; this one is then a no-op.
+                    this.session.gone(hub, "Connection closed");
+                    tracing::debug!(id = this.peer.id, "connection closed");
+                    *this.phase = match end {
+                        End::Farewell(bye) => {
+                            *this.pending = Pending::owned(bye.to_vec());
+                            Phase::Farewell
+                        }
+                        End::Done if this.flags.peer_gone => return Poll::Ready(()),
+                        End::Done => Phase::Shutdown,
+                    };
+                    let bound = match *this.phase {
+                        Phase::Farewell => FAREWELL_TIME,
+                        _ => LINGER_TIME,
+                    };
+                    this.timer.as_mut().reset((Instant::now() + bound).into());
                 }
-            }
-            // While input is held by flood control, reading goes on into the held
-            // backlog (so its size shows) up to a bound, past which the client
-            // would be dropped anyway.
-            let can_read = reading && !closing && framer.held().len() < MAX_HELD;
-            tokio::select! {
-                biased;
-                // Polled on every turn, writes under way included, so that a
-                // server shutdown is seen even while a client does not read.
-                _ = poll_fn(|cx| peer.out.poll_ready(cx)) => {
-                    if !pending.is_empty() {
-                        woken = true;
-                        match peer.out.closed() {
-                            Some(Closed::Shutdown) => {
-                                closing = true;
-                                exit_soon(&mut exit_by);
-                            }
-                            // The hub dropped this client while a write to it
-                            // is stuck: finish only the line under way (never
-                            // half a line), within the closing bound, instead
-                            // of holding the batch until the client reads.
-                            Some(Closed::Overflow) if !closing => {
-                                session.gone(hub, "SendQ exceeded");
-                                pending.cut_after_current_line();
-                                closing = true;
-                                reading = false;
-                                if pending.is_empty() {
-                                    break;
-                                }
-                            }
-                            _ => {}
+                Phase::Farewell => {
+                    // Best effort, bounded: the client is not reading.
+                    let (_, mut wr) = this.io.halves();
+                    let done = match poll_write_pending(cx, &mut wr, this.pending) {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            this.pending.advance(n);
+                            this.pending.is_empty()
                         }
-                        continue;
+                        Poll::Ready(_) => true,
+                        Poll::Pending => this.timer.as_mut().poll(cx).is_ready(),
+                    };
+                    if !done {
+                        return Poll::Pending;
                     }
-                    // `pending` is empty here but keeps its storage while traffic goes on.
-                    let batch = peer.out.take(std::mem::take(&mut pending));
-                    pending = batch.data;
-                    match batch.closed {
-                        Some(Closed::Overflow) => {
-                            session.gone(hub, "SendQ exceeded");
-                            let bye = session.farewell("SendQ exceeded");
-                            // Best effort, bounded: the client is not reading.
-                            // Boxed: a rare path should not grow every connection's state.
-                            let _ = Box::pin(tokio::time::timeout(Duration::from_millis(100), wr.write_all(&bye))).await;
-                            break;
-                        }
-                        Some(Closed::Closing) => closing = true,
-                        Some(Closed::Shutdown) => {
-                            closing = true;
-                            exit_soon(&mut exit_by);
-                        }
-                        None => {}
-                    }
-                    if pending.is_empty() && closing {
-                        break;
-                    }
+                    *this.pending = Pending::default();
+                    *this.phase = Phase::Shutdown;
+                    this.timer
+                        .as_mut()
+                        .reset((Instant::now() + LINGER_TIME).into());
                 }
-                r = poll_fn(|cx| poll_write_pending(cx, &mut wr, &pending)), if !pending.is_empty() => {
-                    match r {
-                        Ok(0) | Err(_) => {
-                            session.gone(hub, "Write error");
-                            peer_gone = true;
-                            break;
-                        }
-                        Ok(n) => {
-                            pending.advance(n);
-                            if pending.is_empty() {
-                                // TLS buffers what it encrypts: push it out now.
-                                if poll_fn(|cx| Pin::new(&mut wr).poll_flush(cx)).await.is_err() {
-                                    session.gone(hub, "Write error");
-                                    break;
-                                }
-                                // Keep the storage while more is coming; free it
-                                // when the connection goes quiet, so an idle
-                                // connection holds none.
-                                if peer.out.queued_bytes() == 0 {
-                                    pending = Pending::default();
-                                }
-                                if std::mem::take(&mut woken) {
-                                    // The wake-up was spent during the write:
-                                    // have the queue taken on the next turn.
-                                    peer.out.wake();
-                                }
-                                if closing {
-                                    // Take whatever was pushed just before closing.
-                                    pending = peer.out.take(Pending::default()).data;
-                                    if pending.is_empty() {
-                                        break;
-                                    }
-                                }
-                            }
+                Phase::Shutdown => {
+                    let (_, mut wr) = this.io.halves();
+                    match Pin::new(&mut wr).poll_shutdown(cx) {
+                        Poll::Ready(_) => *this.phase = Phase::Drain,
+                        Poll::Pending => {
+                            std::task::ready!(this.timer.as_mut().poll(cx));
+                            return Poll::Ready(());
                         }
                     }
                 }
-                outcome = poll_fn(|cx| READ_BUF.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    let mut rb = ReadBuf::new(&mut buf[..]);
-                    match Pin::new(&mut rd).poll_read(cx, &mut rb) {
-                        Poll::Pending => Poll::Pending,
-                        Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
-                        Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
-                        Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
-                            framer.hold_more(rb.filled());
-                            Poll::Ready(gate.after(&framer, &mut session, Next::Hold, Instant::now()))
+                Phase::Drain => {
+                    let (mut rd, _) = this.io.halves();
+                    let read = READ_BUF.with(|buf| {
+                        let mut buf = buf.borrow_mut();
+                        let mut rb = ReadBuf::new(&mut buf[..]);
+                        Pin::new(&mut rd)
+                            .poll_read(cx, &mut rb)
+                            .map(|r| r.map(|()| rb.filled().len()))
+                    });
+                    match read {
+                        // More input: discard it and keep waiting for the EOF.
+                        Poll::Ready(Ok(n)) if n > 0 => {}
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        Poll::Pending => {
+                            std::task::ready!(this.timer.as_mut().poll(cx));
+                            return Poll::Ready(());
                         }
-                        Poll::Ready(Ok(())) => {
-                            let now = Instant::now();
-                            let max = session.max_line();
-                            // Wake the recipients once for the whole read, not per line.
-                            let _wake = crate::hub::event::defer_wakeups();
-                            let next = framer.feed(rb.filled(), max, |f| gate.frame(&mut session, hub, f, now));
-                            Poll::Ready(gate.after(&framer, &mut session, next, now))
-                        }
-                    }
-                })), if can_read => {
-                    match outcome {
-                        ReadOutcome::Data => {}
-                        ReadOutcome::Closed => {
-                            // The session left the hub; flush what it queued.
-                            closing = true;
-                            reading = false;
-                        }
-                        ReadOutcome::Eof => {
-                            // The client may only have closed its sending side:
-                            // leave the hub now, but still deliver what is queued.
-                            reading = false;
-                            peer_gone = true;
-                            session.gone(hub, "Connection closed");
-                            peer.out.close();
-                        }
-                        ReadOutcome::Error(e) => {
-                            session.gone(hub, &format!("Read error: {e}"));
-                            peer_gone = true;
-                            break;
-                        }
-                    }
-                    if gate.excess {
-                        peer.out.push_final(&session.farewell("Excess Flood"));
-                        session.gone(hub, "Excess Flood");
-                        closing = true;
-                        reading = false;
-                    }
-                }
-                _ = &mut timer => {
-                    let now = Instant::now();
-                    if exit_by.is_some_and(|t| now >= t) {
-                        break;
-                    }
-                    if gate.hold_until.is_some_and(|t| now >= t) && !closing {
-                        gate.hold_until = None;
-                        let max = session.max_line();
-                        let _wake = crate::hub::event::defer_wakeups();
-                        let next = framer.resume(max, |f| gate.frame(&mut session, hub, f, now));
-                        if matches!(gate.after(&framer, &mut session, next, now), ReadOutcome::Closed) {
-                            closing = true;
-                            reading = false;
-                        }
-                        if gate.excess {
-                            peer.out.push_final(&session.farewell("Excess Flood"));
-                            session.gone(hub, "Excess Flood");
-                            closing = true;
-                            reading = false;
-                        }
-                    }
-                    if session.on_deadline(hub, now) == Flow::Close {
-                        closing = true;
-                        reading = false;
                     }
                 }
             }
-        }
-        // Unusual ends left the hub with their reason where they were seen;
-        // this one is then a no-op.
-        session.gone(hub, "Connection closed");
-        tracing::debug!(id = peer.id, "connection closed");
-        if !peer_gone {
-            // We are the ones closing (QUIT, kill, timeout, flood...): half-close
-            // and drain, or unread input would make the kernel reset the
-            // connection and destroy the last lines, the reason included.
-            // Boxed: only reached at the end, no need to carry it all along.
-            Box::pin(linger(rd, wr)).await;
         }
     }
+}
+
+/// Runs the connection until only its ending is left. Each turn handles the
+/// first ready source in priority order (wake-ups, writes, reads, timers)
+/// and starts over; `Pending` once none is ready, each having registered
+/// its wake-up.
+fn poll_serve<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session>(
+    this: &mut ConnProj<'_, I, H, S>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<End> {
+    let hub = this.hub.as_ref();
+    let session = &mut *this.session;
+    let framer = &mut *this.framer;
+    let gate = &mut *this.gate;
+    let pending = &mut *this.pending;
+    let exit_by = &mut *this.exit_by;
+    let peer = &**this.peer;
+    let f = &mut *this.flags;
+    if !f.started {
+        f.started = true;
+        session.start(hub);
+    }
+    let (mut rd, mut wr) = this.io.halves();
+    loop {
+        let deadline = if f.closing {
+            // Only the flush is left, bounded for clients that stopped reading.
+            let flush_by = Instant::now() + Duration::from_secs(10);
+            Some(*exit_by.get_or_insert(flush_by))
+        } else {
+            [session.deadline(), *exit_by, gate.hold_until]
+                .into_iter()
+                .flatten()
+                .min()
+        };
+        let armed = this.timer.deadline().into_std();
+        match deadline {
+            Some(d) if d != armed => this.timer.as_mut().reset(d.into()),
+            // No deadline: leave a far one armed rather than re-arming.
+            None if armed <= Instant::now() => {
+                this.timer.as_mut().reset((Instant::now() + FAR).into())
+            }
+            _ => {}
+        }
+
+        // Polled on every turn, writes under way included, so that a
+        // server shutdown is seen even while a client does not read.
+        let woke = peer.out.poll_ready(cx).is_ready();
+        let writing = !pending.is_empty() || f.flushing;
+        if woke || (f.woken && !writing) {
+            f.woken = writing;
+            if writing {
+                match peer.out.closed() {
+                    Some(Closed::Shutdown) => {
+                        f.closing = true;
+                        exit_soon(exit_by);
+                    }
+                    // The hub dropped this client while a write to it
+                    // is stuck: finish only the line under way (never
+                    // half a line), within the closing bound, instead
+                    // of holding the batch until the client reads.
+                    Some(Closed::Overflow) if !f.closing => {
+                        session.gone(hub, "SendQ exceeded");
+                        pending.cut_after_current_line();
+                        f.closing = true;
+                        f.reading = false;
+                        if pending.is_empty() && !f.flushing {
+                            return Poll::Ready(End::Done);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            // `pending` is empty here but keeps its storage while traffic goes on.
+            let batch = peer.out.take(std::mem::take(pending));
+            *pending = batch.data;
+            match batch.closed {
+                Some(Closed::Overflow) => {
+                    session.gone(hub, "SendQ exceeded");
+                    return Poll::Ready(End::Farewell(session.farewell("SendQ exceeded")));
+                }
+                Some(Closed::Closing) => f.closing = true,
+                Some(Closed::Shutdown) => {
+                    f.closing = true;
+                    exit_soon(exit_by);
+                }
+                None => {}
+            }
+            if pending.is_empty() && f.closing {
+                return Poll::Ready(End::Done);
+            }
+            continue;
+        }
+
+        if !pending.is_empty()
+            && let Poll::Ready(r) = poll_write_pending(cx, &mut wr, pending)
+        {
+            match r {
+                Ok(0) | Err(_) => {
+                    session.gone(hub, "Write error");
+                    f.peer_gone = true;
+                    return Poll::Ready(End::Done);
+                }
+                Ok(n) => {
+                    pending.advance(n);
+                    // TLS buffers what it encrypts: push it out next.
+                    f.flushing = pending.is_empty();
+                }
+            }
+            continue;
+        }
+        if f.flushing
+            && let Poll::Ready(r) = Pin::new(&mut wr).poll_flush(cx)
+        {
+            f.flushing = false;
+            if r.is_err() {
+                session.gone(hub, "Write error");
+                return Poll::Ready(End::Done);
+            }
+            // Keep the storage while more is coming; free it when the
+            // connection goes quiet, so an idle connection holds none.
+            if peer.out.queued_bytes() == 0 {
+                *pending = Pending::default();
+            }
+            if f.closing {
+                // Take whatever was pushed just before closing.
+                *pending = peer.out.take(Pending::default()).data;
+                if pending.is_empty() {
+                    return Poll::Ready(End::Done);
+                }
+            }
+            continue;
+        }
+
+        // While input is held by flood control, reading goes on into the
+        // held backlog (so its size shows) up to a bound, past which the
+        // client would be dropped anyway.
+        let can_read = f.reading && !f.closing && framer.held().len() < MAX_HELD;
+        if can_read
+            && let Poll::Ready(outcome) = poll_input(cx, &mut rd, framer, gate, session, hub)
+        {
+            match outcome {
+                ReadOutcome::Data => {}
+                ReadOutcome::Closed => {
+                    // The session left the hub; flush what it queued.
+                    f.closing = true;
+                    f.reading = false;
+                }
+                ReadOutcome::Eof => {
+                    // The client may only have closed its sending side:
+                    // leave the hub now, but still deliver what is queued.
+                    f.reading = false;
+                    f.peer_gone = true;
+                    session.gone(hub, "Connection closed");
+                    peer.out.close();
+                }
+                ReadOutcome::Error(e) => {
+                    session.gone(hub, &format!("Read error: {e}"));
+                    f.peer_gone = true;
+                    return Poll::Ready(End::Done);
+                }
+            }
+            if gate.excess {
+                peer.out.push_final(&session.farewell("Excess Flood"));
+                session.gone(hub, "Excess Flood");
+                f.closing = true;
+                f.reading = false;
+            }
+            continue;
+        }
+
+        if this.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if exit_by.is_some_and(|t| now >= t) {
+                return Poll::Ready(End::Done);
+            }
+            if gate.hold_until.is_some_and(|t| now >= t) && !f.closing {
+                gate.hold_until = None;
+                let max = session.max_line();
+                let _wake = crate::hub::event::defer_wakeups();
+                let next = framer.resume(max, |fr| gate.frame(session, hub, fr, now));
+                if matches!(gate.after(framer, session, next, now), ReadOutcome::Closed) {
+                    f.closing = true;
+                    f.reading = false;
+                }
+                if gate.excess {
+                    peer.out.push_final(&session.farewell("Excess Flood"));
+                    session.gone(hub, "Excess Flood");
+                    f.closing = true;
+                    f.reading = false;
+                }
+            }
+            if session.on_deadline(hub, now) == Flow::Close {
+                f.closing = true;
+                f.reading = false;
+            }
+            continue;
+        }
+        return Poll::Pending;
+    }
+}
+
+/// Reads what is available into the framer and runs the complete lines
+/// through flood control and the session.
+fn poll_input<R: AsyncRead + Unpin>(
+    cx: &mut std::task::Context<'_>,
+    rd: &mut R,
+    framer: &mut Framer,
+    gate: &mut Gate,
+    session: &mut impl Session,
+    hub: &Mutex<Hub>,
+) -> Poll<ReadOutcome> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut rb = ReadBuf::new(&mut buf[..]);
+        match Pin::new(rd).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
+            Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
+                framer.hold_more(rb.filled());
+                Poll::Ready(gate.after(framer, session, Next::Hold, Instant::now()))
+            }
+            Poll::Ready(Ok(())) => {
+                let now = Instant::now();
+                let max = session.max_line();
+                // Wake the recipients once for the whole read, not per line.
+                let _wake = crate::hub::event::defer_wakeups();
+                let next = framer.feed(rb.filled(), max, |f| gate.frame(session, hub, f, now));
+                Poll::Ready(gate.after(framer, session, next, now))
+            }
+        }
+    })
 }
 
 /// Half-closes and waits a little for the peer's EOF: closing with unread
