@@ -28,7 +28,7 @@ fn has(m: &Msg, key: &str) -> bool {
 }
 
 fn cmds(ms: &[Msg]) -> Vec<&str> {
-    ms.iter().map(|m| m.command.as_str()).collect()
+    ms.iter().map(|m| &*m.command).collect()
 }
 
 async fn join(c: &mut Client, chan: &str) {
@@ -305,7 +305,7 @@ async fn multiline_batch_is_relayed_as_sent() {
     assert_eq!(relay[0].tag("msgid"), Some(msgid.as_str()));
     assert_eq!(relay[0].tag("time"), Some(time.as_str()));
     assert!(relay[0].tag("label").is_none());
-    let texts: Vec<&str> = relay[1..4].iter().map(|m| m.params[1].as_str()).collect();
+    let texts: Vec<&str> = relay[1..4].iter().map(|m| &*m.params[1]).collect();
     assert_eq!(texts, ["hello", "#how is ", "everyone?"]);
     for m in &relay[1..4] {
         assert_eq!(m.tag("batch"), Some(id));
@@ -338,12 +338,12 @@ async fn multiline_blank_lines_and_client_tags() {
     let relay = b.sync().await;
     let texts: Vec<&str> = relay[1..relay.len() - 1]
         .iter()
-        .map(|m| m.params[1].as_str())
+        .map(|m| &*m.params[1])
         .collect();
     assert_eq!(texts, ["", "#how is ", "everyone?"]);
     assert!(has(&relay[0], "+client-only-tag"));
     let fallback = c.sync().await;
-    let texts: Vec<&str> = fallback.iter().map(|m| m.params[1].as_str()).collect();
+    let texts: Vec<&str> = fallback.iter().map(|m| &*m.params[1]).collect();
     assert_eq!(texts, ["#how is ", "everyone?"]);
     assert!(fallback.iter().all(|m| has(m, "+client-only-tag")));
     assert_eq!(fallback[0].tag("msgid"), relay[0].tag("msgid"));
@@ -437,7 +437,7 @@ async fn multiline_to_an_away_user_nests_in_the_labeled_batch() {
     }
     // bob (no caps) gets two plain lines.
     let got = b.sync().await;
-    let texts: Vec<&str> = got.iter().map(|m| m.params[1].as_str()).collect();
+    let texts: Vec<&str> = got.iter().map(|m| &*m.params[1]).collect();
     assert_eq!(texts, ["one", "two"]);
     assert!(got.iter().all(|m| m.tags.is_empty()));
 }

@@ -23,7 +23,7 @@ async fn ask(c: &mut Client, line: &str) -> Vec<Msg> {
     let mut out = Vec::new();
     loop {
         let m = c.msg().await;
-        if m.command == "PONG" && m.params.last().map(String::as_str) == Some("sync") {
+        if m.command == "PONG" && m.params.last().is_some_and(|p| p == "sync") {
             return out;
         }
         out.push(m);
@@ -43,7 +43,7 @@ async fn only(c: &mut Client, line: &str, command: &str, params: &[&str]) {
 
 /// The numeric codes among `msgs`.
 fn codes(msgs: &[Msg]) -> Vec<String> {
-    msgs.iter().map(|m| m.command.clone()).collect()
+    msgs.iter().map(|m| m.command.to_string()).collect()
 }
 
 /// Channel names listed by a LIST reply.
@@ -52,7 +52,7 @@ async fn listed(c: &mut Client, line: &str) -> Vec<String> {
         .await
         .into_iter()
         .filter(|m| m.command == "322")
-        .map(|m| m.params[1].clone())
+        .map(|m| m.params[1].to_string())
         .collect();
     out.sort();
     out

@@ -2,6 +2,7 @@
 //! against `bavard::irc`. One test per YAML file; every vector is checked and
 //! all failures are reported together.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -73,14 +74,14 @@ fn msg_split() {
         let tags: BTreeMap<String, String> = msg
             .tags
             .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
+            .map(|t| (t.key.to_string(), t.value.to_string()))
             .collect();
         let want_tags = case.atoms.tags.clone().unwrap_or_default();
         // Duplicates must have been collapsed by the parser itself.
         let ok = tags == want_tags
             && tags.len() == msg.tags.len()
-            && msg.source == case.atoms.source
-            && Some(&msg.command) == case.atoms.verb.as_ref()
+            && msg.source.as_deref() == case.atoms.source.as_deref()
+            && Some(&*msg.command) == case.atoms.verb.as_deref()
             && msg.params == case.atoms.params;
         if !ok {
             failures.push(format!(
@@ -113,9 +114,14 @@ fn msg_join() {
                 .flatten()
                 .map(|(k, v)| Tag::new(k.as_str(), v.as_str()))
                 .collect(),
-            source: case.atoms.source.clone(),
-            command: case.atoms.verb.clone().unwrap_or_default(),
-            params: case.atoms.params.clone(),
+            source: case.atoms.source.as_deref().map(Cow::Borrowed),
+            command: Cow::Borrowed(case.atoms.verb.as_deref().unwrap_or_default()),
+            params: case
+                .atoms
+                .params
+                .iter()
+                .map(|p| Cow::Borrowed(p.as_str()))
+                .collect(),
         };
         let line = msg.to_string();
         let mut buf = Vec::new();

@@ -37,7 +37,7 @@ async fn ask(c: &mut Client, line: &str, end: &str) -> Vec<Msg> {
 }
 
 fn cmds(ms: &[Msg]) -> Vec<&str> {
-    ms.iter().map(|m| m.command.as_str()).collect()
+    ms.iter().map(|m| &*m.command).collect()
 }
 
 fn find<'a>(ms: &'a [Msg], code: &str) -> &'a Msg {
@@ -191,7 +191,7 @@ async fn whois_numerics() {
     assert_eq!(idle.params.len(), 5);
     assert!(idle.params[2].parse::<u64>().is_ok());
     assert!(idle.params[3].parse::<u64>().is_ok());
-    assert_eq!(r.last().map(|m| m.params[1].as_str()), Some("nick2"));
+    assert_eq!(r.last().map(|m| &*m.params[1]), Some("nick2"));
     // The real address goes to the user itself (and opers), not to others.
     assert!(!cmds(&r).contains(&"338"));
     let r = ask(&mut a, "WHOIS nick1", "318").await;
@@ -389,7 +389,7 @@ async fn line_user_in_who_and_whois() {
     assert_eq!(cmds(&w), ["352", "352", "315"]);
     let row = w
         .iter()
-        .find(|m| m.params.get(5) == Some(&guest))
+        .find(|m| m.param(5) == Some(guest.as_str()))
         .expect("line user listed");
     assert_eq!(row.params[1], "#lobby");
     assert_eq!(row.params[2], "line");

@@ -11,6 +11,11 @@
 //! without CR/LF, into a caller-owned buffer so that the hot path can reuse
 //! allocations.
 //!
+//! A parsed [`Message`] borrows its atoms from the line: a line without tags
+//! costs one allocation, its parameter list (tags add their lists and a copy
+//! of each value that has escapes). [`Message::into_owned`] detaches a
+//! message from its line when it must outlive it.
+//!
 //! The parser is deliberately lenient where real-world software is sloppy
 //! (several spaces between atoms, leading spaces, a stray trailing `;` in the
 //! tags) and strict where sloppiness would be dangerous (NUL/CR/LF inside a
@@ -72,25 +77,36 @@ pub enum ParseError {
 ///
 /// The value is stored unescaped. An empty `value` means "no value": IRCv3
 /// makes `key` and `key=` equivalent, and we serialise both as `key`.
+/// A parsed tag borrows its key, and its value unless it had escapes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Tag {
+pub struct Tag<'a> {
     /// Tag name, possibly with a `+` client-only prefix and a `vendor/` part.
-    pub key: String,
+    pub key: Cow<'a, str>,
     /// Unescaped value; empty when the tag has no value.
-    pub value: String,
+    pub value: Cow<'a, str>,
 }
 
-impl Tag {
+impl<'a> Tag<'a> {
     /// Creates a tag; pass `""` as the value for a value-less tag.
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) -> Self {
         Tag {
             key: key.into(),
             value: value.into(),
         }
     }
+
+    /// Copies whatever is borrowed, so that the tag outlives its line.
+    pub fn into_owned(self) -> Tag<'static> {
+        Tag {
+            key: Cow::Owned(self.key.into_owned()),
+            value: Cow::Owned(self.value.into_owned()),
+        }
+    }
 }
 
-/// An owned IRC message.
+/// An IRC message, borrowing from the line it was parsed from (or from the
+/// strings it was built with); `Message<'static>` owns or borrows only
+/// static text.
 ///
 /// Invariants that [`Message::parse`] guarantees and that builders should
 /// respect for the output to reparse identically: the command and source are
@@ -99,18 +115,18 @@ impl Tag {
 /// [`is_valid_tag_key`]. Whatever the contents, [`Message::write_to`] never
 /// emits NUL, CR or LF.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Message {
+pub struct Message<'a> {
     /// IRCv3 tags, in received order, without duplicate keys.
-    pub tags: Vec<Tag>,
+    pub tags: Vec<Tag<'a>>,
     /// The source (prefix) without its leading `:`, e.g. `nick!user@host`.
-    pub source: Option<String>,
+    pub source: Option<Cow<'a, str>>,
     /// The command exactly as received (any case); see [`Message::verb`].
-    pub command: String,
+    pub command: Cow<'a, str>,
     /// Parameters, with the trailing one's `:` marker removed.
-    pub params: Vec<String>,
+    pub params: Vec<Cow<'a, str>>,
 }
 
-impl Message {
+impl<'a> Message<'a> {
     /// Creates a message with a command and parameters, no tags, no source.
     ///
     /// ```
@@ -118,10 +134,10 @@ impl Message {
     /// let m = Message::new("PRIVMSG", ["#chan", "hello there"]).with_source("nick!u@h");
     /// assert_eq!(m.to_string(), ":nick!u@h PRIVMSG #chan :hello there");
     /// ```
-    pub fn new<I, P>(command: impl Into<String>, params: I) -> Self
+    pub fn new<I, P>(command: impl Into<Cow<'a, str>>, params: I) -> Self
     where
         I: IntoIterator<Item = P>,
-        P: Into<String>,
+        P: Into<Cow<'a, str>>,
     {
         Message {
             tags: Vec::new(),
@@ -132,14 +148,18 @@ impl Message {
     }
 
     /// Sets the source (without the leading `:`).
-    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+    pub fn with_source(mut self, source: impl Into<Cow<'a, str>>) -> Self {
         self.source = Some(source.into());
         self
     }
 
     /// Appends a tag, replacing the value of an existing tag with the same key.
     /// Pass `""` as the value for a value-less tag.
-    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_tag(
+        mut self,
+        key: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, str>>,
+    ) -> Self {
         let tag = Tag::new(key, value);
         match self.tags.iter_mut().find(|t| t.key == tag.key) {
             Some(existing) => existing.value = tag.value,
@@ -149,7 +169,7 @@ impl Message {
     }
 
     /// Appends one parameter.
-    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+    pub fn with_param(mut self, param: impl Into<Cow<'a, str>>) -> Self {
         self.params.push(param.into());
         self
     }
@@ -160,14 +180,28 @@ impl Message {
     ///
     /// The number of parameters is not capped; callers enforce any limit.
     /// Never panics, whatever the input.
-    pub fn parse(line: &str) -> Result<Message, ParseError> {
+    pub fn parse(line: &'a str) -> Result<Message<'a>, ParseError> {
         parse_line(line, MAX_TAGS_SECTION_LEN - 2)
     }
 
     /// Parses one line (without CR/LF) received from a client, accepting at
     /// most [`MAX_CLIENT_TAG_DATA_LEN`] bytes of tag data.
-    pub fn parse_client(line: &str) -> Result<Message, ParseError> {
+    pub fn parse_client(line: &'a str) -> Result<Message<'a>, ParseError> {
         parse_line(line, MAX_CLIENT_TAG_DATA_LEN)
+    }
+
+    /// Copies whatever is borrowed, so that the message outlives its line.
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            tags: self.tags.into_iter().map(Tag::into_owned).collect(),
+            source: self.source.map(|s| Cow::Owned(s.into_owned())),
+            command: Cow::Owned(self.command.into_owned()),
+            params: self
+                .params
+                .into_iter()
+                .map(|p| Cow::Owned(p.into_owned()))
+                .collect(),
+        }
     }
 
     /// The command upper-cased (ASCII only), for dispatch. Borrows when the
@@ -176,7 +210,7 @@ impl Message {
         if self.command.bytes().any(|b| b.is_ascii_lowercase()) {
             Cow::Owned(self.command.to_ascii_uppercase())
         } else {
-            Cow::Borrowed(&self.command)
+            Cow::Borrowed(&*self.command)
         }
     }
 
@@ -187,16 +221,13 @@ impl Message {
 
     /// The `i`-th parameter, if present.
     pub fn param(&self, i: usize) -> Option<&str> {
-        self.params.get(i).map(String::as_str)
+        self.params.get(i).map(|p| &**p)
     }
 
     /// The (unescaped) value of the tag `key`, if present; `Some("")` for a
     /// tag without value.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
+        self.tags.iter().find(|t| t.key == key).map(|t| &*t.value)
     }
 
     /// Appends the serialised message to `out`, **without** CR/LF.
@@ -249,17 +280,19 @@ impl Message {
     }
 }
 
-impl FromStr for Message {
+/// Parses into an owned message, for callers that do not keep the line;
+/// [`Message::parse`] borrows instead and is the one to use on hot paths.
+impl FromStr for Message<'static> {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Message::parse(s)
+        Message::parse(s).map(Message::into_owned)
     }
 }
 
 /// Same text as [`Message::write_to`] (no CR/LF). Allocates a scratch buffer:
 /// prefer `write_to` on hot paths.
-impl fmt::Display for Message {
+impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = Vec::with_capacity(64);
         self.write_to(&mut buf);
@@ -361,11 +394,15 @@ pub fn is_valid_hostname(s: &str) -> bool {
 /// hash map so that a line packed with thousands of tiny tags stays linear.
 const LINEAR_DEDUP_MAX: usize = 16;
 
-fn parse_line(line: &str, max_tag_data: usize) -> Result<Message, ParseError> {
-    if let Some(byte) = line.bytes().find(|&b| is_forbidden(b)) {
-        return Err(ParseError::ForbiddenChar { byte });
+fn parse_line(line: &str, max_tag_data: usize) -> Result<Message<'_>, ParseError> {
+    // Every line goes through this scan, so it is a vectorised search rather
+    // than a byte-by-byte loop.
+    if let Some(i) = memchr::memchr3(b'\0', b'\r', b'\n', line.as_bytes()) {
+        return Err(ParseError::ForbiddenChar {
+            byte: line.as_bytes()[i],
+        });
     }
-    let mut rest = line.trim_start_matches(' ');
+    let mut rest = skip_spaces(line);
     if rest.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -389,7 +426,7 @@ fn parse_line(line: &str, max_tag_data: usize) -> Result<Message, ParseError> {
         // A bare `:` carries no information; treat it as "no source" rather
         // than producing an empty string that would not round-trip.
         if !src.is_empty() {
-            source = Some(src.to_owned());
+            source = Some(Cow::Borrowed(src));
         }
         rest = after;
     }
@@ -404,37 +441,49 @@ fn parse_line(line: &str, max_tag_data: usize) -> Result<Message, ParseError> {
     let mut params = Vec::new();
     while !rest.is_empty() {
         if let Some(trailing) = rest.strip_prefix(':') {
-            params.push(trailing.to_owned());
+            params.push(Cow::Borrowed(trailing));
             break;
         }
         let (param, after) = split_atom(rest);
-        params.push(param.to_owned());
+        params.push(Cow::Borrowed(param));
         rest = after;
     }
 
     Ok(Message {
         tags,
         source,
-        command: command.to_owned(),
+        command: Cow::Borrowed(command),
         params,
     })
 }
 
 /// Splits off the atom up to the next space and skips all the spaces after it
 /// (RFC 1459: atoms are separated by one *or more* spaces).
+///
+/// Atoms (command, channel, nick) are a few bytes long, and the trailing
+/// parameter is never scanned, so a plain byte loop beats both the generic
+/// `str` pattern machinery and a vectorised search's setup.
 #[inline]
 fn split_atom(s: &str) -> (&str, &str) {
-    match s.split_once(' ') {
-        Some((atom, after)) => (atom, after.trim_start_matches(' ')),
+    match s.bytes().position(|b| b == b' ') {
+        Some(i) => (&s[..i], skip_spaces(&s[i + 1..])),
         None => (s, ""),
     }
 }
 
-fn parse_tags(data: &str) -> Result<Vec<Tag>, ParseError> {
+/// `s` without its leading spaces.
+#[inline]
+fn skip_spaces(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| b == b' ').count();
+    &s[n..]
+}
+
+fn parse_tags(data: &str) -> Result<Vec<Tag<'_>>, ParseError> {
     // Some software ends the tag list with `;`; accept a single one.
     let data = data.strip_suffix(';').unwrap_or(data);
-    // Work on slices of the input first: duplicates are resolved before any
-    // allocation ("the last occurrence wins", keeping the first position).
+    // Work on raw slices of the input first: duplicates are resolved before
+    // any value is unescaped ("the last occurrence wins", keeping the first
+    // position).
     let mut raw: Vec<(&str, &str)> = Vec::new();
     let mut index: Option<HashMap<&str, usize>> = None;
     for piece in data.split(';') {
@@ -464,7 +513,7 @@ fn parse_tags(data: &str) -> Result<Vec<Tag>, ParseError> {
     Ok(raw
         .into_iter()
         .map(|(key, value)| Tag {
-            key: key.to_owned(),
+            key: Cow::Borrowed(key),
             value: unescape_tag_value(value),
         })
         .collect())
@@ -473,9 +522,9 @@ fn parse_tags(data: &str) -> Result<Vec<Tag>, ParseError> {
 /// IRCv3 tag value unescaping: `\:` `\s` `\\` `\r` `\n` map to `;` space `\`
 /// CR LF, any other escaped char stands for itself, and a lone trailing
 /// backslash is dropped.
-fn unescape_tag_value(raw: &str) -> String {
+fn unescape_tag_value(raw: &str) -> Cow<'_, str> {
     if !raw.contains('\\') {
-        return raw.to_owned();
+        return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
@@ -493,7 +542,7 @@ fn unescape_tag_value(raw: &str) -> String {
             None => {}
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -526,6 +575,8 @@ fn put_sanitized(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// Appends `value` escaped as an IRCv3 tag value: `;`, space, `\`, CR and
+/// LF become `\:`, `\s`, `\\`, `\r` and `\n`; NUL becomes `\s`.
 pub fn put_escaped_tag_value(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
     let mut start = 0;
@@ -551,14 +602,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn p(line: &str) -> Message {
+    fn p(line: &str) -> Message<'_> {
         match Message::parse(line) {
             Ok(m) => m,
             Err(e) => panic!("{line:?} failed to parse: {e}"),
         }
     }
 
-    fn w(m: &Message) -> String {
+    fn w(m: &Message<'_>) -> String {
         m.to_string()
     }
 
@@ -611,10 +662,11 @@ mod tests {
         assert_eq!(m.tags, [Tag::new("a", "3"), Tag::new("b", "2")]);
         // Same through the hash-map path.
         let many: Vec<String> = (0..40).map(|i| format!("k{}={i}", i % 20)).collect();
-        let m = p(&format!("@{} CMD", many.join(";")));
+        let line = format!("@{} CMD", many.join(";"));
+        let m = p(&line);
         assert_eq!(m.tags.len(), 20);
         assert_eq!(m.tag("k3"), Some("23"));
-        assert_eq!(m.tags.first().map(|t| t.key.as_str()), Some("k0"));
+        assert_eq!(m.tags.first().map(|t| &*t.key), Some("k0"));
     }
 
     #[test]
@@ -717,6 +769,23 @@ mod tests {
     }
 
     #[test]
+    fn parse_borrows_from_the_line() {
+        let line = r"@a=plain;b=esc\saped :n!u@h PRIVMSG #c :hello there";
+        let m = p(line);
+        let borrowed = |c: &Cow<'_, str>| matches!(c, Cow::Borrowed(_));
+        assert!(borrowed(&m.command));
+        assert!(m.source.as_ref().is_some_and(borrowed));
+        assert!(m.params.iter().all(borrowed));
+        assert!(m.tags.iter().all(|t| borrowed(&t.key)));
+        assert!(borrowed(&m.tags[0].value));
+        assert_eq!(m.tags[1].value, "esc aped", "unescaping has to copy");
+        // Detached copies compare equal, and `FromStr` gives the same.
+        let owned = m.clone().into_owned();
+        assert_eq!(owned, m);
+        assert_eq!(line.parse::<Message<'static>>(), Ok(owned));
+    }
+
+    #[test]
     fn empty_source_is_none() {
         let m = p(": PING x");
         assert_eq!(m.source, None);
@@ -765,7 +834,7 @@ mod tests {
         "\\+?([a-z0-9.-]{1,6}/)?[a-zA-Z0-9-]{1,8}"
     }
 
-    fn well_formed() -> impl Strategy<Value = Message> {
+    fn well_formed() -> impl Strategy<Value = Message<'static>> {
         (
             prop::collection::btree_map(tag_key(), "[a-z;\\\\ \r\n=:é\t]{0,10}", 0..5),
             prop::option::of("[!-~é]{1,15}"),
@@ -777,9 +846,9 @@ mod tests {
                 params.extend(trailing);
                 Message {
                     tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
-                    source,
-                    command,
-                    params,
+                    source: source.map(Cow::Owned),
+                    command: Cow::Owned(command),
+                    params: params.into_iter().map(Cow::Owned).collect(),
                 }
             })
     }
@@ -808,8 +877,8 @@ mod tests {
         #[test]
         fn parse_write_parse_is_stable(s in "[@:;= a-c\\\\/+.é-]{0,60}") {
             if let Ok(m) = Message::parse(&s) {
-                let again = Message::parse(&m.to_string());
-                prop_assert_eq!(again, Ok(m));
+                let line = m.to_string();
+                prop_assert_eq!(Message::parse(&line), Ok(m));
             }
         }
     }

@@ -53,7 +53,7 @@ pub async fn start_default() -> Server {
 }
 
 /// A parsed line as received: tags, source, command, params.
-pub type Msg = bavard::irc::message::Message;
+pub type Msg = bavard::irc::message::Message<'static>;
 
 /// A test client.
 pub struct Client {
@@ -127,7 +127,8 @@ impl Client {
     /// Next parsed message; panics at EOF.
     pub async fn msg(&mut self) -> Msg {
         let l = self.line().await.expect("unexpected EOF");
-        Msg::parse(&l).unwrap_or_else(|e| panic!("unparsable {l:?}: {e}"))
+        l.parse::<Msg>()
+            .unwrap_or_else(|e| panic!("unparsable {l:?}: {e}"))
     }
 
     /// Skips messages until one with `command`; returns it.
@@ -166,7 +167,7 @@ impl Client {
         let mut out = Vec::new();
         loop {
             let m = self.msg().await;
-            if m.command == "PONG" && m.params.last().map(String::as_str) == Some("sync") {
+            if m.command == "PONG" && m.params.last().is_some_and(|p| p == "sync") {
                 return out;
             }
             out.push(m);

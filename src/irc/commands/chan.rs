@@ -5,7 +5,7 @@ use crate::hub::{Event, HubError, User, cap};
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
 
-pub fn join(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn join(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     if m.params[0] == "0" {
         let chans: Vec<String> = ctx
@@ -71,7 +71,7 @@ fn part_one(ctx: &mut Ctx<'_, '_>, name: &str, reason: &str) -> Result<(), HubEr
     Ok(())
 }
 
-pub fn part(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn part(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let reason = m.param(1).unwrap_or("").to_string();
     let reason = crate::hub::truncate_bytes(&reason, 300).to_string();
     for name in list(&m.params[0]) {
@@ -82,9 +82,9 @@ pub fn part(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn topic(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn topic(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
-    let name = m.params[0].as_str();
+    let name = &*m.params[0];
     let ch = ctx
         .hub
         .channel(name)
@@ -127,7 +127,7 @@ pub fn topic(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn names(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn names(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     match m.param(0).filter(|p| !p.is_empty()) {
         None => ctx.r.num(RPL_ENDOFNAMES, &["*"]),
         Some(p) => {

@@ -22,7 +22,7 @@ fn caps_string(version: u32) -> String {
         .join(" ")
 }
 
-pub fn cap(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn cap(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let sub = m.params[0].to_ascii_uppercase();
     let nick = ctx.nick();
     match sub.as_str() {
@@ -103,7 +103,7 @@ const ERR_INVALIDCAPCMD: Numeric = Numeric {
     text: "",
 };
 
-pub fn pass(ctx: &mut Ctx<'_, '_>, _m: &Message) -> Result<Flow, CommandError> {
+pub fn pass(ctx: &mut Ctx<'_, '_>, _m: &Message<'_>) -> Result<Flow, CommandError> {
     if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
@@ -111,7 +111,7 @@ pub fn pass(ctx: &mut Ctx<'_, '_>, _m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn nick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn nick(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let Some(new) = m.param(0).filter(|n| !n.is_empty()) else {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
@@ -137,11 +137,11 @@ pub fn nick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     }
 }
 
-pub fn user(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn user(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     if ctx.st.registered() {
         return Err(CommandError::Numeric(ERR_ALREADYREGISTERED, vec![]));
     }
-    let raw = m.params[0].as_str();
+    let raw = &*m.params[0];
     let clean: String = raw
         .chars()
         .filter(|c| c.is_ascii_graphic() && !matches!(c, '@' | '!' | ':'))
@@ -158,7 +158,7 @@ pub fn user(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     }
     // No ident lookup is done, so the username is marked unverified with '~'.
     if let Some(reg) = &mut ctx.st.registration {
-        reg.user = Some((format!("~{clean}"), m.params[3].clone()));
+        reg.user = Some((format!("~{clean}"), m.params[3].to_string()));
     }
     Ok(complete_registration(ctx))
 }
@@ -284,8 +284,8 @@ pub fn welcome(ctx: &mut Ctx<'_, '_>) {
     super::query::send_motd(ctx);
 }
 
-pub fn ping(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
-    let token = m.params[0].clone();
+pub fn ping(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let token = &m.params[0];
     if token.is_empty() {
         return Err(CommandError::Numeric(ERR_NOORIGIN, vec![]));
     }
@@ -294,12 +294,12 @@ pub fn ping(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn pong(_ctx: &mut Ctx<'_, '_>, _m: &Message) -> Result<Flow, CommandError> {
+pub fn pong(_ctx: &mut Ctx<'_, '_>, _m: &Message<'_>) -> Result<Flow, CommandError> {
     // Any input resets the keep-alive timer; nothing else to do.
     Ok(Flow::Continue)
 }
 
-pub fn quit(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn quit(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let reason = match m.param(0).filter(|r| !r.is_empty()) {
         Some(r) => format!("Quit: {}", crate::hub::truncate_bytes(r, 300)),
         None => "Client Quit".to_string(),

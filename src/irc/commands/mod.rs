@@ -59,7 +59,7 @@ pub type CmdResult = Result<(), CommandError>;
 /// Whether the connection goes on.
 pub use crate::line::Flow;
 
-type Handler = fn(&mut Ctx<'_, '_>, &Message) -> Result<Flow, CommandError>;
+type Handler = fn(&mut Ctx<'_, '_>, &Message<'_>) -> Result<Flow, CommandError>;
 
 /// One command's metadata.
 pub struct Command {
@@ -130,7 +130,7 @@ pub fn lookup(verb: &str) -> Option<&'static Command> {
 }
 
 /// Runs one message through the common checks and its handler.
-pub fn dispatch(ctx: &mut Ctx<'_, '_>, msg: &Message) -> Flow {
+pub fn dispatch(ctx: &mut Ctx<'_, '_>, msg: &Message<'_>) -> Flow {
     let verb = msg.verb();
     let Some(cmd) = lookup(&verb) else {
         if ctx.st.registered() {

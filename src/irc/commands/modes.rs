@@ -187,8 +187,8 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
     out
 }
 
-pub fn mode(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
-    let target = m.params[0].as_str();
+pub fn mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let target = &*m.params[0];
     if target.starts_with('#') {
         channel_mode(ctx, m, target)
     } else {
@@ -196,7 +196,7 @@ pub fn mode(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     }
 }
 
-fn channel_mode(ctx: &mut Ctx<'_, '_>, m: &Message, name: &str) -> Result<Flow, CommandError> {
+fn channel_mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, name: &str) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let ch = ctx
         .hub
@@ -214,7 +214,7 @@ fn channel_mode(ctx: &mut Ctx<'_, '_>, m: &Message, name: &str) -> Result<Flow, 
         ctx.r.num(RPL_CREATIONTIME, &[&chname, &created]);
         return Ok(Flow::Continue);
     };
-    let args: Vec<&str> = m.params[2..].iter().map(String::as_str).collect();
+    let args: Vec<&str> = m.params[2..].iter().map(|p| &**p).collect();
     let items = parse_channel_modes(modestr, &args);
     let wants_change = items.iter().any(|i| matches!(i, ModeItem::Change(..)));
     if wants_change {
@@ -379,7 +379,7 @@ fn umode_string(u: &crate::hub::User) -> String {
     s
 }
 
-fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message, target: &str) -> Result<Flow, CommandError> {
+fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, target: &str) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let u = ctx
         .hub
@@ -439,7 +439,7 @@ fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message, target: &str) -> Result<Flow, C
     Ok(Flow::Continue)
 }
 
-pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let chans: Vec<&str> = split_list(&m.params[0]).collect();
     let nicks: Vec<&str> = split_list(&m.params[1]).collect();
@@ -476,8 +476,8 @@ pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn invite(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
-    let (target, chan) = (m.params[0].as_str(), m.params[1].as_str());
+pub fn invite(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let (target, chan) = (&*m.params[0], &*m.params[1]);
     let (nick, chname, away) = ctx.hub.invite(ctx.st.id(), target, chan, ctx.now)?;
     ctx.r.num(RPL_INVITING, &[&nick, &chname]);
     if let Some(away) = away {
@@ -533,7 +533,7 @@ fn age_cmp(more: bool, age: u64, minutes: u64) -> bool {
     if more { age > limit } else { age < limit }
 }
 
-pub fn list(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn list(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let filters: Vec<ListFilter> = m
         .params

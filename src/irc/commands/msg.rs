@@ -7,7 +7,7 @@ use crate::irc::numeric::*;
 use crate::irc::{InBatch, MULTILINE_MAX_BYTES, MULTILINE_MAX_LINES};
 
 /// The client-only (`+`) tags of `m`, re-serialised for relaying.
-fn client_tags(m: &Message, caps: u32) -> String {
+fn client_tags(m: &Message<'_>, caps: u32) -> String {
     if caps & cap::MESSAGE_TAGS == 0 {
         return String::new();
     }
@@ -33,7 +33,7 @@ fn verb(kind: MsgKind) -> &'static str {
     }
 }
 
-fn send(ctx: &mut Ctx<'_, '_>, m: &Message, kind: MsgKind) -> Result<Flow, CommandError> {
+fn send(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, kind: MsgKind) -> Result<Flow, CommandError> {
     let notice = kind == MsgKind::Notice;
     let verb = verb(kind);
     if let Some(b) = m.tag("batch")
@@ -141,15 +141,15 @@ fn deliver(
     Ok(Flow::Continue)
 }
 
-pub fn privmsg(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn privmsg(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     send(ctx, m, MsgKind::Privmsg)
 }
 
-pub fn notice(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn notice(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     send(ctx, m, MsgKind::Notice)
 }
 
-pub fn tagmsg(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn tagmsg(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     if ctx.r.caps() & cap::MESSAGE_TAGS == 0 {
         // Without message-tags a TAGMSG carries nothing: ignore it quietly.
         return Ok(Flow::Continue);
@@ -169,8 +169,8 @@ fn fail_batch(ctx: &mut Ctx<'_, '_>, code: &str, context: &[&str], text: &str) {
 }
 
 /// `BATCH +id draft/multiline <target>` / `BATCH -id`.
-pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
-    let reference = m.params[0].as_str();
+pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let reference = &*m.params[0];
     if let Some(id) = reference.strip_prefix('+') {
         if m.param(1) != Some("draft/multiline") || ctx.r.caps() & cap::MULTILINE == 0 {
             ctx.r.standard(
@@ -269,7 +269,7 @@ pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 
 fn add_to_batch(
     ctx: &mut Ctx<'_, '_>,
-    m: &Message,
+    m: &Message<'_>,
     id: &str,
     notice: bool,
 ) -> Result<Flow, CommandError> {

@@ -7,7 +7,7 @@ use crate::irc::numeric::*;
 use crate::names::casefold;
 use crate::oper::OperCheck;
 
-pub fn oper(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn oper(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     match ctx.oper {
         Some(OperCheck::Granted) => {
@@ -34,12 +34,12 @@ pub fn oper(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn kill(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn kill(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let reason = m
         .param(1)
         .filter(|r| !r.is_empty())
         .unwrap_or("No reason given");
-    let target = m.params[0].as_str();
+    let target = &*m.params[0];
     if casefold(target) == casefold(ctx.r.server()) {
         return Err(CommandError::Numeric(ERR_CANTKILLSERVER, vec![]));
     }
@@ -53,16 +53,15 @@ pub fn kill(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn wallops(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn wallops(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let u = ctx.hub.user(id).ok_or(HubError::NoPrivileges)?;
     policy::can_wallops(u)?;
     let from = u.prefix();
-    let text = m.params[0].clone();
     ctx.hub.broadcast(
         &Event::Wallops {
             from: &from,
-            text: &text,
+            text: &m.params[0],
             time: ctx.now,
         },
         |u| u.modes.wallops,
@@ -70,7 +69,7 @@ pub fn wallops(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError>
     Ok(Flow::Continue)
 }
 
-pub fn away(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn away(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let max = ctx.st.cfg.limits.away_length;
     let text = m
         .param(0)
@@ -84,9 +83,9 @@ pub fn away(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn setname(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn setname(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
-    let name = m.params[0].as_str();
+    let name = &*m.params[0];
     if name.is_empty() || name.len() > REALNAME_LEN {
         ctx.r.standard(
             "FAIL",
@@ -111,7 +110,7 @@ pub fn setname(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError>
 /// Longest real name accepted by SETNAME.
 pub const REALNAME_LEN: usize = 200;
 
-pub fn monitor(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn monitor(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let sub = m.params[0].to_ascii_uppercase();
     let limit = ctx.st.cfg.limits.monitor;

@@ -71,7 +71,7 @@ fn is_us(ctx: &Ctx<'_, '_>, target: &str) -> bool {
 }
 
 /// ERR_NOSUCHSERVER unless the optional server parameter `i` names us.
-fn check_server(ctx: &Ctx<'_, '_>, m: &Message, i: usize) -> Result<(), CommandError> {
+fn check_server(ctx: &Ctx<'_, '_>, m: &Message<'_>, i: usize) -> Result<(), CommandError> {
     match m.param(i) {
         Some(t) if !is_us(ctx, t) => Err(CommandError::Numeric(
             ERR_NOSUCHSERVER,
@@ -177,7 +177,7 @@ pub fn send_motd(ctx: &mut Ctx<'_, '_>) {
 }
 
 /// `MOTD [server]`.
-pub fn motd(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn motd(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     send_motd(ctx);
     Ok(Flow::Continue)
@@ -185,7 +185,7 @@ pub fn motd(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `LUSERS [mask [server]]`: the mask is meaningless on one server, the
 /// server is checked.
-pub fn lusers(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn lusers(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 1)?;
     send_lusers(ctx);
     Ok(Flow::Continue)
@@ -360,7 +360,7 @@ fn who_mask(ctx: &Ctx<'_, '_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
 }
 
 /// `WHO [mask [flags][%fields[,token]]]`.
-pub fn who(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn who(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let mask = m.param(0).unwrap_or("");
     let (flags, whox) = parse_who_options(m.param(1).unwrap_or(""));
     // `%` with no known field would produce empty 354 lines: answer the
@@ -394,7 +394,7 @@ fn server_info(ctx: &Ctx<'_, '_>) -> String {
 
 /// `WHOIS [server] nick`: only the first of a comma list is answered
 /// (TARGMAX WHOIS:1).
-pub fn whois(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn whois(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let (server, targets) = match m.params.len() {
         0 | 1 => (None, m.param(0).unwrap_or("")),
         _ => (m.param(0), m.param(1).unwrap_or("")),
@@ -484,7 +484,7 @@ pub fn whois(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 
 /// `WHOWAS nick [count]`: most recent first; a count of zero or less (or one
 /// that is not a number) means every entry.
-pub fn whowas(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn whowas(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let given = m.param(0).unwrap_or("");
     let Some(target) = given.split(',').find(|t| !t.is_empty()) else {
         // RFC 2812: every WHOWAS answer ends with RPL_ENDOFWHOWAS, errors too.
@@ -519,12 +519,12 @@ pub fn whowas(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> 
 
 /// Nicks given to ISON/USERHOST, whether as several parameters or as one
 /// space-separated trailing parameter.
-fn nick_args(m: &Message) -> impl Iterator<Item = &str> {
+fn nick_args<'m>(m: &'m Message<'_>) -> impl Iterator<Item = &'m str> {
     m.params.iter().flat_map(|p| p.split_whitespace())
 }
 
 /// `ISON nick...`: the ones online, spelled as the server knows them.
-pub fn ison(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn ison(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let mut seen = std::collections::HashSet::new();
     let mut online = Vec::new();
     for n in nick_args(m) {
@@ -543,7 +543,7 @@ pub fn ison(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `USERHOST nick{ nick}`: up to five `nick[*]=(+|-)user@host` entries.
-pub fn userhost(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn userhost(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let entries: Vec<String> = nick_args(m)
         .take(5)
         .filter_map(|n| {
@@ -566,7 +566,7 @@ pub fn userhost(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError
 
 /// `VERSION [server]`: RPL_VERSION then the ISUPPORT tokens again, as
 /// Modern IRC asks.
-pub fn version(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn version(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     ctx.r.num(
@@ -584,7 +584,7 @@ pub fn version(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError>
 
 /// `TIME [server]`: `391 <server> <unix time> <offset> :<human time>`, the
 /// form with a machine-readable timestamp (offset 0: we report UTC).
-pub fn time(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn time(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     let secs = ctx.now / 1000;
@@ -596,7 +596,7 @@ pub fn time(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `ADMIN [server]`: 256-259 from the configuration.
-pub fn admin(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn admin(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
     let a = ctx.st.cfg.admin.clone();
@@ -608,7 +608,7 @@ pub fn admin(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
 }
 
 /// `INFO [server]`: a few RPL_INFO lines then RPL_ENDOFINFO.
-pub fn info(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn info(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let lines = [
         VERSION.to_string(),
@@ -786,7 +786,7 @@ static HELP: &[(&str, &str, &str)] = &[
 
 /// `HELP [topic]`: 704 first line, 705 the body, 706 the last line; 524 when
 /// there is no help on the topic.
-pub fn help(ctx: &mut Ctx<'_, '_>, m: &Message) -> Result<Flow, CommandError> {
+pub fn help(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let topic = m.param(0).filter(|t| !t.is_empty());
     let Some(topic) = topic else {
         ctx.r.num(RPL_HELPSTART, &["*", "** bavard help **"]);
