@@ -19,8 +19,10 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use append_only_bytes::{AppendOnlyBytes, BytesSlice};
 use futures_util::task::AtomicWaker;
@@ -137,7 +139,19 @@ pub struct Outbox {
     /// its own to wait on it, which keeps every connection's state smaller.
     woken: AtomicBool,
     waker: AtomicWaker,
+    /// When the writer's task wants waking whatever happens (its next
+    /// timeout), in [`stamp`] units; `u64::MAX` for never. Read by the
+    /// server's alarm sweep, so a connection needs no timer of its own.
+    alarm: AtomicU64,
     limit: usize,
+}
+
+/// Milliseconds since the process's first alarm, plus one (so that a time
+/// rounds to the millisecond at or after it).
+fn stamp(t: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1) + 1
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -155,6 +169,7 @@ impl Outbox {
             inner: Mutex::new(Inner::default()),
             woken: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            alarm: AtomicU64::new(u64::MAX),
             limit,
         }
     }
@@ -303,6 +318,20 @@ impl Outbox {
                 offset: 0,
             },
             closed: inner.closed,
+        }
+    }
+
+    /// Asks for a wake-up at `at` (replacing any earlier request), or none.
+    pub fn set_alarm(&self, at: Option<Instant>) {
+        self.alarm
+            .store(at.map_or(u64::MAX, stamp), Ordering::Relaxed);
+    }
+
+    /// Wakes the writer if its alarm is due at `now` (it may come up to a
+    /// millisecond early: the woken task checks its own deadlines).
+    pub fn ring_if_due(&self, now: Instant) {
+        if self.alarm.load(Ordering::Relaxed) <= stamp(now) {
+            self.wake();
         }
     }
 

@@ -21,7 +21,7 @@ use crate::outbox::{Closed, Pending};
 pub use crate::line::Flow;
 
 /// A dialect's per-connection logic, called by the connection task.
-pub trait Session: Send {
+pub trait Session: Send + Unpin {
     /// Longest accepted line in bytes, newline excluded.
     fn max_line(&self) -> usize;
     /// Called once, after the peer is in the hub.
@@ -51,7 +51,7 @@ pub trait Session: Send {
 /// A byte stream the connection task reads and writes at once: gives its
 /// two halves, borrowed from it. A TCP stream splits for free (the halves
 /// are references); an owned split would cost every connection an `Arc`.
-pub trait Duplex: Send {
+pub trait Duplex: Send + Unpin {
     type Read<'a>: AsyncRead + Unpin + Send
     where
         Self: 'a;
@@ -119,8 +119,10 @@ struct Gate {
     /// Boxed: the buckets would otherwise sit in every connection's state,
     /// flood control on or off.
     flood: Option<Box<Flood>>,
-    /// Held input may be resumed at this instant.
-    hold_until: Option<Instant>,
+    /// While input is held back: the timer that releases it. Only flood
+    /// control needs timing this fine (see `net::alarms`), and only while
+    /// it holds input, so the timer exists only then.
+    hold: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The held backlog went past the flood bound.
     excess: bool,
 }
@@ -138,7 +140,10 @@ impl Gate {
             && !session.flood_exempt()
             && let Verdict::Wait(t) = flood.admit(l.len(), now)
         {
-            self.hold_until = Some(t);
+            match &mut self.hold {
+                Some(h) => h.as_mut().reset(t.into()),
+                None => self.hold = Some(Box::pin(tokio::time::sleep_until(t.into()))),
+            }
             return Next::Hold;
         }
         let flow = match frame {
@@ -202,14 +207,13 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 /// TLS...). `hub` gives the hub; it is dropped when the connection ends,
 /// however it ends (a panic included), so it may carry the connection's
 /// cleanup too: one value in every connection's state instead of two.
-pub fn serve<H: AsRef<Mutex<Hub>>>(
+pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
     io: impl Duplex,
     hub: H,
     peer: Arc<Peer>,
     session: impl Session,
     flood: Option<FloodLimits>,
 ) -> impl std::future::Future<Output = ()> {
-    let far = Instant::now() + FAR;
     Conn {
         io,
         hub,
@@ -218,12 +222,11 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
         framer: Framer::default(),
         gate: Gate {
             flood: flood.map(|l| Box::new(Flood::new(l, Instant::now()))),
-            hold_until: None,
+            hold: None,
             excess: false,
         },
         pending: Pending::default(),
         exit_by: None,
-        timer: tokio::time::sleep_until(far.into()),
         phase: Phase::Serving,
         flags: Flags {
             started: false,
@@ -235,10 +238,6 @@ pub fn serve<H: AsRef<Mutex<Hub>>>(
         },
     }
 }
-
-/// A deadline far enough to mean "none": the timer stays armed on it rather
-/// than being re-armed on every turn.
-const FAR: Duration = Duration::from_secs(3600);
 
 /// How long the last words to a client past its send queue may take.
 const FAREWELL_TIME: Duration = Duration::from_millis(100);
@@ -283,91 +282,110 @@ struct Flags {
     flushing: bool,
 }
 
-pin_project_lite::pin_project! {
-    /// One connection's task, written out by hand rather than as an async
-    /// block around `select!`: each branch future of a `select!` keeps its
-    /// own references in the state, an async block keeps its captures beside
-    /// its locals, and this state lives as long as the connection (it is
-    /// most of an idle connection's memory).
-    #[project = ConnProj]
-    struct Conn<I, H, S> {
-        io: I,
-        hub: H,
-        peer: Arc<Peer>,
-        session: S,
-        framer: Framer,
-        gate: Gate,
-        // Bytes taken from the outbox and not yet written.
-        pending: Pending,
-        // The task ends at this instant whatever is left to flush: set when
-        // closing (clients that stopped reading) and at server shutdown.
+/// One connection's task, written out by hand rather than as an async block
+/// around `select!`: each branch future of a `select!` keeps its own
+/// references in the state, an async block keeps its captures beside its
+/// locals, and this state lives as long as the connection (it is most of an
+/// idle connection's memory). Its timeouts ring through the outbox's alarm
+/// (`net::alarms`) rather than a timer of its own.
+struct Conn<I, H, S> {
+    io: I,
+    hub: H,
+    peer: Arc<Peer>,
+    session: S,
+    framer: Framer,
+    gate: Gate,
+    // Bytes taken from the outbox and not yet written.
+    pending: Pending,
+    // The task ends at this instant whatever is left to flush: set when
+    // closing (clients that stopped reading) and at server shutdown.
+    exit_by: Option<Instant>,
+    phase: Phase,
+    flags: Flags,
+}
+
+impl<I, H, S> Conn<I, H, S> {
+    /// Bounds what is left of the connection to `bound` from now.
+    fn end_within(&mut self, bound: Duration) {
+        self.exit_by = Some(Instant::now() + bound);
+        self.peer.out.set_alarm(self.exit_by);
+    }
+
+    /// Ready once the bound set by [`Conn::end_within`] has passed;
+    /// otherwise `Pending`, registered for the alarm sweep's wake-up.
+    fn out_of_time(
         exit_by: Option<Instant>,
-        // One timer for the connection's life, moved only when the deadline
-        // changes: arming a fresh timer on every turn costs on the hot path.
-        // (The armed deadline is read back from the timer, not kept twice.)
-        #[pin]
-        timer: tokio::time::Sleep,
-        phase: Phase,
-        flags: Flags,
+        peer: &Peer,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        loop {
+            if exit_by.is_some_and(|t| Instant::now() >= t) {
+                return Poll::Ready(());
+            }
+            // A wake-up for any reason only means: look at the time again.
+            std::task::ready!(peer.out.poll_ready(cx));
+        }
     }
 }
 
-impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> std::future::Future for Conn<I, H, S> {
+impl<I, H, S> std::future::Future for Conn<I, H, S>
+where
+    I: Duplex,
+    H: AsRef<Mutex<Hub>> + Unpin,
+    S: Session,
+{
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.get_mut();
         loop {
-            match *this.phase {
+            match this.phase {
                 Phase::Serving => {
-                    let end = std::task::ready!(poll_serve(&mut this, cx));
-                    let hub = this.hub.as_ref();
+                    let end = std::task::ready!(this.poll_serve(cx));
                     // Unusual ends left the hub with their reason where they
                     // were seen; this one is then a no-op.
-                    this.session.gone(hub, "Connection closed");
+                    this.session.gone(this.hub.as_ref(), "Connection closed");
                     tracing::debug!(id = this.peer.id, "connection closed");
-                    *this.phase = match end {
+                    match end {
                         End::Farewell(bye) => {
-                            *this.pending = Pending::owned(bye.to_vec());
-                            Phase::Farewell
+                            this.pending = Pending::owned(bye.to_vec());
+                            this.phase = Phase::Farewell;
+                            this.end_within(FAREWELL_TIME);
                         }
                         End::Done if this.flags.peer_gone => return Poll::Ready(()),
-                        End::Done => Phase::Shutdown,
-                    };
-                    let bound = match *this.phase {
-                        Phase::Farewell => FAREWELL_TIME,
-                        _ => LINGER_TIME,
-                    };
-                    this.timer.as_mut().reset((Instant::now() + bound).into());
+                        End::Done => {
+                            this.phase = Phase::Shutdown;
+                            this.end_within(LINGER_TIME);
+                        }
+                    }
                 }
                 Phase::Farewell => {
                     // Best effort, bounded: the client is not reading.
-                    let (_, mut wr) = this.io.halves();
-                    let done = match poll_write_pending(cx, &mut wr, this.pending) {
-                        Poll::Ready(Ok(n)) if n > 0 => {
-                            this.pending.advance(n);
-                            this.pending.is_empty()
+                    let done = {
+                        let (_, mut wr) = this.io.halves();
+                        match poll_write_pending(cx, &mut wr, &this.pending) {
+                            Poll::Ready(Ok(n)) if n > 0 => {
+                                this.pending.advance(n);
+                                this.pending.is_empty()
+                            }
+                            Poll::Ready(_) => true,
+                            Poll::Pending => {
+                                Self::out_of_time(this.exit_by, &this.peer, cx).is_ready()
+                            }
                         }
-                        Poll::Ready(_) => true,
-                        Poll::Pending => this.timer.as_mut().poll(cx).is_ready(),
                     };
                     if !done {
                         return Poll::Pending;
                     }
-                    *this.pending = Pending::default();
-                    *this.phase = Phase::Shutdown;
-                    this.timer
-                        .as_mut()
-                        .reset((Instant::now() + LINGER_TIME).into());
+                    this.pending = Pending::default();
+                    this.phase = Phase::Shutdown;
+                    this.end_within(LINGER_TIME);
                 }
                 Phase::Shutdown => {
                     let (_, mut wr) = this.io.halves();
                     match Pin::new(&mut wr).poll_shutdown(cx) {
-                        Poll::Ready(_) => *this.phase = Phase::Drain,
-                        Poll::Pending => {
-                            std::task::ready!(this.timer.as_mut().poll(cx));
-                            return Poll::Ready(());
-                        }
+                        Poll::Ready(_) => this.phase = Phase::Drain,
+                        Poll::Pending => return Self::out_of_time(this.exit_by, &this.peer, cx),
                     }
                 }
                 Phase::Drain => {
@@ -383,10 +401,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> std::future::Future for Conn<I
                         // More input: discard it and keep waiting for the EOF.
                         Poll::Ready(Ok(n)) if n > 0 => {}
                         Poll::Ready(_) => return Poll::Ready(()),
-                        Poll::Pending => {
-                            std::task::ready!(this.timer.as_mut().poll(cx));
-                            return Poll::Ready(());
-                        }
+                        Poll::Pending => return Self::out_of_time(this.exit_by, &this.peer, cx),
                     }
                 }
             }
@@ -394,185 +409,183 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> std::future::Future for Conn<I
     }
 }
 
-/// Runs the connection until only its ending is left. Each turn handles the
-/// first ready source in priority order (wake-ups, writes, reads, timers)
-/// and starts over; `Pending` once none is ready, each having registered
-/// its wake-up.
-fn poll_serve<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session>(
-    this: &mut ConnProj<'_, I, H, S>,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<End> {
-    let hub = this.hub.as_ref();
-    let session = &mut *this.session;
-    let framer = &mut *this.framer;
-    let gate = &mut *this.gate;
-    let pending = &mut *this.pending;
-    let exit_by = &mut *this.exit_by;
-    let peer = &**this.peer;
-    let f = &mut *this.flags;
-    if !f.started {
-        f.started = true;
-        session.start(hub);
-    }
-    let (mut rd, mut wr) = this.io.halves();
-    loop {
-        let deadline = if f.closing {
-            // Only the flush is left, bounded for clients that stopped reading.
-            let flush_by = Instant::now() + Duration::from_secs(10);
-            Some(*exit_by.get_or_insert(flush_by))
-        } else {
-            [session.deadline(), *exit_by, gate.hold_until]
-                .into_iter()
-                .flatten()
-                .min()
-        };
-        let armed = this.timer.deadline().into_std();
-        match deadline {
-            Some(d) if d != armed => this.timer.as_mut().reset(d.into()),
-            // No deadline: leave a far one armed rather than re-arming.
-            None if armed <= Instant::now() => {
-                this.timer.as_mut().reset((Instant::now() + FAR).into())
-            }
-            _ => {}
+impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
+    /// Runs the connection until only its ending is left. Each turn handles the
+    /// first ready source in priority order (wake-ups, writes, reads, timers)
+    /// and starts over; `Pending` once none is ready, each having registered
+    /// its wake-up (timeouts through the outbox's alarm).
+    fn poll_serve(&mut self, cx: &mut std::task::Context<'_>) -> Poll<End> {
+        let Conn {
+            io,
+            hub,
+            peer,
+            session,
+            framer,
+            gate,
+            pending,
+            exit_by,
+            flags: f,
+            ..
+        } = self;
+        let hub = (*hub).as_ref();
+        let peer = &**peer;
+        if !f.started {
+            f.started = true;
+            session.start(hub);
         }
+        let (mut rd, mut wr) = io.halves();
+        loop {
+            let deadline = if f.closing {
+                // Only the flush is left, bounded for clients that stopped reading.
+                let flush_by = Instant::now() + Duration::from_secs(10);
+                Some(*exit_by.get_or_insert(flush_by))
+            } else {
+                match (session.deadline(), *exit_by) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            peer.out.set_alarm(deadline);
 
-        // Polled on every turn, writes under way included, so that a
-        // server shutdown is seen even while a client does not read.
-        let woke = peer.out.poll_ready(cx).is_ready();
-        let writing = !pending.is_empty() || f.flushing;
-        if woke || (f.woken && !writing) {
-            f.woken = writing;
-            if writing {
-                match peer.out.closed() {
+            // Polled on every turn, writes under way included, so that a
+            // server shutdown is seen even while a client does not read.
+            let woke = peer.out.poll_ready(cx).is_ready();
+            let writing = !pending.is_empty() || f.flushing;
+            if woke || (f.woken && !writing) {
+                f.woken = writing;
+                if writing {
+                    match peer.out.closed() {
+                        Some(Closed::Shutdown) => {
+                            f.closing = true;
+                            exit_soon(exit_by);
+                        }
+                        // The hub dropped this client while a write to it
+                        // is stuck: finish only the line under way (never
+                        // half a line), within the closing bound, instead
+                        // of holding the batch until the client reads.
+                        Some(Closed::Overflow) if !f.closing => {
+                            session.gone(hub, "SendQ exceeded");
+                            pending.cut_after_current_line();
+                            f.closing = true;
+                            f.reading = false;
+                            if pending.is_empty() && !f.flushing {
+                                return Poll::Ready(End::Done);
+                            }
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                // `pending` is empty here but keeps its storage while traffic goes on.
+                let batch = peer.out.take(std::mem::take(pending));
+                *pending = batch.data;
+                match batch.closed {
+                    Some(Closed::Overflow) => {
+                        session.gone(hub, "SendQ exceeded");
+                        return Poll::Ready(End::Farewell(session.farewell("SendQ exceeded")));
+                    }
+                    Some(Closed::Closing) => f.closing = true,
                     Some(Closed::Shutdown) => {
                         f.closing = true;
                         exit_soon(exit_by);
                     }
-                    // The hub dropped this client while a write to it
-                    // is stuck: finish only the line under way (never
-                    // half a line), within the closing bound, instead
-                    // of holding the batch until the client reads.
-                    Some(Closed::Overflow) if !f.closing => {
-                        session.gone(hub, "SendQ exceeded");
-                        pending.cut_after_current_line();
-                        f.closing = true;
-                        f.reading = false;
-                        if pending.is_empty() && !f.flushing {
-                            return Poll::Ready(End::Done);
-                        }
-                    }
-                    _ => {}
+                    None => {}
+                }
+                if pending.is_empty() && f.closing {
+                    return Poll::Ready(End::Done);
                 }
                 continue;
             }
-            // `pending` is empty here but keeps its storage while traffic goes on.
-            let batch = peer.out.take(std::mem::take(pending));
-            *pending = batch.data;
-            match batch.closed {
-                Some(Closed::Overflow) => {
-                    session.gone(hub, "SendQ exceeded");
-                    return Poll::Ready(End::Farewell(session.farewell("SendQ exceeded")));
-                }
-                Some(Closed::Closing) => f.closing = true,
-                Some(Closed::Shutdown) => {
-                    f.closing = true;
-                    exit_soon(exit_by);
-                }
-                None => {}
-            }
-            if pending.is_empty() && f.closing {
-                return Poll::Ready(End::Done);
-            }
-            continue;
-        }
 
-        if !pending.is_empty()
-            && let Poll::Ready(r) = poll_write_pending(cx, &mut wr, pending)
-        {
-            match r {
-                Ok(0) | Err(_) => {
+            if !pending.is_empty()
+                && let Poll::Ready(r) = poll_write_pending(cx, &mut wr, pending)
+            {
+                match r {
+                    Ok(0) | Err(_) => {
+                        session.gone(hub, "Write error");
+                        f.peer_gone = true;
+                        return Poll::Ready(End::Done);
+                    }
+                    Ok(n) => {
+                        pending.advance(n);
+                        // TLS buffers what it encrypts: push it out next.
+                        f.flushing = pending.is_empty();
+                    }
+                }
+                continue;
+            }
+            if f.flushing
+                && let Poll::Ready(r) = Pin::new(&mut wr).poll_flush(cx)
+            {
+                f.flushing = false;
+                if r.is_err() {
                     session.gone(hub, "Write error");
-                    f.peer_gone = true;
                     return Poll::Ready(End::Done);
                 }
-                Ok(n) => {
-                    pending.advance(n);
-                    // TLS buffers what it encrypts: push it out next.
-                    f.flushing = pending.is_empty();
+                // Keep the storage while more is coming; free it when the
+                // connection goes quiet, so an idle connection holds none.
+                if peer.out.queued_bytes() == 0 {
+                    *pending = Pending::default();
                 }
-            }
-            continue;
-        }
-        if f.flushing
-            && let Poll::Ready(r) = Pin::new(&mut wr).poll_flush(cx)
-        {
-            f.flushing = false;
-            if r.is_err() {
-                session.gone(hub, "Write error");
-                return Poll::Ready(End::Done);
-            }
-            // Keep the storage while more is coming; free it when the
-            // connection goes quiet, so an idle connection holds none.
-            if peer.out.queued_bytes() == 0 {
-                *pending = Pending::default();
-            }
-            if f.closing {
-                // Take whatever was pushed just before closing.
-                *pending = peer.out.take(Pending::default()).data;
-                if pending.is_empty() {
-                    return Poll::Ready(End::Done);
+                if f.closing {
+                    // Take whatever was pushed just before closing.
+                    *pending = peer.out.take(Pending::default()).data;
+                    if pending.is_empty() {
+                        return Poll::Ready(End::Done);
+                    }
                 }
+                continue;
             }
-            continue;
-        }
 
-        // While input is held by flood control, reading goes on into the
-        // held backlog (so its size shows) up to a bound, past which the
-        // client would be dropped anyway.
-        let can_read = f.reading && !f.closing && framer.held().len() < MAX_HELD;
-        if can_read
-            && let Poll::Ready(outcome) = poll_input(cx, &mut rd, framer, gate, session, hub)
-        {
-            match outcome {
-                ReadOutcome::Data => {}
-                ReadOutcome::Closed => {
-                    // The session left the hub; flush what it queued.
+            // While input is held by flood control, reading goes on into the
+            // held backlog (so its size shows) up to a bound, past which the
+            // client would be dropped anyway.
+            let can_read = f.reading && !f.closing && framer.held().len() < MAX_HELD;
+            if can_read
+                && let Poll::Ready(outcome) = poll_input(cx, &mut rd, framer, gate, session, hub)
+            {
+                match outcome {
+                    ReadOutcome::Data => {}
+                    ReadOutcome::Closed => {
+                        // The session left the hub; flush what it queued.
+                        f.closing = true;
+                        f.reading = false;
+                    }
+                    ReadOutcome::Eof => {
+                        // The client may only have closed its sending side:
+                        // leave the hub now, but still deliver what is queued.
+                        f.reading = false;
+                        f.peer_gone = true;
+                        session.gone(hub, "Connection closed");
+                        peer.out.close();
+                    }
+                    ReadOutcome::Error(e) => {
+                        session.gone(hub, &format!("Read error: {e}"));
+                        f.peer_gone = true;
+                        return Poll::Ready(End::Done);
+                    }
+                }
+                if gate.excess {
+                    peer.out.push_final(&session.farewell("Excess Flood"));
+                    session.gone(hub, "Excess Flood");
                     f.closing = true;
                     f.reading = false;
                 }
-                ReadOutcome::Eof => {
-                    // The client may only have closed its sending side:
-                    // leave the hub now, but still deliver what is queued.
-                    f.reading = false;
-                    f.peer_gone = true;
-                    session.gone(hub, "Connection closed");
-                    peer.out.close();
-                }
-                ReadOutcome::Error(e) => {
-                    session.gone(hub, &format!("Read error: {e}"));
-                    f.peer_gone = true;
-                    return Poll::Ready(End::Done);
-                }
+                continue;
             }
-            if gate.excess {
-                peer.out.push_final(&session.farewell("Excess Flood"));
-                session.gone(hub, "Excess Flood");
-                f.closing = true;
-                f.reading = false;
-            }
-            continue;
-        }
 
-        if this.timer.as_mut().poll(cx).is_ready() {
-            let now = Instant::now();
-            if exit_by.is_some_and(|t| now >= t) {
-                return Poll::Ready(End::Done);
-            }
-            if gate.hold_until.is_some_and(|t| now >= t) && !f.closing {
-                gate.hold_until = None;
+            if !f.closing
+                && let Some(hold) = &mut gate.hold
+                && hold.as_mut().poll(cx).is_ready()
+            {
+                // Flood control's wait is over: feed the held input again.
+                let now = Instant::now();
                 let max = session.max_line();
                 let _wake = crate::hub::event::defer_wakeups();
                 let next = framer.resume(max, |fr| gate.frame(session, hub, fr, now));
+                if !matches!(next, Next::Hold) {
+                    gate.hold = None;
+                }
                 if matches!(gate.after(framer, session, next, now), ReadOutcome::Closed) {
                     f.closing = true;
                     f.reading = false;
@@ -583,14 +596,21 @@ fn poll_serve<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session>(
                     f.closing = true;
                     f.reading = false;
                 }
+                continue;
             }
-            if session.on_deadline(hub, now) == Flow::Close {
-                f.closing = true;
-                f.reading = false;
+            let now = Instant::now();
+            if exit_by.is_some_and(|t| now >= t) {
+                return Poll::Ready(End::Done);
             }
-            continue;
+            if !f.closing && session.deadline().is_some_and(|d| now >= d) {
+                if session.on_deadline(hub, now) == Flow::Close {
+                    f.closing = true;
+                    f.reading = false;
+                }
+                continue;
+            }
+            return Poll::Pending;
         }
-        return Poll::Pending;
     }
 }
 
@@ -611,7 +631,7 @@ fn poll_input<R: AsyncRead + Unpin>(
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
-            Poll::Ready(Ok(())) if gate.hold_until.is_some() => {
+            Poll::Ready(Ok(())) if gate.hold.is_some() => {
                 framer.hold_more(rb.filled());
                 Poll::Ready(gate.after(framer, session, Next::Hold, Instant::now()))
             }

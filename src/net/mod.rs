@@ -1,5 +1,6 @@
 //! The IO edge: listeners, connection tasks, shutdown.
 
+pub mod alarms;
 pub mod conn;
 pub mod flood;
 pub mod framing;
@@ -106,6 +107,7 @@ struct Shared {
     tls: Option<Arc<tls::Tls>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    alarms: alarms::Alarms,
 }
 
 /// Runs the server on `listeners` until `shutdown` is cancelled, then tells
@@ -133,6 +135,12 @@ pub async fn run(
         tls,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
+        alarms: alarms::Alarms::default(),
+    });
+    // Outside the tracker: it runs until the last connection has ended.
+    let sweeper = tokio::spawn({
+        let shared = shared.clone();
+        async move { shared.alarms.run().await }
     });
     for l in listeners {
         let addr = l.socket.local_addr()?;
@@ -147,6 +155,7 @@ pub async fn run(
     lock(&hub).shutdown("Server is shutting down");
     tracker.close();
     tracker.wait().await;
+    sweeper.abort();
     tracing::info!("all connections closed");
     Ok(())
 }
@@ -288,6 +297,7 @@ fn serve_admitted(
         shared,
         ip: addr.ip(),
         id: None,
+        slot: 0,
     };
     // Sessions are boxed: the connection's future lives as long as the
     // connection, and a pointer costs 8 bytes there instead of the whole
@@ -328,7 +338,7 @@ fn join_hub<S>(
         }
         peer
     };
-    cleanup.joined(peer.id);
+    cleanup.joined(&peer);
     tracing::debug!(id = peer.id, "connected");
     let session = Box::new(session(&peer));
     (peer, session)
@@ -377,6 +387,8 @@ struct Cleanup {
     /// Set once the connection is in the hub; a refused one has nothing to
     /// undo. Ids start at 1, so `NonZero` makes the option free.
     id: Option<std::num::NonZeroU64>,
+    /// Its place in the alarm sweep, once joined.
+    slot: u32,
 }
 
 impl AsRef<Mutex<Hub>> for Cleanup {
@@ -386,9 +398,11 @@ impl AsRef<Mutex<Hub>> for Cleanup {
 }
 
 impl Cleanup {
-    /// The connection is in the hub as `id`: it must leave it at the end.
-    fn joined(&mut self, id: crate::hub::ConnId) {
-        self.id = std::num::NonZeroU64::new(id);
+    /// The connection is in the hub as `peer`: it must leave it at the end.
+    /// Its timeouts are swept from now on.
+    fn joined(&mut self, peer: &Arc<Peer>) {
+        self.id = std::num::NonZeroU64::new(peer.id);
+        self.slot = self.shared.alarms.add(peer.clone());
     }
 }
 
@@ -401,6 +415,7 @@ impl Drop for Cleanup {
             tracing::error!(id, "connection task panicked; dropping only this client");
         }
         lock(&self.shared.hub).quit(id, "Connection closed", now_millis());
+        self.shared.alarms.remove(self.slot);
         release_if(&self.shared, self.ip, &Ok(()));
     }
 }
@@ -412,8 +427,8 @@ mod tests {
     /// Every connection's task holds its future for its whole life: its size
     /// is most of an idle connection's memory, so it is watched here. Tokio
     /// allocates a task as 104 bytes around the future (here the tracker's
-    /// 8 bytes around this one), rounded up to 128: at most 400 bytes
-    /// makes a 512-byte task, 8 more a 640-byte one.
+    /// 8 bytes around this one), rounded up to 128: at most 272 bytes
+    /// makes a 384-byte task, 8 more a 512-byte one.
     #[tokio::test]
     async fn connection_future_stays_small() {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -433,6 +448,7 @@ mod tests {
             tls: None,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            alarms: alarms::Alarms::default(),
         });
         let hub = shared.hub.clone();
         let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
@@ -454,14 +470,14 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(
-            "irc session {} line session {} framer {} sleep {}",
+            "irc session {} line session {} framer {} pending writes {}",
             std::mem::size_of::<irc_session::IrcSession>(),
             std::mem::size_of::<line_session::LineSession>(),
             std::mem::size_of::<framing::Framer>(),
-            std::mem::size_of::<tokio::time::Sleep>(),
+            std::mem::size_of::<crate::outbox::Pending>(),
         );
         drop(fut);
         drop(client);
-        assert!(size <= 400, "connection future grew to {size} bytes");
+        assert!(size <= 272, "connection future grew to {size} bytes");
     }
 }
