@@ -310,10 +310,11 @@ impl Config {
         if l.line_length < 64 || l.irc_line_length < 512 {
             return bad("limits.line_length must be >= 64 and limits.irc_line_length >= 512");
         }
-        if l.message_length == 0 || l.send_queue < 4096 || l.channels_per_user == 0 {
-            return bad(
-                "limits.message_length and channels_per_user must be > 0, send_queue >= 4096",
-            );
+        if l.message_length == 0 || l.channels_per_user == 0 {
+            return bad("limits.message_length and channels_per_user must be > 0");
+        }
+        if !(4096..=u32::MAX as usize).contains(&l.send_queue) {
+            return bad("limits.send_queue must be between 4096 and 4294967295 bytes");
         }
         if l.max_connections == 0
             || l.connections_per_ip == 0
@@ -386,6 +387,11 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(Config::parse("default_channel = \"lobby\"").is_err());
         assert!(Config::parse("[limits]\nnick_length = 3").is_err());
+        // The send queue bound: 4 KiB to 4 GiB, both ends included.
+        assert!(Config::parse("[limits]\nsend_queue = 4095").is_err());
+        assert!(Config::parse("[limits]\nsend_queue = 4096").is_ok());
+        assert!(Config::parse("[limits]\nsend_queue = 4294967295").is_ok());
+        assert!(Config::parse("[limits]\nsend_queue = 4294967296").is_err());
         assert!(Config::parse("[[oper]]\nname = \"a\"\npassword = \"plain\"").is_err());
     }
 

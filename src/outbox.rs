@@ -143,7 +143,10 @@ pub struct Outbox {
     /// timeout), in [`stamp`] units; `u64::MAX` for never. Read by the
     /// server's alarm sweep, so a connection needs no timer of its own.
     alarm: AtomicU64,
-    limit: usize,
+    /// The bound in bytes. 32 bits (a 4 GiB queue is bound enough): with
+    /// `woken` it fills one word, which keeps every connection's `Peer` in
+    /// a smaller allocation.
+    limit: u32,
 }
 
 /// Milliseconds since the process's first alarm, plus one (so that a time
@@ -170,7 +173,7 @@ impl Outbox {
             woken: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             alarm: AtomicU64::new(u64::MAX),
-            limit,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
         }
     }
 
@@ -187,7 +190,7 @@ impl Outbox {
         if inner.closed.is_some() {
             return Appended::Refused;
         }
-        if inner.queued + len > self.limit {
+        if inner.queued + len > self.limit as usize {
             let dropped = std::mem::replace(
                 &mut *inner,
                 Inner {
@@ -202,7 +205,7 @@ impl Outbox {
             return Appended::Refused;
         }
         let was_empty = inner.queued == 0;
-        put(&mut inner, self.limit);
+        put(&mut inner, self.limit as usize);
         inner.queued += len;
         if was_empty {
             Appended::NeedsWake

@@ -470,11 +470,13 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(
-            "irc session {} line session {} framer {} pending writes {}",
+            "irc session {} line session {} framer {} pending writes {} peer {} hub user {}",
             std::mem::size_of::<irc_session::IrcSession>(),
             std::mem::size_of::<line_session::LineSession>(),
             std::mem::size_of::<framing::Framer>(),
             std::mem::size_of::<crate::outbox::Pending>(),
+            std::mem::size_of::<Peer>(),
+            std::mem::size_of::<crate::hub::User>(),
         );
         drop(fut);
         drop(client);
