@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -137,24 +137,45 @@ pub struct Outbox {
     /// The writer's wake-up: a flag and the one task to wake. Lighter than a
     /// `Notify` (no waiter list, no lock), and the writer needs no future of
     /// its own to wait on it, which keeps every connection's state smaller.
-    woken: AtomicBool,
+    /// [`WOKEN`] and [`RANG`] bits, cleared by [`Outbox::poll_ready`].
+    signal: AtomicU8,
     waker: AtomicWaker,
     /// When the writer's task wants waking whatever happens (its next
-    /// timeout), in [`stamp`] units; `u64::MAX` for never. Read by the
+    /// timeout), as an [`AlarmTime`]; `u64::MAX` for never. Read by the
     /// server's alarm sweep, so a connection needs no timer of its own.
     alarm: AtomicU64,
     /// The bound in bytes. 32 bits (a 4 GiB queue is bound enough): with
-    /// `woken` it fills one word, which keeps every connection's `Peer` in
+    /// `signal` it fills one word, which keeps every connection's `Peer` in
     /// a smaller allocation.
     limit: u32,
 }
 
-/// Milliseconds since the process's first alarm, plus one (so that a time
-/// rounds to the millisecond at or after it).
-fn stamp(t: Instant) -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1) + 1
+/// Something was queued, or the queue closed.
+const WOKEN: u8 = 1;
+/// The alarm rang: a deadline may have passed.
+const RANG: u8 = 2;
+
+/// What woke the writer, from [`Outbox::poll_ready`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Signal {
+    /// Something was queued, or the queue closed.
+    pub queued: bool,
+    /// The alarm rang: time to check the deadlines.
+    pub alarm: bool,
+}
+
+/// A time as alarms compare them: milliseconds since the process's first
+/// alarm, plus one (so that a time rounds to the millisecond at or after it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AlarmTime(u64);
+
+impl AlarmTime {
+    pub fn of(t: Instant) -> AlarmTime {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        let ms = t.saturating_duration_since(epoch).as_millis();
+        AlarmTime(u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1)
+    }
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -170,7 +191,7 @@ impl Outbox {
     pub fn new(limit: usize) -> Outbox {
         Outbox {
             inner: Mutex::new(Inner::default()),
-            woken: AtomicBool::new(false),
+            signal: AtomicU8::new(0),
             waker: AtomicWaker::new(),
             alarm: AtomicU64::new(u64::MAX),
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
@@ -256,7 +277,7 @@ impl Outbox {
 
     /// Wakes the writer.
     pub fn wake(&self) {
-        self.woken.store(true, Ordering::Release);
+        self.signal.fetch_or(WOKEN, Ordering::Release);
         self.waker.wake();
     }
 
@@ -326,31 +347,38 @@ impl Outbox {
 
     /// Asks for a wake-up at `at` (replacing any earlier request), or none.
     pub fn set_alarm(&self, at: Option<Instant>) {
-        self.alarm
-            .store(at.map_or(u64::MAX, stamp), Ordering::Relaxed);
+        let t = at.map_or(u64::MAX, |t| AlarmTime::of(t).0);
+        self.alarm.store(t, Ordering::Relaxed);
     }
 
-    /// Wakes the writer if its alarm is due at `now` (it may come up to a
-    /// millisecond early: the woken task checks its own deadlines).
-    pub fn ring_if_due(&self, now: Instant) {
-        if self.alarm.load(Ordering::Relaxed) <= stamp(now) {
-            self.wake();
+    /// Wakes the writer, with [`Signal::alarm`], if its alarm is due at
+    /// `now` (it may ring up to a millisecond early: the woken task checks
+    /// its own deadlines).
+    pub fn ring_if_due(&self, now: AlarmTime) {
+        if self.alarm.load(Ordering::Relaxed) <= now.0 {
+            self.signal.fetch_or(RANG, Ordering::Release);
+            self.waker.wake();
         }
     }
 
     /// Ready once the writer was woken ([`Outbox::wake`]: something was
-    /// pushed, or the queue closed) since the last time it was ready. Only
-    /// one task, the connection's, may wait on it.
-    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.woken.swap(false, Ordering::Acquire) {
-            return Poll::Ready(());
+    /// pushed, or the queue closed; or its alarm rang) since the last time
+    /// it was ready, saying why. Only one task, the connection's, may wait
+    /// on it.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        let signal = |bits: u8| Signal {
+            queued: bits & WOKEN != 0,
+            alarm: bits & RANG != 0,
+        };
+        let bits = self.signal.swap(0, Ordering::Acquire);
+        if bits != 0 {
+            return Poll::Ready(signal(bits));
         }
         self.waker.register(cx.waker());
         // A wake between the check and the registration found no waker.
-        if self.woken.swap(false, Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+        match self.signal.swap(0, Ordering::Acquire) {
+            0 => Poll::Pending,
+            bits => Poll::Ready(signal(bits)),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::hub::Peer;
+use crate::outbox::AlarmTime;
 
 /// How often deadlines are checked: how late a timeout may fire.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -64,6 +65,7 @@ impl Alarms {
 
     /// Wakes every connection whose alarm is due at `now`.
     pub fn sweep(&self, now: Instant) {
+        let now = AlarmTime::of(now);
         for p in self.slots().peers.iter().flatten() {
             p.out.ring_if_due(now);
         }
@@ -84,6 +86,8 @@ impl Alarms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::Signal;
+    use std::task::Poll;
 
     #[test]
     fn slots_are_reused_and_only_due_alarms_ring() {
@@ -99,7 +103,14 @@ mod tests {
         a.sweep(now + Duration::from_millis(1));
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        assert!(p1.out.poll_ready(&mut cx).is_ready(), "due: woken");
+        assert_eq!(
+            p1.out.poll_ready(&mut cx),
+            Poll::Ready(Signal {
+                queued: false,
+                alarm: true
+            }),
+            "due: rung"
+        );
         assert!(
             p2.out.poll_ready(&mut cx).is_pending(),
             "not due: left alone"

@@ -227,14 +227,15 @@ pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
         },
         pending: Pending::default(),
         exit_by: None,
-        phase: Phase::Serving,
+        phase: Phase::Start,
         flags: Flags {
-            started: false,
             closing: false,
             reading: true,
             peer_gone: false,
             woken: false,
             flushing: false,
+            due: false,
+            dirty: true,
         },
     }
 }
@@ -255,6 +256,8 @@ enum End {
 /// Where the connection is in its life.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Not polled yet: the session greets the client on the first poll.
+    Start,
     Serving,
     /// Writing the last words (`pending`) to a client past its send queue,
     /// bounded by `exit_by`.
@@ -269,8 +272,6 @@ enum Phase {
 
 /// The connection's booleans, kept together so they pack into one word.
 struct Flags {
-    /// The session was started (it greets, so it runs in the task).
-    started: bool,
     closing: bool,
     reading: bool,
     /// The client closed or broke the connection: no need to drain its input.
@@ -280,6 +281,10 @@ struct Flags {
     woken: bool,
     /// Everything was written; the stream is being flushed (TLS).
     flushing: bool,
+    /// The alarm rang: check the deadlines (only then is the clock read).
+    due: bool,
+    /// A deadline may have moved: publish the next one as the alarm.
+    dirty: bool,
 }
 
 /// One connection's task, written out by hand rather than as an async block
@@ -340,6 +345,10 @@ where
         let this = self.get_mut();
         loop {
             match this.phase {
+                Phase::Start => {
+                    this.session.start(this.hub.as_ref());
+                    this.phase = Phase::Serving;
+                }
                 Phase::Serving => {
                     let end = std::task::ready!(this.poll_serve(cx));
                     // Unusual ends left the hub with their reason where they
@@ -429,27 +438,32 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
         } = self;
         let hub = (*hub).as_ref();
         let peer = &**peer;
-        if !f.started {
-            f.started = true;
-            session.start(hub);
-        }
         let (mut rd, mut wr) = io.halves();
         loop {
-            let deadline = if f.closing {
-                // Only the flush is left, bounded for clients that stopped reading.
-                let flush_by = Instant::now() + Duration::from_secs(10);
-                Some(*exit_by.get_or_insert(flush_by))
-            } else {
-                match (session.deadline(), *exit_by) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            };
-            peer.out.set_alarm(deadline);
+            // Deadlines move with input and state changes only: the alarm is
+            // published then, not on every turn.
+            if f.dirty || (f.closing && exit_by.is_none()) {
+                f.dirty = false;
+                let deadline = if f.closing {
+                    // Only the flush is left, bounded for clients that stopped reading.
+                    let flush_by = Instant::now() + Duration::from_secs(10);
+                    Some(*exit_by.get_or_insert(flush_by))
+                } else {
+                    match (session.deadline(), *exit_by) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                };
+                peer.out.set_alarm(deadline);
+            }
 
             // Polled on every turn, writes under way included, so that a
             // server shutdown is seen even while a client does not read.
-            let woke = peer.out.poll_ready(cx).is_ready();
+            let mut woke = false;
+            if let Poll::Ready(signal) = peer.out.poll_ready(cx) {
+                f.due |= signal.alarm;
+                woke = signal.queued;
+            }
             let writing = !pending.is_empty() || f.flushing;
             if woke || (f.woken && !writing) {
                 f.woken = writing;
@@ -457,6 +471,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                     match peer.out.closed() {
                         Some(Closed::Shutdown) => {
                             f.closing = true;
+                            f.dirty = true;
                             exit_soon(exit_by);
                         }
                         // The hub dropped this client while a write to it
@@ -487,6 +502,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                     Some(Closed::Closing) => f.closing = true,
                     Some(Closed::Shutdown) => {
                         f.closing = true;
+                        f.dirty = true;
                         exit_soon(exit_by);
                     }
                     None => {}
@@ -544,6 +560,8 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
             if can_read
                 && let Poll::Ready(outcome) = poll_input(cx, &mut rd, framer, gate, session, hub)
             {
+                // Input moves the keep-alive and partial-line deadlines.
+                f.dirty = true;
                 match outcome {
                     ReadOutcome::Data => {}
                     ReadOutcome::Closed => {
@@ -579,6 +597,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 && hold.as_mut().poll(cx).is_ready()
             {
                 // Flood control's wait is over: feed the held input again.
+                f.dirty = true;
                 let now = Instant::now();
                 let max = session.max_line();
                 let _wake = crate::hub::event::defer_wakeups();
@@ -598,14 +617,17 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 }
                 continue;
             }
-            let now = Instant::now();
-            if exit_by.is_some_and(|t| now >= t) {
-                return Poll::Ready(End::Done);
-            }
-            if !f.closing && session.deadline().is_some_and(|d| now >= d) {
-                if session.on_deadline(hub, now) == Flow::Close {
-                    f.closing = true;
-                    f.reading = false;
+            if std::mem::take(&mut f.due) {
+                let now = Instant::now();
+                if exit_by.is_some_and(|t| now >= t) {
+                    return Poll::Ready(End::Done);
+                }
+                if !f.closing && session.deadline().is_some_and(|d| now >= d) {
+                    if session.on_deadline(hub, now) == Flow::Close {
+                        f.closing = true;
+                        f.reading = false;
+                    }
+                    f.dirty = true;
                 }
                 continue;
             }
