@@ -583,12 +583,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                         return Poll::Ready(End::Done);
                     }
                 }
-                if gate.excess {
-                    peer.out.push_final(&session.farewell("Excess Flood"));
-                    session.gone(hub, "Excess Flood");
-                    f.closing = true;
-                    f.reading = false;
-                }
+                drop_if_flooding(gate, peer, session, hub, f);
                 continue;
             }
 
@@ -609,12 +604,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                     f.closing = true;
                     f.reading = false;
                 }
-                if gate.excess {
-                    peer.out.push_final(&session.farewell("Excess Flood"));
-                    session.gone(hub, "Excess Flood");
-                    f.closing = true;
-                    f.reading = false;
-                }
+                drop_if_flooding(gate, peer, session, hub, f);
                 continue;
             }
             if std::mem::take(&mut f.due) {
@@ -633,6 +623,23 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
             }
             return Poll::Pending;
         }
+    }
+}
+
+/// Past the flood bound: the client is told why and dropped; what is
+/// queued before the reason is still written.
+fn drop_if_flooding(
+    gate: &Gate,
+    peer: &Peer,
+    session: &mut impl Session,
+    hub: &Mutex<Hub>,
+    f: &mut Flags,
+) {
+    if gate.excess {
+        peer.out.push_final(&session.farewell("Excess Flood"));
+        session.gone(hub, "Excess Flood");
+        f.closing = true;
+        f.reading = false;
     }
 }
 
