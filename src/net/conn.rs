@@ -236,6 +236,7 @@ pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
             flushing: false,
             due: false,
             dirty: true,
+            yielded: false,
         },
     }
 }
@@ -285,6 +286,8 @@ struct Flags {
     due: bool,
     /// A deadline may have moved: publish the next one as the alarm.
     dirty: bool,
+    /// The queue was left for a turn of the scheduler before being taken.
+    yielded: bool,
 }
 
 /// One connection's task, written out by hand rather than as an async block
@@ -465,7 +468,16 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 woke = signal.queued;
             }
             let writing = !pending.is_empty() || f.flushing;
-            if woke || (f.woken && !writing) {
+            if woke && !writing && !f.yielded {
+                // Let the tasks already scheduled run first: under load they
+                // queue more lines for this connection, written by the same
+                // syscall. The wake-up is deferred until the scheduler has
+                // run them (tokio's `yield_now`).
+                f.yielded = true;
+                f.woken = true;
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            } else if woke || (f.woken && !writing) {
+                f.yielded = false;
                 f.woken = writing;
                 if writing {
                     match peer.out.closed() {
