@@ -85,8 +85,9 @@ start_server() {
   SERVER_PID=$!
   local i
   for i in $(seq $((WAIT * 10))); do
-    IRC_PORT=$(sed -n 's/.*listening dialect=irc addr=.*:\([0-9]*\)$/\1/p' "$TMP/bavard.log" | head -n1)
-    LINE_PORT=$(sed -n 's/.*listening dialect=line addr=.*:\([0-9]*\)$/\1/p' "$TMP/bavard.log" | head -n1)
+    # The address may be followed by more fields (tls=...).
+    IRC_PORT=$(sed -n 's/.*listening dialect=irc addr=[^ ]*:\([0-9]*\)\( .*\)\{0,1\}$/\1/p' "$TMP/bavard.log" | head -n1)
+    LINE_PORT=$(sed -n 's/.*listening dialect=line addr=[^ ]*:\([0-9]*\)\( .*\)\{0,1\}$/\1/p' "$TMP/bavard.log" | head -n1)
     [ -n "$IRC_PORT" ] && [ -n "$LINE_PORT" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || fail "bavard exited: $(cat "$TMP/bavard.log")"
     sleep 0.1
