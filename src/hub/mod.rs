@@ -386,6 +386,31 @@ const WHOWAS_KEEP: usize = 256;
 /// Milliseconds since the Unix epoch; the hub's notion of "now".
 pub type Millis = u64;
 
+/// Users counted for LUSERS; see [`Hub::counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Registered users.
+    pub registered: usize,
+    /// Registered users with `+i`.
+    pub invisible: usize,
+    /// Users with `+o`.
+    pub opers: usize,
+}
+
+impl Counts {
+    /// Adds (`sign` 1) or removes (-1) `u`'s part of the counts.
+    fn account(&mut self, registered: bool, modes: UserModes, sign: isize) {
+        let add = |n: &mut usize, yes: bool| {
+            if yes {
+                *n = n.wrapping_add_signed(sign);
+            }
+        };
+        add(&mut self.registered, registered);
+        add(&mut self.invisible, registered && modes.invisible);
+        add(&mut self.opers, modes.oper);
+    }
+}
+
 /// The hub's tables. Keyed by client-chosen names, so seeded per process
 /// (no precomputed collisions); foldhash rather than std's SipHash, which
 /// showed in the message path's profile (3 % of server CPU in `rooms`).
@@ -412,6 +437,10 @@ pub struct Hub {
     /// Unix seconds when the hub started.
     pub created: u64,
     pub max_users: usize,
+    /// LUSERS figures, kept as users register, change modes and leave:
+    /// counting them on every registration's greeting made each one cost a
+    /// pass over every user (quadratic in the number of connections).
+    counts: Counts,
     /// MONITOR: folded nick → connections watching it.
     watchers: Map<String, Vec<ConnId>>,
     /// Time of the operation in progress, for the drops that [`Hub::settle`] makes.
@@ -455,6 +484,7 @@ impl Hub {
             shutdown: None,
             created: now / 1000,
             max_users: 0,
+            counts: Counts::default(),
             watchers: Map::default(),
             now,
         }
@@ -514,6 +544,25 @@ impl Hub {
 
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// How many users are registered, invisible, operators.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Sets `id`'s user modes. The only way to change `invisible` or `oper`,
+    /// which the LUSERS counts follow.
+    pub fn set_modes(&mut self, id: ConnId, modes: UserModes) {
+        if let Some(u) = self.users.get_mut(&id) {
+            self.counts.account(u.registered, u.modes, -1);
+            self.counts.account(u.registered, modes, 1);
+            u.modes = modes;
+        }
     }
 
     pub fn find_nick(&self, nick: &str) -> Option<&User> {
@@ -637,13 +686,16 @@ impl Hub {
         let key = if let Some(u) = self.users.get_mut(&id) {
             u.user = user.into();
             u.realname = realname.into();
-            u.registered = true;
+            if !u.registered {
+                self.counts.account(false, u.modes, -1);
+                self.counts.account(true, u.modes, 1);
+                u.registered = true;
+            }
             u.nick_key().to_string()
         } else {
             return;
         };
-        let registered = self.users.values().filter(|u| u.registered).count();
-        self.max_users = self.max_users.max(registered);
+        self.max_users = self.max_users.max(self.counts.registered);
         self.notify_watchers(&key, true);
         self.settle();
     }
@@ -894,6 +946,7 @@ impl Hub {
         let Some(u) = self.users.remove(&id) else {
             return;
         };
+        self.counts.account(u.registered, u.modes, -1);
         for key in &u.channels {
             if let Some(ch) = self.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
@@ -1206,6 +1259,16 @@ impl Hub {
             if u.nick_key() != &**key {
                 return Err(format!("nick {key} points to user {id} named {}", u.nick));
             }
+        }
+        let mut counted = Counts::default();
+        for u in self.users.values() {
+            counted.account(u.registered, u.modes, 1);
+        }
+        if counted != self.counts {
+            return Err(format!(
+                "counts {:?} but users make {counted:?}",
+                self.counts
+            ));
         }
         for (id, u) in &self.users {
             if u.nick_key() != casefold(&u.nick) {

@@ -156,7 +156,14 @@ fn kill_is_for_operators_only() {
     let a = user(&mut h, "a");
     let b = user(&mut h, "b");
     assert_eq!(h.kill(a, "b", "x", T), Err(HubError::NoPrivileges));
-    h.user_mut(a).unwrap().modes.oper = true;
+    let modes = h.user(a).unwrap().modes;
+    h.set_modes(
+        a,
+        UserModes {
+            oper: true,
+            ..modes
+        },
+    );
     assert_eq!(
         h.kill(a, "nobody", "x", T),
         Err(HubError::NoSuchNick("nobody".into()))

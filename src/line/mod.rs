@@ -312,8 +312,12 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
         Command::Oper { name, .. } => {
             match oper {
                 OperCheck::Granted => {
-                    if let Some(u) = hub.user_mut(id) {
-                        u.modes.oper = true;
+                    if let Some(u) = hub.user(id) {
+                        let modes = crate::hub::UserModes {
+                            oper: true,
+                            ..u.modes
+                        };
+                        hub.set_modes(id, modes);
                     }
                     tracing::info!(conn = id, %nick, oper = name, "operator login");
                     notice(hub, id, "You are now an operator");

@@ -429,9 +429,7 @@ fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, target: &str) -> Result<Flo
     if unknown {
         ctx.r.num(ERR_UMODEUNKNOWNFLAG, &[]);
     }
-    if let Some(u) = ctx.hub.user_mut(id) {
-        u.modes = modes;
-    }
+    ctx.hub.set_modes(id, modes);
     if !applied.is_empty() {
         let wire = wire_modes(&applied);
         ctx.r.raw(&format!(":{nick} MODE {nick} :{wire}"));

@@ -1,7 +1,7 @@
 //! Operator and user-state commands: OPER, KILL, WALLOPS, AWAY, SETNAME, MONITOR.
 
 use super::{CommandError, Ctx, Flow, list};
-use crate::hub::{Event, HubError, policy};
+use crate::hub::{Event, HubError, UserModes, policy};
 use crate::irc::message::Message;
 use crate::irc::numeric::*;
 use crate::names::casefold;
@@ -12,8 +12,12 @@ pub fn oper(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
     match ctx.oper {
         Some(OperCheck::Granted) => {
             let nick = ctx.nick();
-            if let Some(u) = ctx.hub.user_mut(id) {
-                u.modes.oper = true;
+            if let Some(u) = ctx.hub.user(id) {
+                let modes = UserModes {
+                    oper: true,
+                    ..u.modes
+                };
+                ctx.hub.set_modes(id, modes);
             }
             tracing::info!(conn = id, %nick, oper = %m.params[0], "operator login");
             ctx.r.num(RPL_YOUREOPER, &[]);

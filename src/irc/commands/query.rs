@@ -111,15 +111,10 @@ fn human_time(secs: u64) -> String {
 
 /// RPL_LUSER* replies (also part of the welcome burst).
 pub fn send_lusers(ctx: &mut Ctx<'_, '_>) {
-    let users = ctx.hub.users().filter(|u| u.registered).count();
-    let invisible = ctx
-        .hub
-        .users()
-        .filter(|u| u.registered && u.modes.invisible)
-        .count();
+    let counts = ctx.hub.counts();
+    let (users, invisible, opers) = (counts.registered, counts.invisible, counts.opers);
     let unknown = ctx.hub.user_count() - users;
-    let opers = ctx.hub.users().filter(|u| u.modes.oper).count();
-    let channels = ctx.hub.channels().count();
+    let channels = ctx.hub.channel_count();
     let max = ctx.hub.max_users.max(users);
     ctx.r.num(
         RPL_LUSERCLIENT,
@@ -927,9 +922,14 @@ mod tests {
         let mut w = World::new();
         let evan = w.user("evan");
         let shiv = w.user("shivaram");
-        if let Some(u) = w.hub.user_mut(evan) {
-            u.modes.invisible = true;
-        }
+        let modes = w.hub.user(evan).unwrap().modes;
+        w.hub.set_modes(
+            evan,
+            crate::hub::UserModes {
+                invisible: true,
+                ..modes
+            },
+        );
         assert_eq!(codes(&w.run(shiv, 0, "WHO eva*")), ["315"]);
         assert_eq!(codes(&w.run(shiv, 0, "WHO *")), ["352", "315"]);
         // A plain nick is answered anyway.
@@ -1028,9 +1028,14 @@ mod tests {
         assert!(r[0].ends_with(" 354 bob 255.255.255.255 :alice"), "{r:?}");
         let r = w.run(a, 0, "WHO alice %in");
         assert!(r[0].ends_with(" 354 alice 127.0.0.1 :alice"), "{r:?}");
-        if let Some(u) = w.hub.user_mut(b) {
-            u.modes.oper = true;
-        }
+        let modes = w.hub.user(b).unwrap().modes;
+        w.hub.set_modes(
+            b,
+            crate::hub::UserModes {
+                oper: true,
+                ..modes
+            },
+        );
         let r = w.run(b, 0, "WHO alice %in");
         assert!(r[0].ends_with(" 354 bob 127.0.0.1 :alice"), "{r:?}");
         // The `o` flag keeps operators only.
