@@ -555,8 +555,9 @@ impl Hub {
         self.channels.len()
     }
 
-    /// Sets `id`'s user modes. The only way to change `invisible` or `oper`,
-    /// which the LUSERS counts follow.
+    /// Sets `id`'s user modes. Changes to `invisible` or `oper` must go
+    /// through here: the LUSERS counts follow them (`check_invariants`
+    /// recounts).
     pub fn set_modes(&mut self, id: ConnId, modes: UserModes) {
         if let Some(u) = self.users.get_mut(&id) {
             self.counts.account(u.registered, u.modes, -1);
