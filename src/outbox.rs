@@ -134,10 +134,10 @@ impl Inner {
 /// The outgoing queue of one connection.
 pub struct Outbox {
     inner: Mutex<Inner>,
-    /// The writer's wake-up: a flag and the one task to wake. Lighter than a
+    /// The writer's wake-up: [`WOKEN`] and [`RANG`] bits, cleared by
+    /// [`Outbox::poll_ready`], and the one task to wake. Lighter than a
     /// `Notify` (no waiter list, no lock), and the writer needs no future of
     /// its own to wait on it, which keeps every connection's state smaller.
-    /// [`WOKEN`] and [`RANG`] bits, cleared by [`Outbox::poll_ready`].
     signal: AtomicU8,
     waker: AtomicWaker,
     /// When the writer's task wants waking whatever happens (its next
@@ -277,7 +277,12 @@ impl Outbox {
 
     /// Wakes the writer.
     pub fn wake(&self) {
-        self.signal.fetch_or(WOKEN, Ordering::Release);
+        self.raise(WOKEN);
+    }
+
+    /// Sets `bit` in the signal and wakes the writer's task.
+    fn raise(&self, bit: u8) {
+        self.signal.fetch_or(bit, Ordering::Release);
         self.waker.wake();
     }
 
@@ -356,8 +361,7 @@ impl Outbox {
     /// its own deadlines).
     pub fn ring_if_due(&self, now: AlarmTime) {
         if self.alarm.load(Ordering::Relaxed) <= now.0 {
-            self.signal.fetch_or(RANG, Ordering::Release);
-            self.waker.wake();
+            self.raise(RANG);
         }
     }
 

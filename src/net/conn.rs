@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use std::task::Poll;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::flood::{Flood, FloodLimits, Verdict};
 use super::framing::{Frame, Framer, Next};
@@ -181,8 +181,12 @@ impl Gate {
     }
 }
 
-/// The server is going down: whatever is left must be flushed within 3 s.
-fn exit_soon(exit_by: &mut Option<Instant>) {
+/// The server is going down: the connection closes, and whatever is left
+/// must be flushed within 3 s.
+fn exit_soon(f: &mut Flags, exit_by: &mut Option<Instant>) {
+    f.closing = true;
+    // The bound moved: publish it as the alarm.
+    f.dirty = true;
     let by = Instant::now() + Duration::from_secs(3);
     *exit_by = Some(exit_by.map_or(by, |t| t.min(by)));
 }
@@ -402,19 +406,10 @@ where
                 }
                 Phase::Drain => {
                     let (mut rd, _) = this.io.halves();
-                    let read = READ_BUF.with(|buf| {
-                        let mut buf = buf.borrow_mut();
-                        let mut rb = ReadBuf::new(&mut buf[..]);
-                        Pin::new(&mut rd)
-                            .poll_read(cx, &mut rb)
-                            .map(|r| r.map(|()| rb.filled().len()))
-                    });
-                    match read {
-                        // More input: discard it and keep waiting for the EOF.
-                        Poll::Ready(Ok(n)) if n > 0 => {}
-                        Poll::Ready(_) => return Poll::Ready(()),
-                        Poll::Pending => return Self::out_of_time(this.exit_by, &this.peer, cx),
-                    }
+                    return match poll_drain(&mut rd, cx) {
+                        Poll::Ready(()) => Poll::Ready(()),
+                        Poll::Pending => Self::out_of_time(this.exit_by, &this.peer, cx),
+                    };
                 }
             }
         }
@@ -481,11 +476,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 f.woken = writing;
                 if writing {
                     match peer.out.closed() {
-                        Some(Closed::Shutdown) => {
-                            f.closing = true;
-                            f.dirty = true;
-                            exit_soon(exit_by);
-                        }
+                        Some(Closed::Shutdown) => exit_soon(f, exit_by),
                         // The hub dropped this client while a write to it
                         // is stuck: finish only the line under way (never
                         // half a line), within the closing bound, instead
@@ -512,11 +503,7 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                         return Poll::Ready(End::Farewell(session.farewell("SendQ exceeded")));
                     }
                     Some(Closed::Closing) => f.closing = true,
-                    Some(Closed::Shutdown) => {
-                        f.closing = true;
-                        f.dirty = true;
-                        exit_soon(exit_by);
-                    }
+                    Some(Closed::Shutdown) => exit_soon(f, exit_by),
                     None => {}
                 }
                 if pending.is_empty() && f.closing {
@@ -688,23 +675,30 @@ fn poll_input<R: AsyncRead + Unpin>(
     })
 }
 
-/// Half-closes and waits a little for the peer's EOF: closing with unread
-/// input makes the kernel send a reset, which can destroy the last lines written.
+/// Reads and discards input until the peer's EOF or an error (`Ready`).
+fn poll_drain<R: AsyncRead + Unpin>(rd: &mut R, cx: &mut std::task::Context<'_>) -> Poll<()> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        loop {
+            let mut rb = ReadBuf::new(&mut buf[..]);
+            match std::task::ready!(Pin::new(&mut *rd).poll_read(cx, &mut rb)) {
+                Ok(()) if !rb.filled().is_empty() => {}
+                _ => return Poll::Ready(()),
+            }
+        }
+    })
+}
+
+/// Half-closes and waits a little for the peer's EOF (refused connections;
+/// served ones do the same as the last phases of [`Conn`]): closing with
+/// unread input makes the kernel send a reset, which can destroy the last
+/// lines written.
 pub async fn linger<R, W>(mut rd: R, mut wr: W)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let _ = wr.shutdown().await;
-    // On the heap: this rarely-awaited buffer would otherwise sit in every
-    // connection's future.
-    let mut buf = vec![0u8; 1024];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(n) = rd.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
+    let drain = std::future::poll_fn(|cx| poll_drain(&mut rd, cx));
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

@@ -291,57 +291,57 @@ fn serve_admitted(
     }
     let flood = shared.cfg.flood.limits();
     let cfg = shared.cfg.clone();
-    // The serving future's handle on the hub: dropped when the connection
-    // ends however it ends (a panic unwinding through it included).
-    let mut cleanup = Cleanup {
-        shared,
-        ip: addr.ip(),
-        id: None,
-        slot: 0,
-    };
+    let ip = addr.ip();
     // Sessions are boxed: the connection's future lives as long as the
     // connection, and a pointer costs 8 bytes there instead of the whole
     // session.
     Either::Right(match kind {
         Kind::Line => {
-            let (peer, session) = join_hub(&mut cleanup, &crate::line::LINE, secure, |p| {
+            let (cleanup, peer, session) = join_hub(shared, ip, &crate::line::LINE, secure, |p| {
                 line_session::LineSession::new(p.id, cfg)
             });
             Either::Left(conn::serve(io, cleanup, peer, session, flood))
         }
         Kind::Irc => {
-            let ip = addr.ip();
-            let (peer, session) = join_hub(&mut cleanup, &crate::irc::render::IRC, secure, |p| {
-                irc_session::IrcSession::new(p.clone(), cfg, ip)
-            });
+            let (cleanup, peer, session) =
+                join_hub(shared, ip, &crate::irc::render::IRC, secure, |p| {
+                    irc_session::IrcSession::new(p.clone(), cfg, ip)
+                });
             Either::Right(conn::serve(io, cleanup, peer, session, flood))
         }
     })
 }
 
-/// Adds a connection from `cleanup.ip` to the hub, with no nick yet, and
-/// makes its session.
+/// Adds a connection from `ip` to the hub, with no nick yet, and to the
+/// alarm sweep; makes its session, and the guard that undoes all of it (the
+/// serving future's handle on the hub, dropped when the connection ends
+/// however it ends, a panic unwinding through it included).
 fn join_hub<S>(
-    cleanup: &mut Cleanup,
+    shared: Arc<Shared>,
+    ip: IpAddr,
     dialect: &'static dyn crate::hub::Dialect,
     secure: bool,
     session: impl FnOnce(&Arc<Peer>) -> S,
-) -> (Arc<Peer>, Box<S>) {
-    let shared = &cleanup.shared;
+) -> (Cleanup, Arc<Peer>, Box<S>) {
     let peer = {
         let mut h = lock(&shared.hub);
         let id = h.next_conn_id();
         let peer = Arc::new(Peer::new(id, dialect, shared.cfg.limits.send_queue));
-        h.connect(peer.clone(), cleanup.ip, now_millis());
+        h.connect(peer.clone(), ip, now_millis());
         if let Some(u) = h.user_mut(id) {
             u.modes.secure = secure;
         }
         peer
     };
-    cleanup.joined(&peer);
     tracing::debug!(id = peer.id, "connected");
+    let cleanup = Cleanup {
+        slot: shared.alarms.add(peer.clone()),
+        id: peer.id,
+        ip,
+        shared,
+    };
     let session = Box::new(session(&peer));
-    (peer, session)
+    (cleanup, peer, session)
 }
 
 /// A boxed session is a session: see `serve_admitted` for why they are boxed.
@@ -384,10 +384,8 @@ impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
 struct Cleanup {
     shared: Arc<Shared>,
     ip: IpAddr,
-    /// Set once the connection is in the hub; a refused one has nothing to
-    /// undo. Ids start at 1, so `NonZero` makes the option free.
-    id: Option<std::num::NonZeroU64>,
-    /// Its place in the alarm sweep, once joined.
+    id: crate::hub::ConnId,
+    /// Its place in the alarm sweep.
     slot: u32,
 }
 
@@ -397,20 +395,9 @@ impl AsRef<Mutex<Hub>> for Cleanup {
     }
 }
 
-impl Cleanup {
-    /// The connection is in the hub as `peer`: it must leave it at the end.
-    /// Its timeouts are swept from now on.
-    fn joined(&mut self, peer: &Arc<Peer>) {
-        self.id = std::num::NonZeroU64::new(peer.id);
-        self.slot = self.shared.alarms.add(peer.clone());
-    }
-}
-
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Some(id) = self.id.map(std::num::NonZeroU64::get) else {
-            return;
-        };
+        let id = self.id;
         if std::thread::panicking() {
             tracing::error!(id, "connection task panicked; dropping only this client");
         }
