@@ -280,3 +280,66 @@ fn fanout_encodes_per_dialect_and_caps_in_any_member_order() {
         assert_eq!(drain(&h, *id), want, "member {id}");
     }
 }
+
+#[test]
+fn lusers_counts_follow_registration_modes_and_leaving() {
+    let counts = |registered, invisible, opers| Counts {
+        registered,
+        invisible,
+        opers,
+    };
+    let modes = |h: &Hub, id| h.user(id).unwrap().modes;
+    let mut h = hub();
+    // Connected, not registered: counted nowhere (LUSERS says "unknown").
+    let id = h.next_conn_id();
+    let peer = Arc::new(Peer::new(id, &LINE, 1 << 20));
+    h.connect(peer, IpAddr::V4(Ipv4Addr::LOCALHOST), T);
+    // +i before registering counts as invisible only once registered.
+    h.set_modes(
+        id,
+        UserModes {
+            invisible: true,
+            ..modes(&h, id)
+        },
+    );
+    assert_eq!(h.counts(), counts(0, 0, 0));
+    h.set_nick(id, "early", T).unwrap();
+    h.register(id, "u", "real");
+    h.register(id, "u", "again");
+    assert_eq!(h.counts(), counts(1, 1, 0), "registering twice counts once");
+    let b = user(&mut h, "b");
+    assert_eq!(h.counts(), counts(2, 1, 0));
+    h.set_modes(
+        b,
+        UserModes {
+            oper: true,
+            invisible: true,
+            ..modes(&h, b)
+        },
+    );
+    assert_eq!(h.counts(), counts(2, 2, 1));
+    // Setting the same modes again changes nothing.
+    h.set_modes(b, modes(&h, b));
+    assert_eq!(h.counts(), counts(2, 2, 1));
+    h.set_modes(
+        b,
+        UserModes {
+            invisible: false,
+            ..modes(&h, b)
+        },
+    );
+    assert_eq!(h.counts(), counts(2, 1, 1));
+    // An invisible operator leaving takes both with it.
+    h.set_modes(
+        b,
+        UserModes {
+            invisible: true,
+            ..modes(&h, b)
+        },
+    );
+    h.quit(b, "bye", T);
+    assert_eq!(h.counts(), counts(1, 1, 0));
+    h.quit(id, "bye", T);
+    assert_eq!(h.counts(), counts(0, 0, 0));
+    h.check_invariants().unwrap();
+}
