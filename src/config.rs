@@ -50,7 +50,8 @@ pub struct Config {
     pub admin: Admin,
     /// Input flood control.
     pub flood: FloodConfig,
-    /// Worker threads serving connections; 0 means one per CPU.
+    /// Worker threads serving connections; 0 means one per CPU but one
+    /// (at least one).
     pub workers: usize,
     /// Certificate for the TLS listeners; without it they are off.
     pub tls: Option<TlsConfig>,
