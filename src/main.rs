@@ -122,6 +122,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     let workers = worker_count(cfg.workers);
     rt.worker_threads(workers);
+    // A busy worker polls for I/O every `event_interval` tasks and only then
+    // wakes the writers that deferred their turn (net::conn): tokio's 61
+    // cuts the batches short under load; 1024 gave 5-9 % more deliveries
+    // per CPU-s in the rooms benchmark. An idle worker polls at once anyway.
+    rt.event_interval(1024);
     let rt = rt.enable_all().build()?;
     tracing::info!(workers, "runtime started");
     let tls = match &cfg.tls {

@@ -182,6 +182,8 @@ impl AlarmTime {
 pub struct Batch {
     /// Bytes to write.
     pub data: Pending,
+    /// How many: a large batch tells the writer it is under load.
+    pub bytes: usize,
     /// Set once the queue is closed: write `data`, then shut the connection.
     pub closed: Option<Closed>,
 }
@@ -336,9 +338,10 @@ impl Outbox {
         let mut pieces = spare.pieces;
         pieces.clear();
         let mut inner = self.lock();
-        inner.queued = 0;
+        let bytes = std::mem::take(&mut inner.queued);
         inner.pinned = 0;
         Batch {
+            bytes,
             data: Pending {
                 pieces: std::mem::replace(&mut inner.pieces, pieces),
                 // Handed over as it is: a lone reference (one delivery at a

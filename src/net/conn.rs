@@ -107,6 +107,13 @@ const MAX_HELD: usize = 256 * 1024;
 /// Most slices gathered into one vectored write.
 const MAX_IOV: usize = 64;
 
+/// Turns of the scheduler a woken writer leaves its queue for before taking
+/// it, after a small batch and after a large one ([`BUSY_BATCH`] bytes or
+/// more): under load, each turn lets more senders' lines join the batch.
+const QUIET_TURNS: u8 = 1;
+const BUSY_TURNS: u8 = 3;
+const BUSY_BATCH: usize = 2048;
+
 enum ReadOutcome {
     Data,
     Eof,
@@ -240,7 +247,8 @@ pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
             flushing: false,
             due: false,
             dirty: true,
-            yielded: false,
+            yielded: 0,
+            turns: QUIET_TURNS,
         },
     }
 }
@@ -290,8 +298,11 @@ struct Flags {
     due: bool,
     /// A deadline may have moved: publish the next one as the alarm.
     dirty: bool,
-    /// The queue was left for a turn of the scheduler before being taken.
-    yielded: bool,
+    /// Turns of the scheduler the queue has been left for since the wake-up.
+    yielded: u8,
+    /// Turns to leave it for at the next wake-up ([`QUIET_TURNS`] or
+    /// [`BUSY_TURNS`], from the size of the last batch).
+    turns: u8,
 }
 
 /// One connection's task, written out by hand rather than as an async block
@@ -463,16 +474,23 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 woke = signal.queued;
             }
             let writing = !pending.is_empty() || f.flushing;
-            if woke && !writing && !f.yielded {
+            let defer = !writing
+                && if f.yielded == 0 {
+                    woke
+                } else {
+                    f.yielded < f.turns
+                };
+            if defer {
                 // Let the tasks already scheduled run first: under load they
                 // queue more lines for this connection, written by the same
                 // syscall. The wake-up is deferred until the scheduler has
-                // run them (tokio's `yield_now`).
-                f.yielded = true;
+                // run them (tokio's `yield_now`), for more turns when the
+                // last batch showed load.
+                f.yielded += 1;
                 f.woken = true;
                 let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
             } else if woke || (f.woken && !writing) {
-                f.yielded = false;
+                f.yielded = 0;
                 f.woken = writing;
                 if writing {
                     match peer.out.closed() {
@@ -497,6 +515,11 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 // `pending` is empty here but keeps its storage while traffic goes on.
                 let batch = peer.out.take(std::mem::take(pending));
                 *pending = batch.data;
+                f.turns = if batch.bytes >= BUSY_BATCH {
+                    BUSY_TURNS
+                } else {
+                    QUIET_TURNS
+                };
                 match batch.closed {
                     Some(Closed::Overflow) => {
                         session.gone(hub, "SendQ exceeded");
