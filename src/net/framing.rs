@@ -55,7 +55,7 @@ impl Framer {
         mut on_frame: impl FnMut(Frame<'_>) -> Next,
     ) -> Next {
         while !data.is_empty() {
-            let nl = data.iter().position(|&b| b == b'\n');
+            let nl = memchr::memchr(b'\n', data);
             if self.discarding {
                 match nl {
                     Some(i) => {
