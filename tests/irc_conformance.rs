@@ -206,6 +206,27 @@ async fn direct_message_echo_keeps_client_tags_and_msgid() {
     assert_eq!(echo.tag("msgid"), delivery.tag("msgid"));
 }
 
+#[tokio::test]
+async fn channel_message_echo_names_the_channel_as_created() {
+    let s = start_default().await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", &["echo-message"]).await;
+    let mut b = Client::registered(s.irc, "bob").await;
+    join(&mut a, "#Rust").await;
+    join(&mut b, "#rust").await;
+    a.sync().await;
+    a.send("PRIVMSG #RUST :hi").await;
+    let echo = a.msg().await;
+    let delivery = b.msg().await;
+    for m in [&echo, &delivery] {
+        assert_eq!(m.command, "PRIVMSG");
+        assert_eq!(m.params, ["#Rust", "hi"]);
+    }
+    // A private message's echo names the recipient as registered.
+    a.send("PRIVMSG BOB :psst").await;
+    assert_eq!(a.msg().await.params, ["bob", "psst"]);
+    assert_eq!(b.msg().await.params, ["bob", "psst"]);
+}
+
 // ---------------------------------------------------------------- message-tags
 
 #[tokio::test]

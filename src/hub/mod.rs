@@ -887,7 +887,6 @@ impl Hub {
                 parts,
             };
             fanout(ch.peers_except(id), &ev, &mut self.sink);
-            sent.target = ch.name.clone();
         } else {
             let to = self
                 .nicks
@@ -1320,7 +1319,9 @@ impl Hub {
 #[derive(Clone, Debug, Default)]
 pub struct MessageSent {
     pub msgid: u64,
-    /// The target as displayed (channel name or nick).
+    /// The recipient's nick as displayed, for a private message; empty for
+    /// a channel message (most need no name back: the few that do, echoes,
+    /// look the channel up rather than every message copying its name).
     pub target: String,
     /// The recipient's away message, for a private message.
     pub away: Option<String>,

@@ -21,15 +21,21 @@ pub struct Responder<'s> {
     lines: Vec<Vec<u8>>,
 }
 
+thread_local! {
+    /// The last responder's nick buffer: a responder is made for every line a
+    /// client sends, and most lines (messages) send no reply, so copying the
+    /// nick into a reused buffer spares an allocation per line.
+    static SPARE_NICK: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
 impl<'s> Responder<'s> {
     pub fn new(server: &'s str, nick: &str, caps: u32, label: Option<String>) -> Responder<'s> {
+        let mut buf = SPARE_NICK.take();
+        buf.clear();
+        buf.push_str(if nick.is_empty() { "*" } else { nick });
         Responder {
             server,
-            nick: if nick.is_empty() {
-                "*".into()
-            } else {
-                nick.to_string()
-            },
+            nick: buf,
             caps,
             label,
             lines: Vec::new(),
@@ -218,6 +224,12 @@ impl<'s> Responder<'s> {
         if let Some(b) = self.finish() {
             peer.out.push(&b);
         }
+    }
+}
+
+impl Drop for Responder<'_> {
+    fn drop(&mut self) {
+        SPARE_NICK.set(std::mem::take(&mut self.nick));
     }
 }
 

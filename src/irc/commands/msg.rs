@@ -121,10 +121,16 @@ fn deliver(
                 if ctx.r.caps() & cap::ECHO_MESSAGE != 0
                     && let Some(u) = ctx.hub.user(id)
                 {
+                    let to_channel = sent.target.is_empty();
+                    let shown = if to_channel {
+                        ctx.hub.channel(target).map_or(*target, |c| &*c.name)
+                    } else {
+                        &*sent.target
+                    };
                     ctx.r.event(&Event::Message {
                         from: u,
-                        target: &sent.target,
-                        to_channel: sent.target.starts_with('#'),
+                        target: shown,
+                        to_channel,
                         text,
                         kind,
                         client_tags: tags,
