@@ -93,6 +93,10 @@ pub struct EchoArgs {
 /// and tests started with port 0 can learn the port. Does not install a tracing
 /// subscriber; the caller does.
 pub fn run(args: EchoArgs) -> anyhow::Result<()> {
+    // Thousands of connections (the docs measure 10,000) need as many files.
+    if crate::net::raise_fd_limit().is_none() {
+        warn!("could not raise the open-file limit");
+    }
     let listener = bind_listener(args.listen, args.backlog)?;
     let local = listener.local_addr()?;
     info!(addr = %local, model = args.model.name(), "echo listening");

@@ -118,7 +118,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         cfg.listeners.irc = i.addr();
     }
     let cfg = Arc::new(cfg);
-    raise_fd_limit();
+    if net::raise_fd_limit().is_none() {
+        tracing::warn!("could not raise the open-file limit");
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     let workers = worker_count(cfg.workers);
     rt.worker_threads(workers);
@@ -160,24 +162,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         net::run(cfg, listeners, tls, shutdown).await?;
         Ok(())
     })
-}
-
-/// Raises the open-file limit to its hard maximum: each connection is a file
-/// descriptor, and the usual soft limit of 1024 would cap the server there.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                tracing::warn!("could not raise the open-file limit");
-            }
-        }
-    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM; reloads the TLS certificate on SIGHUP.

@@ -260,7 +260,7 @@ fn resolve(target: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
 /// time, so this returns even when the server misbehaves.
 pub async fn run_scenario(cfg: &BenchConfig) -> anyhow::Result<Report> {
     cfg.validate()?;
-    let limit = stats::raise_nofile_limit();
+    let limit = crate::net::raise_fd_limit();
     let mut report = match cfg.scenario {
         Scenario::Fanout | Scenario::Rooms => chat::run_chat(cfg).await?,
         Scenario::Idle => idle::run_idle(cfg).await?,

@@ -407,6 +407,27 @@ impl Drop for Cleanup {
     }
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+///
+/// Thousands of connections need thousands of descriptors, and the usual
+/// soft limit (1024) is far below what the hard limit allows.
+pub fn raise_fd_limit() -> Option<u64> {
+    // SAFETY: plain data struct.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return None;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: valid pointer; raising soft up to hard needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+            return None;
+        }
+    }
+    Some(rl.rlim_cur as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
