@@ -530,6 +530,9 @@ mod tests {
         assert!(o.push(b"1234567890"));
         assert_eq!(drain(&o), b"1234567890");
         assert_eq!(o.append(b"1234567890"), Appended::NeedsWake);
+        // The batch reports its size (the writer's load signal), once.
+        assert_eq!(o.take(Pending::default()).bytes, 10);
+        assert_eq!(o.take(Pending::default()).bytes, 0);
     }
 
     #[test]
