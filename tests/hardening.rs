@@ -266,3 +266,33 @@ async fn tls_listeners_for_both_dialects_with_reload() {
     assert!(tls.reload().is_err());
     token.cancel();
 }
+
+/// With a connection password, the first PASS decides: a later one is not
+/// checked (each check is an argon2 hash), so a wrong first guess fails
+/// registration whatever follows.
+#[tokio::test]
+async fn the_connection_password_is_checked_once() {
+    let mut cfg = Config::default();
+    cfg.password = Some(bavard::passwd::hash("letmein").unwrap());
+    let s = start(cfg).await;
+
+    let mut none = Client::connect(s.irc).await;
+    none.send("NICK nopass").await;
+    none.send("USER u 0 * :r").await;
+    none.expect("464").await;
+    assert!(none.expect("ERROR").await.params[0].contains("Bad Password"));
+
+    let mut right = Client::connect(s.irc).await;
+    right.send("PASS letmein").await;
+    right.send("PASS wrong").await;
+    right.send("NICK rightpass").await;
+    right.send("USER u 0 * :r").await;
+    right.expect("001").await;
+
+    let mut wrong_first = Client::connect(s.irc).await;
+    wrong_first.send("PASS wrong").await;
+    wrong_first.send("PASS letmein").await;
+    wrong_first.send("NICK wrongpass").await;
+    wrong_first.send("USER u 0 * :r").await;
+    wrong_first.expect("464").await;
+}

@@ -74,6 +74,10 @@ pub struct Registration {
     pub negotiating: bool,
     /// PASS was given and matched (or no password is configured).
     pub pass_ok: bool,
+    /// A PASS was checked: later ones are ignored. Each check costs tens of
+    /// milliseconds of CPU (argon2), so checking every PASS line would let one
+    /// client keep the server busy hashing.
+    pub pass_checked: bool,
 }
 
 /// Per-connection IRC state that the hub does not need to know.
@@ -103,6 +107,7 @@ impl IrcState {
             user: None,
             negotiating: false,
             pass_ok: cfg.password.is_none(),
+            pass_checked: false,
         };
         IrcState {
             peer,

@@ -142,7 +142,10 @@ impl Session for IrcSession {
                 msg.param(0),
                 &mut self.st.registration,
             ) {
-                reg.pass_ok = crate::passwd::verify(hash, given);
+                if !reg.pass_checked {
+                    reg.pass_checked = true;
+                    reg.pass_ok = crate::passwd::verify(hash, given);
+                }
             }
         } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered() {
             oper = Some(self.st.oper.check(
