@@ -272,8 +272,10 @@ async fn tls_listeners_for_both_dialects_with_reload() {
 /// registration whatever follows.
 #[tokio::test]
 async fn the_connection_password_is_checked_once() {
-    let mut cfg = Config::default();
-    cfg.password = Some(bavard::passwd::hash("letmein").unwrap());
+    let cfg = Config {
+        password: Some(bavard::passwd::hash("letmein").unwrap()),
+        ..Config::default()
+    };
     let s = start(cfg).await;
 
     let mut none = Client::connect(s.irc).await;

@@ -141,11 +141,10 @@ impl Session for IrcSession {
                 &self.st.cfg.password,
                 msg.param(0),
                 &mut self.st.registration,
-            ) {
-                if !reg.pass_checked {
-                    reg.pass_checked = true;
-                    reg.pass_ok = crate::passwd::verify(hash, given);
-                }
+            ) && !reg.pass_checked
+            {
+                reg.pass_checked = true;
+                reg.pass_ok = crate::passwd::verify(hash, given);
             }
         } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered() {
             oper = Some(self.st.oper.check(
