@@ -86,7 +86,6 @@ pub struct Registration {
 /// or rare commands need is boxed and absent the rest of the time.
 pub struct IrcState {
     pub peer: Arc<Peer>,
-    pub cfg: Arc<Config>,
     /// `None` once registered.
     pub registration: Option<Box<Registration>>,
     /// Version from `CAP LS <version>`.
@@ -101,7 +100,7 @@ pub struct IrcState {
 
 impl IrcState {
     /// A connection that must register by `now` plus the registration timeout.
-    pub fn new(peer: Arc<Peer>, cfg: Arc<Config>, now: Instant) -> IrcState {
+    pub fn new(peer: Arc<Peer>, cfg: &Config, now: Instant) -> IrcState {
         let registration = Registration {
             by: now + Duration::from_secs(cfg.limits.registration_timeout),
             user: None,
@@ -111,7 +110,6 @@ impl IrcState {
         };
         IrcState {
             peer,
-            cfg,
             registration: Some(Box::new(registration)),
             cap_version: 0,
             oper: OperGate::default(),

@@ -19,6 +19,9 @@ use crate::irc::reply::Responder;
 /// State of one IRC connection.
 pub struct IrcSession {
     st: IrcState,
+    /// Beside `st`, not in it: a command borrows both at once (the responder
+    /// borrows the server name while the state is lent to the command).
+    cfg: Arc<Config>,
     keepalive: KeepAlive,
     partial: PartialLineGuard,
     /// Operators are spared flood control; cached after each command.
@@ -26,6 +29,16 @@ pub struct IrcSession {
     /// The client's address, for the host in `ERROR :Closing Link:` lines
     /// (rendered only then: 17 bytes instead of a string per connection).
     ip: IpAddr,
+}
+
+/// The responder for one line from the client in `st`.
+fn responder<'s>(cfg: &'s Config, st: &IrcState, hub: &Hub, label: Option<&str>) -> Responder<'s> {
+    let nick = hub.user(st.id()).map(|u| &*u.nick).unwrap_or("");
+    let caps = st.peer.caps();
+    let label = label
+        .filter(|_| caps & cap::LABELED_RESPONSE != 0)
+        .map(str::to_string);
+    Responder::new(&cfg.server_name, nick, caps, label)
 }
 
 impl IrcSession {
@@ -36,12 +49,13 @@ impl IrcSession {
             partial: PartialLineGuard::default(),
             oper: false,
             ip,
-            st: IrcState::new(peer, cfg, now),
+            st: IrcState::new(peer, &cfg, now),
+            cfg,
         }
     }
 
     fn keepalive_limits(&self) -> KeepAliveLimits {
-        let l = &self.st.cfg.limits;
+        let l = &self.cfg.limits;
         KeepAliveLimits {
             interval: Duration::from_secs(l.ping_interval),
             timeout: Duration::from_secs(l.ping_timeout),
@@ -49,16 +63,11 @@ impl IrcSession {
     }
 
     fn partial_limit(&self) -> Duration {
-        Duration::from_secs(self.st.cfg.limits.partial_line_timeout)
+        Duration::from_secs(self.cfg.limits.partial_line_timeout)
     }
 
-    fn responder<'s>(&self, server: &'s str, hub: &Hub, label: Option<&str>) -> Responder<'s> {
-        let nick = hub.user(self.st.id()).map(|u| &*u.nick).unwrap_or("");
-        let caps = self.st.peer.caps();
-        let label = label
-            .filter(|_| caps & cap::LABELED_RESPONSE != 0)
-            .map(str::to_string);
-        Responder::new(server, nick, caps, label)
+    fn responder<'s>(&'s self, hub: &Hub, label: Option<&str>) -> Responder<'s> {
+        responder(&self.cfg, &self.st, hub, label)
     }
 
     /// Sends `ERROR` and leaves the hub.
@@ -80,7 +89,7 @@ impl IrcSession {
 impl Session for IrcSession {
     fn max_line(&self) -> usize {
         // Tags have their own budget on top of the 512-byte message.
-        MAX_TAGS_SECTION_LEN + self.st.cfg.limits.irc_line_length
+        MAX_TAGS_SECTION_LEN + self.cfg.limits.irc_line_length
     }
 
     fn start(&mut self, _hub: &Mutex<Hub>) {
@@ -103,12 +112,7 @@ impl Session for IrcSession {
                     .as_ref()
                     .map_or_else(|| "*".into(), |m| m.verb().into_owned());
                 let h = lock(hub);
-                let cfg = self.st.cfg.clone();
-                let mut r = self.responder(
-                    &cfg.server_name,
-                    &h,
-                    parsed.as_ref().and_then(|m| m.tag("label")),
-                );
+                let mut r = self.responder(&h, parsed.as_ref().and_then(|m| m.tag("label")));
                 r.standard(
                     "FAIL",
                     &cmd,
@@ -131,24 +135,22 @@ impl Session for IrcSession {
         } else {
             text.len()
         };
-        if body_len + 2 > self.st.cfg.limits.irc_line_length {
+        if body_len + 2 > self.cfg.limits.irc_line_length {
             return self.too_long(hub);
         }
         // Slow checks happen before taking the hub lock.
         let mut oper = None;
         if msg.is_command("PASS") && !self.st.registered() {
-            if let (Some(hash), Some(given), Some(reg)) = (
-                &self.st.cfg.password,
-                msg.param(0),
-                &mut self.st.registration,
-            ) && !reg.pass_checked
+            if let (Some(hash), Some(given), Some(reg)) =
+                (&self.cfg.password, msg.param(0), &mut self.st.registration)
+                && !reg.pass_checked
             {
                 reg.pass_checked = true;
                 reg.pass_ok = crate::passwd::verify(hash, given);
             }
         } else if msg.is_command("OPER") && msg.params.len() >= 2 && self.st.registered() {
             oper = Some(self.st.oper.check(
-                &self.st.cfg,
+                &self.cfg,
                 &msg.params[0],
                 &msg.params[1],
                 Instant::now(),
@@ -157,14 +159,13 @@ impl Session for IrcSession {
         let mut h = lock(hub);
         let now = now_millis();
         h.set_now(now);
-        // A handle of its own, so the responder can borrow the server name
-        // while the session state is lent to the command.
-        let cfg = self.st.cfg.clone();
-        let mut r = self.responder(&cfg.server_name, &h, msg.tag("label"));
+        let IrcSession { st, cfg, .. } = self;
+        let mut r = responder(cfg, st, &h, msg.tag("label"));
         let flow = {
             let mut ctx = Ctx {
                 hub: &mut h,
-                st: &mut self.st,
+                st,
+                cfg,
                 r: &mut r,
                 now,
                 oper,
@@ -182,8 +183,7 @@ impl Session for IrcSession {
     fn too_long(&mut self, hub: &Mutex<Hub>) -> Flow {
         self.partial.line_done();
         let h = lock(hub);
-        let cfg = self.st.cfg.clone();
-        let mut r = self.responder(&cfg.server_name, &h, None);
+        let mut r = self.responder(&h, None);
         r.num(ERR_INPUTTOOLONG, &[]);
         r.send(&self.st.peer);
         Flow::Continue
@@ -214,12 +214,12 @@ impl Session for IrcSession {
         match self.keepalive.poll(now, limits) {
             KeepAliveAction::Nothing => Flow::Continue,
             KeepAliveAction::SendPing => {
-                let ping = format!("PING :{}\r\n", self.st.cfg.server_name);
+                let ping = format!("PING :{}\r\n", self.cfg.server_name);
                 self.st.peer.out.push(ping.as_bytes());
                 Flow::Continue
             }
             KeepAliveAction::TimedOut => {
-                let secs = self.st.cfg.limits.ping_interval + self.st.cfg.limits.ping_timeout;
+                let secs = self.cfg.limits.ping_interval + self.cfg.limits.ping_timeout;
                 self.close(hub, &format!("Ping timeout: {secs} seconds"))
             }
         }

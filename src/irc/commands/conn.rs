@@ -240,7 +240,7 @@ pub fn welcome(ctx: &mut Ctx<'_, '_>) {
         return;
     };
     let prefix = u.prefix();
-    let cfg = ctx.st.cfg.clone();
+    let cfg = ctx.cfg.clone();
     let version = concat!("bavard-", env!("CARGO_PKG_VERSION"));
     ctx.r.num(
         RPL_WELCOME,

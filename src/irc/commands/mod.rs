@@ -18,6 +18,7 @@ use super::IrcState;
 use super::message::Message;
 use super::numeric::{self, Numeric};
 use super::reply::Responder;
+use crate::config::Config;
 use crate::hub::{Hub, HubError, Millis};
 use crate::oper::OperCheck;
 
@@ -26,6 +27,7 @@ use crate::oper::OperCheck;
 pub struct Ctx<'a, 's> {
     pub hub: &'a mut Hub,
     pub st: &'a mut IrcState,
+    pub cfg: &'a Config,
     pub r: &'a mut Responder<'s>,
     pub now: Millis,
     /// Result of the OPER password check, done before the hub was locked.

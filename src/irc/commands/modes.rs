@@ -221,7 +221,7 @@ fn channel_mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, name: &str) -> Result<Fl
         policy::is_chanop(ch, ch.member(id))?;
     }
     let hidden = !is_member && (ch.modes.secret || ch.modes.private);
-    let max = ctx.st.cfg.limits.list_entries;
+    let max = ctx.cfg.limits.list_entries;
     let mut list_total = ch.bans.len() + ch.excepts.len() + ch.invex.len();
     let mut changes = Vec::new();
     for item in items {
@@ -452,7 +452,7 @@ pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
         .param(2)
         .filter(|r| !r.is_empty())
         .unwrap_or(kicker.as_str());
-    let reason = crate::hub::truncate_bytes(reason, ctx.st.cfg.limits.kick_length).to_string();
+    let reason = crate::hub::truncate_bytes(reason, ctx.cfg.limits.kick_length).to_string();
     for (chan, nick) in pairs {
         // Display forms before the kick: the channel may vanish with it.
         let chname = ctx.hub.channel(chan).map(|c| c.name.clone());

@@ -65,12 +65,10 @@ fn send(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, kind: MsgKind) -> Result<Flow, C
     } else {
         std::slice::from_ref(&targets)
     };
-    if targets.len() > ctx.st.cfg.limits.max_targets {
+    if targets.len() > ctx.cfg.limits.max_targets {
         if !notice {
-            ctx.r.num(
-                ERR_TOOMANYTARGETS,
-                &[targets[ctx.st.cfg.limits.max_targets]],
-            );
+            ctx.r
+                .num(ERR_TOOMANYTARGETS, &[targets[ctx.cfg.limits.max_targets]]);
         }
         return Ok(Flow::Continue);
     }

@@ -74,7 +74,7 @@ pub fn wallops(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandEr
 }
 
 pub fn away(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
-    let max = ctx.st.cfg.limits.away_length;
+    let max = ctx.cfg.limits.away_length;
     let text = m
         .param(0)
         .filter(|t| !t.is_empty())
@@ -117,7 +117,7 @@ pub const REALNAME_LEN: usize = 200;
 pub fn monitor(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let sub = m.params[0].to_ascii_uppercase();
-    let limit = ctx.st.cfg.limits.monitor;
+    let limit = ctx.cfg.limits.monitor;
     match sub.as_str() {
         "+" => {
             let Some(targets) = m.param(1) else {

@@ -156,7 +156,7 @@ pub fn send_lusers(ctx: &mut Ctx<'_, '_>) {
 
 /// The message of the day, or ERR_NOMOTD when none is configured.
 pub fn send_motd(ctx: &mut Ctx<'_, '_>) {
-    let cfg = ctx.st.cfg.clone();
+    let cfg = ctx.cfg.clone();
     if cfg.motd.is_empty() {
         ctx.r.num(ERR_NOMOTD, &[]);
         return;
@@ -379,9 +379,9 @@ pub fn who(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError>
 
 /// Server description used in RPL_WHOISSERVER.
 fn server_info(ctx: &Ctx<'_, '_>) -> String {
-    let loc = &ctx.st.cfg.admin.location;
+    let loc = &ctx.cfg.admin.location;
     if loc.is_empty() {
-        ctx.st.cfg.network.clone()
+        ctx.cfg.network.clone()
     } else {
         loc.clone()
     }
@@ -568,7 +568,7 @@ pub fn version(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandEr
         RPL_VERSION,
         &[VERSION, &server, "chat server with line and IRC dialects"],
     );
-    let cfg = ctx.st.cfg.clone();
+    let cfg = ctx.cfg.clone();
     let tokens = super::conn::isupport(&cfg);
     for chunk in tokens.chunks(12) {
         let p: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -594,7 +594,7 @@ pub fn time(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
 pub fn admin(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     check_server(ctx, m, 0)?;
     let server = ctx.r.server().to_string();
-    let a = ctx.st.cfg.admin.clone();
+    let a = ctx.cfg.admin.clone();
     ctx.r.num(RPL_ADMINME, &[&server]);
     ctx.r.num(RPL_ADMINLOC1, &[&a.location]);
     ctx.r.num(RPL_ADMINLOC2, &[&a.description]);
@@ -609,7 +609,7 @@ pub fn info(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
         VERSION.to_string(),
         "A chat server with one shared hub and two dialects:".to_string(),
         "  line, for netcat and telnet, and IRC with IRCv3 extensions.".to_string(),
-        format!("Network: {}", ctx.st.cfg.network),
+        format!("Network: {}", ctx.cfg.network),
         format!("Online since {}", human_time(ctx.hub.created)),
     ];
     for l in &lines {
@@ -865,13 +865,14 @@ mod tests {
                 .map(|u| u.nick.to_string())
                 .unwrap_or_default();
             let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
-            let mut st = IrcState::new(peer, self.cfg.clone(), std::time::Instant::now());
+            let mut st = IrcState::new(peer, &self.cfg, std::time::Instant::now());
             st.registration = None;
             let mut r = Responder::new(&self.cfg.server_name, &nick, caps, None);
             let m = Message::parse(line).expect("parse");
             let mut ctx = Ctx {
                 hub: &mut self.hub,
                 st: &mut st,
+                cfg: &self.cfg,
                 r: &mut r,
                 now: NOW + 5000,
                 oper: None,
