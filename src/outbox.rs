@@ -479,11 +479,7 @@ impl Pending {
             return;
         }
         let rest = &first[self.offset..];
-        let end = self.offset
-            + rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
+        let end = self.offset + memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         match self.pieces.front_mut() {
             Some(Piece::Shared(s)) => s.slice_(..end),
             Some(Piece::Owned(v)) => v.truncate(end),

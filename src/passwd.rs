@@ -60,31 +60,30 @@ mod tests {
     /// others: a task counting turns keeps counting during the check.
     #[test]
     fn checks_do_not_hold_up_the_worker() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
         let h = hash("secret").unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
             .unwrap();
-        let turns = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let turns = Arc::new(AtomicU64::new(0));
         let t = turns.clone();
         let (during, ok) = rt.block_on(async move {
             let counter = tokio::spawn(async move {
                 loop {
-                    t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    t.fetch_add(1, Relaxed);
                     tokio::task::yield_now().await;
                 }
             });
             // Let the counter start on the one worker.
-            while turns.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            while turns.load(Relaxed) == 0 {
                 tokio::task::yield_now().await;
             }
             let checker = tokio::spawn(async move {
-                let before = turns.load(std::sync::atomic::Ordering::Relaxed);
+                let before = turns.load(Relaxed);
                 let ok = verify(&h, "secret");
-                (
-                    turns.load(std::sync::atomic::Ordering::Relaxed) - before,
-                    ok,
-                )
+                (turns.load(Relaxed) - before, ok)
             });
             let r = checker.await.unwrap();
             counter.abort();

@@ -277,24 +277,26 @@ async fn the_connection_password_is_checked_once() {
         ..Config::default()
     };
     let s = start(cfg).await;
+    // Registers as `nick` after sending `passes`.
+    let attempt = async |nick: &str, passes: &[&str]| {
+        let mut c = Client::connect(s.irc).await;
+        for p in passes {
+            c.send(&format!("PASS {p}")).await;
+        }
+        c.send(&format!("NICK {nick}")).await;
+        c.send("USER u 0 * :r").await;
+        c
+    };
 
-    let mut none = Client::connect(s.irc).await;
-    none.send("NICK nopass").await;
-    none.send("USER u 0 * :r").await;
+    let mut none = attempt("nopass", &[]).await;
     none.expect("464").await;
     assert!(none.expect("ERROR").await.params[0].contains("Bad Password"));
-
-    let mut right = Client::connect(s.irc).await;
-    right.send("PASS letmein").await;
-    right.send("PASS wrong").await;
-    right.send("NICK rightpass").await;
-    right.send("USER u 0 * :r").await;
-    right.expect("001").await;
-
-    let mut wrong_first = Client::connect(s.irc).await;
-    wrong_first.send("PASS wrong").await;
-    wrong_first.send("PASS letmein").await;
-    wrong_first.send("NICK wrongpass").await;
-    wrong_first.send("USER u 0 * :r").await;
-    wrong_first.expect("464").await;
+    attempt("rightpass", &["letmein", "wrong"])
+        .await
+        .expect("001")
+        .await;
+    attempt("wrongpass", &["wrong", "letmein"])
+        .await
+        .expect("464")
+        .await;
 }
