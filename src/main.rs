@@ -10,6 +10,13 @@ use tokio_util::sync::CancellationToken;
 use bavard::config::Config;
 use bavard::net::{self, Kind};
 
+// jemalloc keeps size classes without a header per block and serves tokio's
+// 128-byte-aligned task and socket records without padding: an idle
+// connection costs 13 % less than with glibc's malloc (docs/performance.md).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bavard",
