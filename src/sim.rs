@@ -63,7 +63,7 @@ impl Sim {
         let peer = {
             let mut h = crate::net::conn::lock(&self.hub);
             let id = h.next_conn_id();
-            let dialect: &'static dyn crate::hub::Dialect = if irc {
+            let dialect: &'static crate::hub::DialectRef = if irc {
                 &crate::irc::render::IRC
             } else {
                 &crate::line::LINE

@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use event::{Dialect, Event, MsgKind, MultilinePart, Peer, Sink, cap, fanout, join_parts};
+pub use event::{
+    Dialect, DialectRef, Event, MsgKind, MultilinePart, Peer, Sink, cap, fanout, join_parts,
+};
 
 use crate::config::Config;
 use crate::names::{ChannelName, NameError, Nickname, casefold, folded};

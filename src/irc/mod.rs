@@ -61,6 +61,9 @@ pub struct InBatch {
     pub notice: bool,
     /// Bytes of text received so far.
     pub bytes: usize,
+    /// Abandoned after a FAIL: its remaining lines and its end are dropped
+    /// quietly instead of failing once per line.
+    pub dead: bool,
 }
 
 /// What registration still needs; dropped once the client is registered.
@@ -91,11 +94,9 @@ pub struct IrcState {
     /// Version from `CAP LS <version>`.
     pub cap_version: u32,
     pub oper: OperGate,
-    /// Boxed: rare, and inline it would grow every IRC connection.
+    /// Boxed: rare, and inline it would grow every IRC connection. Kept,
+    /// emptied, after a FAIL (see [`InBatch::dead`]).
     pub batch: Option<Box<InBatch>>,
-    /// Reference of a batch abandoned after a FAIL: its remaining lines and
-    /// its end are dropped quietly instead of failing once per line.
-    pub dead_batch: Option<Box<str>>,
 }
 
 impl IrcState {
@@ -114,13 +115,22 @@ impl IrcState {
             cap_version: 0,
             oper: OperGate::default(),
             batch: None,
-            dead_batch: None,
         }
     }
 
     /// The connection's id (its peer's).
     pub fn id(&self) -> ConnId {
         self.peer.id
+    }
+
+    /// The batch being received, unless abandoned.
+    pub fn open_batch(&self) -> Option<&InBatch> {
+        self.batch.as_deref().filter(|b| !b.dead)
+    }
+
+    /// Whether `id` names the abandoned batch.
+    pub fn is_dead_batch(&self, id: &str) -> bool {
+        self.batch.as_ref().is_some_and(|b| b.dead && b.id == id)
     }
 
     pub fn registered(&self) -> bool {

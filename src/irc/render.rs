@@ -4,13 +4,13 @@
 
 use std::io::Write;
 
-use crate::hub::{Dialect, Event, MsgKind, MultilinePart, cap};
+use crate::hub::{Dialect, DialectRef, Event, MsgKind, MultilinePart, cap};
 
 /// The IRC dialect's encoder.
 pub struct IrcDialect;
 
-/// The one instance every IRC connection points to.
-pub static IRC: IrcDialect = IrcDialect;
+/// What every IRC connection's [`crate::hub::Peer`] points to.
+pub static IRC: DialectRef = &IrcDialect;
 
 /// Longest line we send, CRLF included, without tags (RFC 1459's 512).
 pub const MAX_LINE: usize = 512;

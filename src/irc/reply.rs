@@ -7,7 +7,7 @@ use std::io::Write;
 use bytes::Bytes;
 
 use super::numeric::Numeric;
-use super::render::IRC;
+use super::render::IrcDialect;
 use crate::hub::{Dialect, Event, Peer, cap};
 
 /// Collects one command's replies.
@@ -147,9 +147,9 @@ impl<'s> Responder<'s> {
     /// The client's own copy of an event (its JOIN, its NICK, echo-message...),
     /// encoded for its capabilities.
     pub fn event(&mut self, ev: &Event<'_>) {
-        if let Some(v) = IRC.variant(ev, self.caps) {
+        if let Some(v) = IrcDialect.variant(ev, self.caps) {
             let mut buf = Vec::new();
-            IRC.encode(ev, v, &mut buf);
+            IrcDialect.encode(ev, v, &mut buf);
             // Multi-line encodings (split messages) are kept as separate lines
             // so labeled-response counts them correctly.
             for l in buf.split_inclusive(|&b| b == b'\n') {

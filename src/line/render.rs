@@ -2,13 +2,13 @@
 
 use std::io::Write;
 
-use crate::hub::{Dialect, Event, MsgKind};
+use crate::hub::{Dialect, DialectRef, Event, MsgKind};
 
 /// The line dialect's encoder.
 pub struct LineDialect;
 
-/// The one instance every `line` connection points to.
-pub static LINE: LineDialect = LineDialect;
+/// What every `line` connection's [`crate::hub::Peer`] points to.
+pub static LINE: DialectRef = &LineDialect;
 
 impl Dialect for LineDialect {
     fn id(&self) -> u8 {

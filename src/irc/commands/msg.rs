@@ -165,9 +165,13 @@ pub fn tagmsg(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErr
 /// received, if any: the rest of it is dropped quietly. The FAIL carries the
 /// label of the batch's opening line, the command it answers.
 fn fail_batch(ctx: &mut Ctx<'_, '_>, code: &str, context: &[&str], text: &str) {
-    if let Some(b) = ctx.st.batch.take() {
-        ctx.r.set_label(b.label);
-        ctx.st.dead_batch = Some(b.id.into_boxed_str());
+    if let Some(b) = ctx.st.batch.as_mut().filter(|b| !b.dead) {
+        ctx.r.set_label(b.label.take());
+        // Only the reference is still needed.
+        b.dead = true;
+        b.target = String::new();
+        b.client_tags = String::new();
+        b.parts = Vec::new();
     }
     ctx.r.standard("FAIL", "BATCH", code, context, text);
 }
@@ -199,7 +203,7 @@ pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErro
             );
             return Ok(Flow::Continue);
         }
-        if ctx.st.batch.is_some() {
+        if ctx.st.open_batch().is_some() {
             fail_batch(
                 ctx,
                 "MULTILINE_INVALID",
@@ -208,7 +212,6 @@ pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErro
             );
             return Ok(Flow::Continue);
         }
-        ctx.st.dead_batch = None;
         // No ACK now: the label answers the whole batch when it ends.
         let label = ctx.r.take_label();
         ctx.st.batch = Some(Box::new(InBatch {
@@ -219,6 +222,7 @@ pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErro
             parts: Vec::new(),
             notice: false,
             bytes: 0,
+            dead: false,
         }));
         return Ok(Flow::Continue);
     }
@@ -232,12 +236,12 @@ pub fn batch(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErro
         );
         return Ok(Flow::Continue);
     };
-    if ctx.st.dead_batch.as_deref() == Some(id) {
+    if ctx.st.is_dead_batch(id) {
         // Already answered with a FAIL.
-        ctx.st.dead_batch = None;
+        ctx.st.batch = None;
         return Ok(Flow::Continue);
     }
-    if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
+    if ctx.st.open_batch().is_none_or(|b| b.id != id) {
         fail_batch(ctx, "MULTILINE_INVALID", &[], "No such batch is open");
         return Ok(Flow::Continue);
     }
@@ -277,14 +281,14 @@ fn add_to_batch(
     id: &str,
     notice: bool,
 ) -> Result<Flow, CommandError> {
-    if ctx.st.dead_batch.as_deref() == Some(id) {
+    if ctx.st.is_dead_batch(id) {
         return Ok(Flow::Continue);
     }
-    if ctx.st.batch.as_ref().is_none_or(|b| b.id != id) {
+    if ctx.st.open_batch().is_none_or(|b| b.id != id) {
         fail_batch(ctx, "MULTILINE_INVALID", &[], "Unknown batch reference");
         return Ok(Flow::Continue);
     }
-    let same_target = ctx.st.batch.as_ref().is_some_and(|b| {
+    let same_target = ctx.st.open_batch().is_some_and(|b| {
         m.param(0).map(crate::names::casefold) == Some(crate::names::casefold(&b.target))
     });
     if !same_target {
