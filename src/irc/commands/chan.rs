@@ -8,10 +8,10 @@ use crate::irc::numeric::*;
 pub fn join(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     if m.params[0] == "0" {
-        let chans: Vec<String> = ctx
+        let chans = ctx
             .hub
             .user(id)
-            .map(|u| u.channels.clone())
+            .map(|u| u.channels.to_vec())
             .unwrap_or_default();
         for key in chans {
             let name = ctx.hub.channel(&key).map(|c| c.name.clone()).unwrap_or(key);

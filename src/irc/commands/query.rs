@@ -97,7 +97,7 @@ fn share_channel(a: &User, b: &User) -> bool {
 }
 
 fn idle_secs(ctx: &Ctx<'_, '_>, u: &User) -> u64 {
-    (ctx.now / 1000).saturating_sub(u.last_active)
+    (ctx.now / 1000).saturating_sub(u.last_active.into())
 }
 
 /// Human-readable UTC time of a Unix timestamp in seconds.
