@@ -9,6 +9,7 @@
 
 pub mod event;
 mod modes;
+mod nicks;
 pub mod policy;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -437,8 +438,8 @@ pub struct Hub {
     shutdown: Option<Box<str>>,
     /// Boxed: the table then holds pointers, not 320-byte slots at 7/8 load.
     users: Map<ConnId, Box<User>>,
-    /// Folded nick → user. Boxed keys: 8 bytes smaller per slot than `String`.
-    nicks: Map<Box<str>, ConnId>,
+    /// Folded nick → user.
+    nicks: nicks::NickIndex,
     channels: Map<String, Channel>,
     whowas: VecDeque<WhowasEntry>,
     next_id: ConnId,
@@ -488,7 +489,7 @@ impl Hub {
         Hub {
             cfg,
             users: Map::default(),
-            nicks: Map::default(),
+            nicks: nicks::NickIndex::default(),
             channels,
             whowas: VecDeque::new(),
             next_id: 1,
@@ -581,8 +582,8 @@ impl Hub {
 
     pub fn find_nick(&self, nick: &str) -> Option<&User> {
         self.nicks
-            .get(casefold(nick).as_str())
-            .and_then(|id| self.user(*id))
+            .get(&casefold(nick), &self.users)
+            .and_then(|id| self.user(id))
     }
 
     pub fn channel(&self, name: &str) -> Option<&Channel> {
@@ -649,7 +650,7 @@ impl Hub {
         let Some(u) = self.users.get(&id) else {
             return Ok(String::new());
         };
-        if let Some(&holder) = self.nicks.get(n.key())
+        if let Some(holder) = self.nicks.get(n.key(), &self.users)
             && holder != id
         {
             return Err(HubError::NicknameInUse(nick.to_string()));
@@ -660,12 +661,13 @@ impl Hub {
         if &*u.nick == n.as_str() {
             return Ok(old_prefix);
         }
-        self.nicks.remove(old_key.as_str());
-        self.nicks.insert(n.key().into(), id);
+        self.nicks.remove(&old_key, id);
         let Some(u) = self.users.get_mut(&id) else {
             return Ok(old_prefix);
         };
         u.set_nick(&n);
+        // Indexed once the user carries the new key (see `NickIndex::insert`).
+        self.nicks.insert(n.key(), id, &self.users);
         if registered {
             let peers = self.neighbours(id);
             if let Some(u) = self.users.get(&id) {
@@ -903,8 +905,8 @@ impl Hub {
         } else {
             let to = self
                 .nicks
-                .get(&*folded(target))
-                .and_then(|id| self.users.get(id))
+                .get(&folded(target), &self.users)
+                .and_then(|id| self.users.get(&id))
                 .filter(|t| t.registered)
                 .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
             let ev = Event::Message {
@@ -969,19 +971,17 @@ impl Hub {
             }
         }
         let key = u.nick_key();
-        if !key.is_empty() && self.nicks.get(key) == Some(&id) {
-            self.nicks.remove(key);
-            if u.registered {
-                self.remember(WhowasEntry {
-                    nick: u.nick.to_string(),
-                    nick_key: key.to_string(),
-                    user: u.user.to_string(),
-                    host: u.host().to_string(),
-                    realname: u.realname.to_string(),
-                    at: now / 1000,
-                });
-                self.notify_watchers(key, false);
-            }
+        // Unindexed whether registered or not; remembered only if registered.
+        if !key.is_empty() && self.nicks.remove(key, id) && u.registered {
+            self.remember(WhowasEntry {
+                nick: u.nick.to_string(),
+                nick_key: key.to_string(),
+                user: u.user.to_string(),
+                host: u.host().to_string(),
+                realname: u.realname.to_string(),
+                at: now / 1000,
+            });
+            self.notify_watchers(key, false);
         }
         for key in u.monitoring() {
             if let Some(w) = self.watchers.get_mut(key) {
@@ -1098,8 +1098,8 @@ impl Hub {
         policy::is_chanop(ch, ch.member(id))?;
         let t = self
             .nicks
-            .get(casefold(target).as_str())
-            .and_then(|id| self.users.get(id))
+            .get(&casefold(target), &self.users)
+            .and_then(|id| self.users.get(&id))
             .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
         if ch.member(t.id).is_none() {
             return Err(HubError::UserNotInChannel(
@@ -1237,7 +1237,10 @@ impl Hub {
         let Some(ws) = self.watchers.get(nick_key) else {
             return;
         };
-        let subject = self.nicks.get(nick_key).and_then(|id| self.users.get(id));
+        let subject = self
+            .nicks
+            .get(nick_key, &self.users)
+            .and_then(|id| self.users.get(&id));
         let who = match (online, subject) {
             (true, Some(s)) => s.prefix(),
             _ => self
@@ -1264,14 +1267,18 @@ impl Hub {
     /// Checks the hub's internal consistency: every index agrees with the
     /// data it indexes. For tests and fuzzing; O(size of the hub).
     pub fn check_invariants(&self) -> Result<(), String> {
-        for (key, id) in &self.nicks {
+        for id in self.nicks.ids() {
             let u = self
                 .users
-                .get(id)
-                .ok_or(format!("nick {key} points to a missing user"))?;
-            if u.nick_key() != &**key {
-                return Err(format!("nick {key} points to user {id} named {}", u.nick));
+                .get(&id)
+                .ok_or(format!("the nick index holds missing user {id}"))?;
+            if u.nick_key().is_empty() {
+                return Err(format!("user {id} is indexed without a nick"));
             }
+        }
+        let named = self.users.values().filter(|u| !u.nick_key().is_empty());
+        if self.nicks.len() != named.count() {
+            return Err(format!("{} nicks indexed", self.nicks.len()));
         }
         let mut counted = Counts::default();
         for u in self.users.values() {
@@ -1290,7 +1297,7 @@ impl Hub {
             if u.folded.as_deref() == Some(&*u.nick) {
                 return Err(format!("user {id} ({}) stores its nick twice", u.nick));
             }
-            if !u.nick_key().is_empty() && self.nicks.get(u.nick_key()) != Some(id) {
+            if !u.nick_key().is_empty() && self.nicks.get(u.nick_key(), &self.users) != Some(*id) {
                 return Err(format!("user {id} ({}) is not indexed by its nick", u.nick));
             }
             if u.extra.as_ref().is_some_and(|e| e.is_empty()) {

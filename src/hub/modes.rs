@@ -140,8 +140,8 @@ impl Hub {
         // borrowable while `u`, `t` and `ch` are held.
         let t = self
             .nicks
-            .get(casefold(target).as_str())
-            .and_then(|tid| self.users.get(tid))
+            .get(&casefold(target), &self.users)
+            .and_then(|tid| self.users.get(&tid))
             .filter(|t| t.registered)
             .ok_or_else(|| HubError::NoSuchNick(target.to_string()))?;
         let key = casefold(name);

@@ -61,6 +61,46 @@ fn nicks_are_unique_case_insensitively() {
     );
 }
 
+/// The nick index stores only ids and reads keys from the users: it must
+/// stay right through many resizes, renames (case changes included) and
+/// departures.
+#[test]
+fn nick_index_survives_growth_renames_and_departures() {
+    let mut h = hub();
+    let ids: Vec<ConnId> = (0..3000).map(|i| user(&mut h, &format!("n{i}"))).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        let nick = if i % 2 == 0 {
+            format!("Renamed{i}")
+        } else {
+            format!("N{i}")
+        };
+        h.set_nick(id, &nick, T).unwrap();
+    }
+    for (i, &id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        h.quit(id, "bye", T);
+        assert!(h.find_nick(&format!("n{i}")).is_none());
+    }
+    h.check_invariants().unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        let gone = i % 3 == 0;
+        let renamed = format!("RENAMED{i}");
+        let found = h
+            .find_nick(&format!("n{i}"))
+            .or_else(|| h.find_nick(&renamed));
+        assert_eq!(found.map(|u| u.id), (!gone).then_some(id), "user {i}");
+        if i % 2 == 0 && !gone {
+            assert!(
+                h.find_nick(&format!("n{i}")).is_none(),
+                "old nick of {i} freed"
+            );
+        }
+    }
+    // A freed nick can be taken, and the taker is found under it.
+    let c = user(&mut h, "n0");
+    assert_eq!(h.find_nick("N0").map(|u| u.id), Some(c));
+    h.check_invariants().unwrap();
+}
+
 #[test]
 fn channel_messages_reach_every_other_member_in_order() {
     let mut h = hub();
