@@ -26,8 +26,8 @@ impl Refusal {
 
 /// The address a limit is counted under: IPv4 as an IPv4-mapped IPv6
 /// address, IPv6 by its /64. An `Ipv6Addr` is 16 bytes aligned to 1, so a
-/// table entry stays small: the loader of `bavard bench idle` gives each
-/// connection its own address, and so may a botnet.
+/// table entry stays small (32 bytes) when many clients come from as many
+/// addresses.
 pub fn address_key(ip: IpAddr) -> Ipv6Addr {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
