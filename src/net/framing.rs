@@ -40,6 +40,11 @@ impl Framer {
         !self.partial.is_empty() || self.discarding
     }
 
+    /// Nothing pending: no partial line, nothing held.
+    pub fn is_idle(&self) -> bool {
+        !self.has_partial() && self.held.is_empty()
+    }
+
     /// Input waiting for [`Framer::resume`].
     pub fn held(&self) -> &[u8] {
         &self.held

@@ -488,7 +488,9 @@ mod tests {
         );
         drop(fut);
         drop(client);
-        assert!(size <= 272, "connection future grew to {size} bytes");
+        // Tokio allocates a task as the future plus 104 bytes, rounded up to
+        // a multiple of 128: up to 152 bytes of future, a task is 256 bytes.
+        assert!(size <= 152, "connection future grew to {size} bytes");
         // Each is one allocation per connection: past these sizes it moves up
         // an allocator size class (jemalloc: ..., 112, 128, 160, 192).
         let irc = std::mem::size_of::<irc_session::IrcSession>();
