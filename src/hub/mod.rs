@@ -11,6 +11,7 @@ pub mod event;
 mod modes;
 mod nicks;
 pub mod policy;
+mod users;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -436,8 +437,8 @@ pub struct Hub {
     /// Set once the server is going down (the text clients are told): a
     /// connection joining afterwards is told and closed at once.
     shutdown: Option<Box<str>>,
-    /// Boxed: the table then holds pointers, not 320-byte slots at 7/8 load.
-    users: Map<ConnId, Box<User>>,
+    /// Boxed: the table then holds pointers, not 128-byte slots at 7/8 load.
+    users: users::UserTable,
     /// Folded nick → user.
     nicks: nicks::NickIndex,
     channels: Map<String, Channel>,
@@ -488,7 +489,7 @@ impl Hub {
         }
         Hub {
             cfg,
-            users: Map::default(),
+            users: users::UserTable::default(),
             nicks: nicks::NickIndex::default(),
             channels,
             whowas: VecDeque::new(),
@@ -519,24 +520,21 @@ impl Hub {
     /// Adds a connection with no nick yet.
     pub fn connect(&mut self, peer: Arc<Peer>, ip: IpAddr, now: Millis) -> ConnId {
         let id = peer.id;
-        self.users.insert(
+        self.users.insert(Box::new(User {
             id,
-            Box::new(User {
-                id,
-                peer,
-                nick: Box::default(),
-                folded: None,
-                user: Box::default(),
-                ip,
-                realname: Box::default(),
-                registered: false,
-                channels: ThinVec::new(),
-                modes: UserModes::default(),
-                signon: unix_secs(now),
-                last_active: unix_secs(now),
-                extra: None,
-            }),
-        );
+            peer,
+            nick: Box::default(),
+            folded: None,
+            user: Box::default(),
+            ip,
+            realname: Box::default(),
+            registered: false,
+            channels: ThinVec::new(),
+            modes: UserModes::default(),
+            signon: unix_secs(now),
+            last_active: unix_secs(now),
+            extra: None,
+        }));
         if let (Some(text), Some(u)) = (&self.shutdown, self.users.get(&id)) {
             u.peer.send_event(&Event::Shutdown { text });
             u.peer.out.shut_down();
@@ -545,15 +543,15 @@ impl Hub {
     }
 
     pub fn user(&self, id: ConnId) -> Option<&User> {
-        self.users.get(&id).map(|u| &**u)
+        self.users.get(&id)
     }
 
     pub fn user_mut(&mut self, id: ConnId) -> Option<&mut User> {
-        self.users.get_mut(&id).map(|u| &mut **u)
+        self.users.get_mut(&id)
     }
 
     pub fn users(&self) -> impl Iterator<Item = &User> {
-        self.users.values().map(|u| &**u)
+        self.users.values()
     }
 
     pub fn user_count(&self) -> usize {
@@ -1290,7 +1288,7 @@ impl Hub {
                 self.counts
             ));
         }
-        for (id, u) in &self.users {
+        for (id, u) in self.users.iter() {
             if u.nick_key() != casefold(&u.nick) {
                 return Err(format!("user {id} ({}) has a wrong nick key", u.nick));
             }

@@ -8,10 +8,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::{ConnId, Map, User};
-
-/// The users the index resolves ids against.
-pub type Users = Map<ConnId, Box<User>>;
+use super::ConnId;
+use super::users::UserTable as Users;
 
 #[derive(Default)]
 pub struct NickIndex {
