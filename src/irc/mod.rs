@@ -93,6 +93,9 @@ pub struct IrcState {
     pub registration: Option<Box<Registration>>,
     /// Version from `CAP LS <version>`.
     pub cap_version: u32,
+    /// The user is an operator, whom flood control spares: cached by the
+    /// connection after each command (here, it fits beside `cap_version`).
+    pub flood_exempt: bool,
     pub oper: OperGate,
     /// Boxed: rare, and inline it would grow every IRC connection. Kept,
     /// emptied, after a FAIL (see [`InBatch::dead`]).
@@ -113,6 +116,7 @@ impl IrcState {
             peer,
             registration: Some(Box::new(registration)),
             cap_version: 0,
+            flood_exempt: false,
             oper: OperGate::default(),
             batch: None,
         }
