@@ -325,11 +325,6 @@ impl Outbox {
         self.lock().closed
     }
 
-    /// Bytes queued and not yet taken.
-    pub fn queued_bytes(&self) -> usize {
-        self.lock().queued
-    }
-
     /// Takes everything queued, leaving `spare`'s (emptied) storage in its
     /// place: a busy connection swaps two piece lists back and forth instead
     /// of allocating one per write; an idle one passes an empty one and holds

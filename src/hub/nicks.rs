@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::ConnId;
-use super::users::UserTable as Users;
+use super::users::UserTable;
 
 #[derive(Default)]
 pub struct NickIndex {
@@ -23,7 +23,7 @@ impl NickIndex {
     }
 
     /// The user whose nick key is `key`.
-    pub fn get(&self, key: &str, users: &Users) -> Option<ConnId> {
+    pub fn get(&self, key: &str, users: &UserTable) -> Option<ConnId> {
         self.table
             .find(self.hash(key), |id| {
                 users.get(id).is_some_and(|u| u.nick_key() == key)
@@ -33,7 +33,7 @@ impl NickIndex {
 
     /// Indexes `id` under `key`, which must be its user's nick key in `users`
     /// now (as for every id already indexed: a resize rehashes them all).
-    pub fn insert(&mut self, key: &str, id: ConnId, users: &Users) {
+    pub fn insert(&mut self, key: &str, id: ConnId, users: &UserTable) {
         let hasher = &self.hasher;
         self.table
             .insert_unique(self.hasher.hash_one(key), id, |id| {

@@ -389,6 +389,8 @@ where
                 }
                 Phase::Serving => {
                     let served = this.poll_serve(cx);
+                    // Nothing held: the box goes (with the pending writes'
+                    // storage), so an idle connection holds none.
                     if served.is_pending() && this.busy.as_ref().is_some_and(|b| b.is_idle()) {
                         this.busy = None;
                     }
@@ -593,11 +595,6 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
                 if r.is_err() {
                     session.gone(hub, "Write error");
                     return Poll::Ready(End::Done);
-                }
-                // Keep the storage while more is coming; free it when the
-                // connection goes quiet, so an idle connection holds none.
-                if peer.out.queued_bytes() == 0 {
-                    *pending = Pending::default();
                 }
                 if f.closing {
                     // Take whatever was pushed just before closing.
