@@ -16,7 +16,6 @@
 //! the rest of its arena segment alive, so references are also bounded by the
 //! memory they pin: past the bound, lines are copied instead.
 
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
 use std::sync::OnceLock;
@@ -26,6 +25,7 @@ use std::time::Instant;
 
 use append_only_bytes::{AppendOnlyBytes, BytesSlice};
 use futures_util::task::AtomicWaker;
+use thin_vec::ThinVec;
 
 /// Arena segment size: large enough that consecutive lines of a busy channel
 /// share one, small enough that a queue pinning a few costs little.
@@ -98,36 +98,39 @@ pub enum Appended {
     Refused,
 }
 
+/// The queue proper, under the outbox's lock. Every field is sized so that
+/// the whole [`Peer`](crate::hub::event::Peer) that holds it fits jemalloc's
+/// 128-byte class behind its `Arc`: an idle connection holds one.
 #[derive(Default)]
 struct Inner {
-    pieces: VecDeque<Piece>,
+    /// Older pieces; a thin (one-word) list, since an idle queue has none.
+    pieces: ThinVec<Piece>,
     /// The newest reference, after `pieces`: kept here, beside the lock,
     /// because nearly every fan-out delivery just extends it.
     last: Option<BytesSlice>,
-    /// Bytes queued and not taken: what the bound applies to.
-    queued: usize,
+    /// Bytes queued and not taken: what the bound (32 bits) applies to.
+    queued: u32,
     /// Memory the queued pieces keep alive (owned bytes, and referenced
-    /// segments from each reference's start on).
-    pinned: usize,
-    closed: Option<Closed>,
+    /// segments from each reference's start on), in the same units.
+    pinned: u32,
 }
 
 impl Inner {
     /// Moves the newest reference behind the older pieces.
     fn settle_last(&mut self) {
         if let Some(s) = self.last.take() {
-            self.pieces.push_back(Piece::Shared(s));
+            self.pieces.push(Piece::Shared(s));
         }
     }
 
     fn push_owned(&mut self, data: &[u8]) {
         self.settle_last();
-        if let Some(Piece::Owned(v)) = self.pieces.back_mut() {
+        if let Some(Piece::Owned(v)) = self.pieces.last_mut() {
             v.extend_from_slice(data);
         } else {
-            self.pieces.push_back(Piece::Owned(data.to_vec()));
+            self.pieces.push(Piece::Owned(data.to_vec()));
         }
-        self.pinned += data.len();
+        self.pinned = self.pinned.saturating_add(len32(data.len()));
     }
 }
 
@@ -145,9 +148,38 @@ pub struct Outbox {
     /// server's alarm sweep, so a connection needs no timer of its own.
     alarm: AtomicU64,
     /// The bound in bytes. 32 bits (a 4 GiB queue is bound enough): with
-    /// `signal` it fills one word, which keeps every connection's `Peer` in
-    /// a smaller allocation.
+    /// `signal` and `closed` it fills one word, which keeps every
+    /// connection's `Peer` in a smaller allocation.
     limit: u32,
+    /// Why the queue stopped accepting data ([`Closed`] as a byte, 0 while
+    /// open). Changed only under the lock; outside [`Inner`] because a byte
+    /// there would cost its struct a whole word of padding.
+    closed: AtomicU8,
+}
+
+/// `Option<Closed>` as the byte [`Outbox`] keeps it in.
+fn closed_code(c: Option<Closed>) -> u8 {
+    match c {
+        None => 0,
+        Some(Closed::Closing) => 1,
+        Some(Closed::Overflow) => 2,
+        Some(Closed::Shutdown) => 3,
+    }
+}
+
+fn closed_from(code: u8) -> Option<Closed> {
+    match code {
+        1 => Some(Closed::Closing),
+        2 => Some(Closed::Overflow),
+        3 => Some(Closed::Shutdown),
+        _ => None,
+    }
+}
+
+/// A byte count in the queue's 32-bit units (a count past them is past any
+/// bound anyway).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Something was queued, or the queue closed.
@@ -196,8 +228,15 @@ impl Outbox {
             signal: AtomicU8::new(0),
             waker: AtomicWaker::new(),
             alarm: AtomicU64::new(u64::MAX),
-            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            limit: len32(limit),
+            closed: AtomicU8::new(0),
         }
+    }
+
+    /// Marks the queue closed; only under the lock (`_held`), so that a
+    /// holder of the lock sees the state stay as it read it.
+    fn set_closed(&self, _held: &Inner, c: Closed) {
+        self.closed.store(closed_code(Some(c)), Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -208,19 +247,14 @@ impl Outbox {
 
     /// Queues `len` bytes with `put` unless the queue is closed or would go
     /// over its bound.
-    fn append_with(&self, len: usize, put: impl FnOnce(&mut Inner, usize)) -> Appended {
+    fn append_with(&self, len: usize, put: impl FnOnce(&mut Inner, u32)) -> Appended {
         let mut inner = self.lock();
-        if inner.closed.is_some() {
+        if self.closed().is_some() {
             return Appended::Refused;
         }
-        if inner.queued + len > self.limit as usize {
-            let dropped = std::mem::replace(
-                &mut *inner,
-                Inner {
-                    closed: Some(Closed::Overflow),
-                    ..Inner::default()
-                },
-            );
+        if inner.queued as usize + len > self.limit as usize {
+            let dropped = std::mem::take(&mut *inner);
+            self.set_closed(&inner, Closed::Overflow);
             drop(inner);
             // Released outside the lock: freeing may be slow.
             drop(dropped);
@@ -228,8 +262,9 @@ impl Outbox {
             return Appended::Refused;
         }
         let was_empty = inner.queued == 0;
-        put(&mut inner, self.limit as usize);
-        inner.queued += len;
+        put(&mut inner, self.limit);
+        // Within the bound, so within 32 bits.
+        inner.queued += len as u32;
         if was_empty {
             Appended::NeedsWake
         } else {
@@ -253,10 +288,10 @@ impl Outbox {
                 // Within the segment this reference already pins.
                 return;
             }
-            if inner.pinned + line.pin <= limit {
+            if inner.pinned.saturating_add(len32(line.pin)) <= limit {
                 inner.settle_last();
                 inner.last = Some(line.slice.clone());
-                inner.pinned += line.pin;
+                inner.pinned += len32(line.pin);
             } else {
                 // Scattered references would pin far more than they carry.
                 inner.push_owned(&line.slice);
@@ -292,18 +327,18 @@ impl Outbox {
     /// (an ERROR line), which must not be lost to the limit.
     pub fn push_final(&self, data: &[u8]) {
         let mut inner = self.lock();
-        if inner.closed.is_none() {
+        if self.closed().is_none() {
             inner.push_owned(data);
-            inner.queued += data.len();
+            inner.queued = inner.queued.saturating_add(len32(data.len()));
         }
     }
 
     /// Stops accepting data; what is queued is still written, then the
     /// connection closes.
     pub fn close(&self) {
-        let mut inner = self.lock();
-        if inner.closed.is_none() {
-            inner.closed = Some(Closed::Closing);
+        let inner = self.lock();
+        if self.closed().is_none() {
+            self.set_closed(&inner, Closed::Closing);
         }
         drop(inner);
         self.wake();
@@ -312,9 +347,9 @@ impl Outbox {
     /// Like [`Outbox::close`], for a server shutdown: the writer gets only a
     /// short time to flush, even if the queue was already closing.
     pub fn shut_down(&self) {
-        let mut inner = self.lock();
-        if matches!(inner.closed, None | Some(Closed::Closing)) {
-            inner.closed = Some(Closed::Shutdown);
+        let inner = self.lock();
+        if matches!(self.closed(), None | Some(Closed::Closing)) {
+            self.set_closed(&inner, Closed::Shutdown);
         }
         drop(inner);
         self.wake();
@@ -322,7 +357,7 @@ impl Outbox {
 
     /// The state of the queue, without taking anything.
     pub fn closed(&self) -> Option<Closed> {
-        self.lock().closed
+        closed_from(self.closed.load(Ordering::Relaxed))
     }
 
     /// Takes everything queued, leaving `spare`'s (emptied) storage in its
@@ -333,7 +368,7 @@ impl Outbox {
         let mut pieces = spare.pieces;
         pieces.clear();
         let mut inner = self.lock();
-        let bytes = std::mem::take(&mut inner.queued);
+        let bytes = std::mem::take(&mut inner.queued) as usize;
         inner.pinned = 0;
         Batch {
             bytes,
@@ -342,9 +377,10 @@ impl Outbox {
                 // Handed over as it is: a lone reference (one delivery at a
                 // quiet time) then reaches the writer with no list allocated.
                 last: inner.last.take(),
+                head: 0,
                 offset: 0,
             },
-            closed: inner.closed,
+            closed: self.closed(),
         }
     }
 
@@ -388,9 +424,11 @@ impl Outbox {
 /// Bytes taken from a queue and not yet written: `pieces`, then `last`.
 #[derive(Default)]
 pub struct Pending {
-    pieces: VecDeque<Piece>,
+    pieces: ThinVec<Piece>,
     last: Option<BytesSlice>,
-    /// Bytes of the first piece already written.
+    /// Pieces before this one are written (and emptied).
+    head: usize,
+    /// Bytes of the first unwritten piece already written.
     offset: usize,
 }
 
@@ -398,18 +436,18 @@ impl Pending {
     /// Bytes of the connection's own to write (its last words, past the queue).
     pub fn owned(bytes: Vec<u8>) -> Pending {
         Pending {
-            pieces: VecDeque::from([Piece::Owned(bytes)]),
+            pieces: thin_vec::thin_vec![Piece::Owned(bytes)],
             ..Pending::default()
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty() && self.last.is_none()
+        self.head == self.pieces.len() && self.last.is_none()
     }
 
     /// Every piece's bytes, in order, the written part of the first included.
     fn pieces(&self) -> impl Iterator<Item = &[u8]> {
-        self.pieces
+        self.pieces[self.head..]
             .iter()
             .map(Piece::bytes)
             .chain(self.last.as_deref())
@@ -452,7 +490,11 @@ impl Pending {
             }
             n -= left;
             self.offset = 0;
-            if self.pieces.pop_front().is_none() {
+            if let Some(done) = self.pieces.get_mut(self.head) {
+                // Released now: the rest may take a while to write.
+                *done = Piece::Owned(Vec::new());
+                self.head += 1;
+            } else {
                 self.last = None;
             }
         }
@@ -470,12 +512,13 @@ impl Pending {
             // At a line boundary: nothing more needs writing.
             self.pieces.clear();
             self.last = None;
+            self.head = 0;
             self.offset = 0;
             return;
         }
         let rest = &first[self.offset..];
         let end = self.offset + memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
-        match self.pieces.front_mut() {
+        match self.pieces.get_mut(self.head) {
             Some(Piece::Shared(s)) => s.slice_(..end),
             Some(Piece::Owned(v)) => v.truncate(end),
             None => {
@@ -485,7 +528,7 @@ impl Pending {
                 return;
             }
         }
-        self.pieces.truncate(1);
+        self.pieces.truncate(self.head + 1);
         self.last = None;
     }
 
@@ -593,7 +636,7 @@ mod tests {
         }
         let inner = o.lock();
         assert!(
-            inner.pinned <= 3 * SEGMENT + want.len(),
+            inner.pinned as usize <= 3 * SEGMENT + want.len(),
             "pinned {}",
             inner.pinned
         );

@@ -61,7 +61,7 @@ impl Hub {
                         errors.push(HubError::NoSuchNick(nick.clone()));
                         continue;
                     };
-                    let (tid, tnick) = (t.id, t.nick.to_string());
+                    let (tid, tnick) = (t.id, t.nick().to_string());
                     let Some(ch) = self.channel_by_key_mut(&key) else {
                         break;
                     };
@@ -156,11 +156,14 @@ impl Hub {
             return Err(HubError::ChanOpPrivsNeeded(ch.name.clone()));
         }
         if ch.member(t.id).is_some() {
-            return Err(HubError::UserOnChannel(t.nick.to_string(), ch.name.clone()));
+            return Err(HubError::UserOnChannel(
+                t.nick().to_string(),
+                ch.name.clone(),
+            ));
         }
         let ev = Event::Invite {
             by: u,
-            target: &t.nick,
+            target: t.nick(),
             channel: &ch.name,
             time: now,
         };
@@ -176,7 +179,7 @@ impl Hub {
             .map(|m| &m.peer);
         fanout(ops, &ev, &mut self.sink);
         let out = (
-            t.nick.to_string(),
+            t.nick().to_string(),
             ch.name.clone(),
             t.away().map(str::to_string),
         );

@@ -10,7 +10,7 @@ fn matches_any(list: &[super::ListEntry], u: &User) -> bool {
         return false;
     }
     let full = u.prefix();
-    let by_ip = format!("{}!{}@{}", u.nick, u.user, u.ip);
+    let by_ip = format!("{}!{}@{}", u.nick(), u.user(), u.ip);
     list.iter()
         .any(|e| wildcard_match(&e.mask, &full) || wildcard_match(&e.mask, &by_ip))
 }

@@ -383,3 +383,46 @@ fn lusers_counts_follow_registration_modes_and_leaving() {
     assert_eq!(h.counts(), counts(0, 0, 0));
     h.check_invariants().unwrap();
 }
+
+#[test]
+fn names_keep_each_part_through_changes() {
+    // (nick, key, user, real name): a nick that is its own key stores it
+    // once; one whose key differs stores both.
+    let cases = [
+        ("alice", "alice", "al", "Alice Liddell"),
+        ("Bob[1]", "bob{1}", "b", ""),
+        ("", "", "", ""),
+        ("évé", "évé", "ü", "réel : nom avec espaces"),
+    ];
+    for (nick, key, user, real) in cases {
+        let n = Names::new(nick, key, user, real);
+        assert_eq!(
+            (n.nick(), n.key(), n.user(), n.realname()),
+            (nick, key, user, real)
+        );
+        assert_eq!(n.folded == 0, nick == key, "{nick}");
+    }
+    // A realname longer than the 16-bit counts is kept whole; a nick that
+    // long is cut at a character boundary.
+    let long = "é".repeat(40_000);
+    let n = Names::new("n", "n", "u", &long);
+    assert_eq!(n.realname(), long);
+    let n = Names::new(&long, &long, "u", "r");
+    assert!(n.nick().len() <= u16::MAX as usize && long.starts_with(n.nick()));
+    assert_eq!((n.user(), n.realname()), ("u", "r"));
+}
+
+#[test]
+fn nick_changes_keep_user_and_realname() {
+    let mut h = hub();
+    let id = user(&mut h, "alice");
+    h.set_nick(id, "ALICE", T).unwrap();
+    h.set_realname(id, "new real", T);
+    let u = h.user(id).unwrap();
+    assert_eq!(
+        (u.nick(), u.nick_key(), u.user(), u.realname()),
+        ("ALICE", "alice", "u", "new real")
+    );
+    assert_eq!(u.prefix(), "ALICE!u@127.0.0.1");
+    h.check_invariants().unwrap();
+}

@@ -251,7 +251,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                     out,
                     ":{} JOIN {channel} * :{}\r\n",
                     who.prefix(),
-                    who.realname
+                    who.realname()
                 )?;
             } else {
                 write!(out, ":{} JOIN {channel}\r\n", who.prefix())?;
@@ -342,7 +342,7 @@ fn encode(ev: &Event<'_>, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             write!(
                 out,
                 "ERROR :Closing Link: {target} (Killed ({} ({reason})))\r\n",
-                by.nick
+                by.nick()
             )?;
         }
         Event::Setname {

@@ -228,7 +228,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
     let Some(u) = hub.user(id) else {
         return Flow::Close;
     };
-    let nick = u.nick.to_string();
+    let nick = u.nick().to_string();
     let current = u.current_channel().map(str::to_string);
     let result: Result<(), HubError> = match cmd {
         Command::Empty => Ok(()),
@@ -280,7 +280,7 @@ pub fn handle(hub: &mut Hub, id: ConnId, cmd: Command<'_>, oper: OperCheck, now:
                     let nicks: Vec<&str> = ch
                         .members
                         .iter()
-                        .filter_map(|m| hub.user(m.id).map(|u| &*u.nick))
+                        .filter_map(|m| hub.user(m.id).map(|u| u.nick()))
                         .collect();
                     let text = nicks.join(" ");
                     notice(hub, id, &text);
@@ -469,7 +469,7 @@ fn join(
     let members: Vec<String> = ch
         .members
         .iter()
-        .filter_map(|m| hub.user(m.id).map(|u| u.nick.to_string()))
+        .filter_map(|m| hub.user(m.id).map(|u| u.nick().to_string()))
         .collect();
     notice(hub, id, &format!("You joined {name}"));
     match topic {

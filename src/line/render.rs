@@ -45,7 +45,7 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             // A multi-line IRC message becomes one `[nick] ` line per line.
             for line in text.split('\n') {
                 out.push(b'[');
-                out.extend_from_slice(from.nick.as_bytes());
+                out.extend_from_slice(from.nick().as_bytes());
                 out.extend_from_slice(b"] ");
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
@@ -53,16 +53,16 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Message { from, text, .. } => {
             for line in text.split('\n') {
-                writeln!(out, "*{}* {}", from.nick, line)?;
+                writeln!(out, "*{}* {}", from.nick(), line)?;
             }
         }
         Event::Join {
             who,
             on_connect: true,
             ..
-        } => writeln!(out, "[server] {} is connected", who.nick)?,
+        } => writeln!(out, "[server] {} is connected", who.nick())?,
         Event::Join { who, channel, .. } => {
-            writeln!(out, "[server] {} joined {}", who.nick, channel)?
+            writeln!(out, "[server] {} joined {}", who.nick(), channel)?
         }
         Event::Part {
             who,
@@ -70,18 +70,18 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             reason,
             ..
         } => {
-            write!(out, "[server] {} left {}", who.nick, channel)?;
+            write!(out, "[server] {} left {}", who.nick(), channel)?;
             if !reason.is_empty() {
                 write!(out, " ({reason})")?;
             }
             out.push(b'\n');
         }
-        Event::Quit { who, .. } => writeln!(out, "[server] {} is disconnected", who.nick)?,
+        Event::Quit { who, .. } => writeln!(out, "[server] {} is disconnected", who.nick())?,
         Event::Nick {
             who, old_prefix, ..
         } => {
             let old = old_prefix.split('!').next().unwrap_or_default();
-            writeln!(out, "[server] {} is now known as {}", old, who.nick)?
+            writeln!(out, "[server] {} is now known as {}", old, who.nick())?
         }
         Event::Kick {
             by,
@@ -92,20 +92,20 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
         } => writeln!(
             out,
             "[server] {target} was kicked from {channel} by {} ({reason})",
-            by.nick
+            by.nick()
         )?,
         Event::Topic {
             by,
             channel,
             text: "",
             ..
-        } => writeln!(out, "[server] {} cleared the topic of {channel}", by.nick)?,
+        } => writeln!(out, "[server] {} cleared the topic of {channel}", by.nick())?,
         Event::Topic {
             by, channel, text, ..
         } => writeln!(
             out,
             "[server] {} changed the topic of {channel} to: {text}",
-            by.nick
+            by.nick()
         )?,
         Event::Mode {
             by,
@@ -121,12 +121,12 @@ fn write_event(ev: &Event<'_>, out: &mut Vec<u8>) -> std::io::Result<()> {
             target,
             channel,
             ..
-        } => writeln!(out, "[server] {} invites {target} to {channel}", by.nick)?,
+        } => writeln!(out, "[server] {} invites {target} to {channel}", by.nick())?,
         Event::Wallops { from, text, .. } => {
             let from = from.split('!').next().unwrap_or_default();
             writeln!(out, "[wallops] {from}: {text}")?
         }
-        Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick)?,
+        Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick())?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
         Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } => {}
     }

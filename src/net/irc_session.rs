@@ -33,7 +33,7 @@ pub struct IrcSession {
 
 /// The responder for one line from the client in `st`.
 fn responder<'s>(cfg: &'s Config, st: &IrcState, hub: &Hub, label: Option<&str>) -> Responder<'s> {
-    let nick = hub.user(st.id()).map(|u| &*u.nick).unwrap_or("");
+    let nick = hub.user(st.id()).map(|u| u.nick()).unwrap_or("");
     let caps = st.peer.caps();
     let label = label
         .filter(|_| caps & cap::LABELED_RESPONSE != 0)
@@ -248,7 +248,7 @@ impl Session for IrcSession {
         if let Some(u) = h.user(self.st.id())
             && u.registered
         {
-            tracing::info!(conn = self.st.id(), nick = %u.nick, %reason, "client disconnected");
+            tracing::info!(conn = self.st.id(), nick = %u.nick(), %reason, "client disconnected");
         }
         h.quit(self.st.id(), reason, now_millis());
     }

@@ -116,7 +116,7 @@ impl Session for LineSession {
     fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {
         let mut h = lock(hub);
         if let Some(u) = h.user(self.id) {
-            tracing::info!(conn = self.id, nick = %u.nick, %reason, "client disconnected");
+            tracing::info!(conn = self.id, nick = %u.nick(), %reason, "client disconnected");
         }
         h.quit(self.id, reason, now_millis());
     }

@@ -188,7 +188,7 @@ pub fn names_of(ctx: &mut Ctx<'_, '_>, name: &str) {
         if uhnames {
             entries.push(format!("{p}{}", u.prefix()));
         } else {
-            entries.push(format!("{p}{}", u.nick));
+            entries.push(format!("{p}{}", u.nick()));
         }
     }
     let chname = ch.name.clone();

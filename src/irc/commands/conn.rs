@@ -123,12 +123,12 @@ pub fn nick(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
                 ctx.r.event(&Event::Nick {
                     who: u,
                     old_prefix: &old_prefix,
-                    new: &u.nick,
+                    new: u.nick(),
                     time: ctx.now,
                 });
-                tracing::info!(conn = id, old = %old_prefix, new = %u.nick, "nick change");
+                tracing::info!(conn = id, old = %old_prefix, new = %u.nick(), "nick change");
             }
-            ctx.r.nick = u.nick.to_string();
+            ctx.r.nick = u.nick().to_string();
         }
         Ok(Flow::Continue)
     } else {
@@ -178,7 +178,7 @@ pub fn complete_registration(ctx: &mut Ctx<'_, '_>) -> Flow {
     let Some(u) = ctx.hub.user(st.id()) else {
         return Flow::Close;
     };
-    if u.nick.is_empty() {
+    if u.nick().is_empty() {
         return Flow::Continue;
     }
     if !reg.pass_ok {

@@ -394,7 +394,7 @@ fn user_mode(ctx: &mut Ctx<'_, '_>, m: &Message<'_>, target: &str) -> Result<Flo
         ctx.r.num(RPL_UMODEIS, &[&s]);
         return Ok(Flow::Continue);
     };
-    let nick = u.nick.to_string();
+    let nick = u.nick().to_string();
     let mut modes = u.modes;
     let mut applied = Vec::new();
     let mut unknown = false;
@@ -456,7 +456,7 @@ pub fn kick(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
     for (chan, nick) in pairs {
         // Display forms before the kick: the channel may vanish with it.
         let chname = ctx.hub.channel(chan).map(|c| c.name.clone());
-        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick.to_string());
+        let tnick = ctx.hub.find_nick(nick).map(|u| u.nick().to_string());
         if let Err(e) = ctx.hub.kick(id, chan, nick, &reason, ctx.now) {
             report(ctx.r, "KICK", e.into());
             continue;

@@ -242,7 +242,7 @@ fn who_row(ctx: &Ctx<'_, '_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
     flags.push_str(prefix);
     WhoRow {
         channel: channel.to_string(),
-        user: u.user.to_string(),
+        user: u.user().to_string(),
         // WHOX asks for a placeholder when the address is withheld.
         ip: if sees_ip(ctx, u) {
             u.host().to_string()
@@ -250,10 +250,10 @@ fn who_row(ctx: &Ctx<'_, '_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
             "255.255.255.255".into()
         },
         host: u.host().to_string(),
-        nick: u.nick.to_string(),
+        nick: u.nick().to_string(),
         flags,
         idle: idle_secs(ctx, u),
-        realname: u.realname.to_string(),
+        realname: u.realname().to_string(),
     }
 }
 
@@ -336,10 +336,10 @@ fn who_mask(ctx: &Ctx<'_, '_>, mask: &str, opers_only: bool) -> Vec<WhoRow> {
         .filter(|u| u.registered && (!opers_only || u.modes.oper))
         .filter(|u| {
             everyone
-                || wildcard_match(mask, &u.nick)
-                || wildcard_match(mask, &u.user)
+                || wildcard_match(mask, u.nick())
+                || wildcard_match(mask, u.user())
                 || wildcard_match(mask, &u.host().to_string())
-                || wildcard_match(mask, &u.realname)
+                || wildcard_match(mask, u.realname())
                 || wildcard_match(mask, &u.prefix())
         })
         .filter(|u| {
@@ -414,11 +414,11 @@ pub fn whois(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandErro
     let multi = ctx.r.caps() & cap::MULTI_PREFIX != 0;
     let me = ctx.st.id();
     let server = ctx.r.server().to_string();
-    let nick = u.nick.to_string();
+    let nick = u.nick().to_string();
 
     ctx.r.num(
         RPL_WHOISUSER,
-        &[&nick, &u.user, &u.host().to_string(), "*", &u.realname],
+        &[&nick, u.user(), &u.host().to_string(), "*", u.realname()],
     );
 
     // Channels: a secret or private one, or any channel of an invisible
@@ -526,7 +526,7 @@ pub fn ison(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandError
         if let Some(u) = ctx.hub.find_nick(n).filter(|u| u.registered)
             && seen.insert(u.id)
         {
-            online.push(u.nick.to_string());
+            online.push(u.nick().to_string());
         }
     }
     // One line only (the reply format has no continuation): drop what
@@ -545,10 +545,10 @@ pub fn userhost(ctx: &mut Ctx<'_, '_>, m: &Message<'_>) -> Result<Flow, CommandE
             let u = ctx.hub.find_nick(n).filter(|u| u.registered)?;
             Some(format!(
                 "{}{}={}{}@{}",
-                u.nick,
+                u.nick(),
                 if u.modes.oper { "*" } else { "" },
                 if u.away().is_some() { '-' } else { '+' },
-                u.user,
+                u.user(),
                 u.host()
             ))
         })
@@ -862,7 +862,7 @@ mod tests {
             let nick = self
                 .hub
                 .user(id)
-                .map(|u| u.nick.to_string())
+                .map(|u| u.nick().to_string())
                 .unwrap_or_default();
             let peer = Arc::new(Peer::new(id, &IRC, 1 << 20));
             let mut st = IrcState::new(peer, &self.cfg, std::time::Instant::now());
