@@ -223,7 +223,7 @@ pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
     hub: H,
     peer: Arc<Peer>,
     session: impl Session,
-    flood: Option<FloodLimits>,
+    flood: Option<Arc<FloodLimits>>,
 ) -> impl std::future::Future<Output = ()> {
     Conn {
         io,

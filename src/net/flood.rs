@@ -2,6 +2,7 @@
 //! is not dropped but delayed (IRC "fakelag"); a client whose backlog would
 //! take longer than a bound to drain is disconnected with `Excess Flood`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Flood-control settings (`[flood]` in the config).
@@ -15,25 +16,13 @@ pub struct FloodLimits {
     pub max_delay: Duration,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-}
-
-impl Bucket {
-    fn refill(&mut self, secs: f64) {
-        self.tokens = (self.tokens + secs * self.rate).min(self.burst);
-    }
-
-    /// Seconds until `cost` tokens are available (0 if they are).
-    fn wait(&self, cost: f64) -> f64 {
-        if self.tokens >= cost {
-            0.0
-        } else {
-            (cost - self.tokens) / self.rate
-        }
+/// Seconds until a bucket holding `tokens`, refilled at `rate` per second,
+/// has `cost` (0 if it has).
+fn wait(tokens: f64, rate: f64, cost: f64) -> f64 {
+    if tokens >= cost {
+        0.0
+    } else {
+        (cost - tokens) / rate
     }
 }
 
@@ -46,38 +35,39 @@ pub enum Verdict {
     Wait(Instant),
 }
 
-/// One client's buckets.
+/// One client's buckets: only their levels, as every client shares the
+/// server's limits (40 bytes, in jemalloc's 48-byte class, instead of 80
+/// with a copy of the rates in every connection).
 #[derive(Debug)]
 pub struct Flood {
-    lines: Bucket,
-    bytes: Bucket,
+    lines: f64,
+    bytes: f64,
     last: Instant,
-    max_delay: Duration,
+    limits: Arc<FloodLimits>,
 }
 
 impl Flood {
-    pub fn new(l: FloodLimits, now: Instant) -> Flood {
+    pub fn new(limits: Arc<FloodLimits>, now: Instant) -> Flood {
         Flood {
-            lines: Bucket {
-                tokens: l.burst_lines,
-                rate: l.lines_per_sec,
-                burst: l.burst_lines,
-            },
-            bytes: Bucket {
-                tokens: l.burst_bytes,
-                rate: l.bytes_per_sec,
-                burst: l.burst_bytes,
-            },
+            lines: limits.burst_lines,
+            bytes: limits.burst_bytes,
             last: now,
-            max_delay: l.max_delay,
+            limits,
         }
     }
 
     fn refill(&mut self, now: Instant) {
         let secs = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.lines.refill(secs);
-        self.bytes.refill(secs);
+        let l = &*self.limits;
+        self.lines = (self.lines + secs * l.lines_per_sec).min(l.burst_lines);
+        self.bytes = (self.bytes + secs * l.bytes_per_sec).min(l.burst_bytes);
+    }
+
+    /// Seconds until `lines` lines and `bytes` bytes may pass.
+    fn wait(&self, lines: f64, bytes: f64) -> f64 {
+        let l = &*self.limits;
+        wait(self.lines, l.lines_per_sec, lines).max(wait(self.bytes, l.bytes_per_sec, bytes))
     }
 
     /// Asks to handle a line of `len` bytes; takes its tokens on `Go`.
@@ -85,11 +75,11 @@ impl Flood {
         self.refill(now);
         // A single line larger than the byte burst could never pass: charge
         // it at most the burst.
-        let cost = (len as f64).min(self.bytes.burst);
-        let wait = self.lines.wait(1.0).max(self.bytes.wait(cost));
+        let cost = (len as f64).min(self.limits.burst_bytes);
+        let wait = self.wait(1.0, cost);
         if wait <= 0.0 {
-            self.lines.tokens -= 1.0;
-            self.bytes.tokens -= cost;
+            self.lines -= 1.0;
+            self.bytes -= cost;
             Verdict::Go
         } else {
             Verdict::Wait(now + Duration::from_secs_f64(wait))
@@ -100,11 +90,7 @@ impl Flood {
     /// current one would take longer than the bound to drain.
     pub fn excessive(&mut self, lines: usize, bytes: usize, now: Instant) -> bool {
         self.refill(now);
-        let secs = self
-            .lines
-            .wait(lines as f64)
-            .max(self.bytes.wait(bytes as f64));
-        secs > self.max_delay.as_secs_f64()
+        self.wait(lines as f64, bytes as f64) > self.limits.max_delay.as_secs_f64()
     }
 }
 
@@ -112,14 +98,14 @@ impl Flood {
 mod tests {
     use super::*;
 
-    fn limits() -> FloodLimits {
-        FloodLimits {
+    fn limits() -> Arc<FloodLimits> {
+        Arc::new(FloodLimits {
             lines_per_sec: 2.0,
             burst_lines: 5.0,
             bytes_per_sec: 1000.0,
             burst_bytes: 2000.0,
             max_delay: Duration::from_secs(10),
-        }
+        })
     }
 
     #[test]

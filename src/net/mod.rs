@@ -102,6 +102,8 @@ pub fn listen_with(kind: Kind, tls: bool, addr: SocketAddr) -> std::io::Result<L
 /// What every connection task shares.
 struct Shared {
     cfg: Arc<Config>,
+    /// `cfg.flood`'s limits, shared by every connection's buckets.
+    flood: Option<Arc<flood::FloodLimits>>,
     hub: Arc<Mutex<Hub>>,
     admission: Mutex<limits::Admission>,
     tls: Option<Arc<tls::Tls>>,
@@ -129,6 +131,7 @@ pub async fn run(
     }));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
+        flood: cfg.flood.limits().map(Arc::new),
         cfg: cfg.clone(),
         hub: hub.clone(),
         admission,
@@ -289,7 +292,7 @@ fn serve_admitted(
         // Boxed, as a rare path, to keep every connection's state small.
         return Either::Left(Box::pin(refuse(io, addr, kind, refusal)));
     }
-    let flood = shared.cfg.flood.limits();
+    let flood = shared.flood.clone();
     let cfg = shared.cfg.clone();
     let ip = addr.ip();
     // Sessions are boxed: the connection's future lives as long as the
@@ -445,6 +448,7 @@ mod tests {
         let (stream, peer_addr) = l.socket.accept().await.unwrap();
         let cfg = Arc::new(Config::default());
         let shared = Arc::new(Shared {
+            flood: cfg.flood.limits().map(Arc::new),
             cfg: cfg.clone(),
             hub: Arc::new(Mutex::new(Hub::new(cfg, 0))),
             admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
@@ -499,5 +503,9 @@ mod tests {
         assert!(arc_peer <= 128, "Arc<Peer> grew to {arc_peer} bytes");
         let user = std::mem::size_of::<crate::hub::User>();
         assert!(user <= 96, "the hub's User grew to {user} bytes");
+        // With flood control on (the default), each connection also holds
+        // its buckets.
+        let flood = std::mem::size_of::<flood::Flood>();
+        assert!(flood <= 48, "Flood grew to {flood} bytes");
     }
 }
