@@ -229,6 +229,11 @@ impl User {
         self.names = Names::new(n.nick(), n.key(), user, realname);
     }
 
+    fn set_realname(&mut self, realname: &str) {
+        let n = &self.names;
+        self.names = Names::new(n.nick(), n.key(), n.user(), realname);
+    }
+
     /// The length of [`User::prefix`], without building it.
     pub fn prefix_len(&self) -> usize {
         self.nick().len() + 1 + self.user().len() + 1 + self.host().len()
@@ -1226,8 +1231,7 @@ impl Hub {
         let Some(u) = self.users.get_mut(&id) else {
             return;
         };
-        let user = u.user().to_string();
-        u.set_user(&user, realname);
+        u.set_realname(realname);
         let peers = self.neighbours(id);
         if let Some(u) = self.users.get(&id) {
             let ev = Event::Setname {
