@@ -18,7 +18,7 @@ use super::common::{CpuMark, Progress, Shared, cpu_between};
 use super::config::{BenchConfig, Dialect, Scenario};
 use super::net::{connect, join, quickack, register, source_addr};
 use super::report::{ConnectStats, Report};
-use super::stats::{new_histogram, proc_rss_kib, summarize};
+use super::stats::{new_histogram, proc_mem, summarize};
 use super::wire::{Incoming, LineBuf, Stamp, classify, decode, encode};
 
 /// Receive buffer per client: many lines per read, few syscalls.
@@ -104,7 +104,7 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
         acks: (0..s).map(|_| AtomicU64::new(0)).collect(),
         notify: (0..s).map(|_| Notify::new()).collect(),
     });
-    let rss_before = cfg.server_pid.and_then(proc_rss_kib);
+    let mem_before = cfg.server_pid.and_then(proc_mem);
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let sem = Arc::new(Semaphore::new(cfg.connect_concurrency));
@@ -293,7 +293,7 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
         cfg.server_pid,
         mark0,
         mark1,
-        rss_before,
+        mem_before,
         c as u64,
         Some(received),
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use super::report::{LoaderStats, ServerStats};
-use super::stats::{ShardedHist, proc_cpu_seconds, proc_rss_kib, self_cpu_seconds};
+use super::stats::{MemMark, ShardedHist, proc_cpu_seconds, proc_mem, self_cpu_seconds};
 
 /// Counters and the clock every task of a run shares.
 pub struct Shared {
@@ -132,7 +132,7 @@ pub fn cpu_between(
     pid: Option<u32>,
     a: CpuMark,
     b: CpuMark,
-    rss_before: Option<u64>,
+    mem_before: Option<MemMark>,
     conns: u64,
     work: Option<u64>,
 ) -> (LoaderStats, Option<ServerStats>) {
@@ -148,17 +148,23 @@ pub fn cpu_between(
             (Some(x), Some(y)) => (y - x).max(0.0),
             _ => 0.0,
         };
-        let rss_after = proc_rss_kib(pid);
-        let rss_per_conn_bytes = match (rss_before, rss_after) {
+        let mem_after = proc_mem(pid);
+        let per_conn = |x: Option<u64>, y: Option<u64>| match (x, y) {
             (Some(x), Some(y)) if conns > 0 => Some((y as f64 - x as f64) * 1024.0 / conns as f64),
             _ => None,
         };
+        let rss_before = mem_before.map(|m| m.rss_kib);
+        let rss_after = mem_after.map(|m| m.rss_kib);
         ServerStats {
             pid,
             cpu_s,
             rss_before_kib: rss_before,
             rss_after_kib: rss_after,
-            rss_per_conn_bytes,
+            rss_per_conn_bytes: per_conn(rss_before, rss_after),
+            anon_per_conn_bytes: per_conn(
+                mem_before.and_then(|m| m.anon_kib),
+                mem_after.and_then(|m| m.anon_kib),
+            ),
             deliveries_per_cpu_s: work.filter(|_| cpu_s > 0.0).map(|w| w as f64 / cpu_s),
         }
     });

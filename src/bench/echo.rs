@@ -14,7 +14,7 @@ use super::common::{CpuMark, Progress, Shared, cpu_between};
 use super::config::BenchConfig;
 use super::net::{connect, source_addr};
 use super::report::{ConnectStats, Report};
-use super::stats::{new_histogram, proc_rss_kib, summarize};
+use super::stats::{new_histogram, proc_mem, summarize};
 use super::wire::{LineBuf, Stamp, decode, encode};
 
 #[derive(Default)]
@@ -37,7 +37,7 @@ pub(crate) async fn run_echo(cfg: &BenchConfig) -> anyhow::Result<Report> {
     let cfg = Arc::new(cfg.clone());
     let n = cfg.clients;
     let sh = Arc::new(Shared::new());
-    let rss_before = cfg.server_pid.and_then(proc_rss_kib);
+    let mem_before = cfg.server_pid.and_then(proc_mem);
     let sem = Arc::new(Semaphore::new(cfg.connect_concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     // Connections start sending once all are up, at a common start time.
@@ -135,7 +135,7 @@ pub(crate) async fn run_echo(cfg: &BenchConfig) -> anyhow::Result<Report> {
         cfg.server_pid,
         mark0,
         mark1,
-        rss_before,
+        mem_before,
         conn.registered,
         Some(total.received),
     );

@@ -15,7 +15,7 @@ use super::common::{CpuMark, Progress, cpu_between};
 use super::config::{BenchConfig, Dialect};
 use super::net::{connect, register, source_addr};
 use super::report::{ConnectStats, Report};
-use super::stats::{new_histogram, proc_rss_kib, summarize};
+use super::stats::{new_histogram, proc_mem, summarize};
 use super::wire::{Incoming, LineBuf, classify};
 
 /// Idle connections only see PINGs and the odd notice: keep buffers small
@@ -34,7 +34,7 @@ enum Ready {
 pub(crate) async fn run_idle(cfg: &BenchConfig) -> anyhow::Result<Report> {
     let cfg = Arc::new(cfg.clone());
     let n = cfg.clients;
-    let rss_before = cfg.server_pid.and_then(proc_rss_kib);
+    let mem_before = cfg.server_pid.and_then(proc_mem);
     let mark0 = CpuMark::now(cfg.server_pid);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
@@ -96,7 +96,7 @@ pub(crate) async fn run_idle(cfg: &BenchConfig) -> anyhow::Result<Report> {
         cfg.server_pid,
         mark0,
         mark1,
-        rss_before,
+        mem_before,
         conn.registered,
         None,
     );

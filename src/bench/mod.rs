@@ -17,7 +17,9 @@
 //! send time on a clock shared by all of the loader's tasks, so receivers
 //! can count losses, reorderings and duplicates and measure latency.
 //! With `--server-pid`, the server's CPU time over the measured window gives
-//! the key figure: deliveries per server CPU-second.
+//! the key figure: deliveries per server CPU-second; its RSS growth per
+//! connection is reported whole (`VmRSS`, comparable with any tool) and
+//! anonymous only (`RssAnon`, without the binary's pages, steadier).
 //!
 //! Targets must be loopback addresses unless `--allow-remote` is given.
 //!

@@ -45,6 +45,10 @@ pub struct ServerStats {
     pub rss_after_kib: Option<u64>,
     /// (after - before) / registered connections.
     pub rss_per_conn_bytes: Option<f64>,
+    /// The same for the anonymous part of the RSS (`RssAnon`), which leaves
+    /// out the binary's pages: steadier between runs.
+    #[serde(default)]
+    pub anon_per_conn_bytes: Option<f64>,
     /// The key figure: deliveries (or round trips) per server CPU second.
     pub deliveries_per_cpu_s: Option<f64>,
 }
@@ -272,8 +276,18 @@ impl Report {
                 kib(s.rss_before_kib),
                 kib(s.rss_after_kib)
             );
-            if let Some(b) = s.rss_per_conn_bytes {
-                let _ = writeln!(w, "{:<22} {:.0} B", "server RSS per conn", b);
+            match (s.rss_per_conn_bytes, s.anon_per_conn_bytes) {
+                (Some(b), Some(a)) => {
+                    let _ = writeln!(
+                        w,
+                        "{:<22} {b:.0} B (anonymous {a:.0} B)",
+                        "server RSS per conn"
+                    );
+                }
+                (Some(b), None) => {
+                    let _ = writeln!(w, "{:<22} {b:.0} B", "server RSS per conn");
+                }
+                _ => {}
             }
             if let Some(d) = s.deliveries_per_cpu_s {
                 let _ = writeln!(w, "{:<22} {}", "per server CPU s", fmt_rate(d));

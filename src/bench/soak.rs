@@ -1765,6 +1765,8 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
             (Some(a), Some(b)) => Some((b as f64 - a as f64) * 1024.0 / w as f64),
             _ => None,
         },
+        // Sampled while the load changes: the RSS figures above are enough.
+        anon_per_conn_bytes: None,
         deliveries_per_cpu_s: cpu_s.filter(|c| *c > 0.0).map(|c| received as f64 / c),
     });
     Ok(Report {

@@ -105,9 +105,31 @@ pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Resident set size of process `pid` in KiB, from `/proc/<pid>/status`.
 pub fn proc_rss_kib(pid: u32) -> Option<u64> {
+    proc_mem(pid).map(|m| m.rss_kib)
+}
+
+/// A process's memory at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct MemMark {
+    /// Resident set size (`VmRSS`), what other tools report.
+    pub rss_kib: u64,
+    /// Its anonymous part (`RssAnon`): the RSS without the pages of the
+    /// binary and libraries, which a run may touch for the first time and
+    /// which vary by hundreds of KiB between runs of the same server.
+    pub anon_kib: Option<u64>,
+}
+
+/// [`MemMark`] of process `pid`, from `/proc/<pid>/status`.
+pub fn proc_mem(pid: u32) -> Option<MemMark> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    let field = |name: &str| -> Option<u64> {
+        let line = s.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some(MemMark {
+        rss_kib: field("VmRSS:")?,
+        anon_kib: field("RssAnon:"),
+    })
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -131,6 +153,8 @@ mod tests {
         let pid = std::process::id();
         assert!(proc_cpu_seconds(pid).is_some());
         assert!(proc_rss_kib(pid).unwrap() > 0);
+        let m = proc_mem(pid).unwrap();
+        assert!(m.anon_kib.is_some_and(|a| a > 0 && a <= m.rss_kib), "{m:?}");
         assert!(self_cpu_seconds() >= 0.0);
     }
 
