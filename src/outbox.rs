@@ -157,13 +157,12 @@ pub struct Outbox {
     closed: AtomicU8,
 }
 
-/// `Option<Closed>` as the byte [`Outbox`] keeps it in.
-fn closed_code(c: Option<Closed>) -> u8 {
+/// [`Closed`] as the byte [`Outbox`] keeps it in (0 is open).
+fn closed_code(c: Closed) -> u8 {
     match c {
-        None => 0,
-        Some(Closed::Closing) => 1,
-        Some(Closed::Overflow) => 2,
-        Some(Closed::Shutdown) => 3,
+        Closed::Closing => 1,
+        Closed::Overflow => 2,
+        Closed::Shutdown => 3,
     }
 }
 
@@ -236,7 +235,7 @@ impl Outbox {
     /// Marks the queue closed; only under the lock (`_held`), so that a
     /// holder of the lock sees the state stay as it read it.
     fn set_closed(&self, _held: &Inner, c: Closed) {
-        self.closed.store(closed_code(Some(c)), Ordering::Relaxed);
+        self.closed.store(closed_code(c), Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -579,6 +578,43 @@ mod tests {
         let b = o.take(Pending::default());
         assert_eq!(b.data.to_vec(), b"abye");
         assert_eq!(b.closed, Some(Closed::Closing));
+    }
+
+    #[test]
+    fn closing_states_only_move_forward() {
+        // (steps, state after them): a shutdown overrides a normal close,
+        // nothing overrides an overflow, a close does not undo a shutdown.
+        let cases: [(&[&str], Option<Closed>); 6] = [
+            (&[], None),
+            (&["close"], Some(Closed::Closing)),
+            (&["shut_down"], Some(Closed::Shutdown)),
+            (&["close", "shut_down"], Some(Closed::Shutdown)),
+            (&["shut_down", "close"], Some(Closed::Shutdown)),
+            (&["overflow", "close", "shut_down"], Some(Closed::Overflow)),
+        ];
+        for (steps, want) in cases {
+            let o = Outbox::new(4);
+            for s in steps {
+                match *s {
+                    "close" => o.close(),
+                    "shut_down" => o.shut_down(),
+                    _ => assert!(!o.push(b"12345")),
+                }
+            }
+            assert_eq!(o.closed(), want, "{steps:?}");
+            assert_eq!(o.take(Pending::default()).closed, want, "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn last_words_pass_the_bound_but_not_a_close() {
+        let o = Outbox::new(4);
+        assert!(o.push(b"1234"));
+        o.push_final(b"ERROR\r\n");
+        assert_eq!(drain(&o), b"1234ERROR\r\n");
+        o.close();
+        o.push_final(b"late");
+        assert!(drain(&o).is_empty());
     }
 
     #[test]

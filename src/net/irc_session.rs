@@ -235,7 +235,7 @@ impl Session for IrcSession {
     fn farewell(&self, reason: &str) -> Bytes {
         Bytes::from(format!(
             "ERROR :Closing Link: {} ({reason})\r\n",
-            Host(IpAddr::V6(self.ip).to_canonical())
+            Host(IpAddr::V6(self.ip))
         ))
     }
 
