@@ -15,12 +15,20 @@
 //! others nothing and is disconnected with `SendQ exceeded`. A reference keeps
 //! the rest of its arena segment alive, so references are also bounded by the
 //! memory they pin: past the bound, lines are copied instead.
+//!
+//! Past an eighth of its bound (its soft mark) a queue counts as behind in
+//! the server's [`Congestion`]: when many queues are, clients are reading
+//! slower than the server produces, and the connections feeding them pause
+//! their input until the queues drain, instead of queueing on until every
+//! reader is dropped. One slow reader among many never pauses anyone: it
+//! meets its bound alone.
 
 use std::io::IoSlice;
 use std::sync::Mutex;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use append_only_bytes::{AppendOnlyBytes, BytesSlice};
@@ -134,6 +142,52 @@ impl Inner {
     }
 }
 
+/// How many of the server's queues are past their soft mark, out of how
+/// many. The server becomes congested when more than a quarter of them are,
+/// and stays so until at most an eighth are: the queues of the slowest then
+/// drain too, instead of being left to overflow as soon as the others have
+/// caught up. Connections that feed others pause their input while it
+/// is [`congested`](Congestion::congested), registered to be woken when it
+/// no longer is.
+#[derive(Default)]
+pub struct Congestion {
+    over: AtomicU32,
+    queues: AtomicU32,
+    on: AtomicBool,
+    /// Also orders the changes of `on`, made from the counts read under it.
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Congestion {
+    pub fn congested(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    /// Wakes `waker` once the server is no longer congested. The caller
+    /// checks [`Congestion::congested`] again after registering, or a
+    /// change in between would go unseen.
+    pub fn wait(&self, waker: &Waker) {
+        let mut w = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if !w.iter().any(|x| x.will_wake(waker)) {
+            w.push(waker.clone());
+        }
+    }
+
+    /// Called after every change of the counts (only queues crossing their
+    /// soft mark, and queues coming and going, change them).
+    fn settle(&self) {
+        let mut w = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let over = u64::from(self.over.load(Ordering::Relaxed));
+        let queues = u64::from(self.queues.load(Ordering::Relaxed));
+        if !self.congested() && over * 4 > queues {
+            self.on.store(true, Ordering::Relaxed);
+        } else if self.congested() && over * 8 <= queues {
+            self.on.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *w).into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
 /// The outgoing queue of one connection.
 pub struct Outbox {
     inner: Mutex<Inner>,
@@ -151,10 +205,26 @@ pub struct Outbox {
     /// `signal` and `closed` it fills one word, which keeps every
     /// connection's `Peer` in a smaller allocation.
     limit: u32,
+    /// The server's count this queue takes part in (none in unit tests).
+    congestion: Option<Arc<Congestion>>,
     /// Why the queue stopped accepting data ([`Closed`] as a byte, 0 while
     /// open). Changed only under the lock; outside [`Inner`] because a byte
     /// there would cost its struct a whole word of padding.
     closed: AtomicU8,
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if let Some(c) = &self.congestion {
+            let queued = self
+                .inner
+                .get_mut()
+                .map_or_else(|e| e.into_inner().queued, |i| i.queued);
+            self.recount(queued, 0);
+            c.queues.fetch_sub(1, Ordering::Relaxed);
+            c.settle();
+        }
+    }
 }
 
 /// [`Closed`] as the byte [`Outbox`] keeps it in (0 is open).
@@ -222,6 +292,17 @@ pub struct Batch {
 impl Outbox {
     /// A queue holding at most `limit` bytes not yet taken by the writer.
     pub fn new(limit: usize) -> Outbox {
+        Outbox::with(limit, None)
+    }
+
+    /// Like [`Outbox::new`], counted in the server's `congestion`.
+    pub fn counted(limit: usize, congestion: Arc<Congestion>) -> Outbox {
+        congestion.queues.fetch_add(1, Ordering::Relaxed);
+        congestion.settle();
+        Outbox::with(limit, Some(congestion))
+    }
+
+    fn with(limit: usize, congestion: Option<Arc<Congestion>>) -> Outbox {
         Outbox {
             inner: Mutex::new(Inner::default()),
             signal: AtomicU8::new(0),
@@ -229,7 +310,32 @@ impl Outbox {
             alarm: AtomicU64::new(u64::MAX),
             limit: len32(limit),
             closed: AtomicU8::new(0),
+            congestion,
         }
+    }
+
+    /// Where the queue passes its soft mark (an eighth of its bound).
+    fn soft_mark(&self) -> u32 {
+        self.limit / 8
+    }
+
+    /// Keeps the server's count right as the queue goes from `before` to
+    /// `after` bytes; under the lock, so that changes count in order.
+    fn recount(&self, before: u32, after: u32) {
+        if let Some(c) = &self.congestion {
+            let soft = self.soft_mark();
+            match (before > soft, after > soft) {
+                (false, true) => c.over.fetch_add(1, Ordering::Relaxed),
+                (true, false) => c.over.fetch_sub(1, Ordering::Relaxed),
+                _ => return,
+            };
+            c.settle();
+        }
+    }
+
+    /// The server's count this queue takes part in.
+    pub fn congestion(&self) -> Option<&Congestion> {
+        self.congestion.as_deref()
     }
 
     /// Marks the queue closed; only under the lock (`_held`), so that a
@@ -253,6 +359,7 @@ impl Outbox {
         }
         if inner.queued as usize + len > self.limit as usize {
             let dropped = std::mem::take(&mut *inner);
+            self.recount(dropped.queued, 0);
             self.set_closed(&inner, Closed::Overflow);
             drop(inner);
             // Released outside the lock: freeing may be slow.
@@ -260,10 +367,12 @@ impl Outbox {
             self.wake();
             return Appended::Refused;
         }
-        let was_empty = inner.queued == 0;
+        let before = inner.queued;
         put(&mut inner, self.limit);
         // Within the bound, so within 32 bits.
         inner.queued += len as u32;
+        self.recount(before, inner.queued);
+        let was_empty = before == 0;
         if was_empty {
             Appended::NeedsWake
         } else {
@@ -328,7 +437,9 @@ impl Outbox {
         let mut inner = self.lock();
         if self.closed().is_none() {
             inner.push_owned(data);
-            inner.queued = inner.queued.saturating_add(len32(data.len()));
+            let before = inner.queued;
+            inner.queued = before.saturating_add(len32(data.len()));
+            self.recount(before, inner.queued);
         }
     }
 
@@ -367,7 +478,9 @@ impl Outbox {
         let mut pieces = spare.pieces;
         pieces.clear();
         let mut inner = self.lock();
-        let bytes = std::mem::take(&mut inner.queued) as usize;
+        let bytes = std::mem::take(&mut inner.queued);
+        self.recount(bytes, 0);
+        let bytes = bytes as usize;
         inner.pinned = 0;
         Batch {
             bytes,
@@ -555,6 +668,141 @@ mod tests {
         let b = o.take(Pending::default());
         assert!(b.data.is_empty(), "an overflowed queue is dropped");
         assert_eq!(b.closed, Some(Closed::Overflow));
+    }
+
+    /// A waker that counts its wake-ups.
+    struct CountWake(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn congestion_counts_queues_past_their_soft_mark() {
+        // Eight queues of 800 bytes (soft mark 100). Each case acts on them
+        // in turn, then gives (queues past the mark, congested).
+        #[derive(Clone, Copy)]
+        enum Op {
+            /// Pushes that many bytes to queues `0..n`.
+            Fill(usize, usize),
+            Push(usize, usize),
+            Take(usize),
+            Final(usize, usize),
+            Overflow(usize),
+            Drop(usize),
+        }
+        use Op::*;
+        let cases: &[(&str, &[Op], u32, bool)] = &[
+            ("at the mark is not past it", &[Fill(8, 100)], 0, false),
+            ("one past it", &[Push(0, 101)], 1, false),
+            (
+                "counted once however far",
+                &[Push(0, 101), Push(0, 300)],
+                1,
+                false,
+            ),
+            ("small pushes add up", &[Push(0, 60), Push(0, 60)], 1, false),
+            (
+                "a quarter is not more than a quarter",
+                &[Fill(2, 101)],
+                2,
+                false,
+            ),
+            ("three of eight is", &[Fill(3, 101)], 3, true),
+            (
+                "last words count too",
+                &[Fill(2, 101), Final(2, 101)],
+                3,
+                true,
+            ),
+            ("congested down to two", &[Fill(3, 101), Take(0)], 2, true),
+            (
+                "clear at one in eight",
+                &[Fill(3, 101), Take(0), Take(1)],
+                1,
+                false,
+            ),
+            (
+                "not again before a quarter",
+                &[Fill(3, 101), Take(0), Take(1), Push(0, 101)],
+                2,
+                false,
+            ),
+            (
+                "an overflow empties a queue",
+                &[Fill(3, 101), Overflow(0), Take(1)],
+                1,
+                false,
+            ),
+            (
+                "queues that go count out",
+                &[Fill(2, 101), Drop(7), Drop(6)],
+                2,
+                true,
+            ),
+            (
+                "and so do their bytes",
+                &[Fill(3, 101), Drop(0), Drop(1)],
+                1,
+                true,
+            ),
+            (
+                "till the last",
+                &[Fill(3, 101), Drop(0), Drop(1), Drop(2)],
+                0,
+                false,
+            ),
+        ];
+        for &(name, ops, over, congested) in cases {
+            let c = Arc::new(Congestion::default());
+            let mut q: Vec<Option<Outbox>> = (0..8)
+                .map(|_| Some(Outbox::counted(800, c.clone())))
+                .collect();
+            let push = |q: &Option<Outbox>, n: usize| {
+                assert!(q.as_ref().unwrap().push(&vec![b'x'; n]), "{name}");
+            };
+            for &op in ops {
+                match op {
+                    Fill(k, n) => q[..k].iter().for_each(|q| push(q, n)),
+                    Push(i, n) => push(&q[i], n),
+                    Final(i, n) => q[i].as_ref().unwrap().push_final(&vec![b'x'; n]),
+                    Take(i) => drop(q[i].as_ref().unwrap().take(Pending::default())),
+                    Overflow(i) => assert!(!q[i].as_ref().unwrap().push(&[b'x'; 800]), "{name}"),
+                    Drop(i) => q[i] = None,
+                }
+            }
+            assert_eq!(c.over.load(Ordering::Relaxed), over, "{name}");
+            assert_eq!(c.congested(), congested, "{name}");
+            drop(q);
+            assert_eq!(c.over.load(Ordering::Relaxed), 0, "{name}: all gone");
+            assert_eq!(c.queues.load(Ordering::Relaxed), 0, "{name}: all gone");
+            assert!(!c.congested(), "{name}: all gone");
+        }
+    }
+
+    #[test]
+    fn waiters_are_woken_when_congestion_clears() {
+        let c = Arc::new(Congestion::default());
+        let (a, b) = (
+            Outbox::counted(800, c.clone()),
+            Outbox::counted(800, c.clone()),
+        );
+        let counter = Arc::new(CountWake(Default::default()));
+        let waker = Waker::from(counter.clone());
+        assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
+        assert!(c.congested());
+        c.wait(&waker);
+        c.wait(&waker); // registered once
+        drop(a.take(Pending::default()));
+        assert!(c.congested(), "one of two is more than an eighth");
+        assert_eq!(counter.0.load(Ordering::Relaxed), 0);
+        drop(b.take(Pending::default()));
+        assert!(!c.congested());
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
+        drop((a.take(Pending::default()), b.take(Pending::default())));
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "woken once per wait");
     }
 
     #[test]

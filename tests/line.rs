@@ -629,6 +629,90 @@ async fn help_invalid_usage_and_lowercase_verbs() {
 
 // ---------------------------------------------------------------- load
 
+/// A connection with a 4 KiB receive buffer, so that the kernel holds little
+/// of what the server writes to it while it does not read.
+fn small_buffer_client(s: &Server) -> TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    sock.connect(&s.addr.into()).expect("connect");
+    sock.set_nonblocking(true).expect("nonblocking");
+    TcpStream::from_std(sock.into()).expect("from_std")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() {
+    let mut cfg = Config::default();
+    // The queues' bound is the default 1 MiB (soft mark 128 KiB): the
+    // sender writes four times as much.
+    cfg.flood.enabled = false;
+    let s = Server::with(cfg).await;
+    let alice = named(&s, &["alice"]).await.remove(0);
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(common::Client::from_stream(small_buffer_client(&s)));
+    }
+    // Every reader is behind at once (none reads for half a second), which
+    // one client cannot cause: the server must stop reading the sender
+    // rather than drop them all for their queues.
+    let pad = "p".repeat(1000);
+    let total = 4000usize;
+    let mut chat = Vec::new();
+    for k in 0..total {
+        chat.extend_from_slice(format!("MSG {k} {pad}\n").as_bytes());
+    }
+    chat.extend_from_slice(b"MSG done\n");
+    let (mut alice_r, mut alice_w) = alice.split();
+    let sender = tokio::spawn(async move {
+        alice_w.write_all(&chat).await.expect("write");
+        alice_w
+    });
+    // (The kernel's buffers may take all of it from the sender: the server
+    // must leave it there rather than queue it.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tasks = Vec::new();
+    for mut r in readers {
+        let pad = pad.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut next = 0usize;
+            loop {
+                let l = r.line().await;
+                assert!(!l.ends_with("is disconnected"), "{l}");
+                if l.starts_with("[server] ") {
+                    continue;
+                }
+                if l == "[alice] done" {
+                    return (next, r);
+                }
+                assert_eq!(l, format!("[alice] {next} {pad}"), "lost or out of order");
+                next += 1;
+            }
+        }));
+    }
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (n, r) = tokio::time::timeout(TIMEOUT * 2, t)
+            .await
+            .expect("reader stalled")
+            .expect("reader failed");
+        assert_eq!(n, total);
+        keep.push(r);
+    }
+    let _w = sender.await.expect("sender");
+    // Alice hears of nobody leaving.
+    tokio::time::timeout(Duration::from_millis(300), async {
+        let mut l = String::new();
+        while alice_r.read_line(&mut l).await.unwrap_or(0) > 0 {
+            assert!(!l.contains("disconnected"), "{l}");
+            l.clear();
+        }
+    })
+    .await
+    .ok();
+    drop(keep);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_reader_is_dropped_others_lose_nothing() {
     let mut cfg = Config::default();
@@ -640,12 +724,7 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
 
     // The slow client shrinks its receive buffer so the kernel absorbs little.
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    sock.connect(&s.addr.into()).expect("connect");
-    sock.set_nonblocking(true).expect("nonblocking");
-    let slow = TcpStream::from_std(sock.into()).expect("from_std");
+    let slow = small_buffer_client(&s);
     // Its nick, from the hub's point of view: learned from the announcement.
     let l = c[0].line().await;
     let slow_nick = l

@@ -197,9 +197,13 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(id: ConnId, dialect: &'static DialectRef, send_queue: usize) -> Peer {
+        Peer::with_outbox(id, dialect, Outbox::new(send_queue))
+    }
+
+    pub fn with_outbox(id: ConnId, dialect: &'static DialectRef, out: Outbox) -> Peer {
         Peer {
             id,
-            out: Outbox::new(send_queue),
+            out,
             dialect,
             caps: AtomicU32::new(0),
         }
@@ -235,6 +239,8 @@ impl Peer {
 struct Deferred {
     /// A [`defer_wakeups`] guard is alive on this thread.
     active: bool,
+    /// Fan-out queued something since the guard was taken.
+    fed: bool,
     /// Kept between batches with its capacity: no allocation per batch.
     peers: Vec<Arc<Peer>>,
 }
@@ -248,13 +254,29 @@ thread_local! {
 /// handling a burst of lines holds one, so each recipient's writer finds the
 /// whole burst queued and writes it with one syscall instead of one per line.
 pub fn defer_wakeups() -> WakeGuard {
-    let outermost = DEFERRED.with(|d| !std::mem::replace(&mut d.borrow_mut().active, true));
+    let outermost = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.active {
+            return false;
+        }
+        d.active = true;
+        d.fed = false;
+        true
+    });
     WakeGuard { outermost }
 }
 
 /// See [`defer_wakeups`].
 pub struct WakeGuard {
     outermost: bool,
+}
+
+impl WakeGuard {
+    /// Fan-out (a channel's lines) queued something for someone since the
+    /// guard was taken: the input handled under it fed others.
+    pub fn fed_others(&self) -> bool {
+        DEFERRED.with(|d| d.borrow().fed)
+    }
 }
 
 impl Drop for WakeGuard {
@@ -309,6 +331,7 @@ pub fn fanout<'p>(peers: impl IntoIterator<Item = &'p Arc<Peer>>, ev: &Event<'_>
     // previous member's dialect and capabilities: they reuse its answer
     // without asking the dialect again.
     let mut last: Option<(u8, u32, Option<usize>)> = None;
+    let mut fed = false;
     for p in peers {
         let (d, caps) = (p.dialect.id(), p.caps());
         let found = match last {
@@ -338,8 +361,11 @@ pub fn fanout<'p>(peers: impl IntoIterator<Item = &'p Arc<Peer>>, ev: &Event<'_>
             continue;
         };
         match p.out.append_shared(&sink.variants[i].2) {
-            Appended::Queued => {}
-            Appended::NeedsWake => wake(p),
+            Appended::Queued => fed = true,
+            Appended::NeedsWake => {
+                fed = true;
+                wake(p);
+            }
             Appended::Refused => {
                 if p.out.closed() == Some(Closed::Overflow) {
                     sink.overflowed.push(p.id);
@@ -348,4 +374,7 @@ pub fn fanout<'p>(peers: impl IntoIterator<Item = &'p Arc<Peer>>, ev: &Event<'_>
         }
     }
     sink.variants.clear();
+    if fed {
+        DEFERRED.with(|d| d.borrow_mut().fed = true);
+    }
 }

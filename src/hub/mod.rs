@@ -1081,10 +1081,17 @@ impl Hub {
     /// telling others about a drop can overflow more queues.
     fn settle(&mut self) {
         while !self.sink.overflowed.is_empty() {
-            let ids = std::mem::take(&mut self.sink.overflowed);
+            let mut ids = std::mem::take(&mut self.sink.overflowed);
+            // A client past its queue is refused every line until it is
+            // removed, so one fan-out of several drops (each one's QUIT to
+            // the others) lists the same clients again.
+            ids.sort_unstable();
+            ids.dedup();
             for id in ids {
-                tracing::info!(conn = id, "send queue exceeded, dropping client");
-                self.remove_user(id, "SendQ exceeded", self.now);
+                if self.users.contains_key(&id) {
+                    tracing::info!(conn = id, "send queue exceeded, dropping client");
+                    self.remove_user(id, "SendQ exceeded", self.now);
+                }
             }
         }
     }

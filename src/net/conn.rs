@@ -245,6 +245,7 @@ pub fn serve<H: AsRef<Mutex<Hub>> + Unpin>(
             flushing: false,
             due: false,
             dirty: true,
+            fed: false,
             yielded: 0,
             turns: QUIET_TURNS,
         },
@@ -296,6 +297,8 @@ struct Flags {
     due: bool,
     /// A deadline may have moved: publish the next one as the alarm.
     dirty: bool,
+    /// The last read queued lines for other clients.
+    fed: bool,
     /// Turns of the scheduler the queue has been left for since the wake-up.
     yielded: u8,
     /// Turns to leave it for at the next wake-up ([`QUIET_TURNS`] or
@@ -334,11 +337,16 @@ struct Busy {
     // The task ends at this instant whatever is left to flush: set when
     // closing (clients that stopped reading) and at server shutdown.
     exit_by: Option<Instant>,
+    // While input is paused for congestion: when to read once anyway.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Busy {
     fn is_idle(&self) -> bool {
-        self.framer.is_idle() && self.pending.is_empty() && self.exit_by.is_none()
+        self.framer.is_idle()
+            && self.pending.is_empty()
+            && self.exit_by.is_none()
+            && self.pause.is_none()
     }
 }
 
@@ -480,10 +488,13 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
             framer,
             pending,
             exit_by,
+            pause,
         } = &mut **busy.get_or_insert_with(Box::default);
         let hub = (*hub).as_ref();
         let peer = &**peer;
         let (mut rd, mut wr) = io.halves();
+        // One full read per poll (see below).
+        let mut read_enough = false;
         loop {
             // Deadlines move with input and state changes only: the alarm is
             // published then, not on every turn.
@@ -609,12 +620,26 @@ impl<I: Duplex, H: AsRef<Mutex<Hub>>, S: Session> Conn<I, H, S> {
             // While input is held by flood control, reading goes on into the
             // held backlog (so its size shows) up to a bound, past which the
             // client would be dropped anyway.
-            let can_read = f.reading && !f.closing && framer.held().len() < MAX_HELD;
+            let can_read = f.reading
+                && !f.closing
+                && !read_enough
+                && framer.held().len() < MAX_HELD
+                && !congested(f, pause, peer, cx);
             if can_read
-                && let Poll::Ready(outcome) = poll_input(cx, &mut rd, framer, gate, session, hub)
+                && let Poll::Ready(Read { outcome, full, fed }) =
+                    poll_input(cx, &mut rd, framer, gate, session, hub)
             {
                 // Input moves the keep-alive and partial-line deadlines.
                 f.dirty = true;
+                f.fed = fed;
+                if full {
+                    // More input is waiting, and this read may have queued
+                    // lines for many: let their writers (and every other
+                    // connection) have a turn before the next read, instead
+                    // of reading on until tokio's budget runs out.
+                    read_enough = true;
+                    let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                }
                 match outcome {
                     ReadOutcome::Data => {}
                     ReadOutcome::Closed => {
@@ -698,6 +723,16 @@ fn drop_if_flooding(
 
 /// Reads what is available into the framer and runs the complete lines
 /// through flood control and the session.
+/// What one read did.
+struct Read {
+    outcome: ReadOutcome,
+    /// The read filled the buffer: more input is likely waiting.
+    full: bool,
+    /// Its lines were queued for other clients (a channel's lines).
+    fed: bool,
+}
+
+/// Reads once and runs what was read through flood control and the session.
 fn poll_input<R: AsyncRead + Unpin>(
     cx: &mut std::task::Context<'_>,
     rd: &mut R,
@@ -705,28 +740,69 @@ fn poll_input<R: AsyncRead + Unpin>(
     gate: &mut Gate,
     session: &mut impl Session,
     hub: &Mutex<Hub>,
-) -> Poll<ReadOutcome> {
+) -> Poll<Read> {
     READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let mut rb = ReadBuf::new(&mut buf[..]);
-        match Pin::new(rd).poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(ReadOutcome::Error(e)),
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(ReadOutcome::Eof),
-            Poll::Ready(Ok(())) if gate.hold.is_some() => {
+        let mut fed = false;
+        let outcome = match std::task::ready!(Pin::new(rd).poll_read(cx, &mut rb)) {
+            Err(e) => ReadOutcome::Error(e),
+            Ok(()) if rb.filled().is_empty() => ReadOutcome::Eof,
+            Ok(()) if gate.hold.is_some() => {
                 framer.hold_more(rb.filled());
-                Poll::Ready(gate.after(framer, session, Next::Hold, Instant::now()))
+                gate.after(framer, session, Next::Hold, Instant::now())
             }
-            Poll::Ready(Ok(())) => {
+            Ok(()) => {
                 let now = Instant::now();
                 let max = session.max_line();
                 // Wake the recipients once for the whole read, not per line.
-                let _wake = crate::hub::event::defer_wakeups();
+                let wake = crate::hub::event::defer_wakeups();
                 let next = framer.feed(rb.filled(), max, |f| gate.frame(session, hub, f, now));
-                Poll::Ready(gate.after(framer, session, next, now))
+                fed = wake.fed_others();
+                gate.after(framer, session, next, now)
             }
-        }
+        };
+        Poll::Ready(Read {
+            outcome,
+            full: rb.remaining() == 0,
+            fed,
+        })
     })
+}
+
+/// Longest pause of a connection's input for congestion: past it, one more
+/// read is handled, so that queues of clients that stopped reading still
+/// fill up to their bound and those clients get dropped.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether a connection whose last read fed others should leave its input
+/// unread for now: many queues of the server are past their soft mark
+/// (`outbox::Congestion`). Registers the task to be woken when that is no
+/// longer so, or after [`MAX_PAUSE`].
+fn congested(
+    f: &Flags,
+    pause: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    peer: &Peer,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    let Some(c) = peer.out.congestion().filter(|_| f.fed) else {
+        *pause = None;
+        return false;
+    };
+    if c.congested() {
+        c.wait(cx.waker());
+    }
+    // Checked again after registering: the queues may have drained between.
+    if !c.congested() {
+        *pause = None;
+        return false;
+    }
+    let timer = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(MAX_PAUSE)));
+    if timer.as_mut().poll(cx).is_ready() {
+        *pause = None;
+        return false;
+    }
+    true
 }
 
 /// Reads and discards input until the peer's EOF or an error (`Ready`).

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::hub::{Hub, Peer, now_millis};
+use crate::outbox::{Congestion, Outbox};
 use conn::lock;
 
 /// The protocol a listener speaks.
@@ -110,6 +111,8 @@ struct Shared {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     alarms: alarms::Alarms,
+    /// Every connection's queue is counted in it (`outbox`'s soft mark).
+    congestion: Arc<Congestion>,
 }
 
 /// Runs the server on `listeners` until `shutdown` is cancelled, then tells
@@ -139,6 +142,7 @@ pub async fn run(
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
         alarms: alarms::Alarms::default(),
+        congestion: Arc::default(),
     });
     // Outside the tracker: it runs until the last connection has ended.
     let sweeper = tokio::spawn({
@@ -329,7 +333,8 @@ fn join_hub<S>(
     let peer = {
         let mut h = lock(&shared.hub);
         let id = h.next_conn_id();
-        let peer = Arc::new(Peer::new(id, dialect, shared.cfg.limits.send_queue));
+        let out = Outbox::counted(shared.cfg.limits.send_queue, shared.congestion.clone());
+        let peer = Arc::new(Peer::with_outbox(id, dialect, out));
         h.connect(peer.clone(), ip, now_millis());
         if let Some(u) = h.user_mut(id) {
             u.modes.secure = secure;
@@ -461,6 +466,7 @@ mod tests {
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             alarms: alarms::Alarms::default(),
+            congestion: Arc::default(),
         });
         let hub = shared.hub.clone();
         let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
