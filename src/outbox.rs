@@ -154,6 +154,9 @@ pub struct Congestion {
     over: AtomicU32,
     queues: AtomicU32,
     on: AtomicBool,
+    /// Counts the times the waiters were woken, so that a task knows whether
+    /// it is still registered.
+    round: AtomicU32,
     /// Also orders the changes of `on`, made from the counts read under it.
     waiters: Mutex<Vec<Waker>>,
 }
@@ -163,14 +166,20 @@ impl Congestion {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Wakes `waker` once the server is no longer congested. The caller
+    /// Wakes `waker` once the server is no longer congested; returns the
+    /// round it is registered for (see [`Congestion::round`]). The caller
     /// checks [`Congestion::congested`] again after registering, or a
     /// change in between would go unseen.
-    pub fn wait(&self, waker: &Waker) {
+    pub fn wait(&self, waker: &Waker) -> u32 {
         let mut w = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        if !w.iter().any(|x| x.will_wake(waker)) {
-            w.push(waker.clone());
-        }
+        w.push(waker.clone());
+        self.round.load(Ordering::Relaxed)
+    }
+
+    /// Changes each time the waiters are woken: a task registered for an
+    /// earlier round is no longer registered.
+    pub fn round(&self) -> u32 {
+        self.round.load(Ordering::Relaxed)
     }
 
     /// Called after every change of the counts (only queues crossing their
@@ -183,6 +192,7 @@ impl Congestion {
             self.on.store(true, Ordering::Relaxed);
         } else if self.congested() && over * 8 <= queues {
             self.on.store(false, Ordering::Relaxed);
+            self.round.fetch_add(1, Ordering::Relaxed);
             std::mem::take(&mut *w).into_iter().for_each(Waker::wake);
         }
     }
@@ -792,14 +802,15 @@ mod tests {
         let waker = Waker::from(counter.clone());
         assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
         assert!(c.congested());
-        c.wait(&waker);
-        c.wait(&waker); // registered once
+        let round = c.wait(&waker);
+        assert_eq!(c.round(), round);
         drop(a.take(Pending::default()));
         assert!(c.congested(), "one of two is more than an eighth");
         assert_eq!(counter.0.load(Ordering::Relaxed), 0);
         drop(b.take(Pending::default()));
         assert!(!c.congested());
         assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_ne!(c.round(), round, "no longer registered");
         assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
         drop((a.take(Pending::default()), b.take(Pending::default())));
         assert_eq!(counter.0.load(Ordering::Relaxed), 1, "woken once per wait");

@@ -337,8 +337,9 @@ struct Busy {
     // The task ends at this instant whatever is left to flush: set when
     // closing (clients that stopped reading) and at server shutdown.
     exit_by: Option<Instant>,
-    // While input is paused for congestion: when to read once anyway.
-    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    // While input is paused for congestion: when to read once anyway, and
+    // the round of waiters this task is registered in.
+    pause: Option<(Pin<Box<tokio::time::Sleep>>, u32)>,
 }
 
 impl Busy {
@@ -721,8 +722,6 @@ fn drop_if_flooding(
     }
 }
 
-/// Reads what is available into the framer and runs the complete lines
-/// through flood control and the session.
 /// What one read did.
 struct Read {
     outcome: ReadOutcome,
@@ -781,24 +780,25 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// longer so, or after [`MAX_PAUSE`].
 fn congested(
     f: &Flags,
-    pause: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    pause: &mut Option<(Pin<Box<tokio::time::Sleep>>, u32)>,
     peer: &Peer,
     cx: &mut std::task::Context<'_>,
 ) -> bool {
-    let Some(c) = peer.out.congestion().filter(|_| f.fed) else {
-        *pause = None;
-        return false;
+    let c = match peer.out.congestion() {
+        Some(c) if f.fed && c.congested() => c,
+        _ => {
+            *pause = None;
+            return false;
+        }
     };
-    if c.congested() {
-        c.wait(cx.waker());
+    let (timer, round) =
+        pause.get_or_insert_with(|| (Box::pin(tokio::time::sleep(MAX_PAUSE)), c.wait(cx.waker())));
+    if *round != c.round() {
+        // Woken since, and congested again: register anew.
+        *round = c.wait(cx.waker());
     }
     // Checked again after registering: the queues may have drained between.
-    if !c.congested() {
-        *pause = None;
-        return false;
-    }
-    let timer = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(MAX_PAUSE)));
-    if timer.as_mut().poll(cx).is_ready() {
+    if !c.congested() || timer.as_mut().poll(cx).is_ready() {
         *pause = None;
         return false;
     }
