@@ -1088,8 +1088,12 @@ impl Hub {
             ids.sort_unstable();
             ids.dedup();
             for id in ids {
-                if self.users.contains_key(&id) {
-                    tracing::info!(conn = id, "send queue exceeded, dropping client");
+                if let Some(u) = self.users.get(&id) {
+                    tracing::info!(
+                        conn = id,
+                        nick = u.nick(),
+                        "send queue exceeded, dropping client"
+                    );
                     self.remove_user(id, "SendQ exceeded", self.now);
                 }
             }
