@@ -650,7 +650,15 @@ async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() 
     let alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
-        readers.push(common::Client::from_stream(small_buffer_client(&s)));
+        let mut r = common::Client::from_stream(small_buffer_client(&s));
+        // In #lobby once greeted: the chat must not start before.
+        r.expect("[server] Welcome to Chat Server !").await;
+        assert!(
+            r.line()
+                .await
+                .ends_with("in #lobby. Type HELP for the commands.")
+        );
+        readers.push(r);
     }
     // Every reader is behind at once (none reads for half a second), which
     // one client cannot cause: the server must stop reading the sender
