@@ -143,8 +143,9 @@ impl Inner {
 }
 
 /// How many of the server's queues are past their soft mark, out of how
-/// many. The server becomes congested when more than a quarter of them are,
-/// and stays so until at most an eighth are: the queues of the slowest then
+/// many. The server becomes congested when more than a quarter of them are
+/// (two at least: one client alone never is), and stays so until at most an
+/// eighth are: the queues of the slowest then
 /// drain too, instead of being left to overflow as soon as the others have
 /// caught up. Connections that feed others pause their input while it
 /// is [`congested`](Congestion::congested), registered to be woken when it
@@ -188,7 +189,7 @@ impl Congestion {
         let mut w = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         let over = u64::from(self.over.load(Ordering::Relaxed));
         let queues = u64::from(self.queues.load(Ordering::Relaxed));
-        if !self.congested() && over * 4 > queues {
+        if !self.congested() && over >= 2 && over * 4 > queues {
             self.on.store(true, Ordering::Relaxed);
         } else if self.congested() && over * 8 <= queues {
             self.on.store(false, Ordering::Relaxed);
@@ -762,6 +763,26 @@ mod tests {
                 &[Fill(3, 101), Drop(0), Drop(1), Drop(2)],
                 0,
                 false,
+            ),
+            (
+                "one alone never",
+                &[
+                    Push(0, 101),
+                    Drop(7),
+                    Drop(6),
+                    Drop(5),
+                    Drop(4),
+                    Drop(3),
+                    Drop(2),
+                ],
+                1,
+                false,
+            ),
+            (
+                "two of three are",
+                &[Fill(2, 101), Drop(7), Drop(6), Drop(5), Drop(4), Drop(3)],
+                2,
+                true,
             ),
         ];
         for &(name, ops, over, congested) in cases {
