@@ -163,6 +163,7 @@ pub struct Congestion {
 }
 
 impl Congestion {
+    /// Connections that feed others should leave their input unread.
     pub fn congested(&self) -> bool {
         self.on.load(Ordering::Relaxed)
     }

@@ -200,6 +200,8 @@ impl Peer {
         Peer::with_outbox(id, dialect, Outbox::new(send_queue))
     }
 
+    /// A peer around a given queue (the server's are counted in its
+    /// congestion: [`Outbox::counted`]).
     pub fn with_outbox(id: ConnId, dialect: &'static DialectRef, out: Outbox) -> Peer {
         Peer {
             id,
