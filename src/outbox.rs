@@ -145,11 +145,11 @@ impl Inner {
 /// How many of the server's queues are past their soft mark, out of how
 /// many. The server becomes congested when more than a quarter of them are
 /// (two at least: one client alone never is), and stays so until at most an
-/// eighth are: the queues of the slowest then
-/// drain too, instead of being left to overflow as soon as the others have
-/// caught up. Connections that feed others pause their input while it
-/// is [`congested`](Congestion::congested), registered to be woken when it
-/// no longer is.
+/// eighth are: the queues of the slowest then drain too, instead of being
+/// left to overflow as soon as the others have caught up. Connections that
+/// feed others pause their input while it is
+/// [`congested`](Congestion::congested), registered to be woken when it no
+/// longer is.
 #[derive(Default)]
 pub struct Congestion {
     over: AtomicU32,

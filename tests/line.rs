@@ -722,6 +722,75 @@ async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn readers_that_never_read_are_dropped_even_while_the_sender_is_paused() {
+    let mut cfg = Config::default();
+    // Soft mark 32 KiB: a few reads of chat past it the queues overflow.
+    cfg.limits.send_queue = 256 * 1024;
+    cfg.flood.enabled = false;
+    let s = Server::with(cfg).await;
+    let mut alice = named(&s, &["alice"]).await.remove(0);
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let mut r = common::Client::from_stream(small_buffer_client(&s));
+        r.expect("[server] Welcome to Chat Server !").await;
+        let l = r.line().await;
+        r.nick = l
+            .strip_prefix("[server] You are ")
+            .and_then(|l| l.strip_suffix(", in #lobby. Type HELP for the commands."))
+            .expect("greeting")
+            .to_string();
+        alice
+            .expect(&format!("[server] {} is connected", r.nick))
+            .await;
+        readers.push(r);
+    }
+    // The four never read again: the server is congested and pauses alice,
+    // but only for a second at a time, so their queues still fill up and
+    // they are dropped instead of holding her back for good.
+    let pad = "p".repeat(1000);
+    let mut chat = Vec::new();
+    for k in 0..8000 {
+        chat.extend_from_slice(format!("MSG {k} {pad}\n").as_bytes());
+    }
+    let t0 = std::time::Instant::now();
+    let (mut alice_r, mut alice_w) = alice.split();
+    let sender = tokio::spawn(async move {
+        // The server closes nothing of alice's: the write completes once
+        // the readers are gone and their lines are no longer queued.
+        alice_w.write_all(&chat).await.expect("write");
+        alice_w
+    });
+    let mut gone = HashSet::new();
+    while gone.len() < readers.len() {
+        let mut l = String::new();
+        let n = tokio::time::timeout(TIMEOUT * 4, alice_r.read_line(&mut l))
+            .await
+            .expect("the readers were never dropped")
+            .expect("read");
+        assert!(n > 0, "alice disconnected");
+        if let Some(nick) = l
+            .trim_end()
+            .strip_prefix("[server] ")
+            .and_then(|r| r.strip_suffix(" is disconnected"))
+        {
+            assert!(readers.iter().any(|r| r.nick == nick), "{l}");
+            gone.insert(nick.to_string());
+        }
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "dropped after {:?}: the sender was never paused",
+        t0.elapsed()
+    );
+    let _w = tokio::time::timeout(TIMEOUT * 2, sender)
+        .await
+        .expect("the sender stayed paused")
+        .expect("sender");
+    drop(readers);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slow_reader_is_dropped_others_lose_nothing() {
     let mut cfg = Config::default();
     cfg.limits.send_queue = 64 * 1024;

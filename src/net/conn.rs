@@ -832,3 +832,63 @@ where
     let drain = std::future::poll_fn(|cx| poll_drain(&mut rd, cx));
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Waker};
+
+    /// Input that is always there: `left` reads of a full buffer of empty
+    /// lines (which an IRC session skips without a reply), then none.
+    struct Endless {
+        reads: Arc<AtomicUsize>,
+        left: usize,
+    }
+
+    impl AsyncRead for Endless {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.left == 0 {
+                return Poll::Pending;
+            }
+            self.left -= 1;
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            while buf.remaining() >= 2 {
+                buf.put_slice(b"\r\n");
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_read_lets_the_others_run_before_the_next() {
+        let cfg = Arc::new(crate::config::Config::default());
+        let hub = Arc::new(Mutex::new(Hub::new(cfg.clone(), 0)));
+        let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 1 << 20));
+        let session = super::super::irc_session::IrcSession::new(
+            peer.clone(),
+            cfg,
+            "127.0.0.1".parse().unwrap(),
+        );
+        let reads = Arc::new(AtomicUsize::new(0));
+        let input = Endless {
+            reads: reads.clone(),
+            left: 10,
+        };
+        let conn = serve((input, tokio::io::sink()), hub, peer, session, None);
+        let mut conn = std::pin::pin!(conn);
+        let mut cx = Context::from_waker(Waker::noop());
+        for turn in 1..=3 {
+            assert!(conn.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(
+                reads.load(Ordering::Relaxed),
+                turn,
+                "one full read per turn"
+            );
+        }
+    }
+}
