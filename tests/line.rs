@@ -640,6 +640,19 @@ fn small_buffer_client(s: &Server) -> TcpStream {
     TcpStream::from_std(sock.into()).expect("from_std")
 }
 
+/// A [`small_buffer_client`] past its greeting: in #lobby, nick known.
+async fn small_buffer_member(s: &Server) -> common::Client {
+    let mut r = common::Client::from_stream(small_buffer_client(s));
+    r.expect("[server] Welcome to Chat Server !").await;
+    let l = r.line().await;
+    r.nick = l
+        .strip_prefix("[server] You are ")
+        .and_then(|l| l.strip_suffix(", in #lobby. Type HELP for the commands."))
+        .expect("greeting")
+        .to_string();
+    r
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() {
     let mut cfg = Config::default();
@@ -650,15 +663,8 @@ async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() 
     let alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let mut r = common::Client::from_stream(small_buffer_client(&s));
         // In #lobby once greeted: the chat must not start before.
-        r.expect("[server] Welcome to Chat Server !").await;
-        assert!(
-            r.line()
-                .await
-                .ends_with("in #lobby. Type HELP for the commands.")
-        );
-        readers.push(r);
+        readers.push(small_buffer_member(&s).await);
     }
     // Every reader is behind at once (none reads for half a second), which
     // one client cannot cause: the server must stop reading the sender
@@ -731,14 +737,7 @@ async fn readers_that_never_read_are_dropped_even_while_the_sender_is_paused() {
     let mut alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let mut r = common::Client::from_stream(small_buffer_client(&s));
-        r.expect("[server] Welcome to Chat Server !").await;
-        let l = r.line().await;
-        r.nick = l
-            .strip_prefix("[server] You are ")
-            .and_then(|l| l.strip_suffix(", in #lobby. Type HELP for the commands."))
-            .expect("greeting")
-            .to_string();
+        let r = small_buffer_member(&s).await;
         alice
             .expect(&format!("[server] {} is connected", r.nick))
             .await;
