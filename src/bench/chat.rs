@@ -655,6 +655,9 @@ async fn reader(
         if *phase.borrow() == Phase::Stop {
             break;
         }
+        if lb.turn_over() {
+            tokio::task::yield_now().await;
+        }
         tokio::select! {
             r = lb.fill(&mut rd) => match r {
                 // After Stop, our own writer's shutdown makes servers close
