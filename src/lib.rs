@@ -14,9 +14,10 @@ pub mod echo;
 pub mod hub;
 pub mod irc;
 pub mod line;
-pub mod names;
 pub mod net;
 pub mod oper;
 pub mod outbox;
 pub mod passwd;
 pub mod sim;
+
+pub use bavard_proto::names;

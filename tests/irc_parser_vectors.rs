@@ -1,13 +1,13 @@
 //! Runs the CC0 `irc-parser-tests` vectors (tests/data/irc-parser-tests/)
-//! against `bavard::irc`. One test per YAML file; every vector is checked and
+//! against `bavard_proto`. One test per YAML file; every vector is checked and
 //! all failures are reported together.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bavard::irc::mask::wildcard_match;
-use bavard::irc::message::{Message, Tag, is_valid_hostname, split_userhost};
+use bavard_proto::mask::wildcard_match;
+use bavard_proto::message::{Message, Tag, is_valid_hostname, split_userhost};
 use serde::Deserialize;
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {

@@ -25,7 +25,7 @@ async fn connect_welcome_unique_valid_guest_nick_and_announce() {
     for _ in 0..20 {
         let c = s.client().await;
         assert!(
-            bavard::names::Nickname::parse(&c.nick, 30).is_ok(),
+            bavard_proto::names::Nickname::parse(&c.nick, 30).is_ok(),
             "guest nick {:?} is not a valid IRC nick",
             c.nick
         );

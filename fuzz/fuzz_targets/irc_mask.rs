@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use bavard::irc::mask::{casefold, wildcard_match};
+use bavard_proto::mask::{casefold, wildcard_match};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

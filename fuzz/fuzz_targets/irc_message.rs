@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use bavard::irc::message::Message;
+use bavard_proto::message::Message;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! and every line is either a command or "invalid".
 #![no_main]
 
-use bavard::line::{Command, parse};
+use bavard_proto::line::{Command, parse};
 use bavard::net::framing::{Framer, Next};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,10 +7,8 @@
 //! - [`commands`]: the command table and the handlers, one file per family.
 
 pub mod commands;
-pub mod mask;
-pub mod message;
-pub mod numeric;
 pub mod render;
+pub use bavard_proto::{mask, message, numeric};
 pub mod reply;
 
 use std::sync::Arc;

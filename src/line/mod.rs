@@ -10,108 +10,7 @@ pub use render::LINE;
 
 use crate::hub::{ConnId, Hub, HubError, Millis, MsgKind};
 use crate::oper::OperCheck;
-
-/// A parsed line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command<'a> {
-    /// A blank line: ignored.
-    Empty,
-    Msg(&'a str),
-    Nick(&'a str),
-    Who(Option<&'a str>),
-    Quit(&'a str),
-    Oper {
-        name: &'a str,
-        password: &'a str,
-    },
-    Kill {
-        nick: &'a str,
-        text: &'a str,
-    },
-    Join {
-        channel: &'a str,
-        key: Option<&'a str>,
-    },
-    Part,
-    List,
-    Topic(Option<&'a str>),
-    Pm {
-        nick: &'a str,
-        text: &'a str,
-    },
-    Help,
-    /// A known verb with missing arguments: the usage to show.
-    Usage(&'static str),
-    Invalid,
-}
-
-/// Splits off the first space-separated word; the rest keeps its inner spaces.
-fn word(s: &str) -> (&str, &str) {
-    let s = s.trim_start_matches(' ');
-    match s.find(' ') {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, ""),
-    }
-}
-
-/// Parses one line (without its `\n`; a trailing `\r` is dropped here).
-pub fn parse(line: &str) -> Command<'_> {
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.trim().is_empty() {
-        return Command::Empty;
-    }
-    let (verb, rest) = word(line);
-    let upper = verb.to_ascii_uppercase();
-    let arg = rest.trim();
-    match upper.as_str() {
-        // MSG keeps its text exactly, inner and edge spaces included.
-        "MSG" if rest.trim().is_empty() => Command::Usage("MSG <text>"),
-        "MSG" => Command::Msg(rest),
-        "NICK" => match word(arg) {
-            ("", _) => Command::Usage("NICK <name>"),
-            (n, "") => Command::Nick(n),
-            _ => Command::Usage("NICK <name> (no spaces)"),
-        },
-        "WHO" => match word(arg) {
-            ("", _) => Command::Who(None),
-            (c, _) => Command::Who(Some(c)),
-        },
-        "QUIT" => Command::Quit(rest),
-        "OPER" => match (word(arg), arg) {
-            ((name, pw), _) if !name.is_empty() && !pw.trim().is_empty() => Command::Oper {
-                name,
-                password: pw.trim(),
-            },
-            _ => Command::Usage("OPER <name> <password>"),
-        },
-        "KILL" => match word(arg) {
-            ("", _) => Command::Usage("KILL <nick> <text>"),
-            (nick, text) => Command::Kill {
-                nick,
-                text: text.trim(),
-            },
-        },
-        "JOIN" => match word(arg) {
-            ("", _) => Command::Usage("JOIN <#channel> [key]"),
-            (channel, key) => Command::Join {
-                channel,
-                key: Some(key.trim()).filter(|k| !k.is_empty()),
-            },
-        },
-        "PART" => Command::Part,
-        "LIST" => Command::List,
-        "TOPIC" if arg.is_empty() => Command::Topic(None),
-        "TOPIC" => Command::Topic(Some(arg)),
-        "PM" | "PRIVMSG" => match word(arg) {
-            (nick, text) if !nick.is_empty() && !text.trim().is_empty() => {
-                Command::Pm { nick, text }
-            }
-            _ => Command::Usage("PM <nick> <text>"),
-        },
-        "HELP" => Command::Help,
-        _ => Command::Invalid,
-    }
-}
+pub use bavard_proto::line::{Command, parse};
 
 /// Whether the connection goes on after a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -483,6 +382,3 @@ fn join(
     );
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -53,7 +53,7 @@ pub async fn start_default() -> Server {
 }
 
 /// A parsed line as received: tags, source, command, params.
-pub type Msg = bavard::irc::message::Message<'static>;
+pub type Msg = bavard_proto::message::Message<'static>;
 
 /// A test client.
 pub struct Client {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-pub use crate::irc::mask::{casefold, fold_char, folded};
+pub use crate::mask::{casefold, fold_char, folded};
 
 /// Why a name was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
