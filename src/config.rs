@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use bavard_core::CoreConfig;
 use serde::Deserialize;
 
 /// Errors while loading a configuration file.
@@ -81,19 +82,6 @@ impl Default for FloodConfig {
             burst_bytes: 1_048_576.0,
             max_delay: 30.0,
         }
-    }
-}
-
-impl FloodConfig {
-    /// The limits the connection tasks use, or `None` when disabled.
-    pub fn limits(&self) -> Option<crate::net::flood::FloodLimits> {
-        self.enabled.then(|| crate::net::flood::FloodLimits {
-            lines_per_sec: self.lines_per_sec,
-            burst_lines: self.burst_lines,
-            bytes_per_sec: self.bytes_per_sec,
-            burst_bytes: self.burst_bytes,
-            max_delay: std::time::Duration::from_secs_f64(self.max_delay),
-        })
     }
 }
 
@@ -272,6 +260,51 @@ impl Default for Admin {
 }
 
 impl Config {
+    /// The core's slice: names, texts and the limits commands enforce.
+    pub fn core(&self) -> CoreConfig {
+        let l = &self.limits;
+        CoreConfig {
+            server_name: self.server_name.clone(),
+            network: self.network.clone(),
+            default_channel: self.default_channel.clone(),
+            welcome: self.welcome.clone(),
+            motd: self.motd.clone(),
+            admin: bavard_core::config::Admin {
+                location: self.admin.location.clone(),
+                description: self.admin.description.clone(),
+                email: self.admin.email.clone(),
+            },
+            password_required: self.password.is_some(),
+            limits: bavard_core::config::Limits {
+                line_length: l.line_length,
+                irc_line_length: l.irc_line_length,
+                message_length: l.message_length,
+                nick_length: l.nick_length,
+                channel_length: l.channel_length,
+                topic_length: l.topic_length,
+                kick_length: l.kick_length,
+                away_length: l.away_length,
+                channels_per_user: l.channels_per_user,
+                list_entries: l.list_entries,
+                max_targets: l.max_targets,
+                monitor: l.monitor,
+                ping_interval: l.ping_interval,
+                ping_timeout: l.ping_timeout,
+                registration_timeout: l.registration_timeout,
+                partial_line_timeout: l.partial_line_timeout,
+            },
+            node: 0,
+        }
+    }
+
+    /// The effect runner's slice: what passwords are checked against.
+    pub fn secrets(&self) -> crate::effects::Secrets {
+        crate::effects::Secrets {
+            password: self.password.clone(),
+            opers: self.opers.clone(),
+        }
+    }
+
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let display = path.display().to_string();
@@ -302,7 +335,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let bad = |what: &str| Err(ConfigError::Invalid(what.to_string()));
-        if crate::names::ChannelName::parse(&self.default_channel, l.channel_length).is_err() {
+        if bavard_core::names::ChannelName::parse(&self.default_channel, l.channel_length).is_err()
+        {
             return bad("default_channel must be a valid channel name such as \"#lobby\"");
         }
         if l.nick_length < 9 {
@@ -394,6 +428,11 @@ mod tests {
         assert!(Config::parse("[limits]\nsend_queue = 4294967295").is_ok());
         assert!(Config::parse("[limits]\nsend_queue = 4294967296").is_err());
         assert!(Config::parse("[[oper]]\nname = \"a\"\npassword = \"plain\"").is_err());
+    }
+
+    #[test]
+    fn the_core_slice_has_the_core_defaults() {
+        assert_eq!(Config::default().core(), CoreConfig::default());
     }
 
     #[test]

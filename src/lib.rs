@@ -1,23 +1,24 @@
-//! bavard: a chat server with one hub and several dialects.
+//! bavard's server: the IO around the core. The network and both dialects
+//! are in `bavard-core` (no IO); this crate listens, drives connections,
+//! delivers the core's notifications and runs the effects it asks for.
 //!
 //! # Layout
-//! - [`names`], [`config`], [`passwd`], [`oper`]: validated names, configuration, password hashing.
-//! - [`hub`]: the shared state machine of users, nicks and channels (no IO).
-//! - [`line`], [`irc`]: the dialects: parsing commands, encoding events (no IO).
+//! - [`config`], [`passwd`]: the configuration file and its slices; argon2.
+//! - [`hub`]: the core's network and this node's delivery behind one lock.
+//! - [`delivery`]: notifications become bytes in connections' queues.
+//! - [`effects`]: password checks and name claims the core waits on.
 //! - [`outbox`]: each connection's bounded outgoing queue.
-//! - [`net`]: listeners and connection tasks, the only code touching sockets.
+//! - [`driver`]: one connection's task (transport, input, output, timers).
+//! - [`net`]: listeners, admission, flood control, TLS, shutdown.
 //! - [`echo`], [`bench`]: the `bavard echo` servers and the `bavard bench` load generator.
 
 pub mod bench;
 pub mod config;
+pub mod delivery;
+pub mod driver;
 pub mod echo;
+pub mod effects;
 pub mod hub;
-pub mod irc;
-pub mod line;
 pub mod net;
-pub mod oper;
 pub mod outbox;
 pub mod passwd;
-pub mod sim;
-
-pub use bavard_proto::names;

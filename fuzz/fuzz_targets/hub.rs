@@ -2,7 +2,7 @@
 //! arbitrary input: never panics, stays consistent.
 #![no_main]
 
-use bavard::sim::Sim;
+use bavard_core::sim::Sim;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

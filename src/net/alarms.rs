@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::hub::Peer;
+use crate::delivery::Peer;
 use crate::outbox::AlarmTime;
 
 /// How often deadlines are checked: how late a timeout may fire.
@@ -92,8 +92,16 @@ mod tests {
     #[test]
     fn slots_are_reused_and_only_due_alarms_ring() {
         let a = Alarms::default();
-        let p1 = Arc::new(Peer::new(1, &crate::line::LINE, 100));
-        let p2 = Arc::new(Peer::new(2, &crate::line::LINE, 100));
+        let p1 = Arc::new(Peer::new(
+            bavard_core::ConnId::new(0, 1),
+            &bavard_core::line::LINE,
+            crate::outbox::Outbox::new(100),
+        ));
+        let p2 = Arc::new(Peer::new(
+            bavard_core::ConnId::new(0, 2),
+            &bavard_core::line::LINE,
+            crate::outbox::Outbox::new(100),
+        ));
         let s1 = a.add(p1.clone());
         let s2 = a.add(p2.clone());
         assert_ne!(s1, s2);
@@ -117,7 +125,11 @@ mod tests {
         );
         a.remove(s1);
         a.remove(s1);
-        let p3 = Arc::new(Peer::new(3, &crate::line::LINE, 100));
+        let p3 = Arc::new(Peer::new(
+            bavard_core::ConnId::new(0, 3),
+            &bavard_core::line::LINE,
+            crate::outbox::Outbox::new(100),
+        ));
         assert_eq!(a.add(p3), s1, "a freed slot is reused once");
         p2.out.set_alarm(None);
         a.sweep(now + Duration::from_secs(3600));

@@ -16,6 +16,19 @@ pub struct FloodLimits {
     pub max_delay: Duration,
 }
 
+impl FloodLimits {
+    /// The limits of the `[flood]` configuration, or `None` when disabled.
+    pub fn from_config(c: &crate::config::FloodConfig) -> Option<FloodLimits> {
+        c.enabled.then(|| FloodLimits {
+            lines_per_sec: c.lines_per_sec,
+            burst_lines: c.burst_lines,
+            bytes_per_sec: c.bytes_per_sec,
+            burst_bytes: c.burst_bytes,
+            max_delay: Duration::from_secs_f64(c.max_delay),
+        })
+    }
+}
+
 /// Seconds until a bucket holding `tokens`, refilled at `rate` per second,
 /// has `cost` (0 if it has).
 fn wait(tokens: f64, rate: f64, cost: f64) -> f64 {

@@ -75,7 +75,7 @@ pub struct ConnLimits {
 pub struct Admission {
     limits: ConnLimits,
     total: usize,
-    by_addr: crate::hub::Map<Ipv6Addr, PerAddress>,
+    by_addr: bavard_core::state::Map<Ipv6Addr, PerAddress>,
     admits_since_sweep: usize,
     /// The origin of [`PerAddress::refilled`].
     epoch: Instant,

@@ -1,13 +1,8 @@
 //! The IO edge: listeners, connection tasks, shutdown.
 
 pub mod alarms;
-pub mod conn;
 pub mod flood;
-pub mod framing;
-pub mod irc_session;
 pub mod limits;
-pub mod line_session;
-pub mod timers;
 pub mod tls;
 
 use std::future::Future;
@@ -19,10 +14,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use bavard_core::ConnId;
+use bavard_core::irc::IrcSession;
+use bavard_core::line::LineSession;
+use bavard_core::store::MemoryRegistry;
+
 use crate::config::Config;
-use crate::hub::{Hub, Peer, now_millis};
+use crate::delivery::Peer;
+use crate::driver::transport::{Duplex, Stream};
+use crate::effects::Effects;
+use crate::hub::Hub;
 use crate::outbox::{Congestion, Outbox};
-use conn::lock;
 
 /// The protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +107,9 @@ struct Shared {
     cfg: Arc<Config>,
     /// `cfg.flood`'s limits, shared by every connection's buckets.
     flood: Option<Arc<flood::FloodLimits>>,
-    hub: Arc<Mutex<Hub>>,
+    hub: Arc<Hub>,
+    /// Connection ids of this node, in order.
+    next_id: std::sync::atomic::AtomicU64,
     admission: Mutex<limits::Admission>,
     tls: Option<Arc<tls::Tls>>,
     tracker: TaskTracker,
@@ -124,7 +128,8 @@ pub async fn run(
     tls: Option<Arc<tls::Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let hub = Arc::new(Mutex::new(Hub::new(cfg.clone(), now_millis())));
+    let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
+    let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects));
     let l = &cfg.limits;
     let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
         max_connections: l.max_connections,
@@ -134,9 +139,10 @@ pub async fn run(
     }));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
-        flood: cfg.flood.limits().map(Arc::new),
+        flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
         cfg: cfg.clone(),
         hub: hub.clone(),
+        next_id: std::sync::atomic::AtomicU64::new(1),
         admission,
         tls,
         tracker: tracker.clone(),
@@ -159,7 +165,7 @@ pub async fn run(
     }
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    lock(&hub).shutdown("Server is shutting down");
+    hub.shutdown("Server is shutting down");
     tracker.close();
     tracker.wait().await;
     sweeper.abort();
@@ -259,7 +265,7 @@ fn release_if(shared: &Shared, ip: IpAddr, admitted: &Result<(), limits::Refusal
 }
 
 /// Tells a refused client why, then closes.
-async fn refuse(mut io: impl conn::Duplex, addr: SocketAddr, kind: Kind, refusal: limits::Refusal) {
+async fn refuse(mut io: impl Duplex, addr: SocketAddr, kind: Kind, refusal: limits::Refusal) {
     use tokio::io::AsyncWriteExt;
     let (rd, mut wr) = io.halves();
     tracing::info!(reason = refusal.text(), "connection refused");
@@ -273,7 +279,7 @@ async fn refuse(mut io: impl conn::Duplex, addr: SocketAddr, kind: Kind, refusal
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(line.as_bytes())).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.flush()).await;
-    conn::linger(rd, wr).await;
+    crate::driver::linger(rd, wr).await;
 }
 
 /// Everything an admitted or refused connection goes through: joining the
@@ -284,7 +290,7 @@ async fn refuse(mut io: impl conn::Duplex, addr: SocketAddr, kind: Kind, refusal
 /// future would keep its own copy of every value moved into the inner one
 /// (the stream halves, the addresses) for the connection's whole life.
 fn serve_admitted(
-    io: impl conn::Duplex + 'static,
+    io: impl Duplex + 'static,
     addr: SocketAddr,
     kind: Kind,
     secure: bool,
@@ -297,24 +303,28 @@ fn serve_admitted(
         return Either::Left(Box::pin(refuse(io, addr, kind, refusal)));
     }
     let flood = shared.flood.clone();
-    let cfg = shared.cfg.clone();
     let ip = addr.ip();
+    let io = Stream::new(io);
     // Sessions are boxed: the connection's future lives as long as the
     // connection, and a pointer costs 8 bytes there instead of the whole
     // session.
     Either::Right(match kind {
         Kind::Line => {
-            let (cleanup, peer, session) = join_hub(shared, ip, &crate::line::LINE, secure, |p| {
-                line_session::LineSession::new(p.id, cfg)
-            });
-            Either::Left(conn::serve(io, cleanup, peer, session, flood))
+            let (cleanup, peer, session) =
+                join_hub(shared, ip, &bavard_core::line::LINE, secure, |id, cfg| {
+                    LineSession::new(id, cfg, rand::random())
+                });
+            Either::Left(crate::driver::serve(io, cleanup, peer, session, flood))
         }
         Kind::Irc => {
-            let (cleanup, peer, session) =
-                join_hub(shared, ip, &crate::irc::render::IRC, secure, |p| {
-                    irc_session::IrcSession::new(p.clone(), cfg, ip)
-                });
-            Either::Right(conn::serve(io, cleanup, peer, session, flood))
+            let (cleanup, peer, session) = join_hub(
+                shared,
+                ip,
+                &bavard_core::irc::render::IRC,
+                secure,
+                |id, cfg| IrcSession::new(id, cfg, ip, std::time::Instant::now()),
+            );
+            Either::Right(crate::driver::serve(io, cleanup, peer, session, flood))
         }
     })
 }
@@ -326,64 +336,27 @@ fn serve_admitted(
 fn join_hub<S>(
     shared: Arc<Shared>,
     ip: IpAddr,
-    dialect: &'static crate::hub::DialectRef,
+    dialect: &'static bavard_core::dialect::DialectRef,
     secure: bool,
-    session: impl FnOnce(&Arc<Peer>) -> S,
+    session: impl FnOnce(ConnId, Arc<bavard_core::CoreConfig>) -> S,
 ) -> (Cleanup, Arc<Peer>, Box<S>) {
-    let peer = {
-        let mut h = lock(&shared.hub);
-        let id = h.next_conn_id();
-        let out = Outbox::counted(shared.cfg.limits.send_queue, shared.congestion.clone());
-        let peer = Arc::new(Peer::with_outbox(id, dialect, out));
-        h.connect(peer.clone(), ip, now_millis());
-        if let Some(u) = h.user_mut(id) {
-            u.modes.secure = secure;
-        }
-        peer
-    };
-    tracing::debug!(id = peer.id, "connected");
+    let serial = shared
+        .next_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = ConnId::new(0, serial);
+    let out = Outbox::counted(shared.cfg.limits.send_queue, shared.congestion.clone());
+    let peer = Arc::new(Peer::new(id, dialect, out));
+    let core = shared.hub.read(|net| net.config().clone());
+    let session = Box::new(session(id, core));
+    shared.hub.connect(&peer, ip, secure);
+    tracing::debug!(%id, "connected");
     let cleanup = Cleanup {
         slot: shared.alarms.add(peer.clone()),
-        id: peer.id,
+        id,
         ip,
         shared,
     };
-    let session = Box::new(session(&peer));
     (cleanup, peer, session)
-}
-
-/// A boxed session is a session: see `serve_admitted` for why they are boxed.
-impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
-    fn max_line(&self) -> usize {
-        (**self).max_line()
-    }
-    fn start(&mut self, hub: &Mutex<Hub>) {
-        (**self).start(hub)
-    }
-    fn line(&mut self, hub: &Mutex<Hub>, line: &[u8]) -> conn::Flow {
-        (**self).line(hub, line)
-    }
-    fn too_long(&mut self, hub: &Mutex<Hub>) -> conn::Flow {
-        (**self).too_long(hub)
-    }
-    fn deadline(&self) -> Option<std::time::Instant> {
-        (**self).deadline()
-    }
-    fn on_deadline(&mut self, hub: &Mutex<Hub>, now: std::time::Instant) -> conn::Flow {
-        (**self).on_deadline(hub, now)
-    }
-    fn on_input(&mut self, now: std::time::Instant, partial: bool) {
-        (**self).on_input(now, partial)
-    }
-    fn farewell(&self, reason: &str) -> bytes::Bytes {
-        (**self).farewell(reason)
-    }
-    fn gone(&mut self, hub: &Mutex<Hub>, reason: &str) {
-        (**self).gone(hub, reason)
-    }
-    fn flood_exempt(&self) -> bool {
-        (**self).flood_exempt()
-    }
 }
 
 /// Leaves the hub and frees the admission slot when a connection task ends,
@@ -392,13 +365,13 @@ impl<S: conn::Session + ?Sized> conn::Session for Box<S> {
 struct Cleanup {
     shared: Arc<Shared>,
     ip: IpAddr,
-    id: crate::hub::ConnId,
+    id: ConnId,
     /// Its place in the alarm sweep.
     slot: u32,
 }
 
-impl AsRef<Mutex<Hub>> for Cleanup {
-    fn as_ref(&self) -> &Mutex<Hub> {
+impl AsRef<Hub> for Cleanup {
+    fn as_ref(&self) -> &Hub {
         &self.shared.hub
     }
 }
@@ -407,9 +380,9 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let id = self.id;
         if std::thread::panicking() {
-            tracing::error!(id, "connection task panicked; dropping only this client");
+            tracing::error!(%id, "connection task panicked; dropping only this client");
         }
-        lock(&self.shared.hub).quit(id, "Connection closed", now_millis());
+        self.shared.hub.remove(id, "Connection closed");
         self.shared.alarms.remove(self.slot);
         release_if(&self.shared, self.ip, &Ok(()));
     }
@@ -449,13 +422,13 @@ mod tests {
     async fn connection_future_stays_small() {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.socket.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (stream, peer_addr) = l.socket.accept().await.unwrap();
         let cfg = Arc::new(Config::default());
+        let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
         let shared = Arc::new(Shared {
-            flood: cfg.flood.limits().map(Arc::new),
-            cfg: cfg.clone(),
-            hub: Arc::new(Mutex::new(Hub::new(cfg, 0))),
+            flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
+            hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects)),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            cfg,
             admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
                 max_connections: 10,
                 per_address: 10,
@@ -468,16 +441,6 @@ mod tests {
             alarms: alarms::Alarms::default(),
             congestion: Arc::default(),
         });
-        let hub = shared.hub.clone();
-        let peer = Arc::new(Peer::new(1, &crate::irc::render::IRC, 100));
-        let session = Box::new(irc_session::IrcSession::new(
-            peer.clone(),
-            shared.cfg.clone(),
-            peer_addr.ip(),
-        ));
-        let inner = conn::serve(stream, hub, peer, session, None);
-        eprintln!("serve future: {} bytes", std::mem::size_of_val(&inner));
-        drop(inner);
         let (stream, peer_addr) = {
             let c2 = tokio::net::TcpStream::connect(addr).await.unwrap();
             let r = l.socket.accept().await.unwrap();
@@ -488,27 +451,26 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(
-            "irc session {} line session {} framer {} pending writes {} peer {} hub user {}",
-            std::mem::size_of::<irc_session::IrcSession>(),
-            std::mem::size_of::<line_session::LineSession>(),
-            std::mem::size_of::<framing::Framer>(),
+            "irc session {} line session {} framer {} pending writes {} peer {} user {}",
+            std::mem::size_of::<IrcSession>(),
+            std::mem::size_of::<LineSession>(),
+            std::mem::size_of::<crate::driver::framing::Framer>(),
             std::mem::size_of::<crate::outbox::Pending>(),
             std::mem::size_of::<Peer>(),
-            std::mem::size_of::<crate::hub::User>(),
+            std::mem::size_of::<bavard_core::state::User>(),
         );
         drop(fut);
-        drop(client);
         // Tokio allocates a task as the future plus 104 bytes, rounded up to
         // a multiple of 128: up to 152 bytes of future, a task is 256 bytes.
         assert!(size <= 152, "connection future grew to {size} bytes");
         // Each is one allocation per connection: past these sizes it moves up
         // an allocator size class (jemalloc: 80, 96, 112, 128, 160, 192).
-        let irc = std::mem::size_of::<irc_session::IrcSession>();
+        let irc = std::mem::size_of::<IrcSession>();
         assert!(irc <= 112, "IrcSession grew to {irc} bytes");
         let arc_peer = std::mem::size_of::<Peer>() + 16;
         assert!(arc_peer <= 128, "Arc<Peer> grew to {arc_peer} bytes");
-        let user = std::mem::size_of::<crate::hub::User>();
-        assert!(user <= 96, "the hub's User grew to {user} bytes");
+        let user = std::mem::size_of::<bavard_core::state::User>();
+        assert!(user <= 96, "the network's User grew to {user} bytes");
         // With flood control on (the default), each connection also holds
         // its buckets.
         let flood = std::mem::size_of::<flood::Flood>();

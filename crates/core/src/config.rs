@@ -1,0 +1,114 @@
+//! The core's slice of the configuration: names and texts shown to users and
+//! the limits commands enforce. The server builds it from its file and may
+//! swap it at run time ([`crate::Network::set_config`]).
+
+/// What the network and the dialects need to know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoreConfig {
+    /// Name the server gives itself (source of IRC numerics).
+    pub server_name: String,
+    /// Network name (ISUPPORT NETWORK).
+    pub network: String,
+    /// Channel every `line` user joins on connect and returns to on `PART`;
+    /// it exists from the start and outlives its last member.
+    pub default_channel: String,
+    /// The line dialect's greeting.
+    pub welcome: String,
+    /// Message of the day, one entry per line.
+    pub motd: Vec<String>,
+    /// Contact shown by IRC `ADMIN`.
+    pub admin: Admin,
+    /// IRC clients must give the connection password (PASS) to register.
+    pub password_required: bool,
+    pub limits: Limits,
+    /// This node's number, carried by its connection and message ids.
+    pub node: u16,
+}
+
+/// ADMIN reply contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    pub location: String,
+    pub description: String,
+    pub email: String,
+}
+
+/// The limits a command can run into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest `line` dialect input line in bytes, newline excluded.
+    pub line_length: usize,
+    /// Longest IRC line without tags, CRLF included.
+    pub irc_line_length: usize,
+    /// Longest line-dialect chat message, in characters.
+    pub message_length: usize,
+    pub nick_length: usize,
+    pub channel_length: usize,
+    pub topic_length: usize,
+    pub kick_length: usize,
+    pub away_length: usize,
+    pub channels_per_user: usize,
+    /// Entries in each channel's ban, exception and invite-exception lists.
+    pub list_entries: usize,
+    /// Targets in one PRIVMSG/NOTICE.
+    pub max_targets: usize,
+    /// Entries in one MONITOR list.
+    pub monitor: usize,
+    /// Seconds of silence before the server PINGs an IRC client ...
+    pub ping_interval: u64,
+    /// ... and seconds it has to answer.
+    pub ping_timeout: u64,
+    /// Seconds an IRC client has to register.
+    pub registration_timeout: u64,
+    /// Seconds a line may stay unfinished (slow-loris guard).
+    pub partial_line_timeout: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            server_name: "bavard.local".into(),
+            network: "bavard".into(),
+            default_channel: "#lobby".into(),
+            welcome: "Welcome to Chat Server !".into(),
+            motd: vec!["Welcome to bavard.".into()],
+            admin: Admin::default(),
+            password_required: false,
+            limits: Limits::default(),
+            node: 0,
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            location: "bavard chat server".into(),
+            description: "Administrator".into(),
+            email: "admin@bavard.local".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            line_length: 8192,
+            irc_line_length: 512,
+            message_length: 2000,
+            nick_length: 30,
+            channel_length: 50,
+            topic_length: 390,
+            kick_length: 255,
+            away_length: 200,
+            channels_per_user: 50,
+            list_entries: 100,
+            max_targets: 4,
+            monitor: 100,
+            ping_interval: 120,
+            ping_timeout: 60,
+            registration_timeout: 60,
+            partial_line_timeout: 60,
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Channel membership: JOIN, PART, TOPIC, NAMES.
+
+use super::{CommandError, Cont, Ctx, Flow, list, report};
+use crate::effect::{Effect, Outcome};
+use crate::irc::state::cap;
+use crate::names::ChannelName;
+use crate::notify::Event;
+use crate::state::changes::{Join, Part, SetTopic};
+use crate::state::{ChangeError, User, truncate_bytes};
+use bavard_proto::message::Message;
+use bavard_proto::numeric::*;
+
+pub fn join(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let id = ctx.st.id();
+    if m.params[0] == "0" {
+        let chans = ctx
+            .net
+            .user(id)
+            .map(|u| u.channels.to_vec())
+            .unwrap_or_default();
+        for key in chans {
+            let name = ctx.net.channel(&key).map(|c| c.name.clone()).unwrap_or(key);
+            part_one(ctx, &name, "")?;
+        }
+        return Ok(Flow::Continue);
+    }
+    let keys: Vec<&str> = m
+        .param(1)
+        .map(|k| k.split(',').collect())
+        .unwrap_or_default();
+    let chans = list(&m.params[0])
+        .enumerate()
+        .map(|(i, name)| {
+            let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
+            (name.to_string(), key)
+        })
+        .collect();
+    join_from(ctx, chans, 0)
+}
+
+/// Joins `chans[next..]` in order; stops to found a channel that does not
+/// exist yet (claimed in the name registry).
+fn join_from(
+    ctx: &mut Ctx<'_>,
+    chans: Vec<(String, Option<String>)>,
+    mut next: usize,
+) -> Result<Flow, CommandError> {
+    while let Some((name, key)) = chans.get(next) {
+        next += 1;
+        let cname = match ctx.net.validate_channel(name) {
+            Ok(c) => c,
+            Err(e) => {
+                report(ctx.r, "JOIN", e.into());
+                continue;
+            }
+        };
+        if ctx.net.channel(name).is_some() {
+            join_one(ctx, cname, key.clone(), false);
+            continue;
+        }
+        let full = ctx
+            .net
+            .user(ctx.st.id())
+            .is_some_and(|u| u.channels.len() >= ctx.cfg.limits.channels_per_user);
+        if full {
+            report(
+                ctx.r,
+                "JOIN",
+                ChangeError::TooManyChannels(name.clone()).into(),
+            );
+            continue;
+        }
+        let effect = Effect::FoundChannel {
+            key: cname.key().to_string(),
+        };
+        return Ok(Flow::Wait(
+            effect,
+            Cont::Join {
+                chans,
+                next: next - 1,
+            },
+        ));
+    }
+    Ok(Flow::Continue)
+}
+
+/// JOIN, once the registry said whether this user founds `chans[next]`.
+pub fn join_founded(
+    ctx: &mut Ctx<'_>,
+    chans: Vec<(String, Option<String>)>,
+    next: usize,
+    outcome: Outcome,
+) -> Result<Flow, CommandError> {
+    if let Some((name, key)) = chans.get(next) {
+        match (outcome, ctx.net.validate_channel(name)) {
+            (Outcome::Failed(why), _) => {
+                ctx.r
+                    .standard("FAIL", "JOIN", "TEMPORARILY_UNAVAILABLE", &[name], &why)
+            }
+            (outcome, Ok(cname)) => {
+                let founder = outcome == Outcome::Claimed(true);
+                let ch_key = cname.key().to_string();
+                if !join_one(ctx, cname, key.clone(), founder) && founder {
+                    // Founded but not created: give the name back.
+                    ctx.out.later.push(Effect::DropChannel { key: ch_key });
+                }
+            }
+            (_, Err(e)) => report(ctx.r, "JOIN", e.into()),
+        }
+    }
+    join_from(ctx, chans, next + 1)
+}
+
+/// Joins one channel and greets the user; false when the join failed.
+fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founder: bool) -> bool {
+    let id = ctx.st.id();
+    let name = channel.as_str().to_string();
+    let change = Join {
+        id,
+        channel,
+        key,
+        on_connect: false,
+        founder,
+    };
+    match ctx.apply(change) {
+        Ok(true) => {
+            joined(ctx, &name);
+            true
+        }
+        Ok(false) => true,
+        Err(e) => {
+            report(ctx.r, "JOIN", e.into());
+            false
+        }
+    }
+}
+
+/// Greets a user who just joined `name`: its JOIN echo, the topic, the names.
+fn joined(ctx: &mut Ctx<'_>, name: &str) {
+    let id = ctx.st.id();
+    let (Some(u), Some(ch)) = (ctx.net.user(id), ctx.net.channel(name)) else {
+        return;
+    };
+    ctx.r.event(&Event::Join {
+        who: u.source(),
+        id,
+        channel: ch.name.clone(),
+        realname: u.realname().to_string(),
+        on_connect: false,
+        time: ctx.now,
+    });
+    if let Some(t) = &ch.topic {
+        ctx.r.num(RPL_TOPIC, &[&ch.name, &t.text]);
+        ctx.r.num(
+            RPL_TOPICWHOTIME,
+            &[&ch.name, &t.set_by, &t.set_at.to_string()],
+        );
+    }
+    let name = ch.name.clone();
+    names_of(ctx, &name);
+}
+
+fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {
+    let id = ctx.st.id();
+    let who = ctx.net.user(id).map(User::source);
+    let channel = ctx.apply(Part {
+        id,
+        channel: name.to_string(),
+        reason: reason.to_string(),
+    })?;
+    if let Some(who) = who {
+        ctx.r.event(&Event::Part {
+            who,
+            id,
+            channel,
+            reason: reason.to_string(),
+            time: ctx.now,
+        });
+    }
+    Ok(())
+}
+
+pub fn part(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let reason = truncate_bytes(m.param(1).unwrap_or(""), 300).to_string();
+    for name in list(&m.params[0]) {
+        if let Err(e) = part_one(ctx, name, &reason) {
+            report(ctx.r, "PART", e.into());
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let id = ctx.st.id();
+    let name = &*m.params[0];
+    let ch = ctx
+        .net
+        .channel(name)
+        .ok_or_else(|| ChangeError::NoSuchChannel(name.to_string()))?;
+    let member = ch.member(id).is_some();
+    match m.param(1) {
+        None => {
+            if !member && (ch.modes.secret || ch.modes.private) {
+                return Err(ChangeError::NotOnChannel(ch.name.clone()).into());
+            }
+            match &ch.topic {
+                Some(t) => {
+                    ctx.r.num(RPL_TOPIC, &[&ch.name, &t.text]);
+                    ctx.r.num(
+                        RPL_TOPICWHOTIME,
+                        &[&ch.name, &t.set_by, &t.set_at.to_string()],
+                    );
+                }
+                None => ctx.r.num(RPL_NOTOPIC, &[&ch.name]),
+            }
+        }
+        Some(text) => {
+            let change = SetTopic {
+                id,
+                channel: ch.name.clone(),
+                text: text.to_string(),
+            };
+            let (channel, text) = ctx.apply(change)?;
+            if let Some(u) = ctx.net.user(id) {
+                ctx.r.event(&Event::Topic {
+                    by: u.source(),
+                    channel,
+                    text,
+                    time: ctx.now,
+                });
+            }
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+pub fn names(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    match m.param(0).filter(|p| !p.is_empty()) {
+        None => ctx.r.num(RPL_ENDOFNAMES, &["*"]),
+        Some(p) => {
+            for name in list(p) {
+                names_of(ctx, name);
+            }
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// The prefix characters of a member, highest first (all with multi-prefix).
+pub fn member_prefix(op: bool, voice: bool, multi: bool) -> &'static str {
+    match (op, voice, multi) {
+        (true, true, true) => "@+",
+        (true, _, _) => "@",
+        (false, true, _) => "+",
+        _ => "",
+    }
+}
+
+/// Whether `viewer` may see that `u` is in `ch`.
+pub fn visible_in(u: &User, viewer_is_member: bool) -> bool {
+    viewer_is_member || !u.modes.invisible
+}
+
+/// RPL_NAMREPLY lines and RPL_ENDOFNAMES for one channel.
+pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
+    let id = ctx.st.id();
+    let caps = ctx.r.caps();
+    let multi = caps & cap::MULTI_PREFIX != 0;
+    let uhnames = caps & cap::USERHOST_IN_NAMES != 0;
+    let Some(ch) = ctx.net.channel(name) else {
+        ctx.r.num(RPL_ENDOFNAMES, &[name]);
+        return;
+    };
+    let is_member = ch.member(id).is_some();
+    if !is_member && ch.modes.secret {
+        ctx.r.num(RPL_ENDOFNAMES, &[name]);
+        return;
+    }
+    let symbol = if ch.modes.secret {
+        "@"
+    } else if ch.modes.private {
+        "*"
+    } else {
+        "="
+    };
+    let mut entries = Vec::with_capacity(ch.members.len());
+    for mbr in &ch.members {
+        let Some(u) = ctx.net.user(mbr.id) else {
+            continue;
+        };
+        if !visible_in(u, is_member) {
+            continue;
+        }
+        let p = member_prefix(mbr.op, mbr.voice, multi);
+        if uhnames {
+            entries.push(format!("{p}{}", u.prefix()));
+        } else {
+            entries.push(format!("{p}{}", u.nick()));
+        }
+    }
+    let chname = ch.name.clone();
+    // ":server 353 nick = #chan :" plus CRLF must fit in 512 bytes.
+    let room = 512 - (ctx.r.server().len() + ctx.r.nick.len() + chname.len() + 16);
+    let mut line = String::new();
+    for e in entries {
+        if !line.is_empty() && line.len() + 1 + e.len() > room {
+            ctx.r.num(RPL_NAMREPLY, &[symbol, &chname, &line]);
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&e);
+    }
+    if !line.is_empty() {
+        ctx.r.num(RPL_NAMREPLY, &[symbol, &chname, &line]);
+    }
+    ctx.r.num(RPL_ENDOFNAMES, &[&chname]);
+}

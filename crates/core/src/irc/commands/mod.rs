@@ -1,0 +1,268 @@
+//! The IRC command table and the checks common to every command.
+//!
+//! Each entry says how many parameters a command needs, whether it is allowed
+//! before registration, and gives its help; [`dispatch`] applies those checks
+//! (451, 461, 421) before the handler runs, and turns a handler's
+//! [`CommandError`] into numerics in one place ([`report`]). A handler that
+//! needs IO returns [`Flow::Wait`] with an effect and what to do with its
+//! outcome ([`Cont`]); [`resume`] picks the command up there.
+
+mod chan;
+mod conn;
+mod modes;
+mod msg;
+mod oper;
+mod query;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use conn::{complete_registration, isupport, welcome};
+
+use super::reply::Responder;
+use super::state::IrcState;
+use crate::config::CoreConfig;
+use crate::effect::{Effect, Outcome};
+use crate::notify::Millis;
+use crate::session::Outputs;
+use crate::state::{Change, ChangeError, Network};
+use bavard_proto::message::Message;
+use bavard_proto::numeric::{self, Numeric};
+
+/// What a handler works with.
+pub struct Ctx<'a> {
+    pub net: &'a mut Network,
+    pub out: &'a mut Outputs,
+    pub st: &'a mut IrcState,
+    pub cfg: Arc<CoreConfig>,
+    pub r: &'a mut Responder,
+    pub now: Millis,
+    pub instant: Instant,
+}
+
+impl Ctx<'_> {
+    /// The requesting user's nick (or `*`).
+    pub fn nick(&self) -> String {
+        self.r.nick.to_string()
+    }
+
+    /// Applies a change to the network on behalf of this command.
+    pub fn apply<C: Change>(&mut self, change: C) -> Result<C::Output, ChangeError> {
+        self.net.apply(change, self.out, self.now)
+    }
+}
+
+/// Why a command failed; [`report`] turns it into replies.
+#[derive(Debug)]
+pub enum CommandError {
+    Change(ChangeError),
+    NeedMoreParams,
+    /// A numeric with its parameters (the default text follows).
+    Numeric(Numeric, Vec<String>),
+}
+
+impl From<ChangeError> for CommandError {
+    fn from(e: ChangeError) -> Self {
+        CommandError::Change(e)
+    }
+}
+
+/// What a command wants after it ran.
+#[derive(Debug)]
+pub enum Flow {
+    Continue,
+    Close,
+    /// Run the effect, then [`resume`] with [`Cont`].
+    Wait(Effect, Cont),
+}
+
+/// Where a command waiting on an effect picks up.
+#[derive(Debug)]
+pub enum Cont {
+    /// PASS: the password was checked.
+    Pass,
+    /// OPER: the operator's password was checked.
+    Oper { name: String },
+    /// NICK: the nick was claimed (or not) in the registry.
+    Nick { nick: String },
+    /// JOIN: the channel `chans[next]` was founded (or someone was first);
+    /// the ones after it are still to join.
+    Join {
+        chans: Vec<(String, Option<String>)>,
+        next: usize,
+    },
+}
+
+/// A command waiting on an effect, with the replies it has so far.
+#[derive(Debug)]
+pub struct Pending {
+    pub r: Responder,
+    pub cont: Cont,
+    /// The command's name, for its error replies.
+    pub command: &'static str,
+}
+
+type Handler = fn(&mut Ctx<'_>, &Message<'_>) -> Result<Flow, CommandError>;
+
+/// One command's metadata.
+pub struct Command {
+    pub name: &'static str,
+    pub min_params: usize,
+    pub before_registration: bool,
+    pub handler: Handler,
+    /// Syntax and what it does, for HELP.
+    pub syntax: &'static str,
+    pub help: &'static str,
+}
+
+const fn c(
+    name: &'static str,
+    min_params: usize,
+    before_registration: bool,
+    handler: Handler,
+    syntax: &'static str,
+    help: &'static str,
+) -> Command {
+    Command {
+        name,
+        min_params,
+        before_registration,
+        handler,
+        syntax,
+        help,
+    }
+}
+
+/// Every command, by name.
+#[rustfmt::skip]
+pub static COMMANDS: &[Command] = &[
+    c("ADMIN", 0, false, query::admin, "ADMIN [server]", "Shows who runs this server."),
+    c("AWAY", 0, false, oper::away, "AWAY [:message]", "Marks you away with a message; no message marks you back."),
+    c("BATCH", 1, false, msg::batch, "BATCH (+|-)reference [type [params]]", "Groups messages, e.g. a multiline message."),
+    c("CAP", 1, true, conn::cap, "CAP LS|LIST|REQ|END [args]", "Negotiates IRCv3 capabilities."),
+    c("HELP", 0, false, query::help, "HELP [command]", "Lists the commands, or explains one."),
+    c("INFO", 0, false, query::info, "INFO [server]", "Tells about the server software."),
+    c("INVITE", 2, false, modes::invite, "INVITE nick #channel", "Invites a user to a channel."),
+    c("ISON", 1, false, query::ison, "ISON nick [nick...]", "Tells which of the given nicks are online."),
+    c("JOIN", 1, false, chan::join, "JOIN #chan[,#chan...] [key[,key...]]", "Joins channels; JOIN 0 leaves them all."),
+    c("KICK", 2, false, modes::kick, "KICK #channel nick [:reason]", "Removes a user from a channel (channel operators)."),
+    c("KILL", 1, false, oper::kill, "KILL nick :reason", "Disconnects a user (server operators)."),
+    c("LIST", 0, false, modes::list, "LIST [#chan[,#chan...]]", "Lists channels with their user counts and topics."),
+    c("LUSERS", 0, false, query::lusers, "LUSERS", "Shows user, operator and channel counts."),
+    c("MODE", 1, false, modes::mode, "MODE target [modes [params]]", "Shows or changes channel or user modes."),
+    c("MONITOR", 1, false, oper::monitor, "MONITOR +|-|C|L|S [nick,...]", "Notifies you when nicks come online or leave."),
+    c("MOTD", 0, false, query::motd, "MOTD [server]", "Shows the message of the day."),
+    c("NAMES", 0, false, chan::names, "NAMES #chan[,#chan...]", "Lists the members of channels."),
+    c("NICK", 0, true, conn::nick, "NICK nick", "Sets or changes your nick."),
+    c("NOTICE", 0, false, msg::notice, "NOTICE target[,target...] :text", "Sends a notice; never answered automatically."),
+    c("OPER", 2, false, oper::oper, "OPER name password", "Logs in as a server operator."),
+    c("PART", 1, false, chan::part, "PART #chan[,#chan...] [:reason]", "Leaves channels."),
+    c("PASS", 1, true, conn::pass, "PASS password", "Gives the connection password, before registration."),
+    c("PING", 1, true, conn::ping, "PING token", "Asks the server to answer PONG with the token."),
+    c("PONG", 0, true, conn::pong, "PONG token", "Answers a PING from the server."),
+    c("PRIVMSG", 0, false, msg::privmsg, "PRIVMSG target[,target...] :text", "Sends a message to users or channels."),
+    c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
+    c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
+    c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
+    c("TIME", 0, false, query::time, "TIME [server]", "Shows the server's time."),
+    c("TOPIC", 1, false, chan::topic, "TOPIC #channel [:topic]", "Shows or sets a channel topic."),
+    c("USER", 4, true, conn::user, "USER username 0 * :realname", "Gives your username and real name at registration."),
+    c("USERHOST", 1, false, query::userhost, "USERHOST nick [nick...]", "Shows user@host of up to five nicks."),
+    c("VERSION", 0, false, query::version, "VERSION [server]", "Shows the server version and its ISUPPORT tokens."),
+    c("WALLOPS", 1, false, oper::wallops, "WALLOPS :text", "Sends a message to users with +w (server operators)."),
+    c("WHO", 0, false, query::who, "WHO [mask [o][%fields[,token]]]", "Lists users in a channel or matching a mask (WHOX fields: tcuihsnfdlaor)."),
+    c("WHOIS", 0, false, query::whois, "WHOIS [server] nick", "Shows details about a user."),
+    c("WHOWAS", 0, false, query::whowas, "WHOWAS nick [count]", "Shows who used a nick that is gone."),
+];
+
+/// Finds a command by (case-insensitive) name.
+pub fn lookup(verb: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(verb))
+}
+
+/// Runs one message through the common checks and its handler; returns
+/// the flow and the command's name (for a resumed command's errors).
+pub fn dispatch(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> (Flow, &'static str) {
+    let verb = msg.verb();
+    let Some(cmd) = lookup(&verb) else {
+        if ctx.st.registered() {
+            ctx.r.num(numeric::ERR_UNKNOWNCOMMAND, &[&verb]);
+        } else {
+            ctx.r.num(numeric::ERR_NOTREGISTERED, &[]);
+        }
+        return (Flow::Continue, "");
+    };
+    if !ctx.st.registered() && !cmd.before_registration {
+        ctx.r.num(numeric::ERR_NOTREGISTERED, &[]);
+        return (Flow::Continue, cmd.name);
+    }
+    if msg.params.len() < cmd.min_params {
+        ctx.r.num(numeric::ERR_NEEDMOREPARAMS, &[cmd.name]);
+        return (Flow::Continue, cmd.name);
+    }
+    let result = (cmd.handler)(ctx, msg);
+    (finish(ctx, cmd.name, result), cmd.name)
+}
+
+/// Picks up a command that waited on an effect.
+pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Outcome) -> Flow {
+    let flow = match cont {
+        Cont::Pass => conn::pass_checked(ctx, outcome),
+        Cont::Oper { name } => oper::oper_checked(ctx, &name, outcome),
+        Cont::Nick { nick } => conn::nick_claimed(ctx, &nick, outcome),
+        Cont::Join { chans, next } => chan::join_founded(ctx, chans, next, outcome),
+    };
+    finish(ctx, command, flow)
+}
+
+/// A handler's result as a flow, its error reported.
+fn finish(ctx: &mut Ctx<'_>, command: &str, r: Result<Flow, CommandError>) -> Flow {
+    match r {
+        Ok(flow) => flow,
+        Err(e) => {
+            report(ctx.r, command, e);
+            Flow::Continue
+        }
+    }
+}
+
+/// Turns a command error into its numeric reply.
+pub fn report(r: &mut Responder, command: &str, e: CommandError) {
+    use numeric::*;
+    match e {
+        CommandError::NeedMoreParams => r.num(ERR_NEEDMOREPARAMS, &[command]),
+        CommandError::Numeric(n, params) => {
+            let p: Vec<&str> = params.iter().map(String::as_str).collect();
+            r.num(n, &p)
+        }
+        CommandError::Change(h) => match h {
+            ChangeError::NoSuchNick(n) => r.num(ERR_NOSUCHNICK, &[&n]),
+            ChangeError::NoSuchChannel(c) | ChangeError::BadChanName(c) => {
+                r.num(ERR_NOSUCHCHANNEL, &[&c])
+            }
+            ChangeError::CannotSendToChan(c) => r.num(ERR_CANNOTSENDTOCHAN, &[&c]),
+            ChangeError::TooManyChannels(c) => r.num(ERR_TOOMANYCHANNELS, &[&c]),
+            ChangeError::ErroneousNickname(n) => r.num(ERR_ERRONEUSNICKNAME, &[&n]),
+            ChangeError::NicknameInUse(n) => r.num(ERR_NICKNAMEINUSE, &[&n]),
+            ChangeError::UserNotInChannel(c, n) => r.num(ERR_USERNOTINCHANNEL, &[&n, &c]),
+            ChangeError::NotOnChannel(c) => r.num(ERR_NOTONCHANNEL, &[&c]),
+            ChangeError::UserOnChannel(n, c) => r.num(ERR_USERONCHANNEL, &[&n, &c]),
+            ChangeError::ChannelIsFull(c) => r.num(ERR_CHANNELISFULL, &[&c]),
+            ChangeError::InviteOnlyChan(c) => r.num(ERR_INVITEONLYCHAN, &[&c]),
+            ChangeError::BannedFromChan(c) => r.num(ERR_BANNEDFROMCHAN, &[&c]),
+            ChangeError::BadChannelKey(c) => r.num(ERR_BADCHANNELKEY, &[&c]),
+            ChangeError::ChanOpPrivsNeeded(c) => r.num(ERR_CHANOPRIVSNEEDED, &[&c]),
+            ChangeError::NoPrivileges => r.num(ERR_NOPRIVILEGES, &[]),
+            ChangeError::MessageTooLong(_) => r.num(ERR_INPUTTOOLONG, &[]),
+            ChangeError::NoTextToSend => r.num(ERR_NOTEXTTOSEND, &[]),
+        },
+    }
+}
+
+/// Splits a comma-separated list parameter, dropping empty items.
+pub fn list(param: &str) -> impl Iterator<Item = &str> {
+    param.split(',').filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

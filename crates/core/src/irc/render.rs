@@ -1,0 +1,411 @@
+//! How IRC connections see hub events. Each event is encoded once per
+//! variant: the subset of a connection's capabilities that changes its form
+//! (server-time, message-tags, extended-join, multiline...).
+
+use std::io::Write;
+
+use super::cap;
+use crate::dialect::{Dialect, DialectRef};
+use crate::ids::MsgId;
+use crate::notify::{Event, MsgKind, MultilinePart};
+
+/// The IRC dialect's encoder.
+pub struct IrcDialect;
+
+/// What every IRC connection's delivery handle points to.
+pub static IRC: DialectRef = &IrcDialect;
+
+/// Longest line we send, CRLF included, without tags (RFC 1459's 512).
+pub const MAX_LINE: usize = 512;
+
+/// Formats Unix milliseconds as IRCv3 server-time (`2024-01-31T12:34:56.789Z`).
+pub fn format_time(ms: u64, out: &mut Vec<u8>) {
+    let secs = ms / 1000;
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    );
+}
+
+/// The tags a message carries besides server-time.
+#[derive(Clone, Copy, Default)]
+struct MsgTags<'a> {
+    msgid: Option<MsgId>,
+    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `draft/bot` tag.
+    bot: bool,
+    /// Client-only tags, already escaped.
+    client: &'a str,
+}
+
+/// Writes the tag section (`@a;b `) for an event, if any tag applies.
+fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
+    let start = out.len();
+    let sep = |out: &mut Vec<u8>| {
+        out.push(if out.len() == start { b'@' } else { b';' });
+    };
+    if variant & cap::SERVER_TIME != 0 {
+        sep(out);
+        out.extend_from_slice(b"time=");
+        format_time(time, out);
+    }
+    if variant & cap::MESSAGE_TAGS != 0 {
+        if let Some(id) = m.msgid {
+            sep(out);
+            let _ = write!(out, "msgid={id}");
+        }
+        if m.bot {
+            sep(out);
+            out.extend_from_slice(b"draft/bot");
+        }
+        if !m.client.is_empty() {
+            sep(out);
+            out.extend_from_slice(m.client.as_bytes());
+        }
+    }
+    if out.len() != start {
+        out.push(b' ');
+    }
+}
+
+/// Appends `parts` to `out`, in order.
+fn put(out: &mut Vec<u8>, parts: &[&str]) {
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+}
+
+/// Tags of events that are not messages: server-time only.
+fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
+    tags(out, variant, time, MsgTags::default());
+}
+
+/// Splits `text` into pieces that fit an IRC line after `overhead` bytes,
+/// cutting at character boundaries (and preferring spaces).
+pub fn split_text(text: &str, room: usize) -> Vec<&str> {
+    let room = room.max(16);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > room {
+        let mut cut = room;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(sp) = rest[..cut].rfind(' ')
+            && sp > room / 2
+        {
+            cut = sp + 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+fn nick_of(prefix: &str) -> &str {
+    prefix.split('!').next().unwrap_or(prefix)
+}
+
+impl Dialect for IrcDialect {
+    fn id(&self) -> u8 {
+        1
+    }
+
+    fn variant(&self, ev: &Event, caps: u32) -> Option<u32> {
+        let time = caps & cap::SERVER_TIME;
+        Some(match ev {
+            Event::Message {
+                kind: MsgKind::Tagmsg,
+                ..
+            } if caps & cap::MESSAGE_TAGS == 0 => return None,
+            Event::Message { .. } => {
+                caps & (cap::SERVER_TIME | cap::MESSAGE_TAGS | cap::MULTILINE | cap::BATCH)
+            }
+            Event::Join { .. } => caps & (cap::SERVER_TIME | cap::EXTENDED_JOIN),
+            Event::Away { .. } if caps & cap::AWAY_NOTIFY == 0 => return None,
+            Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
+            Event::Invite { notify: true, .. } if caps & cap::INVITE_NOTIFY == 0 => return None,
+            Event::Shutdown { .. } | Event::Kill { .. } | Event::Monitor { .. } => 0,
+            _ => time,
+        })
+    }
+
+    fn encode(&self, ev: &Event, variant: u32, out: &mut Vec<u8>) {
+        let _ = encode(ev, variant, out);
+    }
+}
+
+fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
+    match ev {
+        Event::Message {
+            from,
+            target,
+            text,
+            kind,
+            client_tags,
+            time,
+            msgid,
+            parts,
+            ..
+        } => {
+            let (time, msgid) = (*time, *msgid);
+            let verb = match kind {
+                MsgKind::Privmsg => "PRIVMSG",
+                MsgKind::Notice => "NOTICE",
+                MsgKind::Tagmsg => "TAGMSG",
+            };
+            let mt = MsgTags {
+                msgid: Some(msgid),
+                bot: from.bot,
+                client: client_tags,
+            };
+            // The common cases are written piece by piece: no formatting
+            // machinery, no temporary prefix string.
+            if *kind == MsgKind::Tagmsg {
+                tags(out, v, time, mt);
+                put(out, &[":", from.prefix(), " TAGMSG ", target, "\r\n"]);
+                return Ok(());
+            }
+            // ":" prefix " " verb " " target " :" text CRLF
+            let overhead = 1 + from.prefix().len() + 1 + verb.len() + 1 + target.len() + 2 + 2;
+            if parts.is_empty() && overhead + text.len() <= MAX_LINE && !text.contains('\n') {
+                tags(out, v, time, mt);
+                put(
+                    out,
+                    &[
+                        ":",
+                        from.prefix(),
+                        " ",
+                        verb,
+                        " ",
+                        target,
+                        " :",
+                        text,
+                        "\r\n",
+                    ],
+                );
+                return Ok(());
+            }
+            let prefix = from.prefix();
+            // The lines to send: a multiline batch's lines as the client sent
+            // them, or the lines of a long text (from a `line` user).
+            let owned;
+            let lines: &[MultilinePart] = if parts.is_empty() {
+                owned = text
+                    .split('\n')
+                    .map(|l| MultilinePart {
+                        text: l.to_string(),
+                        concat: false,
+                    })
+                    .collect::<Vec<_>>();
+                &owned
+            } else {
+                parts
+            };
+            // Each line cut to fit 512 bytes: (piece, continues the previous).
+            let room = MAX_LINE.saturating_sub(overhead);
+            let pieces = lines.iter().flat_map(|l| {
+                split_text(&l.text, room)
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, p)| (p, i > 0 || l.concat))
+            });
+            if v & cap::MULTILINE != 0 && v & cap::BATCH != 0 {
+                // One logical message: a draft/multiline batch whose start
+                // carries the message's tags; its lines carry none but the
+                // batch reference (and concat).
+                let id = format!("ml{msgid}");
+                tags(out, v, time, mt);
+                write!(out, ":{prefix} BATCH +{id} draft/multiline {target}\r\n")?;
+                for (p, concat) in pieces {
+                    write!(out, "@batch={id}")?;
+                    if concat {
+                        out.extend_from_slice(b";draft/multiline-concat");
+                    }
+                    write!(out, " :{prefix} {verb} {target} :{p}\r\n")?;
+                }
+                write!(out, ":{prefix} BATCH -{id}\r\n")?;
+            } else {
+                // Fallback (multiline spec): every non-blank line on its own,
+                // all with the message's time and tags, the msgid on the first.
+                let mut first = true;
+                for (p, _) in pieces.filter(|(p, _)| !p.is_empty()) {
+                    let t = MsgTags {
+                        msgid: if first { Some(msgid) } else { None },
+                        ..mt
+                    };
+                    first = false;
+                    tags(out, v, time, t);
+                    write!(out, ":{prefix} {verb} {target} :{p}\r\n")?;
+                }
+            }
+        }
+        Event::Join {
+            who,
+            channel,
+            realname,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            if v & cap::EXTENDED_JOIN != 0 {
+                write!(out, ":{} JOIN {channel} * :{realname}\r\n", who.prefix())?;
+            } else {
+                write!(out, ":{} JOIN {channel}\r\n", who.prefix())?;
+            }
+        }
+        Event::Part {
+            who,
+            channel,
+            reason,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            if reason.is_empty() {
+                write!(out, ":{} PART {channel}\r\n", who.prefix())?;
+            } else {
+                write!(out, ":{} PART {channel} :{reason}\r\n", who.prefix())?;
+            }
+        }
+        Event::Quit {
+            who, reason, time, ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} QUIT :{reason}\r\n", who.prefix())?;
+        }
+        Event::Nick { who, new, time } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} NICK {new}\r\n", who.prefix())?;
+        }
+        Event::Kick {
+            by,
+            channel,
+            target,
+            reason,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(
+                out,
+                ":{} KICK {channel} {target} :{reason}\r\n",
+                by.prefix()
+            )?;
+        }
+        Event::Topic {
+            by,
+            channel,
+            text,
+            time,
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} TOPIC {channel} :{text}\r\n", by.prefix())?;
+        }
+        Event::Mode {
+            by,
+            channel,
+            changes,
+            time,
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} MODE {channel} {changes}\r\n", by.prefix())?;
+        }
+        Event::Invite {
+            by,
+            target,
+            channel,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} INVITE {target} {channel}\r\n", by.prefix())?;
+        }
+        Event::Away { who, text, time } => {
+            time_tag(out, v, *time);
+            match text {
+                Some(t) => write!(out, ":{} AWAY :{t}\r\n", who.prefix())?,
+                None => write!(out, ":{} AWAY\r\n", who.prefix())?,
+            }
+        }
+        Event::Wallops { from, text, time } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} WALLOPS :{text}\r\n", from.prefix())?;
+        }
+        Event::Kill {
+            by, target, reason, ..
+        } => {
+            write!(out, ":{} KILL {target} :{reason}\r\n", by.prefix())?;
+            write!(
+                out,
+                "ERROR :Closing Link: {target} (Killed ({} ({reason})))\r\n",
+                by.nick()
+            )?;
+        }
+        Event::Setname {
+            who,
+            realname,
+            time,
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} SETNAME :{realname}\r\n", who.prefix())?;
+        }
+        Event::Monitor {
+            server,
+            to,
+            online,
+            who,
+        } => {
+            if *online {
+                write!(out, ":{server} 730 {to} :{who}\r\n")?;
+            } else {
+                write!(out, ":{server} 731 {to} :{}\r\n", nick_of(who))?;
+            }
+        }
+        Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_time() {
+        let mut v = Vec::new();
+        format_time(0, &mut v);
+        assert_eq!(v, b"1970-01-01T00:00:00.000Z");
+        v.clear();
+        format_time(1_709_210_096_789, &mut v);
+        assert_eq!(String::from_utf8(v).unwrap(), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn split_at_char_boundaries() {
+        let text = "é".repeat(1000);
+        let parts = split_text(&text, 400);
+        assert!(parts.iter().all(|p| p.len() <= 400));
+        assert_eq!(parts.concat(), text);
+        let words = "word ".repeat(200);
+        let parts = split_text(&words, 100);
+        assert_eq!(parts.concat(), words);
+        assert!(parts[0].ends_with(' '));
+    }
+}

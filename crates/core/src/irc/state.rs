@@ -1,0 +1,157 @@
+//! What one IRC connection remembers between lines: capabilities,
+//! registration, a client batch under way, a command waiting on an effect.
+
+use std::time::{Duration, Instant};
+
+use super::commands::Pending;
+use crate::config::CoreConfig;
+use crate::ids::ConnId;
+use crate::notify::MultilinePart;
+use crate::oper::OperGate;
+
+/// IRCv3 capability bits a connection negotiated; they change how events
+/// render (delivery hands them to [`super::render::IrcDialect`]).
+pub mod cap {
+    pub const SERVER_TIME: u32 = 1 << 0;
+    pub const MESSAGE_TAGS: u32 = 1 << 1;
+    pub const ECHO_MESSAGE: u32 = 1 << 2;
+    pub const MULTI_PREFIX: u32 = 1 << 3;
+    pub const EXTENDED_JOIN: u32 = 1 << 4;
+    pub const AWAY_NOTIFY: u32 = 1 << 5;
+    pub const SETNAME: u32 = 1 << 9;
+    pub const INVITE_NOTIFY: u32 = 1 << 10;
+    pub const USERHOST_IN_NAMES: u32 = 1 << 11;
+    pub const BATCH: u32 = 1 << 12;
+    pub const LABELED_RESPONSE: u32 = 1 << 13;
+    pub const CAP_NOTIFY: u32 = 1 << 14;
+    pub const MULTILINE: u32 = 1 << 15;
+    pub const STANDARD_REPLIES: u32 = 1 << 16;
+}
+
+/// Capabilities we advertise, with their bit and `CAP LS 302` value.
+pub const CAPS: &[(&str, u32, &str)] = &[
+    ("away-notify", cap::AWAY_NOTIFY, ""),
+    ("batch", cap::BATCH, ""),
+    ("cap-notify", cap::CAP_NOTIFY, ""),
+    (
+        "draft/multiline",
+        cap::MULTILINE,
+        "max-bytes=4096,max-lines=32",
+    ),
+    ("echo-message", cap::ECHO_MESSAGE, ""),
+    ("extended-join", cap::EXTENDED_JOIN, ""),
+    ("invite-notify", cap::INVITE_NOTIFY, ""),
+    ("labeled-response", cap::LABELED_RESPONSE, ""),
+    ("message-tags", cap::MESSAGE_TAGS, ""),
+    ("multi-prefix", cap::MULTI_PREFIX, ""),
+    ("server-time", cap::SERVER_TIME, ""),
+    ("setname", cap::SETNAME, ""),
+    ("standard-replies", cap::STANDARD_REPLIES, ""),
+    ("userhost-in-names", cap::USERHOST_IN_NAMES, ""),
+];
+
+/// Multiline limits advertised above.
+pub const MULTILINE_MAX_BYTES: usize = 4096;
+pub const MULTILINE_MAX_LINES: usize = 32;
+
+/// A `draft/multiline` batch being received from the client.
+#[derive(Debug)]
+pub struct InBatch {
+    pub id: String,
+    pub target: String,
+    /// The label of the opening `BATCH +`: labeled-response puts it on the
+    /// reply to the whole batch (the echo), not on an ACK of the opening line.
+    pub label: Option<String>,
+    /// Client-only tags of the opening `BATCH +`, relayed with the message.
+    pub client_tags: String,
+    pub parts: Vec<MultilinePart>,
+    /// Some line was a NOTICE: the whole message is one.
+    pub notice: bool,
+    /// Bytes of text received so far.
+    pub bytes: usize,
+    /// Abandoned after a FAIL: its remaining lines and its end are dropped
+    /// quietly instead of failing once per line.
+    pub dead: bool,
+}
+
+/// What registration still needs; dropped once the client is registered.
+#[derive(Debug)]
+pub struct Registration {
+    /// Registration must complete before this instant.
+    pub by: Instant,
+    /// USER parameters once given: (username, realname).
+    pub user: Option<(String, String)>,
+    /// CAP LS/REQ seen and no CAP END yet.
+    pub negotiating: bool,
+    /// PASS was given and matched (or no password is configured).
+    pub pass_ok: bool,
+    /// A PASS was checked: later ones are ignored. Each check costs tens of
+    /// milliseconds of CPU (argon2), so checking every PASS line would let one
+    /// client keep the server busy hashing.
+    pub pass_checked: bool,
+}
+
+/// Per-connection IRC state that the network does not need to know.
+///
+/// Every connection holds one for its whole life, so what only registration
+/// or rare commands need is boxed and absent the rest of the time.
+pub struct IrcState {
+    pub id: ConnId,
+    /// The capabilities negotiated ([`cap`] bits).
+    pub caps: u32,
+    /// `None` once registered.
+    pub registration: Option<Box<Registration>>,
+    /// Version from `CAP LS <version>` (302 is the latest).
+    pub cap_version: u16,
+    /// The user is an operator, whom flood control spares: cached by the
+    /// connection after each command (here, it fits beside `cap_version`).
+    pub flood_exempt: bool,
+    pub oper: OperGate,
+    /// Boxed: rare, and inline it would grow every IRC connection. Kept,
+    /// emptied, after a FAIL (see [`InBatch::dead`]).
+    pub batch: Option<Box<InBatch>>,
+    /// A command waiting on an effect, with its reply so far.
+    pub pending: Option<Box<Pending>>,
+}
+
+impl IrcState {
+    /// A connection that must register by `now` plus the registration timeout.
+    pub fn new(id: ConnId, cfg: &CoreConfig, now: Instant) -> IrcState {
+        let registration = Registration {
+            by: now + Duration::from_secs(cfg.limits.registration_timeout),
+            user: None,
+            negotiating: false,
+            pass_ok: !cfg.password_required,
+            pass_checked: false,
+        };
+        IrcState {
+            id,
+            caps: 0,
+            registration: Some(Box::new(registration)),
+            cap_version: 0,
+            flood_exempt: false,
+            oper: OperGate::default(),
+            batch: None,
+            pending: None,
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The batch being received, unless abandoned.
+    pub fn open_batch(&self) -> Option<&InBatch> {
+        self.batch.as_deref().filter(|b| !b.dead)
+    }
+
+    /// Whether `id` names the abandoned batch.
+    pub fn is_dead_batch(&self, id: &str) -> bool {
+        self.batch.as_ref().is_some_and(|b| b.dead && b.id == id)
+    }
+
+    pub fn registered(&self) -> bool {
+        self.registration.is_none()
+    }
+}

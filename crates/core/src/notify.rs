@@ -1,0 +1,218 @@
+//! What the network tells the world: a [`Notification`] is an owned,
+//! protocol-neutral value (an [`Audience`] and an [`Event`]) that delivery
+//! turns into bytes for each local connection, and that could as well be
+//! stored (history) or sent to another node.
+
+use crate::ids::{ConnId, MsgId};
+
+/// Milliseconds since the Unix epoch: the network's notion of "now".
+pub type Millis = u64;
+
+/// Who did something, as others see them: `nick!user@host` and the flags
+/// that change how their messages are shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// `nick!user@host`, in one allocation.
+    prefix: Box<str>,
+    nick_len: u16,
+    /// Bot mode (`+B`): IRC messages carry the `bot` tag.
+    pub bot: bool,
+}
+
+impl Source {
+    /// A source from its parts.
+    pub fn new(nick: &str, user: &str, host: &str, bot: bool) -> Source {
+        Source::from_prefix(format!("{nick}!{user}@{host}"), bot)
+    }
+
+    /// A source from a whole `nick!user@host` (or a bare nick).
+    pub fn from_prefix(prefix: String, bot: bool) -> Source {
+        let nick_len = prefix.find('!').unwrap_or(prefix.len());
+        Source {
+            nick_len: u16::try_from(nick_len).unwrap_or(u16::MAX),
+            prefix: prefix.into_boxed_str(),
+            bot,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn nick(&self) -> &str {
+        self.prefix
+            .get(..self.nick_len as usize)
+            .unwrap_or(&self.prefix)
+    }
+}
+
+/// Kind of a chat message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    Privmsg,
+    Notice,
+    /// Tags and no text (IRCv3 TAGMSG).
+    Tagmsg,
+}
+
+/// One line of a client `draft/multiline` batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultilinePart {
+    pub text: String,
+    /// `draft/multiline-concat`: continues the previous line without a break.
+    pub concat: bool,
+}
+
+/// The logical text of a multiline message: lines joined by `\n`, but a
+/// concat line continues the previous one.
+pub fn join_parts(parts: &[MultilinePart]) -> String {
+    let mut text = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 && !p.concat {
+            text.push('\n');
+        }
+        text.push_str(&p.text);
+    }
+    text
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A chat message to a channel or to one user.
+    Message {
+        from: Source,
+        /// The channel's name, or the recipient's nick.
+        target: String,
+        to_channel: bool,
+        text: String,
+        kind: MsgKind,
+        /// Client-only tags (`+key=value`), escaped, without `@` or `;` ends.
+        client_tags: String,
+        time: Millis,
+        msgid: MsgId,
+        /// The lines of a `draft/multiline` batch as the client sent them
+        /// (empty otherwise); `text` is their logical join.
+        parts: Vec<MultilinePart>,
+    },
+    Join {
+        who: Source,
+        id: ConnId,
+        channel: String,
+        /// For IRCv3 extended-join.
+        realname: String,
+        /// The automatic join of a `line` user that just connected.
+        on_connect: bool,
+        time: Millis,
+    },
+    Part {
+        who: Source,
+        id: ConnId,
+        channel: String,
+        reason: String,
+        time: Millis,
+    },
+    Quit {
+        who: Source,
+        id: ConnId,
+        reason: String,
+        time: Millis,
+    },
+    /// `who` is the user under its old nick.
+    Nick {
+        who: Source,
+        new: String,
+        time: Millis,
+    },
+    Kick {
+        by: Source,
+        channel: String,
+        target: String,
+        target_id: ConnId,
+        reason: String,
+        time: Millis,
+    },
+    Topic {
+        by: Source,
+        channel: String,
+        text: String,
+        time: Millis,
+    },
+    /// Channel mode changes in wire form (`+o-v alice bob`).
+    Mode {
+        by: Source,
+        channel: String,
+        changes: String,
+        time: Millis,
+    },
+    Invite {
+        by: Source,
+        target: String,
+        channel: String,
+        /// A copy for the channel's other operators (IRCv3 invite-notify),
+        /// shown only to connections that asked for it.
+        notify: bool,
+        time: Millis,
+    },
+    Away {
+        who: Source,
+        text: Option<String>,
+        time: Millis,
+    },
+    Wallops {
+        from: Source,
+        text: String,
+        time: Millis,
+    },
+    /// The recipient is being disconnected by an operator.
+    Kill {
+        by: Source,
+        target: String,
+        reason: String,
+        time: Millis,
+    },
+    /// Real name change (IRCv3 setname).
+    Setname {
+        who: Source,
+        realname: String,
+        time: Millis,
+    },
+    /// A nick on the recipient's MONITOR list came online (`who` is its
+    /// prefix) or went offline (`who` is its nick).
+    Monitor {
+        server: String,
+        /// The watcher's nick.
+        to: String,
+        online: bool,
+        who: String,
+    },
+    /// The server is going down.
+    Shutdown { text: String },
+}
+
+/// Who should see an event. Channel audiences are resolved by delivery
+/// against its own view of who is in a channel *before* the event changes
+/// it: the members a PART or KICK leaves, a JOIN does not reach yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The members of the channel with this (casefolded) key, but one.
+    Channel {
+        key: String,
+        except: Option<ConnId>,
+    },
+    /// Everyone sharing one of these channels, once each, but one.
+    Channels {
+        keys: Vec<String>,
+        except: Option<ConnId>,
+    },
+    User(ConnId),
+    Users(Vec<ConnId>),
+    Everyone,
+}
+
+/// An event and its audience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub audience: Audience,
+    pub event: Event,
+}

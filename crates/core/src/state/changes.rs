@@ -1,0 +1,730 @@
+//! Every change the network knows, as a value, and how it applies: what it
+//! checks, what it mutates, which notifications and effects it leaves.
+//!
+//! Policy that depends on the shared state (membership, operator status,
+//! bans) is checked here, at the moment of applying, so that a change never
+//! applies against a state it was not checked against.
+
+use std::net::IpAddr;
+
+use thin_vec::ThinVec;
+
+use super::user::Names;
+use super::{
+    Change, ChangeError, Channel, Member, Network, Topic, User, UserModes, WhowasEntry, policy,
+    truncate_bytes, unix_secs,
+};
+use crate::effect::Effect;
+use crate::ids::{ConnId, MsgId};
+use crate::names::{ChannelName, Nickname, folded};
+use crate::notify::{Audience, Event, Millis, MsgKind, MultilinePart, Notification};
+use crate::session::Outputs;
+
+/// A connection joins the network, with no nick yet.
+pub struct Connect {
+    pub id: ConnId,
+    pub ip: IpAddr,
+    /// Over TLS (user mode `+Z`).
+    pub secure: bool,
+}
+
+impl Change for Connect {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        net.users.insert(Box::new(User {
+            id: self.id,
+            names: Names::default(),
+            ip: self.ip,
+            registered: false,
+            channels: ThinVec::new(),
+            modes: UserModes {
+                secure: self.secure,
+                ..UserModes::default()
+            },
+            signon: unix_secs(now),
+            last_active: unix_secs(now),
+            extra: None,
+        }));
+        if let Some(text) = &net.shutdown {
+            out.note(Notification {
+                audience: Audience::User(self.id),
+                event: Event::Shutdown {
+                    text: text.to_string(),
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sets or changes a nick, already claimed in the name registry. Users
+/// sharing a channel see the change; the caller tells the user itself.
+pub struct SetNick {
+    pub id: ConnId,
+    pub nick: Nickname,
+}
+
+impl Change for SetNick {
+    /// The user's source before the change.
+    type Output = crate::notify::Source;
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<Self::Output, ChangeError> {
+        let (id, n) = (self.id, self.nick);
+        let u = net.users.get(&id).ok_or(ChangeError::NoPrivileges)?;
+        if let Some(holder) = net.nicks.get(n.key(), &net.users)
+            && holder != id
+        {
+            return Err(ChangeError::NicknameInUse(n.as_str().to_string()));
+        }
+        let old = u.source();
+        let old_key = u.nick_key().to_string();
+        let registered = u.registered;
+        if u.nick() == n.as_str() {
+            return Ok(old);
+        }
+        net.nicks.remove(&old_key, id);
+        let Some(u) = net.users.get_mut(&id) else {
+            return Ok(old);
+        };
+        u.set_nick(&n);
+        // Indexed once the user carries the new key (see `NickIndex::insert`).
+        net.nicks.insert(n.key(), id, &net.users);
+        if !old_key.is_empty() && old_key != n.key() {
+            out.later.push(Effect::ReleaseNick {
+                key: old_key.clone(),
+                owner: id,
+            });
+        }
+        if registered && let Some(u) = net.users.get(&id) {
+            out.note(Notification {
+                audience: Network::neighbours(u),
+                event: Event::Nick {
+                    who: old.clone(),
+                    new: u.nick().to_string(),
+                    time: now,
+                },
+            });
+            let wh = WhowasEntry {
+                nick: old.nick().to_string(),
+                nick_key: old_key.clone(),
+                user: u.user().to_string(),
+                host: u.host().to_string(),
+                realname: u.realname().to_string(),
+                at: now / 1000,
+            };
+            net.remember(wh);
+            if old_key != n.key() {
+                net.notify_watchers(&old_key, false, out);
+                net.notify_watchers(n.key(), true, out);
+            }
+        }
+        Ok(old)
+    }
+}
+
+/// Completes registration: the user has a nick, a user name and a real name.
+pub struct Register {
+    pub id: ConnId,
+    pub user: String,
+    pub realname: String,
+}
+
+impl Change for Register {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, _now: Millis) -> Result<(), ChangeError> {
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        u.set_user(&self.user, &self.realname);
+        if !u.registered {
+            net.counts.account(false, u.modes, -1);
+            net.counts.account(true, u.modes, 1);
+            u.registered = true;
+        }
+        let key = u.nick_key().to_string();
+        net.max_users = net.max_users.max(net.counts.registered);
+        net.notify_watchers(&key, true, out);
+        Ok(())
+    }
+}
+
+/// Joins a channel, creating it when it does not exist (the `founder`, who
+/// claimed it in the name registry, is its operator). Other members see the
+/// join; the caller greets the joiner.
+pub struct Join {
+    pub id: ConnId,
+    pub channel: ChannelName,
+    pub key: Option<String>,
+    /// The automatic join of a `line` user that just connected.
+    pub on_connect: bool,
+    pub founder: bool,
+}
+
+impl Change for Join {
+    /// False when the user was already there.
+    type Output = bool;
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<bool, ChangeError> {
+        let (id, cname) = (self.id, &self.channel);
+        let u = net.users.get(&id).ok_or(ChangeError::NoPrivileges)?;
+        if u.channels.iter().any(|c| c == cname.key()) {
+            return Ok(false);
+        }
+        if u.channels.len() >= net.cfg.limits.channels_per_user {
+            return Err(ChangeError::TooManyChannels(cname.to_string()));
+        }
+        match net.channels.get_mut(cname.key()) {
+            Some(ch) => {
+                policy::can_join(ch, u, self.key.as_deref())?;
+                ch.members.push(Member {
+                    id,
+                    op: false,
+                    voice: false,
+                });
+            }
+            None => {
+                let mut ch = Channel::new(cname, now / 1000);
+                ch.members.push(Member {
+                    id,
+                    op: self.founder,
+                    voice: false,
+                });
+                net.channels.insert(cname.key().to_string(), ch);
+            }
+        }
+        let ch_key = cname.key().to_string();
+        if let Some(u) = net.users.get_mut(&id) {
+            u.channels.push(ch_key.clone());
+            if u.is_invited(&ch_key) {
+                u.edit_extra(|e| e.invites.remove(&ch_key));
+            }
+        }
+        if let (Some(u), Some(ch)) = (net.users.get(&id), net.channels.get(&ch_key)) {
+            let audience = Audience::Channel {
+                key: ch_key.clone(),
+                except: Some(id),
+            };
+            out.note(Notification {
+                audience: audience.clone(),
+                event: Event::Join {
+                    who: u.source(),
+                    id,
+                    channel: ch.name.clone(),
+                    realname: u.realname().to_string(),
+                    on_connect: self.on_connect,
+                    time: now,
+                },
+            });
+            // away-notify: members learn at once that the newcomer is away.
+            if let Some(text) = u.away() {
+                out.note(Notification {
+                    audience,
+                    event: Event::Away {
+                        who: u.source(),
+                        text: Some(text.to_string()),
+                        time: now,
+                    },
+                });
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Leaves a channel. The other members see it; the caller echoes it.
+pub struct Part {
+    pub id: ConnId,
+    pub channel: String,
+    pub reason: String,
+}
+
+impl Change for Part {
+    /// The channel's name as created.
+    type Output = String;
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<String, ChangeError> {
+        let (u, ch) = net.user_and_channel(self.id, &self.channel)?;
+        if ch.member(self.id).is_none() {
+            return Err(ChangeError::NotOnChannel(ch.name.clone()));
+        }
+        let (key, name) = (ch.key.clone(), ch.name.clone());
+        out.note(Notification {
+            audience: Audience::Channel {
+                key: key.clone(),
+                except: Some(self.id),
+            },
+            event: Event::Part {
+                who: u.source(),
+                id: self.id,
+                channel: name.clone(),
+                reason: self.reason,
+                time: now,
+            },
+        });
+        net.leave(self.id, &key, out);
+        Ok(name)
+    }
+}
+
+/// A chat message to a channel or a nick.
+pub struct Message {
+    pub from: ConnId,
+    pub target: String,
+    pub text: String,
+    /// The lines of a `draft/multiline` batch (empty for one line).
+    pub parts: Vec<MultilinePart>,
+    pub kind: MsgKind,
+    pub client_tags: String,
+}
+
+/// What [`Message`] reports to the sender's dialect.
+#[derive(Clone, Debug)]
+pub struct MessageSent {
+    pub msgid: MsgId,
+    /// The target as shown: the channel's or the recipient's own spelling.
+    pub target: String,
+    pub to_channel: bool,
+    /// The recipient's away message, for a private message.
+    pub away: Option<String>,
+}
+
+impl Change for Message {
+    type Output = MessageSent;
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<MessageSent, ChangeError> {
+        if self.kind != MsgKind::Tagmsg && self.text.is_empty() {
+            return Err(ChangeError::NoTextToSend);
+        }
+        let u = net.users.get(&self.from).ok_or(ChangeError::NoPrivileges)?;
+        let (audience, sent) = if self.target.starts_with('#') {
+            let ch = net
+                .channels
+                .get(&*folded(&self.target))
+                .ok_or_else(|| ChangeError::NoSuchChannel(self.target.clone()))?;
+            policy::can_send(ch, u, ch.member(self.from))?;
+            let audience = Audience::Channel {
+                key: ch.key.clone(),
+                except: Some(self.from),
+            };
+            (audience, (ch.name.clone(), true, None))
+        } else {
+            let to = net.registered(&self.target)?;
+            let away = to.away().map(str::to_string);
+            (Audience::User(to.id), (to.nick().to_string(), false, away))
+        };
+        let from = u.source();
+        let msgid = net.next_msgid();
+        let (target, to_channel, away) = sent;
+        out.note(Notification {
+            audience,
+            event: Event::Message {
+                from,
+                target: target.clone(),
+                to_channel,
+                text: self.text,
+                kind: self.kind,
+                client_tags: self.client_tags,
+                time: now,
+                msgid,
+                parts: self.parts,
+            },
+        });
+        if let Some(u) = net.users.get_mut(&self.from) {
+            u.last_active = unix_secs(now);
+        }
+        Ok(MessageSent {
+            msgid,
+            target,
+            to_channel,
+            away,
+        })
+    }
+}
+
+/// Removes a user entirely: its channels see it quit, its nick is freed,
+/// its connection closes once what is queued is written. Applying it for a
+/// user already gone does nothing.
+pub struct Quit {
+    pub id: ConnId,
+    pub reason: String,
+}
+
+impl Change for Quit {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        let Some(u) = net.users.remove(&self.id) else {
+            return Ok(());
+        };
+        let id = self.id;
+        // Unregistered users have no channels: the note only closes them.
+        out.note(Notification {
+            audience: Network::neighbours(&u),
+            event: Event::Quit {
+                who: u.source(),
+                id,
+                reason: self.reason,
+                time: now,
+            },
+        });
+        net.counts.account(u.registered, u.modes, -1);
+        for key in &u.channels {
+            if let Some(ch) = net.channels.get_mut(key) {
+                ch.members.retain(|m| m.id != id);
+                if ch.members.is_empty() && !ch.permanent {
+                    net.channels.remove(key);
+                    out.later.push(Effect::DropChannel { key: key.clone() });
+                }
+            }
+        }
+        let key = u.nick_key();
+        if !key.is_empty() && net.nicks.remove(key, id) {
+            out.later.push(Effect::ReleaseNick {
+                key: key.to_string(),
+                owner: id,
+            });
+            // Remembered only if registered.
+            if u.registered {
+                net.remember(WhowasEntry {
+                    nick: u.nick().to_string(),
+                    nick_key: key.to_string(),
+                    user: u.user().to_string(),
+                    host: u.host().to_string(),
+                    realname: u.realname().to_string(),
+                    at: now / 1000,
+                });
+                net.notify_watchers(key, false, out);
+            }
+        }
+        for key in u.monitoring() {
+            if let Some(w) = net.watchers.get_mut(key) {
+                w.retain(|&x| x != id);
+                if w.is_empty() {
+                    net.watchers.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An operator disconnects a user: the target is told why, its channels
+/// see it quit.
+pub struct Kill {
+    pub by: ConnId,
+    pub target: String,
+    pub reason: String,
+}
+
+impl Change for Kill {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        let k = net.users.get(&self.by).ok_or(ChangeError::NoPrivileges)?;
+        policy::can_kill(k)?;
+        let t = net.registered(&self.target)?;
+        let quit = format!("Killed ({} ({}))", k.nick(), self.reason);
+        let tid = t.id;
+        out.note(Notification {
+            audience: Audience::User(tid),
+            event: Event::Kill {
+                by: k.source(),
+                target: t.nick().to_string(),
+                reason: self.reason,
+                time: now,
+            },
+        });
+        Quit {
+            id: tid,
+            reason: quit,
+        }
+        .apply(net, out, now)
+    }
+}
+
+/// Sets or clears a channel topic. Other members see it; the caller echoes it.
+pub struct SetTopic {
+    pub id: ConnId,
+    pub channel: String,
+    pub text: String,
+}
+
+impl Change for SetTopic {
+    /// The channel's name and the topic as set (cut to the limit).
+    type Output = (String, String);
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<Self::Output, ChangeError> {
+        let (u, ch) = net.user_and_channel(self.id, &self.channel)?;
+        policy::can_set_topic(ch, u, ch.member(self.id))?;
+        let text = truncate_bytes(&self.text, net.cfg.limits.topic_length).to_string();
+        let (key, name, source) = (ch.key.clone(), ch.name.clone(), u.source());
+        if let Some(ch) = net.channels.get_mut(&key) {
+            ch.topic = (!text.is_empty()).then(|| Topic {
+                text: text.clone(),
+                set_by: source.prefix().to_string(),
+                set_at: now / 1000,
+            });
+        }
+        out.note(Notification {
+            audience: Audience::Channel {
+                key,
+                except: Some(self.id),
+            },
+            event: Event::Topic {
+                by: source,
+                channel: name.clone(),
+                text: text.clone(),
+                time: now,
+            },
+        });
+        Ok((name, text))
+    }
+}
+
+/// A channel operator removes a member. Every other member sees it, the
+/// target included; the caller echoes it.
+pub struct Kick {
+    pub by: ConnId,
+    pub channel: String,
+    pub target: String,
+    pub reason: String,
+}
+
+impl Change for Kick {
+    /// The channel's name and the target's nick.
+    type Output = (String, String);
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<Self::Output, ChangeError> {
+        let (u, ch) = net.user_and_channel(self.by, &self.channel)?;
+        policy::is_chanop(ch, ch.member(self.by))?;
+        let t = net
+            .find_nick(&self.target)
+            .ok_or_else(|| ChangeError::NoSuchNick(self.target.clone()))?;
+        if ch.member(t.id).is_none() {
+            return Err(ChangeError::UserNotInChannel(
+                ch.name.clone(),
+                t.nick().to_string(),
+            ));
+        }
+        let reason = truncate_bytes(&self.reason, net.cfg.limits.kick_length).to_string();
+        let (key, name, tid, tnick) = (ch.key.clone(), ch.name.clone(), t.id, t.nick().to_string());
+        out.note(Notification {
+            audience: Audience::Channel {
+                key: key.clone(),
+                except: Some(self.by),
+            },
+            event: Event::Kick {
+                by: u.source(),
+                channel: name.clone(),
+                target: tnick.clone(),
+                target_id: tid,
+                reason,
+                time: now,
+            },
+        });
+        net.leave(tid, &key, out);
+        Ok((name, tnick))
+    }
+}
+
+/// Sets a user's own modes (LUSERS counts follow).
+pub struct SetUserModes {
+    pub id: ConnId,
+    pub modes: UserModes,
+}
+
+impl Change for SetUserModes {
+    type Output = ();
+    fn apply(self, net: &mut Network, _out: &mut Outputs, _now: Millis) -> Result<(), ChangeError> {
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        net.counts.account(u.registered, u.modes, -1);
+        net.counts.account(u.registered, self.modes, 1);
+        u.modes = self.modes;
+        Ok(())
+    }
+}
+
+/// Sets or clears an away message; users sharing a channel are told.
+pub struct SetAway {
+    pub id: ConnId,
+    pub text: Option<String>,
+}
+
+impl Change for SetAway {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        u.edit_extra(|e| e.away = self.text.clone());
+        let u = &*u;
+        out.note(Notification {
+            audience: Network::neighbours(u),
+            event: Event::Away {
+                who: u.source(),
+                text: self.text,
+                time: now,
+            },
+        });
+        Ok(())
+    }
+}
+
+/// Changes a real name; users sharing a channel are told.
+pub struct SetRealname {
+    pub id: ConnId,
+    pub realname: String,
+}
+
+impl Change for SetRealname {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        u.set_realname(&self.realname);
+        let u = &*u;
+        out.note(Notification {
+            audience: Network::neighbours(u),
+            event: Event::Setname {
+                who: u.source(),
+                realname: self.realname,
+                time: now,
+            },
+        });
+        Ok(())
+    }
+}
+
+/// An operator's message to every user with `+w`.
+pub struct Wallops {
+    pub by: ConnId,
+    pub text: String,
+}
+
+impl Change for Wallops {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<(), ChangeError> {
+        let u = net.users.get(&self.by).ok_or(ChangeError::NoPrivileges)?;
+        policy::can_wallops(u)?;
+        let readers = net
+            .users
+            .values()
+            .filter(|u| u.registered && u.modes.wallops)
+            .map(|u| u.id)
+            .collect();
+        out.note(Notification {
+            audience: Audience::Users(readers),
+            event: Event::Wallops {
+                from: u.source(),
+                text: self.text,
+                time: now,
+            },
+        });
+        Ok(())
+    }
+}
+
+/// Adds a nick to a user's MONITOR list.
+pub struct Monitor {
+    pub id: ConnId,
+    pub nick_key: String,
+}
+
+impl Change for Monitor {
+    /// False when the list is full.
+    type Output = bool;
+    fn apply(
+        self,
+        net: &mut Network,
+        _out: &mut Outputs,
+        _now: Millis,
+    ) -> Result<bool, ChangeError> {
+        let limit = net.cfg.limits.monitor;
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        if u.monitoring().contains(&self.nick_key) {
+            return Ok(true);
+        }
+        if u.monitoring().len() >= limit {
+            return Ok(false);
+        }
+        u.edit_extra(|e| e.monitoring.push(self.nick_key.clone()));
+        net.watchers.entry(self.nick_key).or_default().push(self.id);
+        Ok(true)
+    }
+}
+
+/// Removes a nick (or, with `None`, every nick) from a MONITOR list.
+pub struct Unmonitor {
+    pub id: ConnId,
+    pub nick_key: Option<String>,
+}
+
+impl Change for Unmonitor {
+    type Output = ();
+    fn apply(self, net: &mut Network, _out: &mut Outputs, _now: Millis) -> Result<(), ChangeError> {
+        let u = net
+            .users
+            .get_mut(&self.id)
+            .ok_or(ChangeError::NoPrivileges)?;
+        let removed: Vec<String> = match self.nick_key {
+            Some(k) => {
+                u.edit_extra(|e| e.monitoring.retain(|x| *x != k));
+                vec![k]
+            }
+            None => u.edit_extra(|e| std::mem::take(&mut e.monitoring)),
+        };
+        for k in removed {
+            if let Some(w) = net.watchers.get_mut(&k) {
+                w.retain(|&x| x != self.id);
+                if w.is_empty() {
+                    net.watchers.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The server is going down: everyone is told, now and on arrival.
+pub struct Shutdown {
+    pub text: String,
+}
+
+impl Change for Shutdown {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, _now: Millis) -> Result<(), ChangeError> {
+        net.shutdown = Some(self.text.clone().into_boxed_str());
+        out.note(Notification {
+            audience: Audience::Everyone,
+            event: Event::Shutdown { text: self.text },
+        });
+        Ok(())
+    }
+}

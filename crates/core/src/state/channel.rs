@@ -1,0 +1,87 @@
+//! A channel: its members, modes, lists and topic.
+
+use crate::ids::ConnId;
+
+/// A channel member.
+#[derive(Debug)]
+pub struct Member {
+    pub id: ConnId,
+    pub op: bool,
+    pub voice: bool,
+}
+
+/// Channel modes with no list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChanModes {
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub no_external: bool,
+    pub topic_lock: bool,
+    pub secret: bool,
+    pub private: bool,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// An entry of a ban, exception or invite-exception list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub mask: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+/// A channel topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    pub set_by: String,
+    pub set_at: u64,
+}
+
+/// A channel.
+#[derive(Debug)]
+pub struct Channel {
+    pub name: String,
+    pub key: String,
+    pub created: u64,
+    pub topic: Option<Topic>,
+    /// Members in joining order.
+    pub members: Vec<Member>,
+    pub modes: ChanModes,
+    pub bans: Vec<ListEntry>,
+    pub excepts: Vec<ListEntry>,
+    pub invex: Vec<ListEntry>,
+    /// The default channel outlives its last member and has no founder.
+    pub permanent: bool,
+}
+
+impl Channel {
+    /// A new channel: `+nt`, no members yet.
+    pub fn new(name: &crate::names::ChannelName, created: u64) -> Channel {
+        Channel {
+            name: name.as_str().to_string(),
+            key: name.key().to_string(),
+            created,
+            topic: None,
+            members: Vec::new(),
+            modes: ChanModes {
+                no_external: true,
+                topic_lock: true,
+                ..ChanModes::default()
+            },
+            bans: Vec::new(),
+            excepts: Vec::new(),
+            invex: Vec::new(),
+            permanent: false,
+        }
+    }
+
+    pub fn member(&self, id: ConnId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    pub fn member_mut(&mut self, id: ConnId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+}

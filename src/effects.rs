@@ -1,0 +1,264 @@
+//! Running the effects the core asks for: password checks on the blocking
+//! pool (argon2 takes tens of milliseconds of CPU), names in the registry.
+//! An effect that can answer at once does, so a session resumes in the same
+//! turn; one that cannot gives a future the connection awaits while its
+//! input waits.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use bavard_core::effect::{Effect, Outcome};
+use bavard_core::store::{NameRegistry, Reply, StoreError};
+
+use crate::config::Oper;
+
+/// A future outcome.
+pub type Later = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// How an effect started.
+pub enum Started {
+    Now(Outcome),
+    Later(Later),
+}
+
+/// The secrets password checks compare against: the effect runner's slice
+/// of the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// The IRC connection password's hash, if one is required.
+    pub password: Option<String>,
+    pub opers: Vec<Oper>,
+}
+
+/// The server's effect runner.
+pub struct Effects {
+    registry: Arc<dyn NameRegistry>,
+    secrets: RwLock<Arc<Secrets>>,
+}
+
+impl Effects {
+    pub fn new(registry: Arc<dyn NameRegistry>, secrets: Secrets) -> Effects {
+        Effects {
+            registry,
+            secrets: RwLock::new(Arc::new(secrets)),
+        }
+    }
+
+    /// Takes new secrets (a reload): the next checks use them.
+    pub fn set_secrets(&self, secrets: Secrets) {
+        *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
+    }
+
+    fn secrets(&self) -> Arc<Secrets> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn registry(&self) -> &Arc<dyn NameRegistry> {
+        &self.registry
+    }
+
+    /// Starts `effect`. Never blocks: slow work is handed to the blocking
+    /// pool or a store, and comes back as [`Started::Later`].
+    pub fn start(&self, effect: Effect) -> Started {
+        match effect {
+            Effect::CheckServerPassword { password } => match &self.secrets().password {
+                Some(hash) => verify_later(hash.clone(), password),
+                None => Started::Now(Outcome::Verified(true)),
+            },
+            Effect::CheckOper { name, password } => {
+                let secrets = self.secrets();
+                match secrets.opers.iter().find(|o| o.name == name) {
+                    Some(o) => verify_later(o.password.clone(), password),
+                    None => Started::Now(Outcome::Verified(false)),
+                }
+            }
+            Effect::ClaimNick { key, owner } => claimed(self.registry.claim_nick(&key, owner)),
+            Effect::FoundChannel { key } => claimed(self.registry.found_channel(&key)),
+            Effect::ReleaseNick { key, owner } => done(self.registry.release_nick(&key, owner)),
+            Effect::DropChannel { key } => done(self.registry.drop_channel(&key)),
+            Effect::ReleaseOwner { owner } => done(self.registry.release_owner(owner)),
+        }
+    }
+
+    /// Starts an effect nobody waits for; one that cannot finish at once
+    /// goes on in a task of its own.
+    pub fn start_detached(&self, effect: Effect) {
+        if let Started::Later(f) = self.start(effect) {
+            tokio::spawn(f);
+        }
+    }
+}
+
+/// Checks `password` against `hash` on the blocking pool.
+fn verify_later(hash: String, password: String) -> Started {
+    Started::Later(Box::pin(async move {
+        let ok = tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        Outcome::Verified(ok)
+    }))
+}
+
+fn claimed(reply: Reply<Result<bool, StoreError>>) -> Started {
+    let outcome = |r: Result<bool, StoreError>| match r {
+        Ok(yes) => Outcome::Claimed(yes),
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    match reply {
+        Reply::Now(r) => Started::Now(outcome(r)),
+        Reply::Later(f) => Started::Later(Box::pin(async move { outcome(f.await) })),
+    }
+}
+
+fn done(reply: Reply<Result<(), StoreError>>) -> Started {
+    let outcome = |r: Result<(), StoreError>| match r {
+        Ok(()) => Outcome::Done,
+        Err(e) => {
+            tracing::warn!(error = %e, "a name could not be given back");
+            Outcome::Failed(e.to_string())
+        }
+    };
+    match reply {
+        Reply::Now(r) => Started::Now(outcome(r)),
+        Reply::Later(f) => Started::Later(Box::pin(async move { outcome(f.await) })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use bavard_core::ConnId;
+    use bavard_core::store::MemoryRegistry;
+
+    use super::*;
+
+    fn effects() -> Effects {
+        let secrets = Secrets {
+            password: Some(crate::passwd::hash("letmein").unwrap()),
+            opers: vec![Oper {
+                name: "admin".into(),
+                password: crate::passwd::hash("secret").unwrap(),
+            }],
+        };
+        Effects::new(Arc::new(MemoryRegistry::default()), secrets)
+    }
+
+    async fn outcome(s: Started) -> Outcome {
+        match s {
+            Started::Now(o) => o,
+            Started::Later(f) => f.await,
+        }
+    }
+
+    /// A password check runs on the blocking pool: with one worker, other
+    /// tasks go on while it hashes.
+    #[test]
+    fn password_checks_do_not_hold_up_the_worker() {
+        let e = effects();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let turns = Arc::new(AtomicU64::new(0));
+        let t = turns.clone();
+        let (during, ok) = rt.block_on(async move {
+            let counter = tokio::spawn(async move {
+                loop {
+                    t.fetch_add(1, Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            });
+            while turns.load(Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let before = turns.load(Relaxed);
+            let check = e.start(Effect::CheckOper {
+                name: "admin".into(),
+                password: "secret".into(),
+            });
+            assert!(
+                matches!(check, Started::Later(_)),
+                "hashing never runs inline"
+            );
+            let ok = outcome(check).await;
+            counter.abort();
+            (turns.load(Relaxed) - before, ok)
+        });
+        assert_eq!(ok, Outcome::Verified(true));
+        assert!(during > 0, "no other task ran during the check");
+    }
+
+    #[tokio::test]
+    async fn checks_answer_each_secret() {
+        let e = effects();
+        let cases = [
+            (
+                Effect::CheckServerPassword {
+                    password: "letmein".into(),
+                },
+                Outcome::Verified(true),
+            ),
+            (
+                Effect::CheckServerPassword {
+                    password: "nope".into(),
+                },
+                Outcome::Verified(false),
+            ),
+            (
+                Effect::CheckOper {
+                    name: "admin".into(),
+                    password: "secret".into(),
+                },
+                Outcome::Verified(true),
+            ),
+            (
+                Effect::CheckOper {
+                    name: "admin".into(),
+                    password: "nope".into(),
+                },
+                Outcome::Verified(false),
+            ),
+            (
+                Effect::CheckOper {
+                    name: "nobody".into(),
+                    password: "secret".into(),
+                },
+                Outcome::Verified(false),
+            ),
+        ];
+        for (effect, want) in cases {
+            assert_eq!(outcome(e.start(effect.clone())).await, want, "{effect:?}");
+        }
+        // Without a connection password, PASS needs no check.
+        let open = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
+        let pass = Effect::CheckServerPassword {
+            password: "x".into(),
+        };
+        assert!(matches!(
+            open.start(pass),
+            Started::Now(Outcome::Verified(true))
+        ));
+    }
+
+    #[tokio::test]
+    async fn names_are_claimed_in_the_registry() {
+        let e = effects();
+        let (a, b) = (ConnId::new(0, 1), ConnId::new(0, 2));
+        let claim = |owner| Effect::ClaimNick {
+            key: "bob".into(),
+            owner,
+        };
+        assert_eq!(outcome(e.start(claim(a))).await, Outcome::Claimed(true));
+        assert_eq!(outcome(e.start(claim(b))).await, Outcome::Claimed(false));
+        e.start_detached(Effect::ReleaseOwner { owner: a });
+        assert_eq!(outcome(e.start(claim(b))).await, Outcome::Claimed(true));
+        let found = || Effect::FoundChannel { key: "#x".into() };
+        assert_eq!(outcome(e.start(found())).await, Outcome::Claimed(true));
+        assert_eq!(outcome(e.start(found())).await, Outcome::Claimed(false));
+    }
+}

@@ -1,0 +1,200 @@
+//! The hub: the core's network and this node's delivery behind one lock,
+//! as a handle connection tasks share. Its mutex stays private: a call runs
+//! a session against the network and delivers what it produced before the
+//! lock is released, so every member of a channel sees that channel's
+//! events in one order.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bavard_core::effect::Outcome;
+use bavard_core::notify::Millis;
+use bavard_core::state::changes::{Connect, Quit, Shutdown};
+use bavard_core::{ConnId, CoreConfig, Cx, Network, Outputs, Session, Step};
+
+use crate::delivery::{Delivery, Peer, Wakes};
+use crate::effects::{Effects, Later, Started};
+
+/// What a session wants after a call through the hub.
+pub enum Turn {
+    Continue,
+    Close,
+    /// Its effect did not answer at once: await this, then
+    /// [`Hub::resume`]; hold the connection's input meanwhile.
+    Wait(Later),
+}
+
+struct Inner {
+    net: Network,
+    delivery: Delivery,
+    /// Kept between calls with its capacity.
+    out: Outputs,
+}
+
+/// The shared network and delivery.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    effects: Effects,
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    pub fn new(cfg: Arc<CoreConfig>, effects: Effects) -> Hub {
+        Hub {
+            inner: Mutex::new(Inner {
+                net: Network::new(cfg, now_millis()),
+                delivery: Delivery::default(),
+                out: Outputs::default(),
+            }),
+            effects,
+        }
+    }
+
+    /// Locks the hub. A panic while holding the lock (a bug, never input)
+    /// must not take every other connection down with it, so poisoning is
+    /// ignored.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn effects(&self) -> &Effects {
+        &self.effects
+    }
+
+    /// Reads the network (tests, status).
+    pub fn read<R>(&self, f: impl FnOnce(&Network) -> R) -> R {
+        f(&self.lock().net)
+    }
+
+    /// A new connection from `ip`: reachable by delivery, in the network
+    /// with no nick yet.
+    pub fn connect(&self, peer: &Arc<Peer>, ip: IpAddr, secure: bool) {
+        let mut g = self.lock();
+        g.delivery.attach(peer.clone());
+        let connect = Connect {
+            id: peer.id,
+            ip,
+            secure,
+        };
+        self.apply_locked(&mut g, connect, Some(peer), &mut Wakes::default());
+    }
+
+    /// Calls `f` on `session` (connection `me`) under the lock, runs the
+    /// effects it waits on that answer at once, and delivers its outputs;
+    /// the writers to wake are added to `wakes`.
+    pub fn call<S: Session + ?Sized>(
+        &self,
+        me: &Arc<Peer>,
+        session: &mut S,
+        wakes: &mut Wakes,
+        f: impl FnOnce(&mut S, &mut Cx<'_>) -> Step,
+    ) -> Turn {
+        let mut g = self.lock();
+        let Inner { net, out, .. } = &mut *g;
+        let mut cx = Cx {
+            net,
+            out,
+            now: now_millis(),
+            instant: Instant::now(),
+        };
+        let mut step = f(session, &mut cx);
+        let turn = loop {
+            match step {
+                Step::Continue => break Turn::Continue,
+                Step::Close => break Turn::Close,
+                Step::Wait(effect) => match self.effects.start(effect) {
+                    Started::Now(outcome) => step = session.resume(&mut cx, outcome),
+                    Started::Later(f) => break Turn::Wait(f),
+                },
+            }
+        };
+        me.set_caps(session.caps());
+        self.settle(&mut g, Some(me), wakes);
+        turn
+    }
+
+    /// Gives `session` the outcome of the effect it waited on.
+    pub fn resume<S: Session + ?Sized>(
+        &self,
+        me: &Arc<Peer>,
+        session: &mut S,
+        wakes: &mut Wakes,
+        outcome: Outcome,
+    ) -> Turn {
+        self.call(me, session, wakes, |s, cx| s.resume(cx, outcome))
+    }
+
+    /// Removes a connection for good, whatever it was doing (its task
+    /// ended): it leaves the network if it had not, and delivery.
+    pub fn remove(&self, id: ConnId, reason: &str) {
+        let mut g = self.lock();
+        let quit = Quit {
+            id,
+            reason: reason.to_string(),
+        };
+        self.apply_locked(&mut g, quit, None, &mut Wakes::default());
+        g.delivery.detach(id);
+        drop(g);
+        self.effects
+            .start_detached(bavard_core::effect::Effect::ReleaseOwner { owner: id });
+    }
+
+    /// The server is going down: every connection is told and closes, and
+    /// so will any that arrives later.
+    pub fn shutdown(&self, text: &str) {
+        let mut g = self.lock();
+        let change = Shutdown {
+            text: text.to_string(),
+        };
+        self.apply_locked(&mut g, change, None, &mut Wakes::default());
+    }
+
+    fn apply_locked<C: bavard_core::state::Change>(
+        &self,
+        g: &mut Inner,
+        change: C,
+        me: Option<&Arc<Peer>>,
+        wakes: &mut Wakes,
+    ) {
+        let Inner { net, out, .. } = g;
+        let _ = net.apply(change, out, now_millis());
+        self.settle(g, me, wakes);
+    }
+
+    /// Delivers the outputs of a call and starts the effects nobody waits
+    /// on; drops the clients whose queue overflowed, repeatedly, since
+    /// telling others about a drop can overflow more queues.
+    fn settle(&self, g: &mut Inner, mut me: Option<&Arc<Peer>>, wakes: &mut Wakes) {
+        let Inner { net, delivery, out } = g;
+        loop {
+            for effect in out.later.drain(..) {
+                self.effects.start_detached(effect);
+            }
+            delivery.deliver(me, out, wakes);
+            me = None;
+            let dropped = delivery.take_overflowed();
+            if dropped.is_empty() {
+                return;
+            }
+            let now = now_millis();
+            for id in dropped {
+                if let Some(u) = net.user(id) {
+                    tracing::info!(conn = %id, nick = u.nick(), "send queue exceeded, dropping client");
+                    let quit = Quit {
+                        id,
+                        reason: "SendQ exceeded".into(),
+                    };
+                    let _ = net.apply(quit, out, now);
+                }
+            }
+        }
+    }
+}
