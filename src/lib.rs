@@ -10,7 +10,6 @@
 
 pub mod bench;
 pub mod config;
-pub mod echo;
 pub mod hub;
 pub mod irc;
 pub mod line;
