@@ -5,10 +5,19 @@
 //! - [`hub`]: the shared state machine of users, nicks and channels (no IO).
 //! - [`line`], [`irc`]: the dialects: parsing commands, encoding events (no IO).
 //! - [`outbox`]: each connection's bounded outgoing queue.
-//! - [`net`]: listeners and connection tasks, the only code touching sockets.
-//! - [`echo`], [`bench`]: the `bavard echo` servers and the `bavard bench` load generator.
+//! - [`net`]: listeners and connection tasks, the only code touching sockets
+//!   (its dual-stack bind and open-file limit come from `bavard-sockets`).
+//!
+//! The rest of the workspace is in `crates/`, and none of it depends on this
+//! crate:
+//! - `bavard-sockets` (`crates/sockets`): `bind_listener` and `raise_fd_limit`,
+//!   shared by the server, the echo lab and the load generator.
+//! - `bavard-echo` (`crates/echo`): the `bavard echo` servers (the lab's first part).
+//! - `bavard-bench` (`crates/bench`): the `bavard bench` load generator.
+//!
+//! `src/main.rs`, the `bavard` binary, puts the server and both tools behind
+//! one command line.
 
-pub mod bench;
 pub mod config;
 pub mod hub;
 pub mod irc;

@@ -40,7 +40,7 @@ enum Cmd {
     /// Read a password on stdin, print its salted argon2 hash for the config.
     Mkpasswd,
     /// Load generator for chat servers.
-    Bench(bavard::bench::BenchArgs),
+    Bench(bavard_bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::Echo(a) => bavard_echo::run(a),
-        Cmd::Bench(a) => bavard::bench::run(a),
+        Cmd::Bench(a) => bavard_bench::run(a),
         Cmd::Mkpasswd => {
             let mut pw = String::new();
             std::io::stdin().read_to_string(&mut pw)?;
