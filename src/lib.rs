@@ -9,14 +9,25 @@
 //! - [`effects`]: password checks and name claims the core waits on.
 //! - [`outbox`]: each connection's bounded outgoing queue.
 //! - [`driver`]: one connection's task (transport, input, output, timers).
-//! - [`net`]: listeners, admission, flood control, TLS, shutdown.
-//! - [`echo`], [`bench`]: the `bavard echo` servers and the `bavard bench` load generator.
+//! - [`net`]: listeners, admission, flood control, TLS, shutdown (the
+//!   dual-stack bind and open-file limit come from `bavard-sockets`).
+//!
+//! The rest of the workspace is in `crates/`, and none of it depends on this
+//! crate:
+//! - `bavard-proto` (`crates/proto`): IRC messages, casemapping, names,
+//!   numerics, the line dialect's parser; no IO.
+//! - `bavard-core` (`crates/core`): the network and both dialects; no IO.
+//! - `bavard-sockets` (`crates/sockets`): `bind_listener` and `raise_fd_limit`,
+//!   shared by the server, the echo lab and the load generator.
+//! - `bavard-echo` (`crates/echo`): the `bavard echo` servers (the lab's first part).
+//! - `bavard-bench` (`crates/bench`): the `bavard bench` load generator.
+//!
+//! `src/main.rs`, the `bavard` binary, puts the server and both tools behind
+//! one command line.
 
-pub mod bench;
 pub mod config;
 pub mod delivery;
 pub mod driver;
-pub mod echo;
 pub mod effects;
 pub mod hub;
 pub mod net;

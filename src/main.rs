@@ -36,11 +36,11 @@ enum Cmd {
     /// Run the chat server.
     Serve(ServeArgs),
     /// Run an echo server (the lab's first part).
-    Echo(bavard::echo::EchoArgs),
+    Echo(bavard_echo::EchoArgs),
     /// Read a password on stdin, print its salted argon2 hash for the config.
     Mkpasswd,
     /// Load generator for chat servers.
-    Bench(bavard::bench::BenchArgs),
+    Bench(bavard_bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -97,8 +97,8 @@ fn main() -> anyhow::Result<()> {
     }));
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
-        Cmd::Echo(a) => bavard::echo::run(a),
-        Cmd::Bench(a) => bavard::bench::run(a),
+        Cmd::Echo(a) => bavard_echo::run(a),
+        Cmd::Bench(a) => bavard_bench::run(a),
         Cmd::Mkpasswd => {
             let mut pw = String::new();
             std::io::stdin().read_to_string(&mut pw)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bavard::bench::{BenchConfig, Dialect, Scenario, run_scenario};
+use bavard_bench::{BenchConfig, Dialect, Scenario, run_scenario};
 
 /// Kills the server if the test fails before stopping it.
 struct Server(Child);

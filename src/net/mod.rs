@@ -26,6 +26,8 @@ use crate::effects::Effects;
 use crate::hub::Hub;
 use crate::outbox::{Congestion, Outbox};
 
+pub use bavard_sockets::{bind_listener, raise_fd_limit};
+
 /// The protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -47,46 +49,6 @@ pub struct Listener {
     pub kind: Kind,
     pub tls: bool,
     pub socket: TcpListener,
-}
-
-/// Creates a listening TCP socket on `addr` with the given `backlog`.
-///
-/// * `SO_REUSEADDR` is set so a restarted server can rebind while old
-///   connections sit in `TIME_WAIT`.
-/// * When `addr` is the IPv6 unspecified address (`[::]`), `IPV6_V6ONLY` is
-///   cleared so IPv4 clients are accepted too (as `::ffff:a.b.c.d`), whatever
-///   the system default (`net.ipv6.bindv6only`) is. If the host has no IPv6 at
-///   all, it falls back to `0.0.0.0` on the same port, with a warning.
-/// * Any other address is bound as given (an IPv4 address is IPv4 only, a
-///   specific IPv6 address IPv6 only).
-///
-/// The returned listener is in blocking mode; call `set_nonblocking(true)`
-/// before handing it to tokio.
-pub fn bind_listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
-    let dual = matches!(addr.ip(), std::net::IpAddr::V6(ip) if ip.is_unspecified());
-    let socket = match socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    ) {
-        Ok(s) => s,
-        Err(e) if dual && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-            let v4 = SocketAddr::new(
-                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                addr.port(),
-            );
-            tracing::warn!(requested = %addr, fallback = %v4, "IPv6 unavailable, listening on IPv4 only");
-            return bind_listener(v4, backlog);
-        }
-        Err(e) => return Err(e),
-    };
-    if dual {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&socket2::SockAddr::from(addr))?;
-    socket.listen(backlog)?;
-    Ok(socket.into())
 }
 
 /// Binds a plain listener for `kind` on `addr` (call inside a tokio runtime).
@@ -386,27 +348,6 @@ impl Drop for Cleanup {
         self.shared.alarms.remove(self.slot);
         release_if(&self.shared, self.ip, &Ok(()));
     }
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
-///
-/// Thousands of connections need thousands of descriptors, and the usual
-/// soft limit (1024) is far below what the hard limit allows.
-pub fn raise_fd_limit() -> Option<u64> {
-    // SAFETY: plain data struct.
-    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
-        return None;
-    }
-    if rl.rlim_cur < rl.rlim_max {
-        rl.rlim_cur = rl.rlim_max;
-        // SAFETY: valid pointer; raising soft up to hard needs no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
-            return None;
-        }
-    }
-    Some(rl.rlim_cur as u64)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! * [`serve_async`]: tokio tasks; [`run`] drives it on a multi-threaded runtime
 //!   (default worker count = CPUs, `--workers N` to change it).
 //!
-//! [`bind_listener`] (from [`crate::net`]) is the dual-stack bind shared with the server.
+//! [`bind_listener`] (from `bavard-sockets`) is the dual-stack bind shared with the server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use crate::net::bind_listener;
+pub use bavard_sockets::bind_listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -94,7 +94,7 @@ pub struct EchoArgs {
 /// subscriber; the caller does.
 pub fn run(args: EchoArgs) -> anyhow::Result<()> {
     // Thousands of connections (the docs measure 10,000) need as many files.
-    if crate::net::raise_fd_limit().is_none() {
+    if bavard_sockets::raise_fd_limit().is_none() {
         warn!("could not raise the open-file limit");
     }
     let listener = bind_listener(args.listen, args.backlog)?;

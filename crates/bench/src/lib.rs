@@ -27,7 +27,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
-//! use bavard::bench::{BenchConfig, Dialect, Scenario, run_scenario};
+//! use bavard_bench::{BenchConfig, Dialect, Scenario, run_scenario};
 //! let mut cfg = BenchConfig::new(Scenario::Fanout, Dialect::Irc, "127.0.0.1:6667".parse()?);
 //! cfg.clients = 50;
 //! cfg.senders = 5;
@@ -262,7 +262,7 @@ fn resolve(target: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
 /// time, so this returns even when the server misbehaves.
 pub async fn run_scenario(cfg: &BenchConfig) -> anyhow::Result<Report> {
     cfg.validate()?;
-    let limit = crate::net::raise_fd_limit();
+    let limit = bavard_sockets::raise_fd_limit();
     let mut report = match cfg.scenario {
         Scenario::Fanout | Scenario::Rooms => chat::run_chat(cfg).await?,
         Scenario::Idle => idle::run_idle(cfg).await?,

@@ -1,5 +1,6 @@
-//! Integration tests of `bavard echo`: real TCP on 127.0.0.1, each scenario run
-//! against both concurrency models, plus the CLI's signal handling.
+//! Integration tests of the echo lab's servers: real TCP on 127.0.0.1, each
+//! scenario run against both concurrency models. The `bavard echo` command's
+//! signal handling is tested with the binary, in the root's tests/echo_cli.rs.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bavard::echo::{self, Model};
+use bavard_echo::{self as echo, Model};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Barrier, oneshot};
@@ -87,17 +88,7 @@ impl Server {
 fn raise_fd_limit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: plain getrlimit/setrlimit on a valid, owned struct.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-                lim.rlim_cur = lim.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-        }
+        bavard_sockets::raise_fd_limit();
     });
 }
 
@@ -378,62 +369,4 @@ async fn dual_stack_bind() {
         assert!(finish(s).await.is_empty());
     }
     srv.stop().await;
-}
-
-/// The binary prints its address, echoes, and exits with status 0 on SIGTERM
-/// and SIGINT, for both models.
-#[test]
-fn cli_exits_cleanly_on_signals() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
-    for model in ["threads", "async"] {
-        for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_bavard"))
-                .args(["echo", "--listen", "127.0.0.1:0", "--model", model])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let prefix = "echo listening on ";
-            assert!(line.starts_with(prefix), "unexpected banner {line:?}");
-            let addr: SocketAddr = line[prefix.len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!(line.contains(&format!("(model {model})")), "{line:?}");
-
-            let mut c = std::net::TcpStream::connect(addr).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            c.write_all(b"ping\xff").unwrap();
-            let mut back = [0u8; 5];
-            c.read_exact(&mut back).unwrap();
-            assert_eq!(&back, b"ping\xff");
-
-            // SAFETY: signalling our own child, whose pid we hold.
-            let pid = i32::try_from(child.id()).unwrap();
-            assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let status = loop {
-                if let Some(st) = child.try_wait().unwrap() {
-                    break st;
-                }
-                if std::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    panic!("{model}: no exit within 5 s of {name}");
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            assert!(status.success(), "{model}: {name} gave {status}");
-            // The still-open client sees the server close it.
-            let mut rest = Vec::new();
-            assert!(matches!(c.read_to_end(&mut rest), Ok(0) | Err(_)));
-        }
-    }
 }

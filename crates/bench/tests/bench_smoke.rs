@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bavard::bench::{BenchConfig, Dialect, Scenario, run_scenario};
+use bavard_bench::{BenchConfig, Dialect, Scenario, run_scenario};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -311,7 +311,7 @@ fn remote_targets_are_refused_by_default() {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        b: bavard::bench::BenchArgs,
+        b: bavard_bench::BenchArgs,
     }
     let cli = Cli::parse_from(["x", "fanout", "--target", "192.0.2.1:6667"]);
     let err = cli.b.to_config().unwrap_err().to_string();
