@@ -1,0 +1,317 @@
+"""irctest controller for bavard.
+
+irctest (the IRC conformance suite) loads this module with
+``--controller bavard_controller`` once this directory is on PYTHONPATH.
+For each test it writes a bavard configuration (TOML) into a temporary
+directory, starts ``bavard serve --config FILE`` on the address irctest
+chose, waits until the port answers, and stops the server afterwards.
+
+The class attributes below tell irctest what bavard implements, so that
+tests of features it lacks (services, accounts and SASL, STS, WebSocket,
+extended-monitor, ...) are skipped instead of failed.
+
+Environment:
+  BAVARD_BIN          the bavard binary (default: ``bavard`` on PATH)
+  IRCTEST_DEBUG_LOGS  1/true: the server logs at debug level to the
+                      test's output (irctest's own switch)
+
+See docs/conformance.md for how to run the suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+from typing import Dict, List, Optional, Type, Union
+
+from irctest import patma
+from irctest.basecontrollers import (
+    BaseServerController,
+    DirectoryBasedController,
+    ProcessStopped,
+)
+from irctest.runner import NotImplementedByController
+from irctest.specifications import Capabilities, OptionalBehaviors
+
+SERVER_NAME = "My.Little.Server"
+OPER_NAME = "operuser"
+OPER_PASSWORD = "operpassword"
+
+
+def bavard_bin() -> str:
+    return os.environ.get("BAVARD_BIN") or "bavard"
+
+
+@functools.lru_cache(maxsize=None)
+def hash_password(binary: str, password: str) -> str:
+    """Argon2 hash of `password`, as printed by ``bavard mkpasswd``.
+
+    Hashing is deliberately slow, so each password is hashed once per
+    process (the oper password is needed by every test)."""
+    out = subprocess.run(
+        [binary, "mkpasswd"],
+        input=password.encode("utf-8"),
+        stdout=subprocess.PIPE,
+        check=True,
+    )
+    return out.stdout.decode("ascii").strip()
+
+
+def toml_value(value: Union[str, int, float, bool, List[str]]) -> str:
+    """A TOML literal for a Python value (JSON strings are valid TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def toml_table(name: Optional[str], table: Dict[str, object]) -> str:
+    header = "" if name is None else f"[{name}]\n"
+    body = "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())  # type: ignore[arg-type]
+    return header + body + "\n"
+
+
+def socket_address(hostname: str, port: int) -> str:
+    """A listener address bavard parses (an IP, not a name).
+
+    irctest picks ports by binding the wildcard address; like Ergo's
+    controller, the server is bound to the loopback address instead
+    (clients connecting to 0.0.0.0 reach it on Linux)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "localhost": "127.0.0.1"}.get(
+        hostname, hostname
+    )
+    if host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class BavardController(BaseServerController, DirectoryBasedController):
+    software_name = "bavard"
+    _port_wait_interval = 0.02
+
+    supports_sts = False
+    supported_sasl_mechanisms: set = set()  # no accounts, no SASL
+    extban_mute_char = None  # no extbans
+
+    # Capabilities irctest knows of that bavard offers. Not offered (their
+    # tests skip): account-notify, account-tag, extended-monitor,
+    # draft/message-redaction, draft/read-marker, sts.
+    capabilities = frozenset(
+        (
+            Capabilities.AWAY_NOTIFY,
+            Capabilities.BATCH,
+            Capabilities.ECHO_MESSAGE,
+            Capabilities.EXTENDED_JOIN,
+            Capabilities.LABELED_RESPONSE,
+            Capabilities.MESSAGE_TAGS,
+            Capabilities.MULTILINE,
+            Capabilities.MULTI_PREFIX,
+            Capabilities.SERVER_TIME,
+            Capabilities.SETNAME,
+        )
+    )
+
+    # Optional behaviours bavard implements: a test that finds one missing
+    # then fails instead of skipping. Not implemented: INVITE with no
+    # parameters (INVITE_LIST), several targets for KICK and NAMES
+    # (TARGMAX KICK:1, NAMES:1), +C, SASL, metadata.
+    optional_behaviors = frozenset(
+        (
+            OptionalBehaviors.BAN_EXCEPTION_MODE,
+            OptionalBehaviors.CAP_REQ_MINUS,
+            OptionalBehaviors.ELIST_C,
+            OptionalBehaviors.ELIST_M,
+            OptionalBehaviors.ELIST_N,
+            OptionalBehaviors.ELIST_T,
+            OptionalBehaviors.ELIST_U,
+            OptionalBehaviors.INVITE_EXCEPTION_MODE,
+            OptionalBehaviors.INVITE_OVERRIDES_LIMIT,
+            OptionalBehaviors.MULTI_JOIN,
+            OptionalBehaviors.MULTI_PRIVMSG,
+        )
+    )
+
+    # ISUPPORT tokens checked by isupport.py's testValues (docs/irc.md).
+    isupport = {
+        "BOT": "B",
+        "CASEMAPPING": "rfc1459",
+        "ELIST": "CMNTU",
+        "INVEX": "I",
+        "MONITOR": patma.ANYSTR,
+        "PREFIX": "(ov)@+",
+        "TARGMAX": patma.ANYSTR,
+        "UTF8ONLY": None,
+        "WHOX": None,
+    }
+
+    def run(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        password: Optional[str],
+        ssl: bool,
+        run_services: bool,
+        faketime: Optional[str] = None,
+        websocket_hostname: Optional[str] = None,
+        websocket_port: Optional[int] = None,
+    ) -> None:
+        assert self.proc is None
+        # Refuse what bavard lacks before starting anything; kill() gives
+        # back the ports irctest reserved for this test.
+        if run_services:
+            self.kill()
+            raise NotImplementedByController("services (bavard has none)")
+        if websocket_hostname or websocket_port:
+            self.kill()
+            raise NotImplementedByController("WebSocket listener")
+
+        self.hostname = hostname
+        self.port = port
+        self.create_config()
+        assert self.directory
+
+        binary = bavard_bin()
+        config_path = self.directory / "bavard.toml"
+        config_path.write_text(
+            self._config_text(binary, hostname, port, password, ssl, faketime)
+        )
+
+        command: List[Union[str, Path]] = []
+        if faketime and shutil.which("faketime"):
+            command += ["faketime", "-f", faketime]
+            self.faketime_enabled = True
+        command += [
+            binary,
+            "--log-level",
+            "debug" if self.debug_mode else "warn",
+            "serve",
+            "--config",
+            config_path,
+        ]
+        if self.debug_mode:
+            self.proc = self.execute(command, proc_name="bavard")
+        else:
+            # Kept in the test's directory so a failed start can be explained.
+            self._log_path = self.directory / "bavard.log"
+            with self._log_path.open("wb") as log:
+                self.proc = self.execute(command, stdout=log, stderr=log)
+        try:
+            self.wait_for_port()
+            self.check_is_alive()  # not some other program on that port
+        except ProcessStopped as e:
+            raise ProcessStopped(f"{e}; bavard said: {self._log_tail()}") from None
+
+    def kill_proc(self) -> None:
+        """Stops the server: SIGTERM, then SIGKILL after a short grace.
+
+        On SIGTERM bavard sends every client ERROR and waits up to 2 s for
+        each to close its end. irctest stops the server before it closes
+        its test clients, so that wait would add 2 s to every test."""
+        assert self.proc
+        # The whole process group: under faketime, bavard is its child.
+        if not self._terminate_process_group(signal.SIGTERM):
+            self.proc.terminate()
+        try:
+            self.proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            if not self._terminate_process_group(signal.SIGKILL):
+                self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def _config_text(
+        self,
+        binary: str,
+        hostname: str,
+        port: int,
+        password: Optional[str],
+        ssl: bool,
+        faketime: Optional[str],
+    ) -> str:
+        top: Dict[str, object] = {"server_name": SERVER_NAME, "network": "bavardtest"}
+        if password is not None:
+            top["password"] = hash_password(binary, password)
+
+        listen = socket_address(hostname, port)
+        listeners = {"line": "off", "line_tls": "off", "irc": listen, "irc_tls": "off"}
+        tls = None
+        if ssl:
+            self._make_certificate()
+            listeners["irc"] = "off"
+            listeners["irc_tls"] = listen
+            tls = {"cert": str(self.pem_path), "key": str(self.key_path)}
+
+        # irctest opens many connections from one address in quick
+        # succession; the per-address admission limits must not refuse them.
+        limits: Dict[str, object] = {
+            "connections_per_ip": 100000,
+            "connection_rate": 100000.0,
+            "connection_burst": 100000.0,
+        }
+        if faketime:
+            # faketime speeds the server's clock up (x30 in list.py): keep
+            # keep-alive and registration deadlines out of the tests' way.
+            limits.update(
+                ping_interval=86400, ping_timeout=86400, registration_timeout=86400
+            )
+
+        text = toml_table(None, top)
+        text += toml_table("listeners", listeners)
+        if tls:
+            text += toml_table("tls", tls)
+        text += toml_table("limits", limits)
+        text += toml_table("flood", {"enabled": False})
+        text += toml_table(
+            "[oper]",
+            {"name": OPER_NAME, "password": hash_password(binary, OPER_PASSWORD)},
+        )
+        return text
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for the TLS listener.
+
+        irctest's gen_ssl() makes an X.509 v1 certificate, which rustls
+        refuses (UnsupportedCertVersion); ``req -x509`` makes a v3 one."""
+        assert self.directory
+        self.key_path = self.directory / "ssl.key"
+        self.pem_path = self.directory / "ssl.pem"
+        subprocess.run(
+            [
+                self.openssl_bin,
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=" + SERVER_NAME,
+                "-keyout",
+                self.key_path,
+                "-out",
+                self.pem_path,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+
+    def _log_tail(self) -> str:
+        try:
+            return self._log_path.read_text(errors="replace")[-2000:].strip()
+        except (AttributeError, OSError):
+            return "(no log)"
+
+
+def get_irctest_controller_class() -> Type[BavardController]:
+    return BavardController
