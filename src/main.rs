@@ -11,8 +11,9 @@ use bavard::config::Config;
 use bavard::net::{self, Kind};
 
 // jemalloc keeps size classes without a header per block and serves tokio's
-// 128-byte-aligned task and socket records without padding: an idle
-// connection costs 13 % less than with glibc's malloc (docs/performance.md).
+// 128-byte-aligned task and socket records without padding, so an idle
+// connection costs less than with glibc's malloc (docs/performance.md,
+// "jemalloc").
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -132,9 +133,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let workers = worker_count(cfg.workers);
     rt.worker_threads(workers);
     // A busy worker polls for I/O every `event_interval` tasks and only then
-    // wakes the writers that deferred their turn (net::conn): tokio's 61
-    // cuts the batches short under load; 1024 gave 5-9 % more deliveries
-    // per CPU-s in the rooms benchmark. An idle worker polls at once anyway.
+    // wakes the writers that deferred their turn (driver::output): tokio's
+    // 61 cuts the batches short under load (docs/performance.md, "Batched
+    // writes and deferred wake-ups"). An idle worker polls at once anyway.
     rt.event_interval(1024);
     let rt = rt.enable_all().build()?;
     tracing::info!(workers, "runtime started");
@@ -201,9 +202,9 @@ async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
 /// Worker threads for `workers` (0 = automatic): one per CPU but one. Most of
 /// a delivery's cost is the kernel's TCP work, done inside the worker's own
 /// `writev`, and the clients, the kernel's network processing and the rest of
-/// the machine need a core too; on 2 CPUs one worker delivers 12-30 % more
-/// per CPU-second with equal or better throughput and fan-out latency than
-/// two (docs/performance.md, "Workers").
+/// the machine need a core too: on 2 CPUs one worker delivers more per
+/// CPU-second than two, with equal or better throughput and latency
+/// (docs/performance.md, "Workers").
 fn worker_count(configured: usize) -> usize {
     if configured > 0 {
         return configured;

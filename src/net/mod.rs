@@ -161,7 +161,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .admit(addr.ip(), std::time::Instant::now());
-        // A debug span: an enabled span costs ~0.5 KB per connection in the
+        // A debug span: an enabled span costs memory per connection in the
         // subscriber; the info-level events carry the connection id and host.
         let span = tracing::debug_span!("conn", peer = %addr, dialect = %l.kind, tls = l.tls);
         let kind = l.kind;
