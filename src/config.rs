@@ -158,6 +158,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections open at once from one address (one /64 for IPv6).
     pub connections_per_ip: usize,
+    /// Networks exempt from `connections_per_ip` and the connection rate
+    /// (loopback by default, so local tools and tests keep working).
+    pub exempt_networks: Vec<ipnet::IpNet>,
     /// New connections per second from one address ...
     pub connection_rate: f64,
     /// ... with this many allowed in a burst.
@@ -238,7 +241,11 @@ impl Default for Limits {
             max_targets: 4,
             monitor: 100,
             max_connections: 150_000,
-            connections_per_ip: 500,
+            connections_per_ip: 10,
+            exempt_networks: vec![
+                "127.0.0.0/8".parse().expect("valid literal"),
+                "::1/128".parse().expect("valid literal"),
+            ],
             connection_rate: 50.0,
             connection_burst: 500.0,
             ping_interval: 120,

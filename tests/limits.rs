@@ -22,6 +22,8 @@ async fn first_line(addr: std::net::SocketAddr) -> (String, BufReader<TcpStream>
 async fn per_address_limit_refuses_with_a_reason_then_admits_again() {
     let mut cfg = Config::default();
     cfg.limits.connections_per_ip = 2;
+    // Loopback is exempt by default; these clients must count.
+    cfg.limits.exempt_networks.clear();
     let s = start(cfg).await;
     let (a, _ka) = first_line(s.line).await;
     assert_eq!(a, "[server] Welcome to Chat Server !\n");
@@ -59,6 +61,7 @@ async fn per_address_limit_refuses_with_a_reason_then_admits_again() {
 async fn connection_rate_limit() {
     let mut cfg = Config::default();
     cfg.limits.connection_rate = 0.5;
+    cfg.limits.exempt_networks.clear();
     cfg.limits.connection_burst = 3.0;
     let s = start(cfg).await;
     let mut keep = Vec::new();
@@ -90,6 +93,8 @@ async fn a_stalled_client_past_its_send_queue_is_let_go() {
     use tokio::io::AsyncWriteExt;
     let mut cfg = Config::default();
     cfg.limits.connections_per_ip = 2;
+    // Loopback is exempt by default; these clients must count.
+    cfg.limits.exempt_networks.clear();
     cfg.limits.send_queue = 64 * 1024;
     // Megabytes of chat on purpose.
     cfg.flood.enabled = false;
@@ -118,4 +123,33 @@ async fn a_stalled_client_past_its_send_queue_is_let_go() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     drop(stuck);
+}
+
+/// The default limit per address (10) applies to any address but the
+/// exempt networks, loopback by default: local tools are not limited.
+#[tokio::test]
+async fn default_limit_per_address_and_loopback_exemption() {
+    let s = start(Config::default()).await;
+    let mut keep = Vec::new();
+    for i in 0..15 {
+        let (l, k) = first_line(s.line).await;
+        assert!(
+            l.starts_with("[server] Welcome"),
+            "loopback client {i}: {l}"
+        );
+        keep.push(k);
+    }
+    drop(keep);
+    let mut cfg = Config::default();
+    cfg.limits.exempt_networks.clear();
+    assert_eq!(cfg.limits.connections_per_ip, 10);
+    let s = start(cfg).await;
+    let mut keep = Vec::new();
+    for i in 0..10 {
+        let (l, k) = first_line(s.line).await;
+        assert!(l.starts_with("[server] Welcome"), "client {i}: {l}");
+        keep.push(k);
+    }
+    let (l, _) = first_line(s.line).await;
+    assert_eq!(l, "[server] Too many connections from your address\n");
 }

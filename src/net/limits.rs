@@ -1,6 +1,8 @@
 //! Admission control for new connections: a total cap, a cap per address
 //! (per /64 for IPv6, since one IPv6 host usually owns a whole /64), and a
-//! connection rate per address. Pure state; the accept loop consults it.
+//! connection rate per address, which exempt networks (loopback by
+//! default, so local tools keep working) skip. Pure state; the accept loop
+//! consults it.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
@@ -61,13 +63,25 @@ impl PerAddress {
 }
 
 /// Limits configuration, see `[limits]` in the config.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnLimits {
     pub max_connections: usize,
     pub per_address: usize,
     /// Connections per second per address, and the burst allowed above it.
     pub rate: f64,
     pub burst: f64,
+    /// Networks the per-address limits do not apply to (the total does).
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+impl ConnLimits {
+    fn exempt(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.exempt.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// Open connections and recent connection attempts.
@@ -98,11 +112,18 @@ impl Admission {
 
     /// Admits a connection from `ip` (counting it) or says why not.
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        if self.total >= self.limits.max_connections {
+            return Err(Refusal::ServerFull);
+        }
+        if self.limits.exempt(ip) {
+            self.total += 1;
+            return Ok(());
+        }
         self.admits_since_sweep += 1;
         if self.admits_since_sweep >= 4096 {
             self.sweep(now);
         }
-        let l = self.limits;
+        let l = &self.limits;
         let now_ms = self.millis(now);
         let key = address_key(ip);
         let e = self.by_addr.entry(key).or_insert(PerAddress {
@@ -110,11 +131,9 @@ impl Admission {
             tokens: l.burst as f32,
             refilled: now_ms,
         });
-        let mut tokens = e.refilled_by(now_ms, &l);
+        let mut tokens = e.refilled_by(now_ms, l);
         e.refilled = now_ms;
-        let result = if self.total >= l.max_connections {
-            Err(Refusal::ServerFull)
-        } else if e.open as usize >= l.per_address {
+        let result = if e.open as usize >= l.per_address {
             Err(Refusal::TooManyFromAddress)
         } else if tokens < 1.0 {
             Err(Refusal::TooFast)
@@ -133,8 +152,11 @@ impl Admission {
 
     /// Forgets a closed connection from `ip`.
     pub fn release(&mut self, ip: IpAddr) {
-        let key = address_key(ip);
         self.total = self.total.saturating_sub(1);
+        if self.limits.exempt(ip) {
+            return;
+        }
+        let key = address_key(ip);
         if let Some(e) = self.by_addr.get_mut(&key) {
             e.open = e.open.saturating_sub(1);
             // An address with no connection is kept while its rate bucket
@@ -150,9 +172,9 @@ impl Admission {
     fn sweep(&mut self, now: Instant) {
         self.admits_since_sweep = 0;
         let now_ms = self.millis(now);
-        let l = self.limits;
+        let l = &self.limits;
         self.by_addr
-            .retain(|_, e| e.open > 0 || e.refilled_by(now_ms, &l) < l.burst);
+            .retain(|_, e| e.open > 0 || e.refilled_by(now_ms, l) < l.burst);
     }
 
     /// Connections currently open.
@@ -172,6 +194,7 @@ mod tests {
             per_address: 2,
             rate: 1.0,
             burst: 3.0,
+            exempt: Vec::new(),
         }
     }
 
@@ -254,6 +277,26 @@ mod tests {
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(a.admit(ip, later), Ok(()));
         assert_eq!(a.by_addr.get(&address_key(ip)).map(|e| e.open), Some(1));
+    }
+
+    #[test]
+    fn exempt_networks_skip_the_per_address_limits_not_the_total() {
+        let t = Instant::now();
+        let mut a = Admission::new(ConnLimits {
+            exempt: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..limits()
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for s in ["127.0.0.1", "127.0.0.1", "::ffff:127.0.0.1", "::1"] {
+            assert_eq!(a.admit(ip(s), t), Ok(()), "{s}");
+        }
+        assert!(a.by_addr.is_empty(), "exempt addresses are not tracked");
+        assert_eq!(a.admit(ip("10.0.0.1"), t), Ok(()));
+        assert_eq!(a.admit(ip("127.0.0.2"), t), Err(Refusal::ServerFull));
+        a.release(ip("127.0.0.1"));
+        assert_eq!(a.open(), 4);
+        assert_eq!(a.admit(ip("10.0.0.1"), t), Ok(()));
+        assert_eq!(a.admit(ip("10.0.0.1"), t), Err(Refusal::ServerFull));
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn run(
         per_address: l.connections_per_ip,
         rate: l.connection_rate,
         burst: l.connection_burst,
+        exempt: l.exempt_networks.clone(),
     }));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
@@ -375,6 +376,7 @@ mod tests {
                 per_address: 10,
                 rate: 10.0,
                 burst: 10.0,
+                exempt: Vec::new(),
             })),
             tls: None,
             tracker: TaskTracker::new(),
