@@ -24,6 +24,9 @@ pub struct Peer {
     pub id: ConnId,
     pub out: Outbox,
     pub dialect: &'static DialectRef,
+    /// The dialect's id, read for every delivery (no call through the
+    /// dialect's vtable).
+    dialect_id: u8,
     caps: AtomicU32,
 }
 
@@ -39,6 +42,7 @@ impl Peer {
             id,
             out,
             dialect,
+            dialect_id: dialect.id(),
             caps: AtomicU32::new(0),
         }
     }
@@ -151,7 +155,7 @@ impl Delivery {
         // its answer without asking the dialect again.
         let mut last: Option<(u8, u32, Option<usize>)> = None;
         dir.plan(n, |_, p| {
-            let (d, caps) = (p.dialect.id(), p.caps());
+            let (d, caps) = (p.dialect_id, p.caps());
             let found = match last {
                 Some((ld, lc, found)) if ld == d && lc == caps => found,
                 _ => {

@@ -148,6 +148,9 @@ struct Busy {
     pause: Option<(Pin<Box<tokio::time::Sleep>>, u32)>,
     /// The effect a command waits on; input is held until it answers.
     waiting: Option<Later>,
+    /// Writers to wake after a batch of input; kept with its storage while
+    /// traffic goes on.
+    wakes: Wakes,
 }
 
 impl Busy {
@@ -307,11 +310,11 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
             exit_by,
             pause,
             waiting,
+            wakes,
         } = &mut **busy.get_or_insert_with(Box::default);
         let hub = (*hub).as_ref();
         // One full read per poll (see below).
         let mut read_enough = false;
-        let mut wakes = Wakes::default();
         loop {
             if f.dirty || (f.closing && exit_by.is_none()) {
                 f.dirty = false;
@@ -351,7 +354,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
             {
                 *waiting = None;
                 f.dirty = true;
-                match hub.resume(peer, session, &mut wakes, outcome) {
+                match hub.resume(peer, session, wakes, outcome) {
                     Turn::Continue => {}
                     Turn::Close => {
                         f.closing = true;
@@ -364,7 +367,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                         hub,
                         peer,
                         session: &mut *session,
-                        wakes: &mut wakes,
+                        wakes,
                         waiting: &mut *waiting,
                     };
                     let outcome = input::resume_held(io, gate, &mut feed);
@@ -387,7 +390,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     hub,
                     peer,
                     session: &mut *session,
-                    wakes: &mut wakes,
+                    wakes,
                     waiting: &mut *waiting,
                 };
                 if let Poll::Ready(read) = input::poll_input(cx, io, gate, &mut feed) {
@@ -439,7 +442,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                         hub,
                         peer,
                         session: &mut *session,
-                        wakes: &mut wakes,
+                        wakes,
                         waiting: &mut *waiting,
                     };
                     let outcome = input::resume_held(io, gate, &mut feed);
@@ -454,7 +457,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     return Poll::Ready(End::Done);
                 }
                 if !f.closing && session.deadline().is_some_and(|d| now >= d) {
-                    let turn = hub.call(peer, session, &mut wakes, |s, cx| s.on_deadline(cx));
+                    let turn = hub.call(peer, session, wakes, |s, cx| s.on_deadline(cx));
                     wakes.wake_all();
                     if matches!(turn, Turn::Close) {
                         f.closing = true;

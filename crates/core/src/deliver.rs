@@ -8,6 +8,7 @@
 //! event found it, and users of other nodes are simply not here.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::ids::ConnId;
 use crate::notify::{Audience, Event, Notification};
@@ -17,7 +18,7 @@ use crate::state::Map;
 pub struct Directory<H> {
     conns: Map<ConnId, H>,
     /// Channel key → its local members, in joining order.
-    rooms: Map<String, Vec<(ConnId, H)>>,
+    rooms: Map<Arc<str>, Vec<(ConnId, H)>>,
     /// Scratch set for audiences spanning several channels.
     seen: HashSet<ConnId, foldhash::fast::RandomState>,
 }
@@ -65,7 +66,7 @@ impl<H: Clone> Directory<H> {
     pub fn plan(&mut self, n: &Notification, mut f: impl FnMut(ConnId, &H)) {
         match &n.audience {
             Audience::Channel { key, except } => {
-                if let Some(room) = self.rooms.get(key) {
+                if let Some(room) = self.rooms.get(&**key) {
                     for (id, h) in room {
                         if Some(*id) != *except {
                             f(*id, h);
@@ -76,7 +77,7 @@ impl<H: Clone> Directory<H> {
             Audience::Channels { keys, except } => {
                 self.seen.clear();
                 for key in keys {
-                    let Some(room) = self.rooms.get(key) else {
+                    let Some(room) = self.rooms.get(key.as_str()) else {
                         continue;
                     };
                     for (id, h) in room {

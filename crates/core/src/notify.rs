@@ -3,17 +3,20 @@
 //! turns into bytes for each local connection, and that could as well be
 //! stored (history) or sent to another node.
 
+use std::sync::Arc;
+
 use crate::ids::{ConnId, MsgId};
 
 /// Milliseconds since the Unix epoch: the network's notion of "now".
 pub type Millis = u64;
 
 /// Who did something, as others see them: `nick!user@host` and the flags
-/// that change how their messages are shown.
+/// that change how their messages are shown. Cheap to clone: a user who
+/// speaks keeps one, and every message it sends shares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// `nick!user@host`, in one allocation.
-    prefix: Box<str>,
+    /// `nick!user@host`.
+    prefix: Arc<str>,
     nick_len: u16,
     /// Bot mode (`+B`): IRC messages carry the `bot` tag.
     pub bot: bool,
@@ -22,15 +25,21 @@ pub struct Source {
 impl Source {
     /// A source from its parts.
     pub fn new(nick: &str, user: &str, host: &str, bot: bool) -> Source {
-        Source::from_prefix(format!("{nick}!{user}@{host}"), bot)
+        Source::from_prefix(&format!("{nick}!{user}@{host}"), bot)
     }
 
     /// A source from a whole `nick!user@host` (or a bare nick).
-    pub fn from_prefix(prefix: String, bot: bool) -> Source {
+    pub fn from_prefix(prefix: &str, bot: bool) -> Source {
         let nick_len = prefix.find('!').unwrap_or(prefix.len());
+        Source::shared(Arc::from(prefix), nick_len, bot)
+    }
+
+    /// A source around a prefix that is already shared, whose nick is its
+    /// first `nick_len` bytes.
+    pub fn shared(prefix: Arc<str>, nick_len: usize, bot: bool) -> Source {
         Source {
             nick_len: u16::try_from(nick_len).unwrap_or(u16::MAX),
-            prefix: prefix.into_boxed_str(),
+            prefix,
             bot,
         }
     }
@@ -83,7 +92,7 @@ pub enum Event {
     Message {
         from: Source,
         /// The channel's name, or the recipient's nick.
-        target: String,
+        target: Arc<str>,
         to_channel: bool,
         text: String,
         kind: MsgKind,
@@ -197,7 +206,7 @@ pub enum Event {
 pub enum Audience {
     /// The members of the channel with this (casefolded) key, but one.
     Channel {
-        key: String,
+        key: Arc<str>,
         except: Option<ConnId>,
     },
     /// Everyone sharing one of these channels, once each, but one.

@@ -185,7 +185,7 @@ fn say(lx: &mut Lx<'_, '_>, channel: &str, text: &str) -> Result<(), ChangeError
         .cx
         .net
         .channel(channel)
-        .map(|c| c.name.clone())
+        .map(|c| c.name.to_string())
         .unwrap_or_default();
     lx.apply(Message {
         from: lx.id,
@@ -457,7 +457,7 @@ fn list(lx: &mut Lx<'_, '_>) {
         .filter(|c| !(c.modes.secret || c.modes.private) || c.member(id).is_some())
         .map(|c| {
             (
-                c.name.clone(),
+                c.name.to_string(),
                 c.members.len(),
                 c.topic.as_ref().map(|t| t.text.clone()).unwrap_or_default(),
             )
@@ -484,7 +484,7 @@ fn topic(
         .cx
         .net
         .channel(ch)
-        .map(|c| (c.name.clone(), c.topic.clone()))
+        .map(|c| (c.name.to_string(), c.topic.clone()))
         .unwrap_or_default();
     let Some(text) = text else {
         match topic {
@@ -529,7 +529,7 @@ fn join(
             .cx
             .net
             .channel(target.key())
-            .map_or_else(|| target.as_str().to_string(), |c| c.name.clone());
+            .map_or_else(|| target.as_str().to_string(), |c| c.name.to_string());
         lx.notice(&format!("You are already in {name}"));
         return Ok(Flow::Continue);
     }
@@ -589,7 +589,7 @@ fn move_to(
             .cx
             .net
             .channel(&old)
-            .map(|c| c.name.clone())
+            .map(|c| c.name.to_string())
             .unwrap_or_default();
         lx.apply(Part {
             id,

@@ -6,6 +6,7 @@
 //! applies against a state it was not checked against.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use thin_vec::ThinVec;
 
@@ -44,6 +45,7 @@ impl Change for Connect {
             signon: unix_secs(now),
             last_active: unix_secs(now),
             extra: None,
+            spoken: None,
         }));
         if let Some(text) = &net.shutdown {
             out.note(Notification {
@@ -205,7 +207,7 @@ impl Change for Join {
         }
         if let (Some(u), Some(ch)) = (net.users.get(&id), net.channels.get(&ch_key)) {
             let audience = Audience::Channel {
-                key: ch_key.clone(),
+                key: ch.key.clone(),
                 except: Some(id),
             };
             out.note(Notification {
@@ -213,7 +215,7 @@ impl Change for Join {
                 event: Event::Join {
                     who: u.source(),
                     id,
-                    channel: ch.name.clone(),
+                    channel: ch.name.to_string(),
                     realname: u.realname().to_string(),
                     on_connect: self.on_connect,
                     time: now,
@@ -253,9 +255,9 @@ impl Change for Part {
     ) -> Result<String, ChangeError> {
         let (u, ch) = net.user_and_channel(self.id, &self.channel)?;
         if ch.member(self.id).is_none() {
-            return Err(ChangeError::NotOnChannel(ch.name.clone()));
+            return Err(ChangeError::NotOnChannel(ch.name.to_string()));
         }
-        let (key, name) = (ch.key.clone(), ch.name.clone());
+        let (key, name) = (ch.key.clone(), ch.name.to_string());
         out.note(Notification {
             audience: Audience::Channel {
                 key: key.clone(),
@@ -290,7 +292,7 @@ pub struct Message {
 pub struct MessageSent {
     pub msgid: MsgId,
     /// The target as shown: the channel's or the recipient's own spelling.
-    pub target: String,
+    pub target: Arc<str>,
     pub to_channel: bool,
     /// The recipient's away message, for a private message.
     pub away: Option<String>,
@@ -322,11 +324,15 @@ impl Change for Message {
         } else {
             let to = net.registered(&self.target)?;
             let away = to.away().map(str::to_string);
-            (Audience::User(to.id), (to.nick().to_string(), false, away))
+            (Audience::User(to.id), (Arc::from(to.nick()), false, away))
         };
-        let from = u.source();
         let msgid = net.next_msgid();
         let (target, to_channel, away) = sent;
+        let Some(u) = net.users.get_mut(&self.from) else {
+            return Err(ChangeError::NoPrivileges);
+        };
+        u.last_active = unix_secs(now);
+        let from = u.speaking_source();
         out.note(Notification {
             audience,
             event: Event::Message {
@@ -341,9 +347,6 @@ impl Change for Message {
                 parts: self.parts,
             },
         });
-        if let Some(u) = net.users.get_mut(&self.from) {
-            u.last_active = unix_secs(now);
-        }
         Ok(MessageSent {
             msgid,
             target,
@@ -471,8 +474,8 @@ impl Change for SetTopic {
         let (u, ch) = net.user_and_channel(self.id, &self.channel)?;
         policy::can_set_topic(ch, u, ch.member(self.id))?;
         let text = truncate_bytes(&self.text, net.cfg.limits.topic_length).to_string();
-        let (key, name, source) = (ch.key.clone(), ch.name.clone(), u.source());
-        if let Some(ch) = net.channels.get_mut(&key) {
+        let (key, name, source) = (ch.key.clone(), ch.name.to_string(), u.source());
+        if let Some(ch) = net.channels.get_mut(&*key) {
             ch.topic = (!text.is_empty()).then(|| Topic {
                 text: text.clone(),
                 set_by: source.prefix().to_string(),
@@ -520,12 +523,17 @@ impl Change for Kick {
             .ok_or_else(|| ChangeError::NoSuchNick(self.target.clone()))?;
         if ch.member(t.id).is_none() {
             return Err(ChangeError::UserNotInChannel(
-                ch.name.clone(),
+                ch.name.to_string(),
                 t.nick().to_string(),
             ));
         }
         let reason = truncate_bytes(&self.reason, net.cfg.limits.kick_length).to_string();
-        let (key, name, tid, tnick) = (ch.key.clone(), ch.name.clone(), t.id, t.nick().to_string());
+        let (key, name, tid, tnick) = (
+            ch.key.clone(),
+            ch.name.to_string(),
+            t.id,
+            t.nick().to_string(),
+        );
         out.note(Notification {
             audience: Audience::Channel {
                 key: key.clone(),

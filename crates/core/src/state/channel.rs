@@ -42,8 +42,9 @@ pub struct Topic {
 /// A channel.
 #[derive(Debug)]
 pub struct Channel {
-    pub name: String,
-    pub key: String,
+    /// Shared with the notifications that name the channel (its messages).
+    pub name: std::sync::Arc<str>,
+    pub key: std::sync::Arc<str>,
     pub created: u64,
     pub topic: Option<Topic>,
     /// Members in joining order.
@@ -60,8 +61,8 @@ impl Channel {
     /// A new channel: `+nt`, no members yet.
     pub fn new(name: &crate::names::ChannelName, created: u64) -> Channel {
         Channel {
-            name: name.as_str().to_string(),
-            key: name.key().to_string(),
+            name: name.as_str().into(),
+            key: name.key().into(),
             created,
             topic: None,
             members: Vec::new(),

@@ -103,7 +103,7 @@ impl Change for SetChannelModes {
                     };
                     let chname = ch.name.clone();
                     let Some(m) = ch.member_mut(tid) else {
-                        errors.push(ChangeError::UserNotInChannel(chname, tnick));
+                        errors.push(ChangeError::UserNotInChannel(chname.to_string(), tnick));
                         continue;
                     };
                     let flag = if mode == 'o' { &mut m.op } else { &mut m.voice };
@@ -160,12 +160,12 @@ impl Change for SetChannelModes {
         {
             out.note(Notification {
                 audience: Audience::Channel {
-                    key,
+                    key: ch.key.clone(),
                     except: Some(id),
                 },
                 event: Event::Mode {
                     by: setter,
-                    channel: ch.name.clone(),
+                    channel: ch.name.to_string(),
                     changes: wire_modes(&applied),
                     time: now,
                 },
@@ -207,21 +207,21 @@ impl Change for Invite {
             .channel(&self.channel)
             .ok_or_else(|| ChangeError::NoSuchChannel(self.channel.clone()))?;
         let Some(m) = ch.member(id) else {
-            return Err(ChangeError::NotOnChannel(ch.name.clone()));
+            return Err(ChangeError::NotOnChannel(ch.name.to_string()));
         };
         if ch.modes.invite_only && !m.op {
-            return Err(ChangeError::ChanOpPrivsNeeded(ch.name.clone()));
+            return Err(ChangeError::ChanOpPrivsNeeded(ch.name.to_string()));
         }
         if ch.member(t.id).is_some() {
             return Err(ChangeError::UserOnChannel(
                 t.nick().to_string(),
-                ch.name.clone(),
+                ch.name.to_string(),
             ));
         }
         let event = |notify| Event::Invite {
             by: u.source(),
             target: t.nick().to_string(),
-            channel: ch.name.clone(),
+            channel: ch.name.to_string(),
             notify,
             time: now,
         };
@@ -242,10 +242,10 @@ impl Change for Invite {
         });
         let invited = Invited {
             nick: t.nick().to_string(),
-            channel: ch.name.clone(),
+            channel: ch.name.to_string(),
             away: t.away().map(str::to_string),
         };
-        let (tid, key) = (t.id, ch.key.clone());
+        let (tid, key) = (t.id, ch.key.to_string());
         if let Some(t) = net.users.get_mut(&tid) {
             t.edit_extra(|e| e.invites.insert(key));
         }

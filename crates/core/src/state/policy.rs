@@ -22,7 +22,7 @@ pub fn is_banned(ch: &Channel, u: &User) -> bool {
 
 /// Whether `u` may send a message to `ch`.
 pub fn can_send(ch: &Channel, u: &User, member: Option<&Member>) -> Result<(), ChangeError> {
-    let cannot = || Err(ChangeError::CannotSendToChan(ch.name.clone()));
+    let cannot = || Err(ChangeError::CannotSendToChan(ch.name.to_string()));
     match member {
         None if ch.modes.no_external => cannot(),
         Some(m) if m.op || m.voice => Ok(()),
@@ -40,18 +40,18 @@ pub fn can_join(ch: &Channel, u: &User, key: Option<&str>) -> Result<(), ChangeE
         && ch.members.len() >= limit
         && !invited
     {
-        return Err(ChangeError::ChannelIsFull(ch.name.clone()));
+        return Err(ChangeError::ChannelIsFull(ch.name.to_string()));
     }
     if ch.modes.invite_only && !invited && !matches_any(&ch.invex, u) {
-        return Err(ChangeError::InviteOnlyChan(ch.name.clone()));
+        return Err(ChangeError::InviteOnlyChan(ch.name.to_string()));
     }
     if let Some(k) = &ch.modes.key
         && key != Some(k.as_str())
     {
-        return Err(ChangeError::BadChannelKey(ch.name.clone()));
+        return Err(ChangeError::BadChannelKey(ch.name.to_string()));
     }
     if is_banned(ch, u) && !invited {
-        return Err(ChangeError::BannedFromChan(ch.name.clone()));
+        return Err(ChangeError::BannedFromChan(ch.name.to_string()));
     }
     Ok(())
 }
@@ -59,9 +59,9 @@ pub fn can_join(ch: &Channel, u: &User, key: Option<&str>) -> Result<(), ChangeE
 /// Whether `member` may change the topic of `ch`.
 pub fn can_set_topic(ch: &Channel, u: &User, member: Option<&Member>) -> Result<(), ChangeError> {
     match member {
-        None => Err(ChangeError::NotOnChannel(ch.name.clone())),
+        None => Err(ChangeError::NotOnChannel(ch.name.to_string())),
         Some(m) if ch.modes.topic_lock && !m.op && !u.modes.oper => {
-            Err(ChangeError::ChanOpPrivsNeeded(ch.name.clone()))
+            Err(ChangeError::ChanOpPrivsNeeded(ch.name.to_string()))
         }
         _ => Ok(()),
     }
@@ -70,8 +70,8 @@ pub fn can_set_topic(ch: &Channel, u: &User, member: Option<&Member>) -> Result<
 /// Whether `member` may kick, set channel modes or invite to a `+i` channel.
 pub fn is_chanop(ch: &Channel, member: Option<&Member>) -> Result<(), ChangeError> {
     match member {
-        None => Err(ChangeError::NotOnChannel(ch.name.clone())),
-        Some(m) if !m.op => Err(ChangeError::ChanOpPrivsNeeded(ch.name.clone())),
+        None => Err(ChangeError::NotOnChannel(ch.name.to_string())),
+        Some(m) if !m.op => Err(ChangeError::ChanOpPrivsNeeded(ch.name.to_string())),
         _ => Ok(()),
     }
 }

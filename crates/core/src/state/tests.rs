@@ -223,7 +223,7 @@ fn channel_messages_reach_every_other_member_once() {
     }
     let (sent, told) = w.say(ids[0], "#a", "one");
     let sent = sent.unwrap();
-    assert_eq!((sent.target.as_str(), sent.to_channel), ("#a", true));
+    assert_eq!((&*sent.target, sent.to_channel), ("#a", true));
     assert_eq!(
         told.who(is_message),
         [ids[1], ids[2]],
@@ -257,10 +257,7 @@ fn private_messages_reach_their_recipient_with_its_away_text() {
     });
     let (sent, told) = w.say(a, "B", "hi");
     let sent = sent.unwrap();
-    assert_eq!(
-        (sent.target.as_str(), sent.away.as_deref()),
-        ("b", Some("lunch"))
-    );
+    assert_eq!((&*sent.target, sent.away.as_deref()), ("b", Some("lunch")));
     assert_eq!(told.who(is_message), [b]);
     assert_eq!(
         w.say(a, "nobody", "hi").0.unwrap_err(),

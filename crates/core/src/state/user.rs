@@ -43,6 +43,9 @@ pub struct User {
     pub last_active: u32,
     /// `None` while every field of it would be empty.
     pub(super) extra: Option<Box<UserExtra>>,
+    /// The source of its messages, kept once it has spoken (see
+    /// [`User::speaking_source`]); users who never speak keep none.
+    pub(super) spoken: Option<std::sync::Arc<str>>,
 }
 
 /// A user's nick, casefolded nick, user name and real name, in one boxed
@@ -126,11 +129,30 @@ impl UserExtra {
 }
 
 impl User {
-    /// The user as others see it in events.
+    /// The user as others see it in events (the one kept for its messages,
+    /// if it has spoken since its names or modes last changed).
     pub fn source(&self) -> Source {
+        let nick_len = self.nick().len();
+        if let Some(prefix) = &self.spoken {
+            return Source::shared(prefix.clone(), nick_len, self.modes.bot);
+        }
+        Source::shared(self.prefix_text(), nick_len, self.modes.bot)
+    }
+
+    /// `nick!user@host`, shareable.
+    fn prefix_text(&self) -> std::sync::Arc<str> {
         let mut p = Vec::with_capacity(self.prefix_len());
         self.put_prefix(&mut p);
-        Source::from_prefix(String::from_utf8(p).unwrap_or_default(), self.modes.bot)
+        std::str::from_utf8(&p).unwrap_or_default().into()
+    }
+
+    /// [`User::source`], its text kept for the next messages: a user who
+    /// speaks usually speaks again, and each message then shares it.
+    pub(super) fn speaking_source(&mut self) -> Source {
+        if self.spoken.is_none() {
+            self.spoken = Some(self.prefix_text());
+        }
+        self.source()
     }
 
     /// `nick!user@host`.
@@ -164,11 +186,13 @@ impl User {
     }
 
     pub(super) fn set_nick(&mut self, nick: &Nickname) {
+        self.spoken = None;
         let n = &self.names;
         self.names = Names::new(nick.as_str(), nick.key(), n.user(), n.realname());
     }
 
     pub(super) fn set_user(&mut self, user: &str, realname: &str) {
+        self.spoken = None;
         let n = &self.names;
         self.names = Names::new(n.nick(), n.key(), user, realname);
     }
@@ -225,6 +249,11 @@ impl User {
         }
         if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
             return Err(format!("user {id} keeps an empty extra box"));
+        }
+        if let Some(s) = &self.spoken
+            && **s != *self.prefix()
+        {
+            return Err(format!("user {id} keeps a stale source {s}"));
         }
         Ok(())
     }

@@ -19,7 +19,11 @@ pub fn join(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
             .map(|u| u.channels.to_vec())
             .unwrap_or_default();
         for key in chans {
-            let name = ctx.net.channel(&key).map(|c| c.name.clone()).unwrap_or(key);
+            let name = ctx
+                .net
+                .channel(&key)
+                .map(|c| c.name.to_string())
+                .unwrap_or(key);
             part_one(ctx, &name, "")?;
         }
         return Ok(Flow::Continue);
@@ -144,7 +148,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
     ctx.r.event(&Event::Join {
         who: u.source(),
         id,
-        channel: ch.name.clone(),
+        channel: ch.name.to_string(),
         realname: u.realname().to_string(),
         on_connect: false,
         time: ctx.now,
@@ -201,7 +205,7 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     match m.param(1) {
         None => {
             if !member && (ch.modes.secret || ch.modes.private) {
-                return Err(ChangeError::NotOnChannel(ch.name.clone()).into());
+                return Err(ChangeError::NotOnChannel(ch.name.to_string()).into());
             }
             match &ch.topic {
                 Some(t) => {
@@ -217,7 +221,7 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         Some(text) => {
             let change = SetTopic {
                 id,
-                channel: ch.name.clone(),
+                channel: ch.name.to_string(),
                 text: text.to_string(),
             };
             let (channel, text) = ctx.apply(change)?;

@@ -184,7 +184,7 @@ fn channel_mode(ctx: &mut Ctx<'_>, m: &Message<'_>, name: &str) -> Result<Flow, 
         .net
         .channel(name)
         .ok_or_else(|| ChangeError::NoSuchChannel(name.to_string()))?;
-    let chname = ch.name.clone();
+    let chname = ch.name.to_string();
     let is_member = ch.member(id).is_some();
     let Some(modestr) = m.param(1) else {
         let shown = mode_string(ch, is_member);

@@ -120,6 +120,19 @@ fn codes(lines: &[String]) -> Vec<&str> {
 }
 
 #[test]
+fn the_table_is_sorted_and_found_in_any_case() {
+    assert!(COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
+    for c in COMMANDS {
+        assert_eq!(lookup(c.name).map(|f| f.name), Some(c.name));
+        assert_eq!(
+            lookup(&c.name.to_ascii_lowercase()).map(|f| f.name),
+            Some(c.name)
+        );
+    }
+    assert!(lookup("NOPE").is_none() && lookup("").is_none() && lookup("PRIVMSGX").is_none());
+}
+
+#[test]
 fn every_command_has_help() {
     for c in COMMANDS {
         assert!(c.syntax.starts_with(c.name), "{}", c.name);
