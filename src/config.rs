@@ -148,6 +148,13 @@ pub struct Limits {
     pub channels_per_user: usize,
     /// Bytes queued for one client before it is disconnected (`SendQ exceeded`).
     pub send_queue: usize,
+    /// Milliseconds a client's queue may stand still (nothing written to it)
+    /// before its reader counts as stopped: until then, whoever sends to it
+    /// waits for it to drain once it is past an eighth of `send_queue`.
+    pub stall_grace_ms: u64,
+    /// Seconds a write to a client may stand still before the client is
+    /// dropped (`Write timeout`).
+    pub write_timeout: u64,
     /// Entries in each channel's ban, exception and invite-exception lists.
     pub list_entries: usize,
     /// Targets in one PRIVMSG/NOTICE.
@@ -237,6 +244,8 @@ impl Default for Limits {
             away_length: 200,
             channels_per_user: 50,
             send_queue: 1 << 20,
+            stall_grace_ms: 1000,
+            write_timeout: 60,
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
@@ -304,6 +313,15 @@ impl Config {
         }
     }
 
+    /// The send queues' slice: when a reader counts as stopped, when a stuck
+    /// write drops its client.
+    pub fn send_limits(&self) -> crate::hub::SendLimits {
+        crate::hub::SendLimits {
+            stall_grace: std::time::Duration::from_millis(self.limits.stall_grace_ms),
+            write_timeout: std::time::Duration::from_secs(self.limits.write_timeout),
+        }
+    }
+
     /// The effect runner's slice: what passwords are checked against.
     pub fn secrets(&self) -> crate::effects::Secrets {
         crate::effects::Secrets {
@@ -367,6 +385,14 @@ impl Config {
         {
             return bad(
                 "limits.max_connections, connections_per_ip and connection_rate must be > 0, connection_burst >= 1",
+            );
+        }
+        if !(10..=600_000).contains(&l.stall_grace_ms)
+            || l.write_timeout == 0
+            || l.write_timeout.saturating_mul(1000) <= l.stall_grace_ms
+        {
+            return bad(
+                "limits.stall_grace_ms must be 10 to 600000, limits.write_timeout (seconds) longer than it",
             );
         }
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {

@@ -7,16 +7,23 @@
 //! woken here: the ones to wake are collected in a [`Wakes`] list the caller
 //! owns, so that a connection handling a burst of input wakes each
 //! recipient once for the whole burst.
+//!
+//! The same list collects the recipients whose queue is now behind (past
+//! its soft mark) while their reader still reads: the connection that sent
+//! the lines then waits for them (backpressure). A reader whose queue has
+//! not moved for the stall grace has stopped reading: it holds nobody back,
+//! and meets its queue's bound (`SendQ exceeded`) or the write timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use bavard_core::deliver::Directory;
 use bavard_core::dialect::DialectRef;
 use bavard_core::notify::{Event, Notification};
 use bavard_core::{ConnId, Output, Outputs};
 
-use crate::outbox::{Appended, Arena, Closed, Outbox, Shared};
+use crate::outbox::{AlarmTime, Appended, Arena, Closed, Outbox, Shared};
 
 /// A connection as delivery sees it: its queue, its dialect and the
 /// capability bits its session negotiated.
@@ -24,10 +31,10 @@ pub struct Peer {
     pub id: ConnId,
     pub out: Outbox,
     pub dialect: &'static DialectRef,
-    /// The dialect's id, read for every delivery (no call through the
-    /// dialect's vtable).
-    dialect_id: u8,
     caps: AtomicU32,
+    /// When the queue was last seen moving (it went from empty to not, or
+    /// the writer wrote some of it), as an [`AlarmTime::short`].
+    progress: AtomicU32,
 }
 
 impl std::fmt::Debug for Peer {
@@ -42,8 +49,8 @@ impl Peer {
             id,
             out,
             dialect,
-            dialect_id: dialect.id(),
             caps: AtomicU32::new(0),
+            progress: AtomicU32::new(AlarmTime::of(Instant::now()).short()),
         }
     }
 
@@ -54,28 +61,49 @@ impl Peer {
     pub fn set_caps(&self, caps: u32) {
         self.caps.store(caps, Ordering::Relaxed)
     }
+
+    /// The queue moved at `now`.
+    pub fn touch(&self, now: Instant) {
+        self.progress
+            .store(AlarmTime::of(now).short(), Ordering::Relaxed);
+    }
+
+    /// When the queue last moved.
+    pub fn progress(&self, now: Instant) -> Instant {
+        AlarmTime::instant_of(self.progress.load(Ordering::Relaxed), now)
+    }
+
+    /// Whether the queue has not moved for longer than `grace` at `now`:
+    /// the reader has stopped reading (meaningful while something is
+    /// queued).
+    pub fn stalled(&self, now: Instant, grace: Duration) -> bool {
+        now.saturating_duration_since(self.progress(now)) > grace
+    }
 }
 
-/// Writers to wake once the caller's batch of input has been handled.
+/// Writers to wake once the caller's batch of input has been handled, and
+/// the readers it must wait for.
 #[derive(Default)]
 pub struct Wakes {
     peers: Vec<Arc<Peer>>,
-    /// Something was queued for a connection other than the caller's.
-    fed: bool,
+    /// Recipients left behind (past their soft mark, still reading).
+    blockers: Vec<Arc<Peer>>,
 }
 
 impl Wakes {
-    /// Whether the input handled fed other connections (a channel's lines).
-    pub fn fed_others(&self) -> bool {
-        self.fed
-    }
-
     /// Wakes every writer collected, once each; keeps the list's storage.
     pub fn wake_all(&mut self) {
         for p in self.peers.drain(..) {
             p.out.wake();
         }
-        self.fed = false;
+    }
+
+    /// Takes the readers the caller must wait for, each once.
+    pub fn take_blockers(&mut self) -> Vec<Arc<Peer>> {
+        let mut b = std::mem::take(&mut self.blockers);
+        b.sort_unstable_by_key(|p| p.id);
+        b.dedup_by_key(|p| p.id);
+        b
     }
 }
 
@@ -86,20 +114,38 @@ impl Drop for Wakes {
 }
 
 /// The local connections and the encoding scratch of fan-out.
-#[derive(Default)]
 pub struct Delivery {
+    /// How long a queue may stand still before its reader counts as having
+    /// stopped reading.
+    grace: Duration,
     dir: Directory<Arc<Peer>>,
     arena: Arena,
     /// Encoding buffer, kept between fan-outs.
     scratch: Vec<u8>,
     /// The current fan-out's encodings, one per (dialect, variant).
-    variants: Vec<(u8, u32, Shared)>,
+    variants: Vec<(usize, u32, Shared)>,
     /// Connections whose queue overflowed: dropped once the outputs being
     /// delivered are all queued, never in the middle of a fan-out.
     overflowed: Vec<ConnId>,
 }
 
 impl Delivery {
+    /// Delivery with the stall grace `grace` (see [`Peer::stalled`]).
+    pub fn new(grace: Duration) -> Delivery {
+        Delivery {
+            grace,
+            dir: Directory::default(),
+            arena: Arena::default(),
+            scratch: Vec::new(),
+            variants: Vec::new(),
+            overflowed: Vec::new(),
+        }
+    }
+
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
     pub fn attach(&mut self, peer: Arc<Peer>) {
         self.dir.attach(peer.id, peer);
     }
@@ -123,12 +169,19 @@ impl Delivery {
     /// Delivers `out`, produced while serving `me` (the connection whose
     /// replies are in it), in order.
     pub fn deliver(&mut self, me: Option<&Arc<Peer>>, out: &mut Outputs, wakes: &mut Wakes) {
+        let mut clock = Clock::default();
         for item in out.items.drain(..) {
             match item {
-                Output::Note(n) => self.notify(&n, me, wakes),
+                Output::Note(n) => self.notify(&n, wakes, &mut clock),
                 Output::Reply(bytes) => {
                     if let Some(p) = me {
-                        queue(p, p.out.append(&bytes), wakes, &mut self.overflowed);
+                        let to = Queued {
+                            grace: self.grace,
+                            wakes,
+                            overflowed: &mut self.overflowed,
+                            clock: &mut clock,
+                        };
+                        to.record(p, p.out.append(&bytes));
                     }
                 }
                 Output::Final(bytes) => {
@@ -141,21 +194,25 @@ impl Delivery {
         }
     }
 
-    fn notify(&mut self, n: &Notification, me: Option<&Arc<Peer>>, wakes: &mut Wakes) {
+    fn notify(&mut self, n: &Notification, wakes: &mut Wakes, clock: &mut Clock) {
         let Delivery {
+            grace,
             dir,
             arena,
             scratch,
             variants,
             overflowed,
         } = self;
+        let grace = *grace;
         // Few variants exist per event (a dialect or two, a handful of cap
         // sets): a linear scan of a tiny vector beats hashing. Most members
         // share the previous member's dialect and capabilities: they reuse
         // its answer without asking the dialect again.
-        let mut last: Option<(u8, u32, Option<usize>)> = None;
+        let mut last: Option<(usize, u32, Option<usize>)> = None;
         dir.plan(n, |_, p| {
-            let (d, caps) = (p.dialect_id, p.caps());
+            // Dialects are statics: the address names one, with no call
+            // through its vtable for every delivery.
+            let (d, caps) = (std::ptr::from_ref(p.dialect).addr(), p.caps());
             let found = match last {
                 Some((ld, lc, found)) if ld == d && lc == caps => found,
                 _ => {
@@ -175,10 +232,13 @@ impl Delivery {
                 }
             };
             if let Some(i) = found {
-                if me.is_none_or(|m| m.id != p.id) {
-                    wakes.fed = true;
-                }
-                queue(p, p.out.append_shared(&variants[i].2), wakes, overflowed);
+                let to = Queued {
+                    grace,
+                    wakes: &mut *wakes,
+                    overflowed: &mut *overflowed,
+                    clock: &mut *clock,
+                };
+                to.record(p, p.out.append_shared(&variants[i].2));
             }
         });
         variants.clear();
@@ -198,14 +258,42 @@ impl Delivery {
     }
 }
 
-/// Records what an append asks of the caller.
-fn queue(p: &Arc<Peer>, appended: Appended, wakes: &mut Wakes, overflowed: &mut Vec<ConnId>) {
-    match appended {
-        Appended::Queued => {}
-        Appended::NeedsWake => wakes.peers.push(p.clone()),
-        Appended::Refused => {
-            if p.out.closed() == Some(Closed::Overflow) {
-                overflowed.push(p.id);
+/// The monotonic clock, read at most once per delivery, when needed.
+#[derive(Default)]
+struct Clock(Option<Instant>);
+
+impl Clock {
+    fn now(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
+/// Where what an append asks of the caller is recorded.
+struct Queued<'a> {
+    grace: Duration,
+    wakes: &'a mut Wakes,
+    overflowed: &'a mut Vec<ConnId>,
+    clock: &'a mut Clock,
+}
+
+impl Queued<'_> {
+    fn record(self, p: &Arc<Peer>, appended: Appended) {
+        match appended {
+            Appended::Queued => {}
+            Appended::NeedsWake => {
+                // Its stall is counted from now, not from its last write.
+                p.touch(self.clock.now());
+                self.wakes.peers.push(p.clone());
+            }
+            Appended::Behind => {
+                if !p.stalled(self.clock.now(), self.grace) {
+                    self.wakes.blockers.push(p.clone());
+                }
+            }
+            Appended::Refused => {
+                if p.out.closed() == Some(Closed::Overflow) {
+                    self.overflowed.push(p.id);
+                }
             }
         }
     }

@@ -5,8 +5,9 @@
 //! events in one order.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bavard_core::effect::Outcome;
 use bavard_core::notify::Millis;
@@ -32,10 +33,25 @@ struct Inner {
     out: Outputs,
 }
 
+/// How the send queues treat readers that fall behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// A queue that has not moved for this long has a reader that stopped
+    /// reading: it holds nobody back.
+    pub stall_grace: Duration,
+    /// A write that has not moved for this long drops its client
+    /// (`Write timeout`).
+    pub write_timeout: Duration,
+}
+
 /// The shared network and delivery.
 pub struct Hub {
     inner: Mutex<Inner>,
     effects: Effects,
+    /// [`SendLimits`] in milliseconds, read by every connection's driver
+    /// without the lock (and swappable on reload).
+    stall_grace_ms: AtomicU64,
+    write_timeout_ms: AtomicU64,
 }
 
 /// The wall clock in milliseconds since the Unix epoch.
@@ -47,14 +63,26 @@ pub fn now_millis() -> Millis {
 }
 
 impl Hub {
-    pub fn new(cfg: Arc<CoreConfig>, effects: Effects) -> Hub {
+    pub fn new(cfg: Arc<CoreConfig>, effects: Effects, send: SendLimits) -> Hub {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Hub {
             inner: Mutex::new(Inner {
                 net: Network::new(cfg, now_millis()),
-                delivery: Delivery::default(),
+                delivery: Delivery::new(send.stall_grace),
                 out: Outputs::default(),
             }),
             effects,
+            stall_grace_ms: AtomicU64::new(ms(send.stall_grace)),
+            write_timeout_ms: AtomicU64::new(ms(send.write_timeout)),
+        }
+    }
+
+    /// The send queues' limits now.
+    pub fn send_limits(&self) -> SendLimits {
+        let d = |a: &AtomicU64| Duration::from_millis(a.load(Ordering::Relaxed));
+        SendLimits {
+            stall_grace: d(&self.stall_grace_ms),
+            write_timeout: d(&self.write_timeout_ms),
         }
     }
 

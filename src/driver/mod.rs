@@ -69,7 +69,6 @@ where
             peer_gone: false,
             due: false,
             dirty: true,
-            fed: false,
             writer: Writer::default(),
         },
     }
@@ -109,8 +108,6 @@ struct Flags {
     due: bool,
     /// A deadline may have moved: publish the next one as the alarm.
     dirty: bool,
-    /// The last read queued lines for other clients.
-    fed: bool,
     writer: Writer,
 }
 
@@ -133,8 +130,8 @@ struct Conn<T, H, S> {
 }
 
 /// What a connection holds only while something is under way: bytes not
-/// yet written, a bound on its closing, a congestion pause, an effect
-/// awaited. Dropped whenever all are empty, so an idle connection's task
+/// yet written, a bound on its closing, a pause for readers behind, an
+/// effect awaited. Dropped whenever all are empty, so an idle connection's task
 /// stays small (`net::tests::connection_future_stays_small`).
 #[derive(Default)]
 struct Busy {
@@ -143,9 +140,8 @@ struct Busy {
     /// The task ends at this instant whatever is left to flush: set when
     /// closing (clients that stopped reading) and at server shutdown.
     exit_by: Option<Instant>,
-    /// While input is paused for congestion: when to read once anyway, and
-    /// the round of waiters this task is registered in.
-    pause: Option<(Pin<Box<tokio::time::Sleep>>, u32)>,
+    /// While input is paused for readers it sent to that are behind.
+    pause: Option<Box<timers::Pause>>,
     /// The effect a command waits on; input is held until it answers.
     waiting: Option<Later>,
     /// Writers to wake after a batch of input; kept with its storage while
@@ -316,16 +312,22 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
         // One full read per poll (see below).
         let mut read_enough = false;
         loop {
+            let limits = hub.send_limits();
             if f.dirty || (f.closing && exit_by.is_none()) {
                 f.dirty = false;
-                timers::publish(peer, &*session, f.closing, exit_by);
+                let writing = (!pending.is_empty()).then_some(limits.write_timeout);
+                timers::publish(peer, &*session, f.closing, writing, exit_by);
             }
 
             let wrote = f
                 .writer
                 .poll(cx, io, peer, pending, exit_by, &mut f.closing, &mut f.due);
             match wrote {
-                output::Step::Busy => continue,
+                output::Step::Busy => {
+                    // A write under way is watched by the write timeout.
+                    f.dirty |= !pending.is_empty();
+                    continue;
+                }
                 output::Step::Idle => {}
                 output::Step::Overflowed => {
                     // The hub dropped this client while a write to it is
@@ -374,6 +376,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     after_input(outcome, hub, peer, session, f);
                 }
                 wakes.wake_all();
+                wait_for_readers(pause, wakes);
                 continue;
             }
 
@@ -384,7 +387,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 && !f.closing
                 && !read_enough
                 && io.held().1 < input::MAX_HELD
-                && !timers::congested(f.fed, pause, peer, cx);
+                && !timers::paused(pause, peer, limits, cx);
             if can_read {
                 let mut feed = Feed {
                     hub,
@@ -396,10 +399,10 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 if let Poll::Ready(read) = input::poll_input(cx, io, gate, &mut feed) {
                     // Input moves the keep-alive and partial-line deadlines.
                     f.dirty = true;
-                    f.fed = wakes.fed_others();
                     // Each recipient's writer is woken once for the whole
                     // read, and finds its lines queued together.
                     wakes.wake_all();
+                    wait_for_readers(pause, wakes);
                     if read.full {
                         // More input is waiting, and this read may have
                         // queued lines for many: let their writers (and every
@@ -449,6 +452,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     after_input(outcome, hub, peer, session, f);
                 }
                 wakes.wake_all();
+                wait_for_readers(pause, wakes);
                 continue;
             }
             if std::mem::take(&mut f.due) {
@@ -456,9 +460,19 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 if exit_by.is_some_and(|t| now >= t) {
                     return Poll::Ready(End::Done);
                 }
+                if !pending.is_empty() && timers::write_timed_out(peer, now, limits.write_timeout) {
+                    // The client stopped reading with lines under way: it
+                    // goes, and its queue is not kept waiting for it.
+                    gone(hub, peer, session, "Write timeout");
+                    f.peer_gone = true;
+                    return Poll::Ready(End::Done);
+                }
+                // The alarm may have rung for a deadline since moved.
+                f.dirty = true;
                 if !f.closing && session.deadline().is_some_and(|d| now >= d) {
                     let turn = hub.call(peer, session, wakes, |s, cx| s.on_deadline(cx));
                     wakes.wake_all();
+                    wait_for_readers(pause, wakes);
                     if matches!(turn, Turn::Close) {
                         f.closing = true;
                         f.reading = false;
@@ -469,6 +483,18 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
             }
             return Poll::Pending;
         }
+    }
+}
+
+/// Pauses the input for the recipients the last input left behind.
+fn wait_for_readers(pause: &mut Option<Box<timers::Pause>>, wakes: &mut Wakes) {
+    let blockers = wakes.take_blockers();
+    if blockers.is_empty() {
+        return;
+    }
+    match pause {
+        Some(p) => p.add(blockers),
+        None => *pause = Some(timers::Pause::new(blockers)),
     }
 }
 

@@ -146,6 +146,8 @@ impl Writer {
                 Ok(0) | Err(_) => Step::WriteError,
                 Ok(n) => {
                     pending.advance(n);
+                    // The reader is reading (see `Peer::stalled`).
+                    peer.touch(Instant::now());
                     // TLS buffers what it encrypts: push it out next.
                     self.flushing = pending.is_empty();
                     Step::Busy

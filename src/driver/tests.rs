@@ -38,9 +38,16 @@ impl AsyncRead for Endless {
     }
 }
 
+fn limits() -> crate::hub::SendLimits {
+    crate::hub::SendLimits {
+        stall_grace: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(5),
+    }
+}
+
 fn hub() -> Arc<Hub> {
     let effects = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
-    Arc::new(Hub::new(Arc::new(CoreConfig::default()), effects))
+    Arc::new(Hub::new(Arc::new(CoreConfig::default()), effects, limits()))
 }
 
 fn irc_peer(hub: &Hub, serial: u64) -> Arc<Peer> {
@@ -240,20 +247,61 @@ fn timers_publish_the_earliest_deadline_and_the_closing_bound() {
     let cfg = Arc::new(CoreConfig::default());
     let session = IrcSession::new(peer.id, cfg, "127.0.0.1".parse().unwrap(), Instant::now());
     let mut exit_by = None;
-    timers::publish(&peer, &session, false, &mut exit_by);
+    timers::publish(&peer, &session, false, None, &mut exit_by);
     assert_eq!(exit_by, None, "the session's deadline alone");
-    timers::publish(&peer, &session, true, &mut exit_by);
+    assert!(!timers::write_timed_out(
+        &peer,
+        Instant::now(),
+        Duration::from_secs(1)
+    ));
+    let later = Instant::now() + Duration::from_secs(2);
+    assert!(timers::write_timed_out(
+        &peer,
+        later,
+        Duration::from_secs(1)
+    ));
+    timers::publish(&peer, &session, true, None, &mut exit_by);
     let left = exit_by.expect("closing is bounded") - Instant::now();
     assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10));
     let mut cx = Context::from_waker(Waker::noop());
     let past = Some(Instant::now() - Duration::from_millis(1));
     assert!(timers::out_of_time(past, &peer, &mut cx).is_ready());
     assert!(timers::out_of_time(exit_by, &peer, &mut cx).is_pending());
-    let mut pause = None;
+}
+
+#[tokio::test]
+async fn a_pause_lasts_while_a_reader_is_behind_and_still_reading() {
+    let me = line_peer(1 << 20);
+    let reader = line_peer(800);
+    let limits = limits();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pause = Some(timers::Pause::new(vec![reader.clone()]));
     assert!(
-        !timers::congested(true, &mut pause, &peer, &mut cx),
-        "no count, no pause"
+        !timers::paused(&mut pause, &me, limits, &mut cx),
+        "not behind: no pause"
     );
+    assert!(pause.is_none());
+    reader.touch(Instant::now());
+    reader.out.append(&[b'x'; 50]);
+    assert_eq!(
+        reader.out.append(&[b'x'; 100]),
+        crate::outbox::Appended::Behind
+    );
+    let mut pause = Some(timers::Pause::new(vec![reader.clone()]));
+    assert!(
+        timers::paused(&mut pause, &me, limits, &mut cx),
+        "behind and reading"
+    );
+    let _ = reader.out.take(Pending::default());
+    assert!(!timers::paused(&mut pause, &me, limits, &mut cx), "drained");
+    // Behind again, and its queue does not move for the grace: it stopped
+    // reading, and holds nobody back.
+    reader.out.append(&[b'x'; 150]);
+    let mut pause = Some(timers::Pause::new(vec![reader.clone()]));
+    assert!(timers::paused(&mut pause, &me, limits, &mut cx));
+    tokio::time::sleep(limits.stall_grace + Duration::from_millis(50)).await;
+    assert!(!timers::paused(&mut pause, &me, limits, &mut cx), "stalled");
+    assert!(pause.is_none());
 }
 
 /// PASS is checked on the blocking pool; the lines after it wait for the
@@ -271,7 +319,7 @@ async fn input_waits_for_the_effect_of_the_line_before() {
         password_required: true,
         ..CoreConfig::default()
     });
-    let hub = Arc::new(Hub::new(cfg.clone(), effects));
+    let hub = Arc::new(Hub::new(cfg.clone(), effects, limits()));
     let peer = irc_peer(&hub, 1);
     let session = IrcSession::new(peer.id, cfg, "127.0.0.1".parse().unwrap(), Instant::now());
     let (client, server) = tokio::io::duplex(1 << 16);

@@ -1,42 +1,48 @@
 //! A connection's deadlines: the session's (keep-alive, registration,
-//! partial line) and its closing bound, published as its queue's alarm
-//! (`net::alarms` rings it); and the congestion pause of its input.
+//! partial line), a stuck write's, and its closing bound, published as its
+//! queue's alarm (`net::alarms` rings it); and the pause of its input while
+//! readers it sent to catch up (backpressure).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bavard_core::Session;
 
 use crate::delivery::Peer;
+use crate::hub::SendLimits;
 
 /// How long a closing connection may take to flush to a client that does
 /// not read.
 const CLOSING_FLUSH: Duration = Duration::from_secs(10);
 
-/// Longest pause of a connection's input for congestion: past it, one more
-/// read is handled, so that queues of clients that stopped reading still
-/// fill up to their bound and those clients get dropped.
-const MAX_PAUSE: Duration = Duration::from_secs(1);
-
 /// Publishes the connection's next deadline as its alarm: the closing bound
-/// once closing (set now if it was not), else the earlier of the session's
-/// deadline and any bound.
+/// once closing (set now if it was not), else the earliest of the session's
+/// deadline, the write timeout of a write under way (`writing`) and any
+/// bound.
 pub fn publish<S: Session + ?Sized>(
     peer: &Peer,
     session: &S,
     closing: bool,
+    writing: Option<Duration>,
     exit_by: &mut Option<Instant>,
 ) {
     let deadline = if closing {
         Some(*exit_by.get_or_insert(Instant::now() + CLOSING_FLUSH))
     } else {
-        match (session.deadline(), *exit_by) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stuck = writing.map(|timeout| peer.progress(Instant::now()) + timeout);
+        [session.deadline(), *exit_by, stuck]
+            .into_iter()
+            .flatten()
+            .min()
     };
     peer.out.set_alarm(deadline);
+}
+
+/// Whether a write under way has not moved for `timeout` at `now`.
+pub fn write_timed_out(peer: &Peer, now: Instant, timeout: Duration) -> bool {
+    now >= peer.progress(now) + timeout
 }
 
 /// Ready once `exit_by` has passed; otherwise `Pending`, registered for the
@@ -51,33 +57,73 @@ pub fn out_of_time(exit_by: Option<Instant>, peer: &Peer, cx: &mut Context<'_>) 
     }
 }
 
-/// Whether a connection whose last read fed others (`fed`) should leave
-/// its input unread for now: many queues of the server are past their soft
-/// mark (`outbox::Congestion`). Registers the task to be woken when that
-/// is no longer so, or after [`MAX_PAUSE`].
-pub fn congested(
-    fed: bool,
-    pause: &mut Option<(Pin<Box<tokio::time::Sleep>>, u32)>,
+/// A connection's input, paused until the readers it sent to catch up.
+pub struct Pause {
+    /// Recipients whose queues its lines left past their soft mark.
+    blockers: Vec<Arc<Peer>>,
+    /// When the first of them would count as stopped (no progress for the
+    /// stall grace), if none drains before.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The round of drain waiters this task is registered in.
+    round: Option<u32>,
+}
+
+impl Pause {
+    pub fn new(blockers: Vec<Arc<Peer>>) -> Box<Pause> {
+        Box::new(Pause {
+            blockers,
+            timer: None,
+            round: None,
+        })
+    }
+
+    /// More readers to wait for.
+    pub fn add(&mut self, more: Vec<Arc<Peer>>) {
+        self.blockers.extend(more);
+    }
+}
+
+/// Whether the connection's input stays paused: some recipient it sent to
+/// is still behind, and still reading. A recipient whose queue has not
+/// moved for the stall grace has stopped reading and holds nobody back (its
+/// queue meets its bound, or the write timeout). Registers the task to be
+/// woken at the next drain, or when the first recipient would count as
+/// stopped.
+pub fn paused(
+    pause: &mut Option<Box<Pause>>,
     peer: &Peer,
+    limits: SendLimits,
     cx: &mut Context<'_>,
 ) -> bool {
-    let c = match peer.out.congestion() {
-        Some(c) if fed && c.congested() => c,
-        _ => {
+    let Some(p) = pause else {
+        return false;
+    };
+    loop {
+        let now = Instant::now();
+        let grace = limits.stall_grace;
+        p.blockers
+            .retain(|b| b.out.closed().is_none() && b.out.behind() && !b.stalled(now, grace));
+        let Some(first) = p.blockers.iter().map(|b| b.progress(now)).min() else {
             *pause = None;
             return false;
+        };
+        if let Some(d) = peer.out.drains()
+            && p.round != Some(d.round())
+        {
+            p.round = Some(d.wait(cx.waker()));
+            // A queue may have drained in between: look again.
+            continue;
         }
-    };
-    let (timer, round) =
-        pause.get_or_insert_with(|| (Box::pin(tokio::time::sleep(MAX_PAUSE)), c.wait(cx.waker())));
-    if *round != c.round() {
-        // Woken since, and congested again: register anew.
-        *round = c.wait(cx.waker());
+        let at = (first + grace + Duration::from_millis(1)).into();
+        let timer = p
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            continue;
+        }
+        return true;
     }
-    // Checked again after registering: the queues may have drained between.
-    if !c.congested() || timer.as_mut().poll(cx).is_ready() {
-        *pause = None;
-        return false;
-    }
-    true
 }

@@ -24,7 +24,7 @@ use crate::delivery::Peer;
 use crate::driver::transport::{Duplex, Stream};
 use crate::effects::Effects;
 use crate::hub::Hub;
-use crate::outbox::{Congestion, Outbox};
+use crate::outbox::{Drains, Outbox};
 
 pub use bavard_sockets::{bind_listener, raise_fd_limit};
 
@@ -77,8 +77,8 @@ struct Shared {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     alarms: alarms::Alarms,
-    /// Every connection's queue is counted in it (`outbox`'s soft mark).
-    congestion: Arc<Congestion>,
+    /// Where every connection's queue tells that it drained (backpressure).
+    drains: Arc<Drains>,
 }
 
 /// Runs the server on `listeners` until `shutdown` is cancelled, then tells
@@ -91,7 +91,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
-    let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects));
+    let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
     let l = &cfg.limits;
     let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
         max_connections: l.max_connections,
@@ -111,7 +111,7 @@ pub async fn run(
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
         alarms: alarms::Alarms::default(),
-        congestion: Arc::default(),
+        drains: Arc::default(),
     });
     // Outside the tracker: it runs until the last connection has ended.
     let sweeper = tokio::spawn({
@@ -307,7 +307,7 @@ fn join_hub<S>(
         .next_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = ConnId::new(0, serial);
-    let out = Outbox::counted(shared.cfg.limits.send_queue, shared.congestion.clone());
+    let out = Outbox::watched(shared.cfg.limits.send_queue, shared.drains.clone());
     let peer = Arc::new(Peer::new(id, dialect, out));
     let core = shared.hub.read(|net| net.config().clone());
     let session = Box::new(session(id, core));
@@ -368,7 +368,7 @@ mod tests {
         let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
         let shared = Arc::new(Shared {
             flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
-            hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects)),
+            hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),
             next_id: std::sync::atomic::AtomicU64::new(1),
             cfg,
             admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
@@ -382,7 +382,7 @@ mod tests {
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             alarms: alarms::Alarms::default(),
-            congestion: Arc::default(),
+            drains: Arc::default(),
         });
         let (stream, peer_addr) = {
             let c2 = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -16,12 +16,11 @@
 //! the rest of its arena segment alive, so references are also bounded by the
 //! memory they pin: past the bound, lines are copied instead.
 //!
-//! Past an eighth of its bound (its soft mark) a queue counts as behind in
-//! the server's [`Congestion`]: when many queues are, clients are reading
-//! slower than the server produces, and the connections feeding them pause
-//! their input until the queues drain, instead of queueing on until every
-//! reader is dropped. One slow reader among many never pauses anyone: it
-//! meets its bound alone.
+//! Past an eighth of its bound (its soft mark) a queue is behind: the
+//! connection whose line it was pauses its input until the queue drains
+//! (backpressure, `driver::timers`), unless the queue's reader has stopped
+//! reading altogether; [`Drains`] wakes the paused connections when queues
+//! drain.
 //!
 //! # Layout
 //! - `arena.rs`: the [`Arena`] fan-out writes each line into once, and its
@@ -30,18 +29,18 @@
 //!   ([`Appended`], [`Closed`], [`Signal`], [`AlarmTime`], [`Batch`]) and
 //!   each queue's soft mark.
 //! - `pending.rs`: [`Pending`], the bytes a writer took and has yet to write.
-//! - `congestion.rs`: [`Congestion`], the server's count of queues past their
-//!   soft mark, and when that makes the server congested.
+//! - `backpressure.rs`: [`Drains`], where paused connections wait for the
+//!   queues they fed to drain.
 //! - `tests.rs`: the unit tests of all of it.
 
 mod arena;
-mod congestion;
+mod backpressure;
 mod pending;
 mod queue;
 #[cfg(test)]
 mod tests;
 
 pub use arena::{Arena, Shared};
-pub use congestion::Congestion;
+pub use backpressure::Drains;
 pub use pending::Pending;
 pub use queue::{AlarmTime, Appended, Batch, Closed, Outbox, Signal};

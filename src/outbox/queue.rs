@@ -10,7 +10,7 @@ use append_only_bytes::BytesSlice;
 use futures_util::task::AtomicWaker;
 use thin_vec::ThinVec;
 
-use super::{Congestion, Pending, Shared};
+use super::{Drains, Pending, Shared};
 
 /// Part of a queue: a reference into the arena or bytes of this queue's own.
 pub(super) enum Piece {
@@ -45,6 +45,10 @@ pub enum Appended {
     Queued,
     /// Queued into an empty queue: the writer must be woken.
     NeedsWake,
+    /// Queued, and the queue is past its soft mark (an eighth of its bound):
+    /// its reader is behind, and whoever sent the line should wait for it
+    /// to drain (unless the reader has stopped reading altogether).
+    Behind,
     /// Refused: the queue is closed, or just overflowed.
     Refused,
 }
@@ -102,8 +106,8 @@ pub struct Outbox {
     /// `signal` and `closed` it fills one word, which keeps every
     /// connection's `Peer` in a smaller allocation.
     limit: u32,
-    /// The server's count this queue takes part in (none in unit tests).
-    congestion: Option<Arc<Congestion>>,
+    /// Where the queue tells that it drained (none in unit tests).
+    drains: Option<Arc<Drains>>,
     /// Why the queue stopped accepting data ([`Closed`] as a byte, 0 while
     /// open). Changed only under the lock; outside [`Inner`] because a byte
     /// there would cost its struct a whole word of padding.
@@ -112,14 +116,9 @@ pub struct Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        if let Some(c) = &self.congestion {
-            let queued = self
-                .inner
-                .get_mut()
-                .map_or_else(|e| e.into_inner().queued, |i| i.queued);
-            self.recount(queued, 0);
-            c.queues.fetch_sub(1, Ordering::Relaxed);
-            c.settle();
+        // Whoever waited on this queue need not any more.
+        if let Some(d) = &self.drains {
+            d.drained();
         }
     }
 }
@@ -167,12 +166,29 @@ pub struct Signal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AlarmTime(u64);
 
+/// The origin of [`AlarmTime`]s: the process's first use of one.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 impl AlarmTime {
     pub fn of(t: Instant) -> AlarmTime {
-        static EPOCH: OnceLock<Instant> = OnceLock::new();
-        let epoch = *EPOCH.get_or_init(Instant::now);
-        let ms = t.saturating_duration_since(epoch).as_millis();
+        let ms = t.saturating_duration_since(epoch()).as_millis();
         AlarmTime(u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1)
+    }
+
+    /// The time in 32 bits, wrapping every 49 days: enough to compare
+    /// instants less than that apart ([`AlarmTime::instant_of`]).
+    pub fn short(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The instant a [`AlarmTime::short`] time stands for, taking the one
+    /// closest before `now`.
+    pub fn instant_of(short: u32, now: Instant) -> Instant {
+        let ago = AlarmTime::of(now).short().wrapping_sub(short);
+        now - std::time::Duration::from_millis(u64::from(ago))
     }
 }
 
@@ -192,14 +208,13 @@ impl Outbox {
         Outbox::with(limit, None)
     }
 
-    /// Like [`Outbox::new`], counted in the server's `congestion`.
-    pub fn counted(limit: usize, congestion: Arc<Congestion>) -> Outbox {
-        congestion.queues.fetch_add(1, Ordering::Relaxed);
-        congestion.settle();
-        Outbox::with(limit, Some(congestion))
+    /// Like [`Outbox::new`], telling `drains` when it drops back under its
+    /// soft mark (see [`Appended::Behind`]).
+    pub fn watched(limit: usize, drains: Arc<Drains>) -> Outbox {
+        Outbox::with(limit, Some(drains))
     }
 
-    fn with(limit: usize, congestion: Option<Arc<Congestion>>) -> Outbox {
+    fn with(limit: usize, drains: Option<Arc<Drains>>) -> Outbox {
         Outbox {
             inner: Mutex::new(Inner::default()),
             signal: AtomicU8::new(0),
@@ -207,7 +222,7 @@ impl Outbox {
             alarm: AtomicU64::new(u64::MAX),
             limit: len32(limit),
             closed: AtomicU8::new(0),
-            congestion,
+            drains,
         }
     }
 
@@ -216,23 +231,26 @@ impl Outbox {
         self.limit / 8
     }
 
-    /// Keeps the server's count right as the queue goes from `before` to
-    /// `after` bytes; under the lock, so that changes count in order.
+    /// Tells the drains when the queue drops from past its soft mark to
+    /// under it (`before` to `after` bytes).
     fn recount(&self, before: u32, after: u32) {
-        if let Some(c) = &self.congestion {
-            let soft = self.soft_mark();
-            match (before > soft, after > soft) {
-                (false, true) => c.over.fetch_add(1, Ordering::Relaxed),
-                (true, false) => c.over.fetch_sub(1, Ordering::Relaxed),
-                _ => return,
-            };
-            c.settle();
+        let soft = self.soft_mark();
+        if before > soft
+            && after <= soft
+            && let Some(d) = &self.drains
+        {
+            d.drained();
         }
     }
 
-    /// The server's count this queue takes part in.
-    pub fn congestion(&self) -> Option<&Congestion> {
-        self.congestion.as_deref()
+    /// Where the queue tells that it drained.
+    pub fn drains(&self) -> Option<&Drains> {
+        self.drains.as_deref()
+    }
+
+    /// Whether the queue is past its soft mark: its reader is behind.
+    pub fn behind(&self) -> bool {
+        self.lock().queued > self.soft_mark()
     }
 
     /// Marks the queue closed; only under the lock (`_held`), so that a
@@ -268,10 +286,10 @@ impl Outbox {
         put(&mut inner, self.limit);
         // Within the bound, so within 32 bits.
         inner.queued += len as u32;
-        self.recount(before, inner.queued);
-        let was_empty = before == 0;
-        if was_empty {
+        if before == 0 {
             Appended::NeedsWake
+        } else if inner.queued > self.soft_mark() {
+            Appended::Behind
         } else {
             Appended::Queued
         }
@@ -312,7 +330,7 @@ impl Outbox {
                 self.wake();
                 true
             }
-            Appended::Queued => true,
+            Appended::Queued | Appended::Behind => true,
             Appended::Refused => false,
         }
     }
@@ -349,6 +367,10 @@ impl Outbox {
         }
         drop(inner);
         self.wake();
+        // Nobody waits for a closing queue to drain.
+        if let Some(d) = &self.drains {
+            d.drained();
+        }
     }
 
     /// Like [`Outbox::close`], for a server shutdown: the writer gets only a

@@ -1,5 +1,5 @@
 //! The outbox's unit tests: the queue, its bounds and closing states, the
-//! arena's references, the writer's pending bytes, and the congestion count.
+//! arena's references, the writer's pending bytes, and the drains.
 
 use std::io::IoSlice;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ fn drain(o: &Outbox) -> Vec<u8> {
 fn bounded_in_bytes() {
     let o = Outbox::new(10);
     assert_eq!(o.append(b"12345"), Appended::NeedsWake);
-    assert_eq!(o.append(b"12345"), Appended::Queued);
+    assert_eq!(o.append(b"12345"), Appended::Behind);
     assert!(!o.push(b"1"));
     assert_eq!(o.closed(), Some(Closed::Overflow));
     let b = o.take(Pending::default());
@@ -35,151 +35,55 @@ impl std::task::Wake for CountWake {
 }
 
 #[test]
-fn congestion_counts_queues_past_their_soft_mark() {
-    // Eight queues of 800 bytes (soft mark 100). Each case acts on them
-    // in turn, then gives (queues past the mark, congested).
-    #[derive(Clone, Copy)]
-    enum Op {
-        /// Pushes that many bytes to queues `0..n`.
-        Fill(usize, usize),
-        Push(usize, usize),
-        Take(usize),
-        Final(usize, usize),
-        Overflow(usize),
-        Drop(usize),
-    }
-    use Op::*;
-    let cases: &[(&str, &[Op], u32, bool)] = &[
-        ("at the mark is not past it", &[Fill(8, 100)], 0, false),
-        ("one past it", &[Push(0, 101)], 1, false),
-        (
-            "counted once however far",
-            &[Push(0, 101), Push(0, 300)],
-            1,
-            false,
-        ),
-        ("small pushes add up", &[Push(0, 60), Push(0, 60)], 1, false),
-        (
-            "a quarter is not more than a quarter",
-            &[Fill(2, 101)],
-            2,
-            false,
-        ),
-        ("three of eight is", &[Fill(3, 101)], 3, true),
-        (
-            "last words count too",
-            &[Fill(2, 101), Final(2, 101)],
-            3,
-            true,
-        ),
-        ("congested down to two", &[Fill(3, 101), Take(0)], 2, true),
-        (
-            "clear at one in eight",
-            &[Fill(3, 101), Take(0), Take(1)],
-            1,
-            false,
-        ),
-        (
-            "not again before a quarter",
-            &[Fill(3, 101), Take(0), Take(1), Push(0, 101)],
-            2,
-            false,
-        ),
-        (
-            "an overflow empties a queue",
-            &[Fill(3, 101), Overflow(0), Take(1)],
-            1,
-            false,
-        ),
-        (
-            "queues that go count out",
-            &[Fill(2, 101), Drop(7), Drop(6)],
-            2,
-            true,
-        ),
-        (
-            "and so do their bytes",
-            &[Fill(3, 101), Drop(0), Drop(1)],
-            1,
-            true,
-        ),
-        (
-            "till the last",
-            &[Fill(3, 101), Drop(0), Drop(1), Drop(2)],
-            0,
-            false,
-        ),
-        (
-            "one alone never",
-            &[
-                Push(0, 101),
-                Drop(7),
-                Drop(6),
-                Drop(5),
-                Drop(4),
-                Drop(3),
-                Drop(2),
-            ],
-            1,
-            false,
-        ),
-        (
-            "two of three are",
-            &[Fill(2, 101), Drop(7), Drop(6), Drop(5), Drop(4), Drop(3)],
-            2,
-            true,
-        ),
+fn an_append_says_when_the_queue_falls_behind() {
+    // Bound 800: the soft mark is 100 bytes.
+    let o = Outbox::new(800);
+    let cases: &[(usize, Appended)] = &[
+        (10, Appended::NeedsWake),
+        (80, Appended::Queued),
+        (10, Appended::Queued),
+        (1, Appended::Behind),
+        (600, Appended::Behind),
+        (100, Appended::Refused),
     ];
-    for &(name, ops, over, congested) in cases {
-        let c = Arc::new(Congestion::default());
-        let mut q: Vec<Option<Outbox>> = (0..8)
-            .map(|_| Some(Outbox::counted(800, c.clone())))
-            .collect();
-        let push = |q: &Option<Outbox>, n: usize| {
-            assert!(q.as_ref().unwrap().push(&vec![b'x'; n]), "{name}");
-        };
-        for &op in ops {
-            match op {
-                Fill(k, n) => q[..k].iter().for_each(|q| push(q, n)),
-                Push(i, n) => push(&q[i], n),
-                Final(i, n) => q[i].as_ref().unwrap().push_final(&vec![b'x'; n]),
-                Take(i) => drop(q[i].as_ref().unwrap().take(Pending::default())),
-                Overflow(i) => assert!(!q[i].as_ref().unwrap().push(&[b'x'; 800]), "{name}"),
-                Drop(i) => q[i] = None,
-            }
-        }
-        assert_eq!(c.over.load(Ordering::Relaxed), over, "{name}");
-        assert_eq!(c.congested(), congested, "{name}");
-        drop(q);
-        assert_eq!(c.over.load(Ordering::Relaxed), 0, "{name}: all gone");
-        assert_eq!(c.queues.load(Ordering::Relaxed), 0, "{name}: all gone");
-        assert!(!c.congested(), "{name}: all gone");
+    for (n, want) in cases {
+        assert_eq!(o.append(&vec![b'x'; *n]), *want, "{n} bytes");
     }
+    assert_eq!(o.closed(), Some(Closed::Overflow));
+    let o = Outbox::new(800);
+    o.append(&[b'x'; 150]);
+    assert!(o.behind());
+    drain(&o);
+    assert!(!o.behind());
+    assert_eq!(o.append(&[b'x'; 20]), Appended::NeedsWake);
 }
 
 #[test]
-fn waiters_are_woken_when_congestion_clears() {
-    let c = Arc::new(Congestion::default());
-    let (a, b) = (
-        Outbox::counted(800, c.clone()),
-        Outbox::counted(800, c.clone()),
+fn waiters_are_woken_when_a_queue_drains_below_its_mark_or_closes() {
+    let d = Arc::new(Drains::default());
+    let woken = Arc::new(CountWake(Default::default()));
+    let waker = Waker::from(woken.clone());
+    let count = || woken.0.load(Ordering::Relaxed);
+    let a = Outbox::watched(800, d.clone());
+    let b = Outbox::watched(800, d.clone());
+    a.append(&[b'x'; 150]);
+    let round = d.wait(&waker);
+    b.append(&[b'x'; 50]);
+    drain(&b);
+    assert_eq!(count(), 0, "a queue that was never behind drains quietly");
+    drain(&a);
+    assert_eq!(count(), 1, "behind, then under the mark: the waiters go");
+    assert_ne!(
+        d.round(),
+        round,
+        "a new round: the waiter must register again"
     );
-    let counter = Arc::new(CountWake(Default::default()));
-    let waker = Waker::from(counter.clone());
-    assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
-    assert!(c.congested());
-    let round = c.wait(&waker);
-    assert_eq!(c.round(), round);
-    drop(a.take(Pending::default()));
-    assert!(c.congested(), "one of two is more than an eighth");
-    assert_eq!(counter.0.load(Ordering::Relaxed), 0);
-    drop(b.take(Pending::default()));
-    assert!(!c.congested());
-    assert_eq!(counter.0.load(Ordering::Relaxed), 1);
-    assert_ne!(c.round(), round, "no longer registered");
-    assert!(a.push(&[0; 200]) && b.push(&[0; 200]));
-    drop((a.take(Pending::default()), b.take(Pending::default())));
-    assert_eq!(counter.0.load(Ordering::Relaxed), 1, "woken once per wait");
+    d.wait(&waker);
+    b.close();
+    assert_eq!(count(), 2, "a closing queue holds nobody back");
+    d.wait(&waker);
+    drop(a);
+    assert_eq!(count(), 3, "nor a queue gone");
 }
 
 #[test]
@@ -278,7 +182,7 @@ fn the_bound_counts_bytes_not_references() {
     let mut arena = Arena::default();
     let o = Outbox::new(10);
     assert_eq!(o.append_shared(&arena.put(b"12345")), Appended::NeedsWake);
-    assert_eq!(o.append_shared(&arena.put(b"12345")), Appended::Queued);
+    assert_eq!(o.append_shared(&arena.put(b"12345")), Appended::Behind);
     assert_eq!(o.append_shared(&arena.put(b"1")), Appended::Refused);
     assert_eq!(o.closed(), Some(Closed::Overflow));
 }
