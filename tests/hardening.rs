@@ -1,13 +1,15 @@
 //! Flood control and TLS, over real sockets, at their edges.
 
-mod ircsupport;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bavard::config::{Config, TlsConfig};
 use bavard::net::{self, Kind};
-use ircsupport::*;
+use support::TIMEOUT;
+use support::irc::IrcClient;
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +50,7 @@ async fn next_line(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<
 
 #[tokio::test]
 async fn excess_lines_are_delayed_in_order_not_dropped() {
-    let s = start(flood_cfg()).await;
+    let s = Server::start(flood_cfg()).await;
     let (mut r, mut w) = line_client(s.line).await;
     let start = Instant::now();
     let mut batch = String::new();
@@ -70,7 +72,7 @@ async fn excess_lines_are_delayed_in_order_not_dropped() {
 
 #[tokio::test]
 async fn a_flood_past_the_bound_is_disconnected_others_are_told() {
-    let s = start(flood_cfg()).await;
+    let s = Server::start(flood_cfg()).await;
     let (mut watcher, _ww) = line_client(s.line).await;
     let (mut r, mut w) = line_client(s.line).await;
     // The flooder's join notice reaches the watcher first.
@@ -101,15 +103,15 @@ async fn irc_flood_gets_error_and_operators_are_exempt() {
         name: "op".into(),
         password: bavard::passwd::hash("pw").unwrap(),
     });
-    let s = start(cfg).await;
-    let mut a = Client::registered(s.irc, "flooder").await;
+    let s = Server::start(cfg).await;
+    let mut a = IrcClient::registered(s.irc, "flooder").await;
     a.send_raw("PING :x\r\n".repeat(200).as_bytes()).await;
     let mut last = String::new();
     while let Some(l) = a.line().await {
         last = l;
     }
     assert_eq!(last, "ERROR :Closing Link: 127.0.0.1 (Excess Flood)");
-    let mut o = Client::registered(s.irc, "oper").await;
+    let mut o = IrcClient::registered(s.irc, "oper").await;
     // Registration used some tokens; wait for the bucket to refill.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     o.send("OPER op pw").await;
@@ -122,8 +124,8 @@ async fn irc_flood_gets_error_and_operators_are_exempt() {
 
 #[tokio::test]
 async fn a_big_flood_still_gets_its_reason_and_backlog_is_measured_while_held() {
-    let s = start(flood_cfg()).await;
-    let mut a = Client::registered(s.irc, "flooder").await;
+    let s = Server::start(flood_cfg()).await;
+    let mut a = IrcClient::registered(s.irc, "flooder").await;
     // Within the bound at first: 10 lines, 5 held for about a second.
     a.send_raw("PING :a\r\n".repeat(10).as_bytes()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -224,7 +226,7 @@ async fn tls_listeners_for_both_dialects_with_reload() {
         .write_all(b"NICK secure\r\nUSER s 0 * :S\r\n")
         .await
         .unwrap();
-    let mut plain = Client::registered(plain_addr, "plain").await;
+    let mut plain = IrcClient::registered(plain_addr, "plain").await;
     loop {
         l.clear();
         t.read_line(&mut l).await.unwrap();
@@ -276,10 +278,10 @@ async fn the_connection_password_is_checked_once() {
         password: Some(bavard::passwd::hash("letmein").unwrap()),
         ..Config::default()
     };
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     // Registers as `nick` after sending `passes`.
     let attempt = async |nick: &str, passes: &[&str]| {
-        let mut c = Client::connect(s.irc).await;
+        let mut c = IrcClient::connect(s.irc).await;
         for p in passes {
             c.send(&format!("PASS {p}")).await;
         }

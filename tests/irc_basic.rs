@@ -1,16 +1,17 @@
 //! Registration, channels and messages over the irc dialect, and the bridge
 //! to the line dialect.
 
-mod ircsupport;
+mod support;
 
-use ircsupport::*;
+use support::irc::IrcClient;
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test]
 async fn register_join_and_talk() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     a.send("JOIN #t").await;
     let j = a.expect("JOIN").await;
     assert_eq!(j.source.as_deref(), Some("alice!~alice@127.0.0.1"));
@@ -29,8 +30,8 @@ async fn register_join_and_talk() {
 
 #[tokio::test]
 async fn line_and_irc_users_share_a_channel() {
-    let s = start_default().await;
-    let mut i = Client::registered(s.irc, "ircy").await;
+    let s = Server::start_default().await;
+    let mut i = IrcClient::registered(s.irc, "ircy").await;
     i.send("JOIN #lobby").await;
     i.expect("366").await;
     let stream = tokio::net::TcpStream::connect(s.line).await.unwrap();
@@ -67,8 +68,8 @@ async fn line_and_irc_users_share_a_channel() {
 
 #[tokio::test]
 async fn unknown_and_unregistered_commands() {
-    let s = start_default().await;
-    let mut c = Client::connect(s.irc).await;
+    let s = Server::start_default().await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("PRIVMSG x :y").await;
     assert_eq!(c.msg().await.command, "451");
     c.send("NICK a").await;

@@ -2,9 +2,10 @@
 //! labeled-response, echo-message, message-tags, draft/multiline, away-notify,
 //! bot mode, line lengths), each over real TCP, error paths included.
 
-mod ircsupport;
+mod support;
 
-use ircsupport::*;
+use support::irc::{IrcClient, Msg};
+use support::server::Server;
 
 const ML: &[&str] = &[
     "message-tags",
@@ -31,7 +32,7 @@ fn cmds(ms: &[Msg]) -> Vec<&str> {
     ms.iter().map(|m| &*m.command).collect()
 }
 
-async fn join(c: &mut Client, chan: &str) {
+async fn join(c: &mut IrcClient, chan: &str) {
     c.send(&format!("JOIN {chan}")).await;
     c.expect("366").await;
     c.sync().await;
@@ -41,8 +42,8 @@ async fn join(c: &mut Client, chan: &str) {
 
 #[tokio::test]
 async fn user_with_empty_realname_or_unusable_username_is_refused() {
-    let s = start_default().await;
-    let mut c = Client::connect(s.irc).await;
+    let s = Server::start_default().await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("NICK foo").await;
     c.send("USER username * * :").await;
     let m = c.msg().await;
@@ -58,8 +59,8 @@ async fn user_with_empty_realname_or_unusable_username_is_refused() {
 
 #[tokio::test]
 async fn registration_burst_order() {
-    let s = start_default().await;
-    let mut c = Client::connect(s.irc).await;
+    let s = Server::start_default().await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("NICK foo").await;
     c.send("USER foo * * :foo").await;
     let mut got = Vec::new();
@@ -89,8 +90,8 @@ async fn registration_burst_order() {
 
 #[tokio::test]
 async fn cap_negotiation_edge_cases() {
-    let s = start_default().await;
-    let mut c = Client::connect(s.irc).await;
+    let s = Server::start_default().await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("CAP LIST").await;
     let m = c.msg().await;
     assert_eq!(m.params, ["*", "LIST", ""]);
@@ -124,8 +125,8 @@ async fn cap_negotiation_edge_cases() {
 
 #[tokio::test]
 async fn labeled_response_on_every_kind_of_reply() {
-    let s = start_default().await;
-    let mut c = Client::registered_with_caps(s.irc, "bar", &["batch", "labeled-response"]).await;
+    let s = Server::start_default().await;
+    let mut c = IrcClient::registered_with_caps(s.irc, "bar", &["batch", "labeled-response"]).await;
     // No reply: ACK.
     c.send("@label=98765 PONG adhoctestline").await;
     let ms = c.sync().await;
@@ -159,10 +160,10 @@ async fn labeled_response_on_every_kind_of_reply() {
 
 #[tokio::test]
 async fn labeled_echo_carries_the_label_and_recipients_do_not() {
-    let s = start_default().await;
-    let mut foo = Client::registered_with_caps(s.irc, "foo", LABELS).await;
-    let mut bar = Client::registered_with_caps(s.irc, "bar", LABELS).await;
-    let mut carl = Client::registered_with_caps(s.irc, "carl", LABELS).await;
+    let s = Server::start_default().await;
+    let mut foo = IrcClient::registered_with_caps(s.irc, "foo", LABELS).await;
+    let mut bar = IrcClient::registered_with_caps(s.irc, "bar", LABELS).await;
+    let mut carl = IrcClient::registered_with_caps(s.irc, "carl", LABELS).await;
     foo.send("@label=12345 PRIVMSG bar :hi").await;
     let m = foo.msg().await;
     assert_eq!(m.command, "PRIVMSG");
@@ -188,10 +189,10 @@ async fn labeled_echo_carries_the_label_and_recipients_do_not() {
 
 #[tokio::test]
 async fn direct_message_echo_keeps_client_tags_and_msgid() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let caps = &["batch", "labeled-response", "echo-message", "message-tags"];
-    let mut a = Client::registered_with_caps(s.irc, "bar-0123456789", caps).await;
-    let mut b = Client::registered_with_caps(s.irc, "qux-0123456789", caps).await;
+    let mut a = IrcClient::registered_with_caps(s.irc, "bar-0123456789", caps).await;
+    let mut b = IrcClient::registered_with_caps(s.irc, "qux-0123456789", caps).await;
     a.send("@label=xyz;+example-client-tag=example-value PRIVMSG qux-0123456789 :hi there")
         .await;
     let echo = a.msg().await;
@@ -208,9 +209,9 @@ async fn direct_message_echo_keeps_client_tags_and_msgid() {
 
 #[tokio::test]
 async fn channel_message_echo_names_the_channel_as_created() {
-    let s = start_default().await;
-    let mut a = Client::registered_with_caps(s.irc, "alice", &["echo-message"]).await;
-    let mut b = Client::registered(s.irc, "bob").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered_with_caps(s.irc, "alice", &["echo-message"]).await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     join(&mut a, "#Rust").await;
     join(&mut b, "#rust").await;
     a.sync().await;
@@ -231,10 +232,10 @@ async fn channel_message_echo_names_the_channel_as_created() {
 
 #[tokio::test]
 async fn tag_length_limits() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let mut a =
-        Client::registered_with_caps(s.irc, "alice", &["message-tags", "echo-message"]).await;
-    let mut b = Client::registered_with_caps(s.irc, "bob", &["message-tags"]).await;
+        IrcClient::registered_with_caps(s.irc, "alice", &["message-tags", "echo-message"]).await;
+    let mut b = IrcClient::registered_with_caps(s.irc, "bob", &["message-tags"]).await;
     join(&mut a, "#test").await;
     join(&mut b, "#test").await;
     a.sync().await;
@@ -253,9 +254,9 @@ async fn tag_length_limits() {
 
 #[tokio::test]
 async fn privmsg_too_long_to_relay_is_refused_whole() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "nick1").await;
-    let mut b = Client::registered(s.irc, "nick2").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "nick1").await;
+    let mut b = IrcClient::registered(s.irc, "nick2").await;
     a.send("PRIVMSG nick2 :a").await;
     let relayed = b.line().await.unwrap();
     // What the relay adds to the line the client sent.
@@ -279,10 +280,10 @@ async fn privmsg_too_long_to_relay_is_refused_whole() {
 // -------------------------------------------------------------- draft/multiline
 
 /// alice and bob speak multiline, charlie only the fallback; all in #test.
-async fn three_in_test(s: &Server) -> (Client, Client, Client) {
-    let mut a = Client::registered_with_caps(s.irc, "alice", ML).await;
-    let mut b = Client::registered_with_caps(s.irc, "bob", ML).await;
-    let mut c = Client::registered_with_caps(s.irc, "charlie", ML_FALLBACK).await;
+async fn three_in_test(s: &Server) -> (IrcClient, IrcClient, IrcClient) {
+    let mut a = IrcClient::registered_with_caps(s.irc, "alice", ML).await;
+    let mut b = IrcClient::registered_with_caps(s.irc, "bob", ML).await;
+    let mut c = IrcClient::registered_with_caps(s.irc, "charlie", ML_FALLBACK).await;
     join(&mut a, "#test").await;
     join(&mut b, "#test").await;
     join(&mut c, "#test").await;
@@ -293,7 +294,7 @@ async fn three_in_test(s: &Server) -> (Client, Client, Client) {
 
 #[tokio::test]
 async fn multiline_batch_is_relayed_as_sent() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b, mut c) = three_in_test(&s).await;
     a.send("@label=xyz BATCH +123 draft/multiline #test").await;
     a.send("@batch=123 PRIVMSG #test hello").await;
@@ -346,7 +347,7 @@ async fn multiline_batch_is_relayed_as_sent() {
 
 #[tokio::test]
 async fn multiline_blank_lines_and_client_tags() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b, mut c) = three_in_test(&s).await;
     a.send("@label=xyz;+client-only-tag BATCH +123 draft/multiline #test")
         .await;
@@ -372,8 +373,8 @@ async fn multiline_blank_lines_and_client_tags() {
 
 #[tokio::test]
 async fn multiline_errors_abandon_the_batch() {
-    let s = start_default().await;
-    let mut a = Client::registered_with_caps(s.irc, "alice", ML).await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered_with_caps(s.irc, "alice", ML).await;
     join(&mut a, "#test").await;
     // Unknown reference.
     a.send("BATCH +123 draft/multiline #test").await;
@@ -418,7 +419,7 @@ async fn multiline_errors_abandon_the_batch() {
     let m = a.msg().await;
     assert_eq!(m.params[..2], ["BATCH", "MULTILINE_INVALID_TARGET"]);
     // Without the cap, no batch can be opened.
-    let mut plain = Client::registered(s.irc, "plain").await;
+    let mut plain = IrcClient::registered(s.irc, "plain").await;
     plain.send("BATCH +1 draft/multiline #test").await;
     let m = plain.msg().await;
     assert_eq!(m.params[..2], ["BATCH", "INVALID_TYPE"]);
@@ -431,9 +432,9 @@ async fn multiline_errors_abandon_the_batch() {
 
 #[tokio::test]
 async fn multiline_to_an_away_user_nests_in_the_labeled_batch() {
-    let s = start_default().await;
-    let mut a = Client::registered_with_caps(s.irc, "alice", ML).await;
-    let mut b = Client::registered(s.irc, "bob").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered_with_caps(s.irc, "alice", ML).await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     b.send("AWAY :gone").await;
     b.expect("306").await;
     a.send("@label=n BATCH +1 draft/multiline bob").await;
@@ -467,13 +468,13 @@ async fn multiline_to_an_away_user_nests_in_the_labeled_batch() {
 
 #[tokio::test]
 async fn away_user_joining_is_announced_with_away_notify() {
-    let s = start_default().await;
-    let mut foo = Client::registered_with_caps(s.irc, "foo", &["away-notify"]).await;
-    let mut plain = Client::registered(s.irc, "plain").await;
+    let s = Server::start_default().await;
+    let mut foo = IrcClient::registered_with_caps(s.irc, "foo", &["away-notify"]).await;
+    let mut plain = IrcClient::registered(s.irc, "plain").await;
     join(&mut foo, "#chan").await;
     join(&mut plain, "#chan").await;
     foo.sync().await;
-    let mut bar = Client::registered(s.irc, "bar").await;
+    let mut bar = IrcClient::registered(s.irc, "bar").await;
     bar.send("AWAY :i'm already away").await;
     bar.expect("306").await;
     join(&mut bar, "#chan").await;
@@ -490,13 +491,13 @@ async fn away_user_joining_is_announced_with_away_notify() {
 
 #[tokio::test]
 async fn bot_messages_carry_the_bot_tag() {
-    let s = start_default().await;
-    let mut bot = Client::registered(s.irc, "botnick").await;
+    let s = Server::start_default().await;
+    let mut bot = IrcClient::registered(s.irc, "botnick").await;
     bot.send("MODE botnick +B").await;
     let m = bot.expect("MODE").await;
     assert_eq!(m.params, ["botnick", "+B"]);
-    let mut user = Client::registered_with_caps(s.irc, "usernick", &["message-tags"]).await;
-    let mut plain = Client::registered(s.irc, "plain").await;
+    let mut user = IrcClient::registered_with_caps(s.irc, "usernick", &["message-tags"]).await;
+    let mut plain = IrcClient::registered(s.irc, "plain").await;
     bot.send("PRIVMSG usernick,plain :beep boop").await;
     let m = user.msg().await;
     assert_eq!(m.params, ["usernick", "beep boop"]);

@@ -1,12 +1,13 @@
 //! Every IRC-side limit at its edge: the last value accepted, the first refused
 //! or cut, and the timeouts end to end.
 
-mod ircsupport;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use bavard::config::Config;
-use ircsupport::*;
+use support::irc::IrcClient;
+use support::server::Server;
 
 fn cfg(f: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::default();
@@ -14,8 +15,8 @@ fn cfg(f: impl FnOnce(&mut Config)) -> Config {
     c
 }
 
-async fn joined(addr: std::net::SocketAddr, nick: &str, chan: &str) -> Client {
-    let mut c = Client::registered(addr, nick).await;
+async fn joined(addr: std::net::SocketAddr, nick: &str, chan: &str) -> IrcClient {
+    let mut c = IrcClient::registered(addr, nick).await;
     c.send(&format!("JOIN {chan}")).await;
     c.expect("366").await;
     c
@@ -23,10 +24,10 @@ async fn joined(addr: std::net::SocketAddr, nick: &str, chan: &str) -> Client {
 
 #[tokio::test]
 async fn max_targets() {
-    let s = start(cfg(|c| c.limits.max_targets = 2)).await;
-    let mut a = Client::registered(s.irc, "a").await;
-    let mut b = Client::registered(s.irc, "b").await;
-    let mut c = Client::registered(s.irc, "c").await;
+    let s = Server::start(cfg(|c| c.limits.max_targets = 2)).await;
+    let mut a = IrcClient::registered(s.irc, "a").await;
+    let mut b = IrcClient::registered(s.irc, "b").await;
+    let mut c = IrcClient::registered(s.irc, "c").await;
     // Two targets: both delivered.
     a.send("PRIVMSG b,c :two").await;
     assert_eq!(b.expect("PRIVMSG").await.params[1], "two");
@@ -41,8 +42,8 @@ async fn max_targets() {
 
 #[tokio::test]
 async fn monitor_list_limit() {
-    let s = start(cfg(|c| c.limits.monitor = 2)).await;
-    let mut a = Client::registered(s.irc, "a").await;
+    let s = Server::start(cfg(|c| c.limits.monitor = 2)).await;
+    let mut a = IrcClient::registered(s.irc, "a").await;
     a.send("MONITOR + x,y").await;
     let replies = a.sync().await;
     assert!(replies.iter().all(|m| m.command != "734"), "{replies:?}");
@@ -56,7 +57,7 @@ async fn monitor_list_limit() {
 
 #[tokio::test]
 async fn topic_kick_and_away_lengths_cut_at_character_boundaries() {
-    let s = start(cfg(|c| {
+    let s = Server::start(cfg(|c| {
         c.limits.topic_length = 5;
         c.limits.kick_length = 5;
         c.limits.away_length = 5;
@@ -87,8 +88,8 @@ async fn topic_kick_and_away_lengths_cut_at_character_boundaries() {
 
 #[tokio::test]
 async fn channel_name_length() {
-    let s = start(cfg(|c| c.limits.channel_length = 10)).await;
-    let mut a = Client::registered(s.irc, "a").await;
+    let s = Server::start(cfg(|c| c.limits.channel_length = 10)).await;
+    let mut a = IrcClient::registered(s.irc, "a").await;
     a.send("JOIN #123456789").await;
     assert_eq!(a.expect("JOIN").await.params[0], "#123456789");
     a.send("JOIN #1234567890").await;
@@ -98,8 +99,8 @@ async fn channel_name_length() {
 
 #[tokio::test]
 async fn registration_timeout() {
-    let s = start(cfg(|c| c.limits.registration_timeout = 1)).await;
-    let mut c = Client::connect(s.irc).await;
+    let s = Server::start(cfg(|c| c.limits.registration_timeout = 1)).await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("NICK slow").await;
     let t0 = Instant::now();
     let l = c.line().await.expect("an ERROR line");
@@ -111,18 +112,18 @@ async fn registration_timeout() {
     );
     assert!(c.line().await.is_none(), "closed after the reason");
     // The nick it held is free again.
-    let _d = Client::registered(s.irc, "slow").await;
+    let _d = IrcClient::registered(s.irc, "slow").await;
 }
 
 #[tokio::test]
 async fn ping_timeout_and_keepalive() {
-    let s = start(cfg(|c| {
+    let s = Server::start(cfg(|c| {
         c.limits.ping_interval = 1;
         c.limits.ping_timeout = 1;
     }))
     .await;
-    let mut alive = Client::registered(s.irc, "alive").await;
-    let mut dead = Client::registered(s.irc, "dead").await;
+    let mut alive = IrcClient::registered(s.irc, "alive").await;
+    let mut dead = IrcClient::registered(s.irc, "dead").await;
     // A client that answers stays, PING after PING.
     for _ in 0..2 {
         let p = alive.expect("PING").await;

@@ -1,23 +1,25 @@
 //! MODE (channel and user), KICK, INVITE and LIST over the irc dialect, their
 //! effect on JOIN / PRIVMSG / TOPIC / NAMES, and how line users see them.
 
-mod ircsupport;
+mod support;
 
-use ircsupport::*;
+use support::TIMEOUT;
+use support::irc::{IrcClient, Msg};
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Joins `chan` and reads up to the end of NAMES.
-async fn join(c: &mut Client, chan: &str) {
+async fn join(c: &mut IrcClient, chan: &str) {
     c.send_raw(format!("JOIN {chan}\r\n").as_bytes()).await;
     c.expect("366").await;
 }
 
 /// Sends `line` and returns everything it produced (up to a PING round trip).
 ///
-/// Line and PING go out in one write: `Client::send` writes the CRLF
+/// Line and PING go out in one write: `IrcClient::send` writes the CRLF
 /// separately, and Nagle's algorithm then holds it for a delayed ACK, which
 /// costs tens of milliseconds per command.
-async fn ask(c: &mut Client, line: &str) -> Vec<Msg> {
+async fn ask(c: &mut IrcClient, line: &str) -> Vec<Msg> {
     c.send_raw(format!("{line}\r\nPING :sync\r\n").as_bytes())
         .await;
     let mut out = Vec::new();
@@ -32,7 +34,7 @@ async fn ask(c: &mut Client, line: &str) -> Vec<Msg> {
 
 /// Sends `line` and asserts the only reply is exactly one message with
 /// `command` and `params`.
-async fn only(c: &mut Client, line: &str, command: &str, params: &[&str]) {
+async fn only(c: &mut IrcClient, line: &str, command: &str, params: &[&str]) {
     let got = ask(c, line).await;
     assert_eq!(got.len(), 1, "{line}: {got:?}");
     assert_eq!(got[0].command, command, "{line}: {got:?}");
@@ -47,7 +49,7 @@ fn codes(msgs: &[Msg]) -> Vec<String> {
 }
 
 /// Channel names listed by a LIST reply.
-async fn listed(c: &mut Client, line: &str) -> Vec<String> {
+async fn listed(c: &mut IrcClient, line: &str) -> Vec<String> {
     let mut out: Vec<String> = ask(c, line)
         .await
         .into_iter()
@@ -59,9 +61,9 @@ async fn listed(c: &mut Client, line: &str) -> Vec<String> {
 }
 
 /// Two users in `#m`, alice its operator.
-async fn pair(s: &Server) -> (Client, Client) {
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
+async fn pair(s: &Server) -> (IrcClient, IrcClient) {
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     join(&mut a, "#m").await;
     join(&mut b, "#m").await;
     a.expect("JOIN").await;
@@ -70,7 +72,7 @@ async fn pair(s: &Server) -> (Client, Client) {
 
 #[tokio::test]
 async fn mode_query_and_flags() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
     let got = ask(&mut a, "MODE #m").await;
     assert_eq!(codes(&got), ["324", "329"]);
@@ -94,7 +96,7 @@ async fn mode_query_and_flags() {
 
 #[tokio::test]
 async fn op_and_voice() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
     // -v on an unvoiced member changes nothing and is left out of the echo.
     only(&mut a, "MODE #m +o-v bob bob", "MODE", &["#m", "+o", "bob"]).await;
@@ -114,7 +116,7 @@ async fn op_and_voice() {
     let names = ask(&mut a, "NAMES #m").await;
     assert_eq!(names[0].params[3], "alice @+bob");
     // At most MODES=4 parameterised changes per command.
-    let mut c = Client::registered(s.irc, "carol").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     join(&mut c, "#m").await;
     b.sync().await;
     let got = ask(&mut b, "MODE #m +vvvvv alice carol bob alice carol").await;
@@ -123,9 +125,9 @@ async fn op_and_voice() {
 
 #[tokio::test]
 async fn mode_errors() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     only(&mut b, "MODE #m +o bob", "482", &[]).await;
     only(&mut b, "MODE #m +n", "482", &[]).await;
     only(&mut a, "MODE #nowhere +o alice", "403", &[]).await;
@@ -167,8 +169,8 @@ async fn mode_errors() {
 
 #[tokio::test]
 async fn user_modes() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
     only(&mut a, "MODE alice", "221", &["alice", "+"]).await;
     let got = ask(&mut a, "MODE alice +iwB").await;
     assert_eq!(got.len(), 1);
@@ -183,9 +185,9 @@ async fn user_modes() {
 
 #[tokio::test]
 async fn bans_exceptions_and_lists() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     join(&mut a, "#m").await;
     only(&mut a, "MODE #m +b bob", "MODE", &["#m", "+b", "bob!*@*"]).await;
     only(
@@ -235,8 +237,8 @@ async fn bans_exceptions_and_lists() {
 async fn list_modes_are_limited() {
     let mut cfg = bavard::config::Config::default();
     cfg.limits.list_entries = 2;
-    let s = start(cfg).await;
-    let mut a = Client::registered(s.irc, "alice").await;
+    let s = Server::start(cfg).await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
     join(&mut a, "#m").await;
     let got = ask(&mut a, "MODE #m +beI x y z").await;
     assert_eq!(codes(&got), ["478", "MODE"]);
@@ -246,11 +248,11 @@ async fn list_modes_are_limited() {
 
 #[tokio::test]
 async fn invite_only_and_invite() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
-    let mut c = Client::registered_with_caps(s.irc, "carol", &["invite-notify"]).await;
-    let mut d = Client::registered_with_caps(s.irc, "dave", &["invite-notify"]).await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
+    let mut c = IrcClient::registered_with_caps(s.irc, "carol", &["invite-notify"]).await;
+    let mut d = IrcClient::registered_with_caps(s.irc, "dave", &["invite-notify"]).await;
     join(&mut a, "#m").await;
     join(&mut c, "#m").await;
     join(&mut d, "#m").await;
@@ -316,9 +318,9 @@ async fn invite_only_and_invite() {
 
 #[tokio::test]
 async fn invite_without_invite_only() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     // Any member may invite to a channel that is not +i; others hear nothing.
     only(&mut b, "INVITE carol #m", "341", &["bob", "carol", "#m"]).await;
     assert_eq!(c.msg().await.params, ["carol", "#m"]);
@@ -327,10 +329,10 @@ async fn invite_without_invite_only() {
 
 #[tokio::test]
 async fn key_and_limit() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     join(&mut a, "#m").await;
     only(&mut a, "MODE #m +k beer", "MODE", &["#m", "+k", "beer"]).await;
     only(
@@ -371,9 +373,9 @@ async fn key_and_limit() {
 
 #[tokio::test]
 async fn moderated_and_no_external() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     ask(&mut a, "MODE #m +m").await;
     b.expect("MODE").await;
     only(
@@ -396,7 +398,7 @@ async fn moderated_and_no_external() {
 
 #[tokio::test]
 async fn topic_lock() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
     only(&mut b, "TOPIC #m :mine", "482", &[]).await;
     ask(&mut a, "MODE #m -t").await;
@@ -406,9 +408,9 @@ async fn topic_lock() {
 
 #[tokio::test]
 async fn secret_channels_are_hidden() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     join(&mut a, "#m").await;
     join(&mut a, "#open").await;
     ask(&mut a, "MODE #m +s").await;
@@ -424,14 +426,14 @@ async fn secret_channels_are_hidden() {
 
 #[tokio::test]
 async fn kick() {
-    let s = start_default().await;
+    let s = Server::start_default().await;
     let (mut a, mut b) = pair(&s).await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     join(&mut c, "#m").await;
     a.expect("JOIN").await;
     b.expect("JOIN").await;
     // Errors: outsider, non-operator, target elsewhere, no channel, no nick.
-    let mut d = Client::registered(s.irc, "dave").await;
+    let mut d = IrcClient::registered(s.irc, "dave").await;
     only(&mut d, "KICK #m bob", "442", &[]).await;
     only(&mut b, "KICK #m carol", "482", &[]).await;
     only(
@@ -473,10 +475,10 @@ async fn kick() {
 
 #[tokio::test]
 async fn list_with_elist_conditions() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
-    let mut c = Client::registered(s.irc, "carol").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
+    let mut c = IrcClient::registered(s.irc, "carol").await;
     join(&mut a, "#chan1").await;
     join(&mut a, "#chan2").await;
     join(&mut b, "#chan2").await;
@@ -524,8 +526,8 @@ async fn line_until(
 
 #[tokio::test]
 async fn line_users_see_modes_kicks_and_invites() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "alice").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
     join(&mut a, "#m").await;
     let stream = tokio::net::TcpStream::connect(s.line).await.unwrap();
     let (r, mut w) = stream.into_split();

@@ -3,10 +3,11 @@
 //! in them. Modes no command can set yet (+i, +B, voice) are covered by the
 //! unit tests in `src/irc/commands/query.rs`.
 
-mod ircsupport;
+mod support;
 
 use bavard::config::{Config, Oper};
-use ircsupport::*;
+use support::irc::{IrcClient, Msg};
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SERVER: &str = "bavard.local";
@@ -21,17 +22,17 @@ async fn start_with_oper() -> Server {
         }],
         ..Config::default()
     };
-    start(cfg).await
+    Server::start(cfg).await
 }
 
-async fn oper_up(c: &mut Client) {
+async fn oper_up(c: &mut IrcClient) {
     c.send("OPER operuser operpassword").await;
     c.expect("381").await;
     c.sync().await;
 }
 
 /// Sends `line` and returns every reply up to and including `end`.
-async fn ask(c: &mut Client, line: &str, end: &str) -> Vec<Msg> {
+async fn ask(c: &mut IrcClient, line: &str, end: &str) -> Vec<Msg> {
     c.send(line).await;
     c.collect_until(end).await
 }
@@ -49,8 +50,8 @@ fn find<'a>(ms: &'a [Msg], code: &str) -> &'a Msg {
 #[tokio::test]
 async fn who_channel_lists_members_with_flags() {
     let s = start_with_oper().await;
-    let mut a = Client::registered(s.irc, "coolNick").await;
-    let mut b = Client::registered(s.irc, "otherNick").await;
+    let mut a = IrcClient::registered(s.irc, "coolNick").await;
+    let mut b = IrcClient::registered(s.irc, "otherNick").await;
     a.send("JOIN #chan").await;
     a.expect("366").await;
     b.send("JOIN #chan").await;
@@ -82,9 +83,9 @@ async fn who_channel_lists_members_with_flags() {
 
 #[tokio::test]
 async fn who_nick_mask_and_everyone() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "coolNick").await;
-    let mut b = Client::registered(s.irc, "otherNick").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "coolNick").await;
+    let mut b = IrcClient::registered(s.irc, "otherNick").await;
     a.send("AWAY :gone").await;
     a.expect("306").await;
 
@@ -118,9 +119,9 @@ async fn who_nick_mask_and_everyone() {
 
 #[tokio::test]
 async fn whox_fields_come_in_standard_order() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "coolNick").await;
-    let mut b = Client::registered(s.irc, "otherNick").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "coolNick").await;
+    let mut b = IrcClient::registered(s.irc, "otherNick").await;
     a.send("JOIN #chan").await;
     a.expect("366").await;
 
@@ -167,8 +168,8 @@ async fn whox_fields_come_in_standard_order() {
 #[tokio::test]
 async fn whois_numerics() {
     let s = start_with_oper().await;
-    let mut a = Client::registered(s.irc, "nick1").await;
-    let mut b = Client::registered(s.irc, "nick2").await;
+    let mut a = IrcClient::registered(s.irc, "nick1").await;
+    let mut b = IrcClient::registered(s.irc, "nick2").await;
     b.send("JOIN #chan1").await;
     b.expect("366").await;
     b.send("JOIN #chan2").await;
@@ -223,9 +224,9 @@ async fn whois_numerics() {
 
 #[tokio::test]
 async fn whowas_after_nick_change_and_quit() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "nick1").await;
-    let mut b = Client::registered(s.irc, "nick2").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "nick1").await;
+    let mut b = IrcClient::registered(s.irc, "nick2").await;
     b.send("NICK renamed").await;
     b.expect("NICK").await;
     let r = ask(&mut a, "WHOWAS nick2", "369").await;
@@ -237,7 +238,7 @@ async fn whowas_after_nick_change_and_quit() {
     assert_eq!(r[1].params[..3], ["nick1", "nick2", SERVER]);
 
     // A second nick2 quits: it comes first.
-    let mut c = Client::connect(s.irc).await;
+    let mut c = IrcClient::connect(s.irc).await;
     c.send("NICK nick2").await;
     c.send("USER third 0 * :Third").await;
     c.expect("001").await;
@@ -272,8 +273,8 @@ async fn whowas_after_nick_change_and_quit() {
 #[tokio::test]
 async fn ison_and_userhost() {
     let s = start_with_oper().await;
-    let mut a = Client::registered(s.irc, "Alice").await;
-    let mut b = Client::registered(s.irc, "bob").await;
+    let mut a = IrcClient::registered(s.irc, "Alice").await;
+    let mut b = IrcClient::registered(s.irc, "bob").await;
     oper_up(&mut a).await;
 
     a.send("ISON ALICE nobody BOB").await;
@@ -300,8 +301,8 @@ async fn ison_and_userhost() {
 
 #[tokio::test]
 async fn server_information() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "nick").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "nick").await;
 
     let r = ask(&mut a, "VERSION", "005").await;
     assert_eq!(r[0].command, "351");
@@ -353,8 +354,8 @@ async fn server_information() {
 
 #[tokio::test]
 async fn help_topics() {
-    let s = start_default().await;
-    let mut a = Client::registered(s.irc, "nick").await;
+    let s = Server::start_default().await;
+    let mut a = IrcClient::registered(s.irc, "nick").await;
     let r = ask(&mut a, "HELP", "706").await;
     assert_eq!(r[0].command, "704");
     assert!(r.iter().all(|m| m.params[1] == "*"));
@@ -373,8 +374,8 @@ async fn help_topics() {
 
 #[tokio::test]
 async fn line_user_in_who_and_whois() {
-    let s = start_default().await;
-    let mut i = Client::registered(s.irc, "ircy").await;
+    let s = Server::start_default().await;
+    let mut i = IrcClient::registered(s.irc, "ircy").await;
     i.send("JOIN #lobby").await;
     i.expect("366").await;
     let stream = tokio::net::TcpStream::connect(s.line).await.expect("line");

@@ -2,12 +2,13 @@
 //! built with gcc (on every machine CI runs on) and run against a real
 //! server on port 0, so that the figures it gave stay reproducible.
 
-mod ircsupport;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use support::server::Server;
 use tokio::process::Command;
 
 fn build(dir: &Path) -> PathBuf {
@@ -52,7 +53,7 @@ async fn latprobe_measures_every_delivery_of_a_real_server() {
     let dir = tempfile::tempdir().unwrap();
     let bin = build(dir.path());
     // Default limits: 2 senders at 100 lines/s each stay within flood control's burst.
-    let server = ircsupport::start_default().await;
+    let server = Server::start_default().await;
     let port = server.irc.port().to_string();
     let out = run(&bin, &[&port, "20", "2", "200", "1"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,9 +1,11 @@
 //! Connection admission limits, at their edges, on both dialects.
 
-mod ircsupport;
+mod support;
 
 use bavard::config::Config;
-use ircsupport::*;
+use support::TIMEOUT;
+use support::irc::IrcClient;
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -24,7 +26,7 @@ async fn per_address_limit_refuses_with_a_reason_then_admits_again() {
     cfg.limits.connections_per_ip = 2;
     // Loopback is exempt by default; these clients must count.
     cfg.limits.exempt_networks.clear();
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     let (a, _ka) = first_line(s.line).await;
     assert_eq!(a, "[server] Welcome to Chat Server !\n");
     let (_b, kb) = first_line(s.line).await;
@@ -37,7 +39,7 @@ async fn per_address_limit_refuses_with_a_reason_then_admits_again() {
         "closed after the reason"
     );
     // The limit is shared by the irc listener.
-    let mut i = Client::connect(s.irc).await;
+    let mut i = IrcClient::connect(s.irc).await;
     let l = i.line().await.unwrap();
     assert!(
         l.starts_with("ERROR :Closing Link:") && l.contains("Too many connections"),
@@ -63,7 +65,7 @@ async fn connection_rate_limit() {
     cfg.limits.connection_rate = 0.5;
     cfg.limits.exempt_networks.clear();
     cfg.limits.connection_burst = 3.0;
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     let mut keep = Vec::new();
     for _ in 0..3 {
         let (l, k) = first_line(s.line).await;
@@ -78,7 +80,7 @@ async fn connection_rate_limit() {
 async fn total_limit() {
     let mut cfg = Config::default();
     cfg.limits.max_connections = 1;
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     let (_a, _k) = first_line(s.line).await;
     let (b, _) = first_line(s.line).await;
     assert_eq!(b, "[server] Server is full, try again later\n");
@@ -98,7 +100,7 @@ async fn a_stalled_client_past_its_send_queue_is_let_go() {
     cfg.limits.send_queue = 64 * 1024;
     // Megabytes of chat on purpose.
     cfg.flood.enabled = false;
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     let (_, mut talker) = first_line(s.line).await;
     // Never read again.
     let (_, stuck) = first_line(s.line).await;
@@ -129,7 +131,7 @@ async fn a_stalled_client_past_its_send_queue_is_let_go() {
 /// exempt networks, loopback by default: local tools are not limited.
 #[tokio::test]
 async fn default_limit_per_address_and_loopback_exemption() {
-    let s = start(Config::default()).await;
+    let s = Server::start(Config::default()).await;
     let mut keep = Vec::new();
     for i in 0..15 {
         let (l, k) = first_line(s.line).await;
@@ -143,7 +145,7 @@ async fn default_limit_per_address_and_loopback_exemption() {
     let mut cfg = Config::default();
     cfg.limits.exempt_networks.clear();
     assert_eq!(cfg.limits.connections_per_ip, 10);
-    let s = start(cfg).await;
+    let s = Server::start(cfg).await;
     let mut keep = Vec::new();
     for i in 0..10 {
         let (l, k) = first_line(s.line).await;

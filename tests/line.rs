@@ -1,7 +1,7 @@
 //! Integration tests of the `line` dialect over real TCP, against the real
 //! server started in-process on an ephemeral port.
 
-mod common;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bavard::config::{Config, Oper};
-use common::{Server, TIMEOUT, named};
+use support::TIMEOUT;
+use support::line::{LineClient, named};
+use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -17,13 +19,13 @@ use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_welcome_unique_valid_guest_nick_and_announce() {
-    let s = Server::start().await;
-    let mut first = s.client().await;
+    let s = Server::start_default().await;
+    let mut first = LineClient::connect(s.line).await;
     let mut nicks = HashSet::new();
     nicks.insert(first.nick.clone());
     let mut keep = Vec::new();
     for _ in 0..20 {
-        let c = s.client().await;
+        let c = LineClient::connect(s.line).await;
         assert!(
             bavard_proto::names::Nickname::parse(&c.nick, 30).is_ok(),
             "guest nick {:?} is not a valid IRC nick",
@@ -45,7 +47,7 @@ async fn connect_welcome_unique_valid_guest_nick_and_announce() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn msg_relayed_to_others_not_sender_nor_other_channels() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol", "dave"]).await;
     // dave goes elsewhere.
     c[3].send("JOIN #other").await;
@@ -69,7 +71,7 @@ async fn msg_relayed_to_others_not_sender_nor_other_channels() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn msg_of_2000_characters_relayed_2001_refused() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     let ok: String = "é".repeat(2000);
     c[0].send(&format!("MSG {ok}")).await;
@@ -97,7 +99,7 @@ async fn msg_of_2000_characters_relayed_2001_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn command_split_across_writes_with_pauses() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     for part in ["M", "SG hel", "lo wo", "rl", "d\r", "\n"] {
         c[0].send_bytes(part.as_bytes()).await;
@@ -119,7 +121,7 @@ async fn command_split_across_writes_with_pauses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn several_commands_in_one_write_handled_in_order() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     c[0].send_bytes(b"MSG one\nMSG two\r\nNICK al\nMSG three\nWHO\n\nmsg four\n")
         .await;
@@ -142,7 +144,7 @@ async fn several_commands_in_one_write_handled_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crlf_line_endings() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     c[0].send_bytes(b"NICK ann\r\nMSG hi\r\nWHO\r\n").await;
     c[0].expect_all(&["[server] You are now known as ann", "[server] ann bob"])
@@ -158,7 +160,7 @@ async fn crlf_line_endings() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_utf8_is_replaced_and_the_connection_goes_on() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     c[0].send_bytes(b"MSG caf\xc3 \xff\xfe!\n").await;
     c[1].expect("[alice] caf\u{FFFD} \u{FFFD}\u{FFFD}!").await;
@@ -171,7 +173,7 @@ async fn invalid_utf8_is_replaced_and_the_connection_goes_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overlong_line_reported_once_then_connection_goes_on() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     let big = vec![b'x'; 100 * 1024];
     c[0].send_bytes(&big).await;
@@ -193,7 +195,7 @@ async fn overlong_line_reported_once_then_connection_goes_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overlong_line_then_disconnect_does_not_affect_others() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     let mut alice = c.remove(0);
     alice.send_bytes(&vec![b'z'; 100 * 1024]).await;
@@ -214,7 +216,7 @@ async fn overlong_line_then_disconnect_does_not_affect_others() {
 async fn partial_line_timeout() {
     let mut cfg = Config::default();
     cfg.limits.partial_line_timeout = 1;
-    let s = Server::with(cfg).await;
+    let s = Server::start(cfg).await;
     let mut c = named(&s, &["alice", "bob"]).await;
     // A complete line, then a partial one started later: the clock of the
     // partial line starts with it, not with the earlier input.
@@ -240,7 +242,7 @@ async fn partial_line_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nick_change_in_use_invalid_too_long() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     // Seen by the channel, confirmed to the user.
     c[0].send("NICK Alison").await;
@@ -293,7 +295,7 @@ async fn nick_change_in_use_invalid_too_long() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn who_current_other_and_missing_channel() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     c[2].send("JOIN #other").await;
     c[2].expect_all(&[
@@ -318,7 +320,7 @@ async fn who_current_other_and_missing_channel() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quit_with_and_without_text() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     let mut alice = c.remove(0);
     alice.send("QUIT bye  all").await;
@@ -341,7 +343,7 @@ async fn quit_with_and_without_text() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn abrupt_disconnect_close_and_reset() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     let alice = c.remove(0);
     drop(alice);
@@ -381,7 +383,7 @@ fn oper_config() -> Config {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oper_login_and_kill() {
-    let s = Server::with(oper_config()).await;
+    let s = Server::start(oper_config()).await;
     let mut c = named(&s, &["alice", "bob", "carol", "dave"]).await;
     // carol goes elsewhere: she must not see the kill of someone in #lobby.
     c[2].send("JOIN #elsewhere").await;
@@ -425,7 +427,7 @@ async fn oper_login_and_kill() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oper_wrong_password_refused_then_throttled() {
-    let s = Server::with(oper_config()).await;
+    let s = Server::start(oper_config()).await;
     let mut c = named(&s, &["alice", "bob"]).await;
     // Each failure doubles the wait before the next check (2 s, 4 s...).
     // Hashing is slow in debug builds, so the first window may pass during the
@@ -454,7 +456,7 @@ async fn oper_wrong_password_refused_then_throttled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn join_part_list_topic() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     c[0].send("TOPIC").await;
     c[0].expect("[server] No topic is set for #lobby").await;
@@ -546,7 +548,7 @@ async fn join_part_list_topic() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_messages() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     c[0].send("PM bob hello  there").await;
     c[1].expect("*alice* hello  there").await;
@@ -579,7 +581,7 @@ async fn private_messages() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn help_invalid_usage_and_lowercase_verbs() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob"]).await;
     c[0].send("help").await;
     let first = c[0].line().await;
@@ -635,14 +637,14 @@ fn small_buffer_client(s: &Server) -> TcpStream {
     let sock =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    sock.connect(&s.addr.into()).expect("connect");
+    sock.connect(&s.line.into()).expect("connect");
     sock.set_nonblocking(true).expect("nonblocking");
     TcpStream::from_std(sock.into()).expect("from_std")
 }
 
 /// A [`small_buffer_client`] past its greeting: in #lobby, nick known.
-async fn small_buffer_member(s: &Server) -> common::Client {
-    let mut r = common::Client::from_stream(small_buffer_client(s));
+async fn small_buffer_member(s: &Server) -> LineClient {
+    let mut r = LineClient::from_stream(small_buffer_client(s));
     r.expect("[server] Welcome to Chat Server !").await;
     let l = r.line().await;
     r.nick = l
@@ -659,7 +661,7 @@ async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() 
     // The queues' bound is the default 1 MiB (soft mark 128 KiB): the
     // sender writes four times as much.
     cfg.flood.enabled = false;
-    let s = Server::with(cfg).await;
+    let s = Server::start(cfg).await;
     let alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
@@ -733,7 +735,7 @@ async fn readers_that_never_read_are_dropped_even_while_the_sender_is_paused() {
     // Soft mark 32 KiB: a few reads of chat past it the queues overflow.
     cfg.limits.send_queue = 256 * 1024;
     cfg.flood.enabled = false;
-    let s = Server::with(cfg).await;
+    let s = Server::start(cfg).await;
     let mut alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
@@ -796,7 +798,7 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
     // The sender needs thousands of lines to fill the queues: that is a flood
     // by the default limits, which are tested on their own.
     cfg.flood.enabled = false;
-    let s = Server::with(cfg).await;
+    let s = Server::start(cfg).await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
 
     // The slow client shrinks its receive buffer so the kernel absorbs little.
@@ -883,7 +885,7 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
     alice.expect_quiet().await;
     // The slow client reads what the kernel still held for it: an unbroken
     // prefix of the chat, maybe the reason, then EOF.
-    let mut slow = common::Client::from_stream(slow);
+    let mut slow = LineClient::from_stream(slow);
     slow.nick = slow_nick.clone();
     slow.expect("[server] Welcome to Chat Server !").await;
     slow.expect(&format!(
@@ -918,10 +920,10 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
 async fn hundreds_of_clients_same_order_for_everyone() {
     const N: usize = 300;
     const PER: usize = 3;
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut clients = Vec::with_capacity(N);
     for _ in 0..N {
-        clients.push(s.client().await);
+        clients.push(LineClient::connect(s.line).await);
     }
     let nicks: Vec<String> = clients.iter().map(|c| c.nick.clone()).collect();
     let index: Arc<HashMap<String, usize>> = Arc::new(
@@ -1043,7 +1045,7 @@ async fn hundreds_of_clients_same_order_for_everyone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_tells_everyone_and_run_returns() {
-    let s = Server::start().await;
+    let s = Server::start_default().await;
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
     c[2].send("JOIN #x").await;
     c[2].expect_all(&[
@@ -1076,7 +1078,7 @@ async fn shutdown_is_bounded_when_a_client_does_not_read() {
     cfg.limits.send_queue = 64 << 20;
     // Thousands of lines to fill the socket buffers: a flood, on purpose.
     cfg.flood.enabled = false;
-    let s = Server::with(cfg).await;
+    let s = Server::start(cfg).await;
     let mut c = named(&s, &["talker", "stuck"]).await;
     let line = format!("MSG {}\n", "x".repeat(1900));
     let burst = line.repeat(100);

@@ -1,76 +1,28 @@
-//! Helpers for the integration tests: an in-process server on port 0 and a
-//! plain-TCP client whose every read is bounded by a timeout.
-
-#![allow(dead_code)]
+//! A client of the line dialect over a real socket, and a way to connect
+//! several under names of their own.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bavard::config::Config;
-use bavard::net::{self, Kind};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-/// How long any single read may wait before the test fails.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A server running inside the test's runtime.
-pub struct Server {
-    pub addr: SocketAddr,
-    pub token: CancellationToken,
-    pub handle: JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// Starts a server with the default configuration.
-    pub async fn start() -> Server {
-        Server::with(Config::default()).await
-    }
-
-    /// Starts a server with `cfg`, a `line` listener on 127.0.0.1:0.
-    pub async fn with(cfg: Config) -> Server {
-        let l = net::listen(Kind::Line, "127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let addr = l.socket.local_addr().expect("local addr");
-        let token = CancellationToken::new();
-        let handle = tokio::spawn(net::run(Arc::new(cfg), vec![l], None, token.clone()));
-        Server {
-            addr,
-            token,
-            handle,
-        }
-    }
-
-    /// Connects a client and reads its greeting.
-    pub async fn client(&self) -> Client {
-        Client::connect(self.addr).await
-    }
-
-    /// Cancels the token and waits (bounded) for `run` to return.
-    pub async fn stop(self) {
-        self.token.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("run did not return after shutdown");
-        r.expect("run panicked").expect("run failed");
-    }
-}
+use super::TIMEOUT;
+use super::server::Server;
 
 /// A `line` client over a real socket.
-pub struct Client {
+pub struct LineClient {
     pub nick: String,
     r: BufReader<OwnedReadHalf>,
     w: OwnedWriteHalf,
 }
 
-impl Client {
+impl LineClient {
     /// Connects and consumes the two greeting lines, learning the guest nick.
-    pub async fn connect(addr: SocketAddr) -> Client {
+    pub async fn connect(addr: SocketAddr) -> LineClient {
         let s = TcpStream::connect(addr).await.expect("connect");
-        let mut c = Client::from_stream(s);
+        let mut c = LineClient::from_stream(s);
         c.expect("[server] Welcome to Chat Server !").await;
         let l = c.line().await;
         let nick = l
@@ -82,9 +34,9 @@ impl Client {
     }
 
     /// Wraps a connected stream without reading anything.
-    pub fn from_stream(s: TcpStream) -> Client {
+    pub fn from_stream(s: TcpStream) -> LineClient {
         let (r, w) = s.into_split();
-        Client {
+        LineClient {
             nick: String::new(),
             r: BufReader::new(r),
             w,
@@ -109,7 +61,7 @@ impl Client {
         self.line_within(TIMEOUT).await
     }
 
-    /// [`Client::line`] with another timeout (for slow server work: argon2
+    /// [`LineClient::line`] with another timeout (for slow server work: argon2
     /// in debug builds).
     pub async fn line_within(&mut self, timeout: Duration) -> String {
         let mut buf = Vec::new();
@@ -192,10 +144,10 @@ impl Client {
 
 /// Connects `n` clients named `prefix0..`, each seeing the later ones arrive:
 /// when this returns, every client's queue is empty.
-pub async fn named(server: &Server, names: &[&str]) -> Vec<Client> {
-    let mut out: Vec<Client> = Vec::new();
+pub async fn named(server: &Server, names: &[&str]) -> Vec<LineClient> {
+    let mut out: Vec<LineClient> = Vec::new();
     for name in names {
-        let mut c = server.client().await;
+        let mut c = LineClient::connect(server.line).await;
         let guest = c.nick.clone();
         for o in out.iter_mut() {
             o.expect(&format!("[server] {guest} is connected")).await;

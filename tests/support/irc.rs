@@ -1,74 +1,29 @@
-//! Test support for the irc dialect: a real server on port 0 and a small
-//! line-oriented client with timeouts, so a failing test fails fast.
-#![allow(dead_code)]
+//! A client of the irc dialect over a real socket, reading parsed messages.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bavard::config::Config;
-use bavard::net::{self, Kind};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::sync::CancellationToken;
 
-/// A running server; dropping it shuts the server down.
-pub struct Server {
-    pub irc: SocketAddr,
-    pub line: SocketAddr,
-    pub token: CancellationToken,
-    pub done: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.token.cancel();
-    }
-}
-
-/// Starts a server with `cfg` on 127.0.0.1 port 0 for both dialects.
-pub async fn start(cfg: Config) -> Server {
-    let irc = net::listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let line = net::listen(Kind::Line, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let irc_addr = irc.socket.local_addr().unwrap();
-    let line_addr = line.socket.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let t = token.clone();
-    let done = tokio::spawn(async move {
-        net::run(Arc::new(cfg), vec![irc, line], None, t)
-            .await
-            .unwrap();
-    });
-    Server {
-        irc: irc_addr,
-        line: line_addr,
-        token,
-        done,
-    }
-}
-
-pub async fn start_default() -> Server {
-    start(Config::default()).await
-}
+use super::TIMEOUT;
 
 /// A parsed line as received: tags, source, command, params.
 pub type Msg = bavard_proto::message::Message<'static>;
 
-/// A test client.
-pub struct Client {
+/// A client of the irc dialect over a real socket.
+pub struct IrcClient {
     pub nick: String,
     r: BufReader<OwnedReadHalf>,
     w: OwnedWriteHalf,
 }
 
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-
-impl Client {
-    pub async fn connect(addr: SocketAddr) -> Client {
+impl IrcClient {
+    /// Connects, without registering.
+    pub async fn connect(addr: SocketAddr) -> IrcClient {
         let s = TcpStream::connect(addr).await.unwrap();
         let (r, w) = s.into_split();
-        Client {
+        IrcClient {
             nick: String::new(),
             r: BufReader::new(r),
             w,
@@ -76,13 +31,13 @@ impl Client {
     }
 
     /// Connects and registers as `nick`, reading up to the end of the MOTD.
-    pub async fn registered(addr: SocketAddr, nick: &str) -> Client {
+    pub async fn registered(addr: SocketAddr, nick: &str) -> IrcClient {
         Self::registered_with_caps(addr, nick, &[]).await
     }
 
     /// Connects, requests `caps` (all must be ACKed), registers as `nick`.
-    pub async fn registered_with_caps(addr: SocketAddr, nick: &str, caps: &[&str]) -> Client {
-        let mut c = Client::connect(addr).await;
+    pub async fn registered_with_caps(addr: SocketAddr, nick: &str, caps: &[&str]) -> IrcClient {
+        let mut c = IrcClient::connect(addr).await;
         c.nick = nick.to_string();
         if !caps.is_empty() {
             c.send("CAP LS 302").await;
