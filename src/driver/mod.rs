@@ -331,9 +331,13 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 output::Step::Idle => {}
                 output::Step::Overflowed => {
                     // The hub dropped this client while a write to it is
-                    // stuck: only the line under way is finished.
+                    // stuck: only the line under way is finished, within
+                    // the time a closing client gets to read its last words.
                     gone(hub, peer, session, "SendQ exceeded");
                     f.reading = false;
+                    let by = Instant::now() + LINGER_TIME;
+                    *exit_by = Some(exit_by.map_or(by, |t| t.min(by)));
+                    f.dirty = true;
                     if pending.is_empty() && !f.writer.flushing() {
                         return Poll::Ready(End::Done);
                     }

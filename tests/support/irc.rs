@@ -21,13 +21,29 @@ pub struct IrcClient {
 impl IrcClient {
     /// Connects, without registering.
     pub async fn connect(addr: SocketAddr) -> IrcClient {
-        let s = TcpStream::connect(addr).await.unwrap();
+        IrcClient::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Wraps a connected stream without reading or writing anything.
+    pub fn from_stream(s: TcpStream) -> IrcClient {
         let (r, w) = s.into_split();
         IrcClient {
             nick: String::new(),
             r: BufReader::new(r),
             w,
         }
+    }
+
+    /// Registers as `nick` on a connected stream, reading up to the end of
+    /// the MOTD.
+    pub async fn register(mut self, nick: &str) -> IrcClient {
+        self.nick = nick.to_string();
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :Real {nick}")).await;
+        self.expect("001").await;
+        self.until(|m| m.command == "376" || m.command == "422")
+            .await;
+        self
     }
 
     /// Connects and registers as `nick`, reading up to the end of the MOTD.

@@ -23,3 +23,18 @@ pub mod server;
 
 /// How long any single read may wait before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to `addr` with a 4 KiB receive buffer, so that the kernel
+/// holds little of what the server writes to it while it does not read.
+pub fn small_buffer_stream(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    sock.connect(&addr.into()).expect("connect");
+    sock.set_nonblocking(true).expect("nonblocking");
+    tokio::net::TcpStream::from_std(sock.into()).expect("from_std")
+}
