@@ -1,7 +1,7 @@
 //! Query commands over the irc dialect: WHO/WHOX, WHOIS, WHOWAS, ISON,
 //! USERHOST, VERSION, TIME, ADMIN, INFO, HELP, and how a `line` user looks
 //! in them. Modes no command can set yet (+i, +B, voice) are covered by the
-//! unit tests in `src/irc/commands/query.rs`.
+//! unit tests in `crates/core/src/irc/commands/`.
 
 mod support;
 

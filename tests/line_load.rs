@@ -15,34 +15,10 @@ use support::TIMEOUT;
 use support::line::{LineClient, named};
 use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 // ---------------------------------------------------------------- load
 
 /// A connection with a 4 KiB receive buffer, so that the kernel holds little
-/// of what the server writes to it while it does not read.
-fn small_buffer_client(s: &Server) -> TcpStream {
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    sock.connect(&s.line.into()).expect("connect");
-    sock.set_nonblocking(true).expect("nonblocking");
-    TcpStream::from_std(sock.into()).expect("from_std")
-}
-
-/// A [`small_buffer_client`] past its greeting: in #lobby, nick known.
-async fn small_buffer_member(s: &Server) -> LineClient {
-    let mut r = LineClient::from_stream(small_buffer_client(s));
-    r.expect("[server] Welcome to Chat Server !").await;
-    let l = r.line().await;
-    r.nick = l
-        .strip_prefix("[server] You are ")
-        .and_then(|l| l.strip_suffix(", in #lobby. Type HELP for the commands."))
-        .expect("greeting")
-        .to_string();
-    r
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() {
     let mut cfg = Config::default();
@@ -54,7 +30,7 @@ async fn when_most_readers_fall_behind_the_sender_waits_and_nobody_is_dropped() 
     let mut readers = Vec::new();
     for _ in 0..4 {
         // In #lobby once greeted: the chat must not start before.
-        readers.push(small_buffer_member(&s).await);
+        readers.push(LineClient::small_buffer(s.line).await);
     }
     // Every reader is behind at once (none reads for half a second), which
     // one client cannot cause: the server must stop reading the sender
@@ -127,7 +103,7 @@ async fn readers_that_never_read_are_dropped_even_while_the_sender_is_paused() {
     let mut alice = named(&s, &["alice"]).await.remove(0);
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let r = small_buffer_member(&s).await;
+        let r = LineClient::small_buffer(s.line).await;
         alice
             .expect(&format!("[server] {} is connected", r.nick))
             .await;
@@ -190,7 +166,7 @@ async fn slow_reader_is_dropped_others_lose_nothing() {
     let mut c = named(&s, &["alice", "bob", "carol"]).await;
 
     // The slow client shrinks its receive buffer so the kernel absorbs little.
-    let slow = small_buffer_client(&s);
+    let slow = support::small_buffer_stream(s.line);
     // Its nick, from the hub's point of view: learned from the announcement.
     let l = c[0].line().await;
     let slow_nick = l

@@ -49,19 +49,6 @@ fn flood(count: usize, irc: bool) -> Vec<u8> {
     out
 }
 
-/// A line user with a small receive buffer, past its greeting (in #lobby).
-async fn small_line_member(s: &Server) -> LineClient {
-    let mut c = LineClient::from_stream(small_buffer_stream(s.line));
-    c.expect("[server] Welcome to Chat Server !").await;
-    let l = c.line().await;
-    c.nick = l
-        .strip_prefix("[server] You are ")
-        .and_then(|l| l.strip_suffix(", in #lobby. Type HELP for the commands."))
-        .expect("greeting")
-        .to_string();
-    c
-}
-
 /// A line operator in #lobby.
 async fn line_operator(s: &Server) -> LineClient {
     let mut c = LineClient::connect(s.line).await;
@@ -115,7 +102,7 @@ async fn line_flood_with_stalled(s: &Server, stalled: usize, count: usize) -> Du
     let mut reader = LineClient::connect(s.line).await;
     let mut quiet = Vec::new();
     for _ in 0..stalled {
-        quiet.push(small_line_member(s).await);
+        quiet.push(LineClient::small_buffer(s.line).await);
     }
     let sender = line_operator(s).await;
     let from = sender.nick.clone();
@@ -158,7 +145,7 @@ async fn stalled_members_of_a_flooded_channel_cost_the_reader_little() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_at_half_the_floods_rate_loses_nothing_and_stays() {
     let s = Server::start(config()).await;
-    let mut slow = small_line_member(&s).await;
+    let mut slow = LineClient::small_buffer(s.line).await;
     let sender = line_operator(&s).await;
     let from = sender.nick.clone();
     let (mut sr, mut sw) = sender.split();
@@ -206,7 +193,7 @@ async fn a_reader_at_half_the_floods_rate_loses_nothing_and_stays() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_that_resumes_within_the_grace_is_waited_for() {
     let s = Server::start(config()).await;
-    let mut paused = small_line_member(&s).await;
+    let mut paused = LineClient::small_buffer(s.line).await;
     let sender = line_operator(&s).await;
     let from = sender.nick.clone();
     let (_sr, mut sw) = sender.split();
@@ -292,7 +279,7 @@ async fn a_write_stuck_past_the_timeout_drops_its_client() {
     let mut observer = IrcClient::registered(s.irc, "observer").await;
     observer.send("JOIN #lobby").await;
     observer.expect("366").await;
-    let stuck = small_line_member(&s).await;
+    let stuck = LineClient::small_buffer(s.line).await;
     observer.expect("JOIN").await;
     let sender = line_operator(&s).await;
     let (_sr, mut sw) = sender.split();

@@ -24,13 +24,28 @@ impl LineClient {
         let s = TcpStream::connect(addr).await.expect("connect");
         let mut c = LineClient::from_stream(s);
         c.expect("[server] Welcome to Chat Server !").await;
-        let l = c.line().await;
+        c.learn_nick().await;
+        c
+    }
+
+    /// Connects with a 4 KiB receive buffer (see
+    /// [`small_buffer_stream`](super::small_buffer_stream)) and consumes the
+    /// greeting: in #lobby, nick known.
+    pub async fn small_buffer(addr: SocketAddr) -> LineClient {
+        let mut c = LineClient::from_stream(super::small_buffer_stream(addr));
+        c.expect("[server] Welcome to Chat Server !").await;
+        c.learn_nick().await;
+        c
+    }
+
+    /// Reads the second greeting line and learns the guest nick from it.
+    async fn learn_nick(&mut self) {
+        let l = self.line().await;
         let nick = l
             .strip_prefix("[server] You are ")
             .and_then(|r| r.strip_suffix(", in #lobby. Type HELP for the commands."))
             .unwrap_or_else(|| panic!("unexpected greeting {l:?}"));
-        c.nick = nick.to_string();
-        c
+        self.nick = nick.to_string();
     }
 
     /// Wraps a connected stream without reading anything.
