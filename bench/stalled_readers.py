@@ -89,7 +89,11 @@ def run(addr, stalled, count, size, oper):
     expect = 0
     gone = set()
     while expect < count:
-        line = reader.line(60)
+        try:
+            line = reader.line(60)
+        except EOFError:
+            print(f"the reader was disconnected after {expect} lines", file=sys.stderr)
+            return None
         if line.startswith("[server] ") and line.endswith(" is disconnected"):
             gone.add(line[len("[server] "):-len(" is disconnected")])
             continue
