@@ -32,6 +32,8 @@ pub struct Config {
     pub server_name: String,
     /// Network name advertised to IRC clients (ISUPPORT NETWORK).
     pub network: String,
+    /// What the server says of itself: IRC `LINKS` and `WHOIS` (312).
+    pub server_description: String,
     /// Channel every `line` user joins on connect and returns to on `PART`.
     pub default_channel: String,
     /// Text of the line dialect's greeting, sent as `[server] <welcome>`.
@@ -195,6 +197,7 @@ impl Default for Config {
         Config {
             server_name: "bavard.local".into(),
             network: "bavard".into(),
+            server_description: "bavard chat server".into(),
             default_channel: "#lobby".into(),
             welcome: "Welcome to Chat Server !".into(),
             motd: vec!["Welcome to bavard.".into()],
@@ -266,6 +269,7 @@ impl Config {
         CoreConfig {
             server_name: self.server_name.clone(),
             network: self.network.clone(),
+            description: self.server_description.clone(),
             default_channel: self.default_channel.clone(),
             welcome: self.welcome.clone(),
             motd: self.motd.clone(),

@@ -8,7 +8,7 @@ chose, waits until the port answers, and stops the server afterwards.
 
 The class attributes below tell irctest what bavard implements, so that
 tests of features it lacks (services, accounts and SASL, STS, WebSocket,
-extended-monitor, ...) are skipped instead of failed.
+...) are skipped instead of failed.
 
 Environment:
   BAVARD_BIN          the bavard binary (default: ``bavard`` on PATH)
@@ -99,17 +99,18 @@ class BavardController(BaseServerController, DirectoryBasedController):
 
     supports_sts = False
     supported_sasl_mechanisms: set = set()  # no accounts, no SASL
-    extban_mute_char = None  # no extbans
+    extban_mute_char = "m"  # ISUPPORT EXTBAN=,m
 
     # Capabilities irctest knows of that bavard offers. Not offered (their
-    # tests skip): account-notify, account-tag, extended-monitor,
-    # draft/message-redaction, draft/read-marker, sts.
+    # tests skip): account-notify, account-tag, draft/message-redaction,
+    # draft/read-marker, sts.
     capabilities = frozenset(
         (
             Capabilities.AWAY_NOTIFY,
             Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
             Capabilities.EXTENDED_JOIN,
+            Capabilities.EXTENDED_MONITOR,
             Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTILINE,
@@ -120,9 +121,7 @@ class BavardController(BaseServerController, DirectoryBasedController):
     )
 
     # Optional behaviours bavard implements: a test that finds one missing
-    # then fails instead of skipping. Not implemented: INVITE with no
-    # parameters (INVITE_LIST), several targets for KICK and NAMES
-    # (TARGMAX KICK:1, NAMES:1), +C, SASL, metadata.
+    # then fails instead of skipping. Not implemented: SASL, metadata.
     optional_behaviors = frozenset(
         (
             OptionalBehaviors.BAN_EXCEPTION_MODE,
@@ -133,9 +132,13 @@ class BavardController(BaseServerController, DirectoryBasedController):
             OptionalBehaviors.ELIST_T,
             OptionalBehaviors.ELIST_U,
             OptionalBehaviors.INVITE_EXCEPTION_MODE,
+            OptionalBehaviors.INVITE_LIST,
             OptionalBehaviors.INVITE_OVERRIDES_LIMIT,
             OptionalBehaviors.MULTI_JOIN,
+            OptionalBehaviors.MULTI_KICK,
+            OptionalBehaviors.MULTI_NAMES_COMMAND,
             OptionalBehaviors.MULTI_PRIVMSG,
+            OptionalBehaviors.NO_CTCP,
         )
     )
 
@@ -144,9 +147,11 @@ class BavardController(BaseServerController, DirectoryBasedController):
         "BOT": "B",
         "CASEMAPPING": "rfc1459",
         "ELIST": "CMNTU",
+        "EXTBAN": ",m",
         "INVEX": "I",
         "MONITOR": patma.ANYSTR,
         "PREFIX": "(ov)@+",
+        "STATUSMSG": "@+",
         "TARGMAX": patma.ANYSTR,
         "UTF8ONLY": None,
         "WHOX": None,
@@ -237,7 +242,12 @@ class BavardController(BaseServerController, DirectoryBasedController):
         ssl: bool,
         faketime: Optional[str],
     ) -> str:
-        top: Dict[str, object] = {"server_name": SERVER_NAME, "network": "bavardtest"}
+        top: Dict[str, object] = {
+            "server_name": SERVER_NAME,
+            "network": "bavardtest",
+            # links.py expects irctest's usual description.
+            "server_description": "test server",
+        }
         if password is not None:
             top["password"] = hash_password(binary, password)
 

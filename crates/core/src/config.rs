@@ -9,6 +9,8 @@ pub struct CoreConfig {
     pub server_name: String,
     /// Network name (ISUPPORT NETWORK).
     pub network: String,
+    /// What the server says of itself (IRC `LINKS`, `WHOIS`'s 312).
+    pub description: String,
     /// Channel every `line` user joins on connect and returns to on `PART`;
     /// it exists from the start and outlives its last member.
     pub default_channel: String,
@@ -69,6 +71,7 @@ impl Default for CoreConfig {
         CoreConfig {
             server_name: "bavard.local".into(),
             network: "bavard".into(),
+            description: "bavard chat server".into(),
             default_channel: "#lobby".into(),
             welcome: "Welcome to Chat Server !".into(),
             motd: vec!["Welcome to bavard.".into()],

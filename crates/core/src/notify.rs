@@ -188,6 +188,10 @@ pub enum Event {
     },
     /// The server is going down.
     Shutdown { text: String },
+    /// An event about a user (its AWAY, its SETNAME) for the users who
+    /// MONITOR it and share no channel with it: IRCv3 extended-monitor
+    /// shows it to those that asked, as if they shared a channel.
+    Watched(Box<Event>),
 }
 
 /// Who should see an event. Channel audiences are resolved by delivery

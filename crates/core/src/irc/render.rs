@@ -47,7 +47,8 @@ pub fn format_time(ms: u64, out: &mut Vec<u8>) {
 #[derive(Clone, Copy, Default)]
 struct MsgTags<'a> {
     msgid: Option<MsgId>,
-    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `draft/bot` tag.
+    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `bot` tag (the
+    /// ratified name; `draft/bot` was the draft's).
     bot: bool,
     /// Client-only tags, already escaped.
     client: &'a str,
@@ -71,7 +72,7 @@ fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
         }
         if m.bot {
             sep(out);
-            out.extend_from_slice(b"draft/bot");
+            out.extend_from_slice(b"bot");
         }
         if !m.client.is_empty() {
             sep(out);
@@ -142,6 +143,8 @@ impl Dialect for IrcDialect {
             Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
             Event::Invite { notify: true, .. } if caps & cap::INVITE_NOTIFY == 0 => return None,
             Event::Shutdown { .. } | Event::Kill { .. } | Event::Monitor { .. } => 0,
+            Event::Watched(_) if caps & cap::EXTENDED_MONITOR == 0 => return None,
+            Event::Watched(inner) => return self.variant(inner, caps),
             _ => time,
         })
     }
@@ -379,6 +382,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
         }
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
+        Event::Watched(inner) => encode(inner, v, out)?,
     }
     Ok(())
 }

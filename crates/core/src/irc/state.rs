@@ -18,6 +18,7 @@ pub mod cap {
     pub const MULTI_PREFIX: u32 = 1 << 3;
     pub const EXTENDED_JOIN: u32 = 1 << 4;
     pub const AWAY_NOTIFY: u32 = 1 << 5;
+    pub const EXTENDED_MONITOR: u32 = 1 << 6;
     pub const SETNAME: u32 = 1 << 9;
     pub const INVITE_NOTIFY: u32 = 1 << 10;
     pub const USERHOST_IN_NAMES: u32 = 1 << 11;
@@ -40,6 +41,7 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ),
     ("echo-message", cap::ECHO_MESSAGE, ""),
     ("extended-join", cap::EXTENDED_JOIN, ""),
+    ("extended-monitor", cap::EXTENDED_MONITOR, ""),
     ("invite-notify", cap::INVITE_NOTIFY, ""),
     ("labeled-response", cap::LABELED_RESPONSE, ""),
     ("message-tags", cap::MESSAGE_TAGS, ""),

@@ -25,7 +25,8 @@ impl Dialect for LineDialect {
             | Event::Invite { notify: true, .. }
             | Event::Away { .. }
             | Event::Setname { .. }
-            | Event::Monitor { .. } => None,
+            | Event::Monitor { .. }
+            | Event::Watched(_) => None,
             _ => Some(0),
         }
     }
@@ -41,13 +42,20 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Message {
             from,
             to_channel: true,
+            target,
             text,
             ..
         } => {
+            // A status message (IRC `PRIVMSG @#chan`) says who it is for.
+            let status = target.starts_with(['@', '+']).then_some(target);
             // A multi-line IRC message becomes one `[nick] ` line per line.
             for line in text.split('\n') {
                 out.push(b'[');
                 out.extend_from_slice(from.nick().as_bytes());
+                if let Some(t) = status {
+                    out.extend_from_slice(b" to ");
+                    out.extend_from_slice(t.as_bytes());
+                }
                 out.extend_from_slice(b"] ");
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
@@ -124,7 +132,7 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Wallops { from, text, .. } => writeln!(out, "[wallops] {}: {text}", from.nick())?,
         Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick())?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
-        Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } => {}
+        Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } | Event::Watched(_) => {}
     }
     Ok(())
 }

@@ -308,17 +308,40 @@ impl Change for Message {
             return Err(ChangeError::NoTextToSend);
         }
         let u = net.users.get(&self.from).ok_or(ChangeError::NoPrivileges)?;
-        let (audience, sent) = if self.target.starts_with('#') {
+        // STATUSMSG (`@#chan`, `+#chan`): only the members with that status
+        // or a higher one get it.
+        let (status, name) = match self.target.as_bytes() {
+            [p @ (b'@' | b'+'), b'#', ..] => (Some(char::from(*p)), &self.target[1..]),
+            _ => (None, self.target.as_str()),
+        };
+        let (audience, sent) = if name.starts_with('#') {
             let ch = net
                 .channels
-                .get(&*folded(&self.target))
+                .get(&*folded(name))
                 .ok_or_else(|| ChangeError::NoSuchChannel(self.target.clone()))?;
             policy::can_send(ch, u, ch.member(self.from))?;
-            let audience = Audience::Channel {
-                key: ch.key.clone(),
-                except: Some(self.from),
-            };
-            (audience, (ch.name.clone(), true, None))
+            policy::allows_text(ch, &self.text)?;
+            match status {
+                None => {
+                    let audience = Audience::Channel {
+                        key: ch.key.clone(),
+                        except: Some(self.from),
+                    };
+                    (audience, (ch.name.clone(), true, None))
+                }
+                Some(p) => {
+                    let ids = ch
+                        .members
+                        .iter()
+                        .filter(|m| m.id != self.from && (m.op || (p == '+' && m.voice)))
+                        .map(|m| m.id)
+                        .collect();
+                    (
+                        Audience::Users(ids),
+                        (format!("{p}{}", ch.name), true, None),
+                    )
+                }
+            }
         } else {
             let to = net.registered(&self.target)?;
             let away = to.away().map(str::to_string);
@@ -579,14 +602,16 @@ impl Change for SetAway {
             .get_mut(&self.id)
             .ok_or(ChangeError::NoPrivileges)?;
         u.edit_extra(|e| e.away = self.text.clone());
-        let u = &*u;
+        let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
+        let event = Event::Away {
+            who: u.source(),
+            text: self.text,
+            time: now,
+        };
+        net.tell_watchers(u, &event, out);
         out.note(Notification {
             audience: Network::neighbours(u),
-            event: Event::Away {
-                who: u.source(),
-                text: self.text,
-                time: now,
-            },
+            event,
         });
         Ok(())
     }
@@ -606,14 +631,16 @@ impl Change for SetRealname {
             .get_mut(&self.id)
             .ok_or(ChangeError::NoPrivileges)?;
         u.set_realname(&self.realname);
-        let u = &*u;
+        let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
+        let event = Event::Setname {
+            who: u.source(),
+            realname: self.realname,
+            time: now,
+        };
+        net.tell_watchers(u, &event, out);
         out.note(Notification {
             audience: Network::neighbours(u),
-            event: Event::Setname {
-                who: u.source(),
-                realname: self.realname,
-                time: now,
-            },
+            event,
         });
         Ok(())
     }

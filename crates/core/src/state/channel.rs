@@ -19,6 +19,8 @@ pub struct ChanModes {
     pub topic_lock: bool,
     pub secret: bool,
     pub private: bool,
+    /// `+C`: no CTCP but ACTION.
+    pub no_ctcp: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }

@@ -340,6 +340,30 @@ impl Network {
         }
     }
 
+    /// Also tells `event` (about `u`) to the users MONITORing `u` who share
+    /// no channel with it: those who asked for extended-monitor see it.
+    fn tell_watchers(&self, u: &User, event: &Event, out: &mut Outputs) {
+        let Some(ws) = self.watchers.get(u.nick_key()) else {
+            return;
+        };
+        let lone: Vec<ConnId> = ws
+            .iter()
+            .copied()
+            .filter(|w| *w != u.id)
+            .filter(|w| {
+                self.users
+                    .get(w)
+                    .is_some_and(|wu| !wu.channels.iter().any(|c| u.channels.contains(c)))
+            })
+            .collect();
+        if !lone.is_empty() {
+            out.note(Notification {
+                audience: Audience::Users(lone),
+                event: Event::Watched(Box::new(event.clone())),
+            });
+        }
+    }
+
     /// Checks the network's internal consistency: every index agrees with
     /// the data it indexes. For tests and fuzzing; O(size of the network).
     pub fn check_invariants(&self) -> Result<(), String> {

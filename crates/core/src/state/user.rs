@@ -208,6 +208,13 @@ impl User {
             .is_some_and(|e| e.invites.contains(ch_key))
     }
 
+    /// Keys of the channels the user is invited to, in no order.
+    pub fn invitations(&self) -> impl Iterator<Item = &str> {
+        self.extra
+            .iter()
+            .flat_map(|e| e.invites.iter().map(String::as_str))
+    }
+
     /// Keys of the nicks on the user's MONITOR list.
     pub fn monitoring(&self) -> &[String] {
         self.extra.as_ref().map_or(&[], |e| &e.monitoring)

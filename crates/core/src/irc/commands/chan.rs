@@ -235,14 +235,21 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
 }
 
 pub fn names(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
-    match m.param(0).filter(|p| !p.is_empty()) {
-        None => ctx.r.num(RPL_ENDOFNAMES, &["*"]),
-        Some(p) => {
-            for name in list(p) {
-                names_of(ctx, name);
-            }
-        }
+    let Some(p) = m.param(0).filter(|p| !p.is_empty()) else {
+        ctx.r.num(RPL_ENDOFNAMES, &["*"]);
+        return Ok(Flow::Continue);
+    };
+    if !p.contains(',') {
+        names_of(ctx, p);
+        return Ok(Flow::Continue);
     }
+    // Several channels (TARGMAX NAMES, the rest dropped silently): each one's
+    // 353 lines, then one 366 carrying the list as given.
+    let max = ctx.cfg.limits.max_targets;
+    for name in list(p).take(max) {
+        names_list(ctx, name);
+    }
+    ctx.r.num(RPL_ENDOFNAMES, &[super::query::middle(p)]);
     Ok(Flow::Continue)
 }
 
@@ -263,18 +270,25 @@ pub fn visible_in(u: &User, viewer_is_member: bool) -> bool {
 
 /// RPL_NAMREPLY lines and RPL_ENDOFNAMES for one channel.
 pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
+    let end = names_list(ctx, name);
+    ctx.r.num(RPL_ENDOFNAMES, &[&end]);
+}
+
+/// The RPL_NAMREPLY lines of one channel, when the user may see its members;
+/// returns the name its RPL_ENDOFNAMES carries (the channel's own spelling,
+/// or the name as given when there is no such channel to show).
+fn names_list(ctx: &mut Ctx<'_>, name: &str) -> String {
     let id = ctx.st.id();
     let caps = ctx.r.caps();
     let multi = caps & cap::MULTI_PREFIX != 0;
     let uhnames = caps & cap::USERHOST_IN_NAMES != 0;
+    let given = || super::query::middle(name).to_string();
     let Some(ch) = ctx.net.channel(name) else {
-        ctx.r.num(RPL_ENDOFNAMES, &[name]);
-        return;
+        return given();
     };
     let is_member = ch.member(id).is_some();
     if !is_member && ch.modes.secret {
-        ctx.r.num(RPL_ENDOFNAMES, &[name]);
-        return;
+        return given();
     }
     let symbol = if ch.modes.secret {
         "@"
@@ -315,5 +329,5 @@ pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
     if !line.is_empty() {
         ctx.r.num(RPL_NAMREPLY, &[symbol, &chname, &line]);
     }
-    ctx.r.num(RPL_ENDOFNAMES, &[&chname]);
+    chname
 }

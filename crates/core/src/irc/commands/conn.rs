@@ -273,11 +273,13 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         "BOT=B".into(),
         "CASEMAPPING=rfc1459".into(),
         format!("CHANLIMIT=#:{}", l.channels_per_user),
-        "CHANMODES=beI,k,l,imnpst".into(),
+        "CHANMODES=beI,k,l,Cimnpst".into(),
         format!("CHANNELLEN={}", l.channel_length),
         "CHANTYPES=#".into(),
         "ELIST=CMNTU".into(),
         "EXCEPTS=e".into(),
+        // Extended bans without a prefix character: `m:` mutes.
+        "EXTBAN=,m".into(),
         "INVEX=I".into(),
         format!("KICKLEN={}", l.kick_length),
         format!("MAXLIST=beI:{}", l.list_entries),
@@ -288,8 +290,9 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         format!("NICKLEN={}", l.nick_length),
         "PREFIX=(ov)@+".into(),
         "SAFELIST".into(),
+        "STATUSMSG=@+".into(),
         format!(
-            "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:,PART:,KICK:1,WHOIS:1,NAMES:1,LIST:1,MONITOR:,ISON:,USERHOST:5",
+            "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:,PART:,KICK:{t},WHOIS:1,NAMES:{t},LIST:1,MONITOR:,ISON:,USERHOST:5",
             t = l.max_targets
         ),
         format!("TOPICLEN={}", l.topic_length),
@@ -336,7 +339,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
             &cfg.server_name,
             version,
             "BiorwZ",
-            "beIiklmnopstv",
+            "CbeIiklmnopstv",
             "beIklov",
         ],
     );
