@@ -127,6 +127,18 @@ impl<H: Clone> Directory<H> {
                     self.leave(key, *id);
                 }
             }
+            // The channel's room moves with its name (the first copy of a
+            // rename moves it; the members' own copies find it moved).
+            (
+                Event::Rename {
+                    old_key, new_key, ..
+                },
+                _,
+            ) if old_key != new_key => {
+                if let Some(room) = self.rooms.remove(old_key) {
+                    self.rooms.insert(new_key.clone(), room);
+                }
+            }
             _ => {}
         }
     }

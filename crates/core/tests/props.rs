@@ -45,6 +45,7 @@ fn irc_line() -> impl Strategy<Value = String> {
         Just("USER u 0 * :Real".to_string()),
         Just("CAP LS 302".to_string()),
         Just("CAP REQ :echo-message message-tags server-time multi-prefix labeled-response batch draft/multiline".to_string()),
+        Just("CAP REQ :draft/channel-rename extended-monitor away-notify".to_string()),
         Just("CAP END".to_string()),
         chan().prop_map(|c| format!("JOIN {c}")),
         (chan(), text()).prop_map(|(c, t)| format!("PART {c} :{t}")),
@@ -52,10 +53,12 @@ fn irc_line() -> impl Strategy<Value = String> {
         (nick(), text()).prop_map(|(n, t)| format!("@label=l1;+t=v PRIVMSG {n} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("NOTICE {c} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("TOPIC {c} :{t}")),
-        (chan(), prop::sample::select(vec!["+o", "-o", "+v", "+b", "-b", "+i", "+k", "-k", "+l", "+mnst", "+e", "+I", "+x", "-l"]), nick())
+        (chan(), prop::sample::select(vec!["+o", "-o", "+v", "+b", "-b", "+i", "+k", "-k", "+l", "+mnst", "+e", "+I", "+x", "-l", "+C", "+b m:"]), nick())
             .prop_map(|(c, m, n)| format!("MODE {c} {m} {n}")),
         nick().prop_map(|n| format!("MODE {n} +iwB")),
         (chan(), nick()).prop_map(|(c, n)| format!("KICK {c} {n} :bye")),
+        (chan(), chan(), text()).prop_map(|(a, b, t)| format!("RENAME {a} {b} :{t}")),
+        (chan(), text()).prop_map(|(c, t)| format!("PRIVMSG @{c} :{t}")),
         (nick(), chan()).prop_map(|(n, c)| format!("INVITE {n} {c}")),
         chan().prop_map(|c| format!("WHO {c} %tcnf,42")),
         nick().prop_map(|n| format!("WHOIS {n}")),

@@ -92,7 +92,7 @@ fn put(out: &mut Vec<u8>, parts: &[&str]) {
 }
 
 /// Tags of events that are not messages: server-time only.
-fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
+pub(super) fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
     tags(out, variant, time, MsgTags::default());
 }
 
@@ -145,6 +145,20 @@ impl Dialect for IrcDialect {
             Event::Shutdown { .. } | Event::Kill { .. } | Event::Monitor { .. } => 0,
             Event::Watched(_) if caps & cap::EXTENDED_MONITOR == 0 => return None,
             Event::Watched(inner) => return self.variant(inner, caps),
+            // The shared copy for clients with the capability, each member's
+            // own for the others; none when only the case changed.
+            Event::Rename { to: None, .. } if caps & cap::CHANNEL_RENAME != 0 => time,
+            Event::Rename { to: None, .. } => return None,
+            Event::Rename { .. } if caps & cap::CHANNEL_RENAME != 0 => return None,
+            Event::Rename {
+                old_key, new_key, ..
+            } if old_key == new_key => return None,
+            Event::Rename { .. } => {
+                caps & (cap::SERVER_TIME
+                    | cap::EXTENDED_JOIN
+                    | cap::MULTI_PREFIX
+                    | cap::USERHOST_IN_NAMES)
+            }
             _ => time,
         })
     }
@@ -383,6 +397,26 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
         Event::Watched(inner) => encode(inner, v, out)?,
+        Event::Rename {
+            by,
+            old,
+            new,
+            reason,
+            time,
+            to: None,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} RENAME {old} {new} :{reason}\r\n", by.prefix())?;
+        }
+        Event::Rename {
+            old,
+            new,
+            reason,
+            time,
+            to: Some(f),
+            ..
+        } => super::rename::fallback(old, new, reason, *time, f, v, out)?,
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod cap {
     pub const EXTENDED_JOIN: u32 = 1 << 4;
     pub const AWAY_NOTIFY: u32 = 1 << 5;
     pub const EXTENDED_MONITOR: u32 = 1 << 6;
+    pub const CHANNEL_RENAME: u32 = 1 << 7;
     pub const SETNAME: u32 = 1 << 9;
     pub const INVITE_NOTIFY: u32 = 1 << 10;
     pub const USERHOST_IN_NAMES: u32 = 1 << 11;
@@ -34,6 +35,7 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("away-notify", cap::AWAY_NOTIFY, ""),
     ("batch", cap::BATCH, ""),
     ("cap-notify", cap::CAP_NOTIFY, ""),
+    ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
     (
         "draft/multiline",
         cap::MULTILINE,

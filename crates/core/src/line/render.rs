@@ -26,7 +26,8 @@ impl Dialect for LineDialect {
             | Event::Away { .. }
             | Event::Setname { .. }
             | Event::Monitor { .. }
-            | Event::Watched(_) => None,
+            | Event::Watched(_)
+            | Event::Rename { to: Some(_), .. } => None,
             _ => Some(0),
         }
     }
@@ -132,6 +133,19 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Wallops { from, text, .. } => writeln!(out, "[wallops] {}: {text}", from.nick())?,
         Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick())?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
+        Event::Rename {
+            by,
+            old,
+            new,
+            reason,
+            ..
+        } => {
+            write!(out, "[server] {} renamed {old} to {new}", by.nick())?;
+            if !reason.is_empty() {
+                write!(out, " ({reason})")?;
+            }
+            out.push(b'\n');
+        }
         Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } | Event::Watched(_) => {}
     }
     Ok(())

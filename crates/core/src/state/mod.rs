@@ -14,6 +14,7 @@ mod channel;
 mod modes;
 mod nicks;
 pub mod policy;
+pub mod rename;
 mod user;
 mod users;
 
@@ -69,6 +70,12 @@ pub enum ChangeError {
     MessageTooLong(usize),
     #[error("no text to send")]
     NoTextToSend,
+    /// RENAME to a name another channel has: (old, new).
+    #[error("{1} is already taken")]
+    ChannelNameInUse(String, String),
+    /// RENAME refused for another reason: (old, new, why).
+    #[error("{0} cannot be renamed to {1}: {2}")]
+    CannotRename(String, String, String),
 }
 
 /// A change to the network: applied by [`Network::apply`], the one way

@@ -115,6 +115,19 @@ pub fn is_chanop(ch: &Channel, member: Option<&Member>) -> Result<(), ChangeErro
     }
 }
 
+/// Whether `member` may rename `ch` to `new`: a channel operator may, but
+/// not the default channel, whose name the configuration gives.
+pub fn can_rename(ch: &Channel, member: Option<&Member>, new: &str) -> Result<(), ChangeError> {
+    if ch.permanent {
+        return Err(ChangeError::CannotRename(
+            ch.name.clone(),
+            new.to_string(),
+            "The default channel keeps its name".into(),
+        ));
+    }
+    is_chanop(ch, member)
+}
+
 /// Whether `u` may disconnect other users.
 pub fn can_kill(u: &User) -> Result<(), ChangeError> {
     if u.modes.oper {

@@ -1,4 +1,4 @@
-//! Channel membership: JOIN, PART, TOPIC, NAMES.
+//! Channel membership: JOIN, PART, TOPIC, NAMES, RENAME.
 
 use super::{CommandError, Cont, Ctx, Flow, list, report};
 use crate::effect::{Effect, Outcome};
@@ -6,7 +6,8 @@ use crate::irc::state::cap;
 use crate::names::ChannelName;
 use crate::notify::Event;
 use crate::state::changes::{Join, Part, SetTopic};
-use crate::state::{ChangeError, User, truncate_bytes};
+use crate::state::rename::Rename;
+use crate::state::{ChangeError, User, policy, truncate_bytes};
 use bavard_proto::message::Message;
 use bavard_proto::numeric::*;
 
@@ -230,6 +231,85 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 });
             }
         }
+    }
+    Ok(Flow::Continue)
+}
+
+/// `RENAME #old #new [:reason]` (IRCv3 `draft/channel-rename`): checked
+/// here, then the new name is claimed in the name registry unless only its
+/// case changes.
+pub fn rename(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let (old, new) = (&*m.params[0], &*m.params[1]);
+    let reason = truncate_bytes(m.param(2).unwrap_or(""), ctx.cfg.limits.kick_length).to_string();
+    let ch = ctx
+        .net
+        .channel(old)
+        .ok_or_else(|| ChangeError::NoSuchChannel(old.to_string()))?;
+    policy::can_rename(ch, ch.member(ctx.st.id()), new)?;
+    let cannot = |why: &str| ChangeError::CannotRename(ch.name.clone(), new.into(), why.into());
+    let Ok(name) = ctx.net.validate_channel(new) else {
+        return Err(cannot("Invalid channel name").into());
+    };
+    if name.key() == ch.key {
+        return renamed(ctx, ch.name.clone(), name, reason);
+    }
+    if ctx.net.channel(new).is_some() {
+        return Err(ChangeError::ChannelNameInUse(ch.name.clone(), new.to_string()).into());
+    }
+    let cont = Cont::Rename {
+        channel: ch.name.clone(),
+        new: new.to_string(),
+        reason,
+    };
+    let key = name.key().to_string();
+    Ok(Flow::Wait(Effect::FoundChannel { key }, cont))
+}
+
+/// RENAME, once the registry said whether the new name was free.
+pub fn rename_claimed(
+    ctx: &mut Ctx<'_>,
+    channel: String,
+    new: String,
+    reason: String,
+    outcome: Outcome,
+) -> Result<Flow, CommandError> {
+    match outcome {
+        Outcome::Claimed(true) => {
+            let name = ctx.net.validate_channel(&new).map_err(|_| {
+                ChangeError::CannotRename(
+                    channel.clone(),
+                    new.clone(),
+                    "Invalid channel name".into(),
+                )
+            })?;
+            let key = name.key().to_string();
+            let done = renamed(ctx, channel, name, reason);
+            if done.is_err() {
+                // Claimed but not taken: give the name back.
+                ctx.out.later.push(Effect::DropChannel { key });
+            }
+            done
+        }
+        Outcome::Failed(why) => Err(ChangeError::CannotRename(channel, new, why).into()),
+        _ => Err(ChangeError::ChannelNameInUse(channel, new).into()),
+    }
+}
+
+/// Applies a rename and echoes it to the renamer.
+fn renamed(
+    ctx: &mut Ctx<'_>,
+    channel: String,
+    new: ChannelName,
+    reason: String,
+) -> Result<Flow, CommandError> {
+    let done = ctx.apply(Rename {
+        by: ctx.st.id(),
+        channel,
+        new,
+        reason,
+    })?;
+    for ev in &done.echo {
+        ctx.r.event(ev);
     }
     Ok(Flow::Continue)
 }

@@ -17,6 +17,7 @@ mod query;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use chan::member_prefix;
 pub use conn::{complete_registration, isupport, welcome};
 
 use super::reply::Responder;
@@ -91,6 +92,12 @@ pub enum Cont {
         chans: Vec<(String, Option<String>)>,
         next: usize,
     },
+    /// RENAME: the new name was claimed (or someone holds it).
+    Rename {
+        channel: String,
+        new: String,
+        reason: String,
+    },
 }
 
 /// A command waiting on an effect, with the replies it has so far.
@@ -164,6 +171,7 @@ pub static COMMANDS: &[Command] = &[
     c("PONG", 0, true, conn::pong, "PONG token", "Answers a PING from the server."),
     c("PRIVMSG", 0, false, msg::privmsg, "PRIVMSG target[,target...] :text", "Sends a message to users or channels."),
     c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
+    c("RENAME", 2, false, chan::rename, "RENAME #channel #new [:reason]", "Renames a channel, keeping its members, modes and topic (channel operators)."),
     c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
     c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
     c("TIME", 0, false, query::time, "TIME [server]", "Shows the server's time."),
@@ -213,6 +221,11 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
         Cont::Oper { name } => oper::oper_checked(ctx, &name, outcome),
         Cont::Nick { nick } => conn::nick_claimed(ctx, &nick, outcome),
         Cont::Join { chans, next } => chan::join_founded(ctx, chans, next, outcome),
+        Cont::Rename {
+            channel,
+            new,
+            reason,
+        } => chan::rename_claimed(ctx, channel, new, reason, outcome),
     };
     finish(ctx, command, flow)
 }
@@ -257,6 +270,16 @@ pub fn report(r: &mut Responder, command: &str, e: CommandError) {
             ChangeError::NoPrivileges => r.num(ERR_NOPRIVILEGES, &[]),
             ChangeError::MessageTooLong(_) => r.num(ERR_INPUTTOOLONG, &[]),
             ChangeError::NoTextToSend => r.num(ERR_NOTEXTTOSEND, &[]),
+            ChangeError::ChannelNameInUse(old, new) => r.standard(
+                "FAIL",
+                command,
+                "CHANNEL_NAME_IN_USE",
+                &[&old, &new],
+                "The channel name is already taken",
+            ),
+            ChangeError::CannotRename(old, new, why) => {
+                r.standard("FAIL", command, "CANNOT_RENAME", &[&old, &new], &why)
+            }
         },
     }
 }
