@@ -152,10 +152,18 @@ pub struct Limits {
     pub send_queue: usize,
     /// Entries in each channel's ban, exception and invite-exception lists.
     pub list_entries: usize,
-    /// Targets in one PRIVMSG/NOTICE.
+    /// Targets in one PRIVMSG/NOTICE/TAGMSG, KICK or NAMES.
     pub max_targets: usize,
     /// Entries in one client's MONITOR list.
     pub monitor: usize,
+    /// Conversations whose read marker (IRCv3 draft/read-marker) is kept per
+    /// user; past it, the one read longest ago is forgotten.
+    pub read_markers: usize,
+    /// Seconds a message stays redactable (IRCv3 draft/message-redaction) ...
+    pub redact_window: u64,
+    /// ... among the last this many messages, which the server remembers
+    /// (40 bytes each); 0 with either turns redaction off.
+    pub redact_messages: usize,
     /// Connections open at once, all addresses together.
     pub max_connections: usize,
     /// Connections open at once from one address (one /64 for IPv6).
@@ -240,6 +248,9 @@ impl Default for Limits {
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
+            read_markers: 100,
+            redact_window: 900,
+            redact_messages: 10_000,
             max_connections: 150_000,
             connections_per_ip: 500,
             connection_rate: 50.0,
@@ -292,6 +303,9 @@ impl Config {
                 list_entries: l.list_entries,
                 max_targets: l.max_targets,
                 monitor: l.monitor,
+                read_markers: l.read_markers,
+                redact_window: l.redact_window,
+                redact_messages: l.redact_messages,
                 ping_interval: l.ping_interval,
                 ping_timeout: l.ping_timeout,
                 registration_timeout: l.registration_timeout,
@@ -432,6 +446,19 @@ mod tests {
         assert!(Config::parse("[limits]\nsend_queue = 4294967295").is_ok());
         assert!(Config::parse("[limits]\nsend_queue = 4294967296").is_err());
         assert!(Config::parse("[[oper]]\nname = \"a\"\npassword = \"plain\"").is_err());
+    }
+
+    #[test]
+    fn ircv3_limits_reach_the_core_and_may_be_zero() {
+        let c = Config::parse(
+            "server_description = \"d\"\n[limits]\nread_markers = 0\nredact_window = 0\nredact_messages = 0",
+        )
+        .unwrap();
+        let core = c.core();
+        assert_eq!(core.description, "d");
+        let l = &core.limits;
+        assert_eq!((l.read_markers, l.redact_window, l.redact_messages), (0, 0, 0));
+        assert!(Config::parse("[limits]\nredact_window = -1").is_err());
     }
 
     #[test]

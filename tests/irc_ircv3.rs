@@ -184,3 +184,313 @@ async fn rename_refusals_and_case_changes() {
     assert_eq!(cmds(&r), ["PART", "JOIN", "353", "366"]);
     assert_eq!(r[0].params, ["#x"]);
 }
+
+// ----------------------------------------------------------------- read-marker
+
+const MARKER: &str = "draft/read-marker";
+const TS1: &str = "2019-06-01T12:00:00.000Z";
+const TS0: &str = "2019-01-01T00:00:00.000Z";
+
+/// The MARKREAD lines of a reply, as (target, value).
+fn markers(ms: &[Msg]) -> Vec<(String, String)> {
+    ms.iter()
+        .filter(|m| m.command == "MARKREAD")
+        .map(|m| (m.params[0].to_string(), m.params[1].to_string()))
+        .collect()
+}
+
+fn mark(target: &str, value: &str) -> Vec<(String, String)> {
+    vec![(target.to_string(), value.to_string())]
+}
+
+#[tokio::test]
+async fn markread_sets_gets_and_never_goes_back() {
+    let s = start_default().await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", &[MARKER]).await;
+    assert_eq!(markers(&ask(&mut a, "MARKREAD #c").await), mark("#c", "*"));
+    let set = ask(&mut a, &format!("MARKREAD #c timestamp={TS1}")).await;
+    assert_eq!(markers(&set), mark("#c", &format!("timestamp={TS1}")));
+    // Older: the stored, newer value comes back; the case of the name is free.
+    let old = ask(&mut a, &format!("MARKREAD #C timestamp={TS0}")).await;
+    assert_eq!(markers(&old), mark("#C", &format!("timestamp={TS1}")));
+    // A nick is a conversation too, whether or not it is online.
+    let set = ask(&mut a, &format!("MARKREAD Bob timestamp={TS0}")).await;
+    assert_eq!(markers(&set), mark("Bob", &format!("timestamp={TS0}")));
+    // The future is now: a later time is clamped to the server's clock.
+    let r = ask(&mut a, "MARKREAD #c timestamp=2999-01-01T00:00:00.000Z").await;
+    let got = markers(&r)[0].1.clone();
+    assert!(
+        got.as_str() > "timestamp=2020" && got.as_str() < "timestamp=2999",
+        "{got}"
+    );
+    // JOIN sends the marker before the end of NAMES (here, a later time).
+    let r = ask(&mut a, "JOIN #c").await;
+    let i = r.iter().position(|m| m.command == "MARKREAD").unwrap();
+    assert_eq!(r[i + 1].command, "366");
+    assert_eq!(markers(&r), mark("#c", &got));
+    let r = ask(&mut a, "JOIN #fresh").await;
+    assert_eq!(markers(&r), mark("#fresh", "*"));
+    // Markers follow the nick.
+    ask(&mut a, "NICK alys").await;
+    assert_eq!(
+        markers(&ask(&mut a, "MARKREAD bob").await)[0].1,
+        format!("timestamp={TS0}")
+    );
+    // Without the capability, JOIN sends none (MARKREAD itself still works).
+    let mut plain = Client::registered(s.irc, "plain").await;
+    assert!(markers(&ask(&mut plain, "JOIN #c").await).is_empty());
+    assert_eq!(
+        markers(&ask(&mut plain, "MARKREAD #c").await),
+        mark("#c", "*")
+    );
+}
+
+#[tokio::test]
+async fn markread_refusals() {
+    let s = start_default().await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", &[MARKER]).await;
+    let fail = |r: &[Msg]| -> Vec<String> {
+        assert_eq!(cmds(r), ["FAIL"], "{r:?}");
+        r[0].params.iter().map(|p| p.to_string()).collect()
+    };
+    assert_eq!(
+        fail(&ask(&mut a, "MARKREAD").await)[..2],
+        ["MARKREAD", "NEED_MORE_PARAMS"]
+    );
+    for bad in [
+        "MARKREAD #c *",
+        "MARKREAD #c timestamp=not-a-timestamp",
+        "MARKREAD #c 2019-01-01T00:00:00.000Z",
+        "MARKREAD #c timestamp=2019-02-30T00:00:00.000Z",
+        "MARKREAD #a,b",
+        "MARKREAD :two words",
+    ] {
+        assert_eq!(
+            fail(&ask(&mut a, bad).await)[..2],
+            ["MARKREAD", "INVALID_PARAMS"],
+            "{bad}"
+        );
+    }
+    // Nothing was stored.
+    assert_eq!(markers(&ask(&mut a, "MARKREAD #c").await), mark("#c", "*"));
+}
+
+#[tokio::test]
+async fn read_markers_are_forgotten_at_quit_and_bounded() {
+    let cfg = bavard::config::Config {
+        limits: bavard::config::Limits {
+            read_markers: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = start(cfg).await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", &[MARKER]).await;
+    for (t, day) in [("#one", "01"), ("#two", "03"), ("#three", "02")] {
+        ask(
+            &mut a,
+            &format!("MARKREAD {t} timestamp=2020-01-{day}T00:00:00.000Z"),
+        )
+        .await;
+    }
+    // Two are kept: the one read longest ago (#one) went.
+    assert_eq!(markers(&ask(&mut a, "MARKREAD #one").await)[0].1, "*");
+    assert_ne!(markers(&ask(&mut a, "MARKREAD #two").await)[0].1, "*");
+    assert_ne!(markers(&ask(&mut a, "MARKREAD #three").await)[0].1, "*");
+    // The next holder of the nick does not see them.
+    a.send("QUIT").await;
+    a.eof().await;
+    let mut again = Client::registered_with_caps(s.irc, "alice", &[MARKER]).await;
+    assert_eq!(markers(&ask(&mut again, "MARKREAD #two").await)[0].1, "*");
+}
+
+#[tokio::test]
+async fn a_renamed_channel_keeps_its_markers() {
+    let s = start_default().await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", &[MARKER]).await;
+    join(&mut a, "#before").await;
+    ask(&mut a, &format!("MARKREAD #before timestamp={TS1}")).await;
+    ask(&mut a, "RENAME #before #after").await;
+    let r = ask(&mut a, "MARKREAD #after").await;
+    assert_eq!(markers(&r)[0].1, format!("timestamp={TS1}"));
+}
+
+// ----------------------------------------------------------- message-redaction
+
+const REDACT_CAPS: &[&str] = &["draft/message-redaction", "message-tags", "echo-message"];
+
+/// Sends a message and returns its msgid, from the sender's echo.
+async fn said(c: &mut Client, line: &str) -> String {
+    let r = ask(c, line).await;
+    let me = format!("{}!", c.nick);
+    let echo = r
+        .iter()
+        .filter(|m| m.source.as_deref().is_some_and(|s| s.starts_with(&me)))
+        .find(|m| m.command == "PRIVMSG" || m.command == "TAGMSG")
+        .unwrap_or_else(|| panic!("no echo for {line}: {r:?}"));
+    echo.tag("msgid").unwrap().to_string()
+}
+
+fn fail_code(r: &[Msg]) -> (String, Vec<String>) {
+    assert_eq!(cmds(r), ["FAIL"], "{r:?}");
+    let p: Vec<String> = r[0].params.iter().map(|p| p.to_string()).collect();
+    assert_eq!(p[0], "REDACT");
+    (p[1].clone(), p[2..].to_vec())
+}
+
+#[tokio::test]
+async fn redact_own_messages_and_as_channel_operator() {
+    let s = start_default().await;
+    let mut alice = Client::registered_with_caps(s.irc, "alice", REDACT_CAPS).await;
+    join(&mut alice, "#r").await;
+    let mut bob = Client::registered_with_caps(s.irc, "bob", REDACT_CAPS).await;
+    let mut carol = Client::registered_with_caps(s.irc, "carol", &["message-tags"]).await;
+    join(&mut bob, "#r").await;
+    join(&mut carol, "#r").await;
+    let mut line = Line::connect(&s).await;
+    line.send("JOIN #r").await;
+    line.until("[server] You joined #r").await;
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.sync().await;
+    }
+    // The operator redacts bob's message, with a reason.
+    let id = said(&mut bob, "PRIVMSG #r :buy my stuff").await;
+    alice.sync().await;
+    carol.sync().await;
+    let r = ask(&mut alice, &format!("REDACT #r {id} :spam")).await;
+    assert_eq!(cmds(&r), ["REDACT"]);
+    assert_eq!(r[0].params, ["#r", &*id, "spam"]);
+    assert!(r[0].source.as_deref().unwrap().starts_with("alice!"));
+    let got = bob.sync().await;
+    assert_eq!(cmds(&got), ["REDACT"]);
+    assert_eq!(got[0].params, ["#r", &*id, "spam"]);
+    assert!(carol.sync().await.is_empty(), "no REDACT without the cap");
+    line.until("[server] alice deleted a message by bob in #r (spam)")
+        .await;
+    // Gone: a second REDACT does not find it.
+    let (code, ctx) = fail_code(&ask(&mut alice, &format!("REDACT #r {id}")).await);
+    assert_eq!(
+        (code.as_str(), &ctx[..2]),
+        ("UNKNOWN_MSGID", &["#r".to_string(), id.clone()][..])
+    );
+    // A member redacts its own message (no reason: two parameters), not
+    // the operator's.
+    let own = said(&mut bob, "PRIVMSG #r :oops").await;
+    let r = ask(&mut bob, &format!("REDACT #r {own}")).await;
+    assert_eq!(r[0].params, ["#r", &*own]);
+    let theirs = said(&mut alice, "PRIVMSG #r :rules").await;
+    bob.sync().await;
+    let (code, ctx) = fail_code(&ask(&mut bob, &format!("REDACT #r {theirs}")).await);
+    assert_eq!(code, "REDACT_FORBIDDEN");
+    assert_eq!(ctx[..2], ["#r".to_string(), theirs.clone()]);
+    // A TAGMSG has a msgid too.
+    let tag = said(&mut bob, "@+draft/react=x TAGMSG #r").await;
+    assert_eq!(
+        cmds(&ask(&mut bob, &format!("REDACT #r {tag}")).await),
+        ["REDACT"]
+    );
+    // Unknown ids, wrong conversations, targets one is not in.
+    join(&mut alice, "#elsewhere").await;
+    let other = said(&mut alice, "PRIVMSG #elsewhere :x").await;
+    for (target, msgid, want) in [
+        ("#r", "nonexistent123", "UNKNOWN_MSGID"),
+        ("#r", "99999999", "UNKNOWN_MSGID"),
+        ("#r", other.as_str(), "UNKNOWN_MSGID"),
+        ("#elsewhere", other.as_str(), "INVALID_TARGET"),
+        ("#nowhere", "1", "INVALID_TARGET"),
+        ("nobody", "1", "INVALID_TARGET"),
+    ] {
+        let (code, ctx) = fail_code(&ask(&mut bob, &format!("REDACT {target} {msgid}")).await);
+        assert_eq!(code, want, "{target} {msgid}");
+        assert_eq!(ctx[0], target);
+    }
+    assert_eq!(cmds(&ask(&mut bob, "REDACT #r").await), ["461"]);
+}
+
+#[tokio::test]
+async fn redact_private_messages() {
+    let s = start_default().await;
+    let mut alice = Client::registered_with_caps(s.irc, "alice", REDACT_CAPS).await;
+    let mut bob = Client::registered_with_caps(s.irc, "bob", REDACT_CAPS).await;
+    let mut carol = Client::registered_with_caps(s.irc, "carol", REDACT_CAPS).await;
+    let id = said(&mut alice, "PRIVMSG bob :secret").await;
+    bob.sync().await;
+    // The recipient may not redact it; someone else does not even find it.
+    let (code, _) = fail_code(&ask(&mut bob, &format!("REDACT alice {id}")).await);
+    assert_eq!(code, "REDACT_FORBIDDEN");
+    let (code, _) = fail_code(&ask(&mut carol, &format!("REDACT bob {id}")).await);
+    assert_eq!(code, "UNKNOWN_MSGID");
+    let (code, _) = fail_code(&ask(&mut alice, &format!("REDACT carol {id}")).await);
+    assert_eq!(code, "UNKNOWN_MSGID");
+    // The sender may; both sides see `REDACT bob <id>`.
+    let r = ask(&mut alice, &format!("REDACT bob {id}")).await;
+    assert_eq!(r[0].params, ["bob", &*id]);
+    let got = bob.sync().await;
+    assert_eq!(cmds(&got), ["REDACT"]);
+    assert_eq!(got[0].params, ["bob", &*id]);
+    assert!(carol.sync().await.is_empty());
+    // A line recipient gets a notice.
+    let mut line = Line::connect(&s).await;
+    line.send("NICK linus").await;
+    line.until("[server] You are now known as linus").await;
+    let id = said(&mut alice, "PRIVMSG linus :hi").await;
+    ask(&mut alice, &format!("REDACT linus {id} :typo")).await;
+    line.until("[server] alice deleted a private message to you (typo)")
+        .await;
+}
+
+#[tokio::test]
+async fn redaction_limits_the_window_and_count() {
+    // Only the last message is remembered.
+    let cfg = bavard::config::Config {
+        limits: bavard::config::Limits {
+            redact_messages: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = start(cfg).await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", REDACT_CAPS).await;
+    join(&mut a, "#w").await;
+    let first = said(&mut a, "PRIVMSG #w :one").await;
+    let second = said(&mut a, "PRIVMSG #w :two").await;
+    let (code, _) = fail_code(&ask(&mut a, &format!("REDACT #w {first}")).await);
+    assert_eq!(code, "UNKNOWN_MSGID");
+    assert_eq!(
+        cmds(&ask(&mut a, &format!("REDACT #w {second}")).await),
+        ["REDACT"]
+    );
+    // A window of 0 turns redaction off.
+    let cfg = bavard::config::Config {
+        limits: bavard::config::Limits {
+            redact_window: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = start(cfg).await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", REDACT_CAPS).await;
+    join(&mut a, "#w").await;
+    let id = said(&mut a, "PRIVMSG #w :one").await;
+    let (code, _) = fail_code(&ask(&mut a, &format!("REDACT #w {id}")).await);
+    assert_eq!(code, "UNKNOWN_MSGID");
+}
+
+#[tokio::test]
+async fn a_renamed_channel_keeps_its_messages_redactable() {
+    let s = start_default().await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", REDACT_CAPS).await;
+    join(&mut a, "#a").await;
+    let id = said(&mut a, "PRIVMSG #a :before").await;
+    ask(&mut a, "RENAME #a #b").await;
+    assert_eq!(
+        cmds(&ask(&mut a, &format!("REDACT #b {id}")).await),
+        ["REDACT"]
+    );
+    // A new channel under the old name is another conversation.
+    let id = said(&mut a, "PRIVMSG #b :after").await;
+    ask(&mut a, "RENAME #b #c").await;
+    join(&mut a, "#b").await;
+    let (code, _) = fail_code(&ask(&mut a, &format!("REDACT #b {id}")).await);
+    assert_eq!(code, "UNKNOWN_MSGID");
+}

@@ -102,8 +102,7 @@ class BavardController(BaseServerController, DirectoryBasedController):
     extban_mute_char = "m"  # ISUPPORT EXTBAN=,m
 
     # Capabilities irctest knows of that bavard offers. Not offered (their
-    # tests skip): account-notify, account-tag, draft/message-redaction,
-    # draft/read-marker, sts.
+    # tests skip): account-notify, account-tag, sts.
     capabilities = frozenset(
         (
             Capabilities.AWAY_NOTIFY,
@@ -112,9 +111,11 @@ class BavardController(BaseServerController, DirectoryBasedController):
             Capabilities.EXTENDED_JOIN,
             Capabilities.EXTENDED_MONITOR,
             Capabilities.LABELED_RESPONSE,
+            Capabilities.MESSAGE_REDACTION,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTILINE,
             Capabilities.MULTI_PREFIX,
+            Capabilities.READ_MARKER,
             Capabilities.SERVER_TIME,
             Capabilities.SETNAME,
         )

@@ -52,10 +52,17 @@ pub struct Limits {
     pub channels_per_user: usize,
     /// Entries in each channel's ban, exception and invite-exception lists.
     pub list_entries: usize,
-    /// Targets in one PRIVMSG/NOTICE.
+    /// Targets in one PRIVMSG/NOTICE/TAGMSG, KICK or NAMES.
     pub max_targets: usize,
     /// Entries in one MONITOR list.
     pub monitor: usize,
+    /// Conversations whose read marker (draft/read-marker) is kept per
+    /// user; past it, the one read longest ago is forgotten.
+    pub read_markers: usize,
+    /// Seconds a message stays redactable (draft/message-redaction) ...
+    pub redact_window: u64,
+    /// ... among the last this many messages, which the network remembers.
+    pub redact_messages: usize,
     /// Seconds of silence before the server PINGs an IRC client ...
     pub ping_interval: u64,
     /// ... and seconds it has to answer.
@@ -108,6 +115,9 @@ impl Default for Limits {
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
+            read_markers: 100,
+            redact_window: 900,
+            redact_messages: 10_000,
             ping_interval: 120,
             ping_timeout: 60,
             registration_timeout: 60,

@@ -203,6 +203,18 @@ pub enum Event {
         /// The member this copy is for, and the channel as it shows it.
         to: Option<Box<RenameFallback>>,
     },
+    /// A message was redacted (IRCv3 `draft/message-redaction`).
+    Redact {
+        by: Source,
+        /// The channel, or the nick the private message went to.
+        target: String,
+        to_channel: bool,
+        msgid: String,
+        reason: Option<String>,
+        /// The redacted message's sender, by its current nick.
+        author: String,
+        time: Millis,
+    },
     /// The server is going down.
     Shutdown { text: String },
     /// An event about a user (its AWAY, its SETNAME) for the users who

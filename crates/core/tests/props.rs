@@ -45,7 +45,7 @@ fn irc_line() -> impl Strategy<Value = String> {
         Just("USER u 0 * :Real".to_string()),
         Just("CAP LS 302".to_string()),
         Just("CAP REQ :echo-message message-tags server-time multi-prefix labeled-response batch draft/multiline".to_string()),
-        Just("CAP REQ :draft/channel-rename extended-monitor away-notify".to_string()),
+        Just("CAP REQ :draft/channel-rename extended-monitor away-notify draft/read-marker draft/message-redaction".to_string()),
         Just("CAP END".to_string()),
         chan().prop_map(|c| format!("JOIN {c}")),
         (chan(), text()).prop_map(|(c, t)| format!("PART {c} :{t}")),
@@ -59,6 +59,9 @@ fn irc_line() -> impl Strategy<Value = String> {
         (chan(), nick()).prop_map(|(c, n)| format!("KICK {c} {n} :bye")),
         (chan(), chan(), text()).prop_map(|(a, b, t)| format!("RENAME {a} {b} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("PRIVMSG @{c} :{t}")),
+        (prop_oneof![chan(), nick()], 1u64..40).prop_map(|(t, id)| format!("REDACT {t} {id} :r")),
+        (prop_oneof![chan(), nick()], prop::sample::select(vec!["", " *", " timestamp=2020-01-01T00:00:00.000Z"]))
+            .prop_map(|(t, ts)| format!("MARKREAD {t}{ts}")),
         (nick(), chan()).prop_map(|(n, c)| format!("INVITE {n} {c}")),
         chan().prop_map(|c| format!("WHO {c} %tcnf,42")),
         nick().prop_map(|n| format!("WHOIS {n}")),

@@ -43,6 +43,59 @@ pub fn format_time(ms: u64, out: &mut Vec<u8>) {
     );
 }
 
+/// Parses IRCv3 server-time (`2024-01-31T12:34:56.789Z`, exactly that form)
+/// into Unix milliseconds; `None` for anything else or before 1970.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || s.get(4..5) != Some("-") || s.get(23..) != Some("Z") {
+        return None;
+    }
+    let seps = [(7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')];
+    if seps.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm,
+    // the inverse of format_time's).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
 /// The tags a message carries besides server-time.
 #[derive(Clone, Copy, Default)]
 struct MsgTags<'a> {
@@ -147,6 +200,7 @@ impl Dialect for IrcDialect {
             Event::Watched(inner) => return self.variant(inner, caps),
             // The shared copy for clients with the capability, each member's
             // own for the others; none when only the case changed.
+            Event::Redact { .. } if caps & cap::MESSAGE_REDACTION == 0 => return None,
             Event::Rename { to: None, .. } if caps & cap::CHANNEL_RENAME != 0 => time,
             Event::Rename { to: None, .. } => return None,
             Event::Rename { .. } if caps & cap::CHANNEL_RENAME != 0 => return None,
@@ -397,6 +451,21 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
         Event::Watched(inner) => encode(inner, v, out)?,
+        Event::Redact {
+            by,
+            target,
+            msgid,
+            reason,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} REDACT {target} {msgid}", by.prefix())?;
+            if let Some(r) = reason {
+                write!(out, " :{r}")?;
+            }
+            out.extend_from_slice(b"\r\n");
+        }
         Event::Rename {
             by,
             old,
@@ -433,6 +502,35 @@ mod tests {
         v.clear();
         format_time(1_709_210_096_789, &mut v);
         assert_eq!(String::from_utf8(v).unwrap(), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn server_time_parses_back() {
+        for ms in [0, 1_709_210_096_789, 951_782_400_000, 4_102_444_799_999] {
+            let mut v = Vec::new();
+            format_time(ms, &mut v);
+            assert_eq!(parse_time(std::str::from_utf8(&v).unwrap()), Some(ms));
+        }
+        for bad in [
+            "",
+            "*",
+            "2019-01-04T14:33:26.123",
+            "2019-01-04T14:33:26Z",
+            "2019-01-04 14:33:26.123Z",
+            "2019-13-04T14:33:26.123Z",
+            "2019-02-29T14:33:26.123Z",
+            "2019-01-04T24:00:00.000Z",
+            "2019-01-04T14:33:26.12xZ",
+            "+019-01-04T14:33:26.123Z",
+            "1969-12-31T23:59:59.999Z",
+            "not-a-timestamp",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_time("2020-02-29T00:00:00.000Z"),
+            Some(1_582_934_400_000)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod cap {
     pub const AWAY_NOTIFY: u32 = 1 << 5;
     pub const EXTENDED_MONITOR: u32 = 1 << 6;
     pub const CHANNEL_RENAME: u32 = 1 << 7;
+    pub const READ_MARKER: u32 = 1 << 8;
     pub const SETNAME: u32 = 1 << 9;
     pub const INVITE_NOTIFY: u32 = 1 << 10;
     pub const USERHOST_IN_NAMES: u32 = 1 << 11;
@@ -28,6 +29,7 @@ pub mod cap {
     pub const CAP_NOTIFY: u32 = 1 << 14;
     pub const MULTILINE: u32 = 1 << 15;
     pub const STANDARD_REPLIES: u32 = 1 << 16;
+    pub const MESSAGE_REDACTION: u32 = 1 << 17;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
@@ -36,11 +38,13 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("batch", cap::BATCH, ""),
     ("cap-notify", cap::CAP_NOTIFY, ""),
     ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
+    ("draft/message-redaction", cap::MESSAGE_REDACTION, ""),
     (
         "draft/multiline",
         cap::MULTILINE,
         "max-bytes=4096,max-lines=32",
     ),
+    ("draft/read-marker", cap::READ_MARKER, ""),
     ("echo-message", cap::ECHO_MESSAGE, ""),
     ("extended-join", cap::EXTENDED_JOIN, ""),
     ("extended-monitor", cap::EXTENDED_MONITOR, ""),

@@ -133,6 +133,32 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Wallops { from, text, .. } => writeln!(out, "[wallops] {}: {text}", from.nick())?,
         Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick())?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
+        Event::Redact {
+            by,
+            target,
+            to_channel,
+            reason,
+            author,
+            ..
+        } => {
+            if *to_channel {
+                write!(
+                    out,
+                    "[server] {} deleted a message by {author} in {target}",
+                    by.nick()
+                )?;
+            } else {
+                write!(
+                    out,
+                    "[server] {} deleted a private message to you",
+                    by.nick()
+                )?;
+            }
+            if let Some(r) = reason {
+                write!(out, " ({r})")?;
+            }
+            out.push(b'\n');
+        }
         Event::Rename {
             by,
             old,

@@ -93,6 +93,8 @@ impl Change for SetNick {
         u.set_nick(&n);
         // Indexed once the user carries the new key (see `NickIndex::insert`).
         net.nicks.insert(n.key(), id, &net.users);
+        // Read markers belong to the nick while there are no accounts.
+        net.markers.rename_owner(&old_key, n.key());
         if !old_key.is_empty() && old_key != n.key() {
             out.later.push(Effect::ReleaseNick {
                 key: old_key.clone(),
@@ -188,6 +190,7 @@ impl Change for Join {
             }
             None => {
                 let mut ch = Channel::new(cname, now / 1000);
+                ch.serial = net.msg_ids.next_msg().raw();
                 ch.members.push(Member {
                     id,
                     op: self.founder,
@@ -314,6 +317,8 @@ impl Change for Message {
             [p @ (b'@' | b'+'), b'#', ..] => (Some(char::from(*p)), &self.target[1..]),
             _ => (None, self.target.as_str()),
         };
+        // Where it goes, for redaction: a channel's serial, or the user.
+        let mut conversation = (None, self.from);
         let (audience, sent) = if name.starts_with('#') {
             let ch = net
                 .channels
@@ -321,6 +326,7 @@ impl Change for Message {
                 .ok_or_else(|| ChangeError::NoSuchChannel(self.target.clone()))?;
             policy::can_send(ch, u, ch.member(self.from))?;
             policy::allows_text(ch, &self.text)?;
+            conversation.0 = Some(ch.serial);
             match status {
                 None => {
                     let audience = Audience::Channel {
@@ -345,10 +351,12 @@ impl Change for Message {
         } else {
             let to = net.registered(&self.target)?;
             let away = to.away().map(str::to_string);
+            conversation.1 = to.id;
             (Audience::User(to.id), (to.nick().to_string(), false, away))
         };
         let from = u.source();
         let msgid = net.next_msgid();
+        net.remember_message(msgid, self.from, conversation.0, conversation.1, now);
         let (target, to_channel, away) = sent;
         out.note(Notification {
             audience,
@@ -412,6 +420,7 @@ impl Change for Quit {
             }
         }
         let key = u.nick_key();
+        net.markers.forget_owner(key);
         if !key.is_empty() && net.nicks.remove(key, id) {
             out.later.push(Effect::ReleaseNick {
                 key: key.to_string(),

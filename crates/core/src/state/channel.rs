@@ -46,6 +46,10 @@ pub struct Topic {
 pub struct Channel {
     pub name: String,
     pub key: String,
+    /// Unique for the network's life, unlike the name (which a rename
+    /// changes and a later channel may take): what remembered messages
+    /// point at.
+    pub serial: u64,
     pub created: u64,
     pub topic: Option<Topic>,
     /// Members in joining order.
@@ -64,6 +68,7 @@ impl Channel {
         Channel {
             name: name.as_str().to_string(),
             key: name.key().to_string(),
+            serial: 0,
             created,
             topic: None,
             members: Vec::new(),

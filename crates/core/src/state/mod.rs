@@ -11,9 +11,11 @@
 
 pub mod changes;
 mod channel;
+pub mod markers;
 mod modes;
 mod nicks;
 pub mod policy;
+pub mod redact;
 pub mod rename;
 mod user;
 mod users;
@@ -76,6 +78,18 @@ pub enum ChangeError {
     /// RENAME refused for another reason: (old, new, why).
     #[error("{0} cannot be renamed to {1}: {2}")]
     CannotRename(String, String, String),
+    /// REDACT in a conversation the user is not in: (target).
+    #[error("you cannot redact messages in {0}")]
+    RedactInvalidTarget(String),
+    /// REDACT of a message not remembered in that conversation: (target, msgid).
+    #[error("{1}: no such message in {0}, or too old")]
+    UnknownMsgid(String, String),
+    /// REDACT of someone else's message: (target, msgid).
+    #[error("you may not redact {1} in {0}")]
+    RedactForbidden(String, String),
+    /// REDACT past the window: (target, msgid, window in seconds).
+    #[error("{1} in {0} is older than {2} s: it can no longer be redacted")]
+    RedactWindowExpired(String, String, u64),
 }
 
 /// A change to the network: applied by [`Network::apply`], the one way
@@ -157,6 +171,10 @@ pub struct Network {
     counts: Counts,
     /// MONITOR: folded nick → connections watching it.
     watchers: Map<String, Vec<ConnId>>,
+    /// draft/read-marker.
+    markers: markers::ReadMarkers,
+    /// draft/message-redaction: the recent messages.
+    redactable: redact::Redactable,
 }
 
 impl Network {
@@ -182,6 +200,8 @@ impl Network {
             max_users: 0,
             counts: Counts::default(),
             watchers: Map::default(),
+            markers: markers::ReadMarkers::default(),
+            redactable: redact::Redactable::default(),
         }
     }
 

@@ -132,6 +132,7 @@ impl Network {
     /// A channel's key changed from `old` to `new`: its members' lists,
     /// the invitations to it and the read markers on it follow.
     fn rekey_channel(&mut self, old: &str, new: &str, members: &[ConnId]) {
+        self.markers.rename_target(old, new);
         for id in members {
             if let Some(u) = self.users.get_mut(id) {
                 for key in u.channels.iter_mut().filter(|k| *k == old) {

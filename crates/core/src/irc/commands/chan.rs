@@ -158,7 +158,13 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
         );
     }
     let name = ch.name.clone();
-    names_of(ctx, &name);
+    let end = names_list(ctx, &name);
+    // draft/read-marker: the channel's marker, before the end of NAMES.
+    if ctx.r.caps() & cap::READ_MARKER != 0 {
+        let at = ctx.net.read_marker(id, &name);
+        super::ircv3::send_marker(ctx, &name, at);
+    }
+    ctx.r.num(RPL_ENDOFNAMES, &[&end]);
 }
 
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {

@@ -9,6 +9,7 @@
 
 mod chan;
 mod conn;
+mod ircv3;
 mod modes;
 mod msg;
 mod oper;
@@ -158,6 +159,7 @@ pub static COMMANDS: &[Command] = &[
     c("LINKS", 0, false, query::links, "LINKS [[server] mask]", "Lists the servers of the network: this one alone."),
     c("LIST", 0, false, modes::list, "LIST [#chan[,#chan...]]", "Lists channels with their user counts and topics."),
     c("LUSERS", 0, false, query::lusers, "LUSERS", "Shows user, operator and channel counts."),
+    c("MARKREAD", 0, false, ircv3::markread, "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]", "Sets or shows when you last read a conversation (draft/read-marker)."),
     c("MODE", 1, false, modes::mode, "MODE target [modes [params]]", "Shows or changes channel or user modes."),
     c("MONITOR", 1, false, oper::monitor, "MONITOR +|-|C|L|S [nick,...]", "Notifies you when nicks come online or leave."),
     c("MOTD", 0, false, query::motd, "MOTD [server]", "Shows the message of the day."),
@@ -171,6 +173,7 @@ pub static COMMANDS: &[Command] = &[
     c("PONG", 0, true, conn::pong, "PONG token", "Answers a PING from the server."),
     c("PRIVMSG", 0, false, msg::privmsg, "PRIVMSG target[,target...] :text", "Sends a message to users or channels."),
     c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
+    c("REDACT", 2, false, ircv3::redact, "REDACT target msgid [:reason]", "Deletes a message: your own, or any in a channel you operate (draft/message-redaction)."),
     c("RENAME", 2, false, chan::rename, "RENAME #channel #new [:reason]", "Renames a channel, keeping its members, modes and topic (channel operators)."),
     c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
     c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
@@ -280,6 +283,34 @@ pub fn report(r: &mut Responder, command: &str, e: CommandError) {
             ChangeError::CannotRename(old, new, why) => {
                 r.standard("FAIL", command, "CANNOT_RENAME", &[&old, &new], &why)
             }
+            ChangeError::RedactInvalidTarget(t) => r.standard(
+                "FAIL",
+                command,
+                "INVALID_TARGET",
+                &[&t],
+                "You cannot redact messages there",
+            ),
+            ChangeError::UnknownMsgid(t, id) => r.standard(
+                "FAIL",
+                command,
+                "UNKNOWN_MSGID",
+                &[&t, &id],
+                "This message does not exist or is too old",
+            ),
+            ChangeError::RedactForbidden(t, id) => r.standard(
+                "FAIL",
+                command,
+                "REDACT_FORBIDDEN",
+                &[&t, &id],
+                "You are not allowed to redact this message",
+            ),
+            ChangeError::RedactWindowExpired(t, id, secs) => r.standard(
+                "FAIL",
+                command,
+                "REDACT_WINDOW_EXPIRED",
+                &[&t, &id, &secs.to_string()],
+                "This message can no longer be redacted",
+            ),
         },
     }
 }

@@ -77,3 +77,90 @@ fn a_lone_renamer_moves_the_room_too() {
     assert!(told.notes.iter().all(|(to, _)| to.is_empty()));
     w.dir.check(&w.net).unwrap();
 }
+
+fn redact_at(
+    w: &mut World,
+    by: ConnId,
+    target: &str,
+    id: MsgId,
+    now: Millis,
+) -> Result<(), ChangeError> {
+    let mut out = Outputs::default();
+    let change = crate::state::redact::Redact {
+        by,
+        target: target.into(),
+        msgid: id.to_string(),
+        reason: None,
+    };
+    w.net.apply(change, &mut out, now).map(|_| ())
+}
+
+#[test]
+fn a_message_is_redactable_for_the_window_and_no_longer() {
+    let mut w = World::with(|c| c.limits.redact_window = 10);
+    let (a, b) = (w.user("a"), w.user("b"));
+    w.join(a, "#w").unwrap();
+    w.join(b, "#w").unwrap();
+    let first = w.say(b, "#w", "one").0.unwrap().msgid;
+    let second = w.say(b, "#w", "two").0.unwrap().msgid;
+    // The window's last millisecond still counts; the next one does not.
+    assert_eq!(redact_at(&mut w, b, "#w", first, T + 10_000), Ok(()));
+    assert_eq!(
+        redact_at(&mut w, b, "#w", second, T + 10_001),
+        Err(ChangeError::RedactWindowExpired(
+            "#w".into(),
+            second.to_string(),
+            10
+        ))
+    );
+    // The operator may redact b's message; b may not redact the operator's.
+    let third = w.say(b, "#w", "three").0.unwrap().msgid;
+    let ops = w.say(a, "#w", "ops").0.unwrap().msgid;
+    assert_eq!(
+        redact_at(&mut w, b, "#w", ops, T),
+        Err(ChangeError::RedactForbidden("#w".into(), ops.to_string()))
+    );
+    let mut out = Outputs::default();
+    let change = crate::state::redact::Redact {
+        by: a,
+        target: "#W".into(),
+        msgid: third.to_string(),
+        reason: Some("no".into()),
+    };
+    w.net.apply(change, &mut out, T).unwrap();
+    let told: Vec<_> = out.notes().cloned().collect();
+    assert_eq!(told.len(), 1);
+    assert!(matches!(
+        &told[0].event,
+        Event::Redact { author, target, .. } if author == "b" && target == "#w"
+    ));
+    assert_eq!(
+        told[0].audience,
+        Audience::Channel {
+            key: "#w".into(),
+            except: Some(a)
+        }
+    );
+}
+
+#[test]
+fn markers_move_forward_up_to_now_and_follow_the_nick() {
+    let mut w = World::new();
+    let a = w.user("a");
+    let mark = |w: &mut World, at: Millis| {
+        w.apply(crate::state::markers::MarkRead {
+            id: a,
+            target: "#M".into(),
+            at,
+        })
+        .0
+        .unwrap()
+    };
+    assert_eq!(mark(&mut w, T - 5), T - 5);
+    assert_eq!(mark(&mut w, T - 9), T - 5, "never back");
+    assert_eq!(mark(&mut w, T + 1_000_000), T, "never past now");
+    w.set_nick(a, "renamed").0.unwrap();
+    assert_eq!(w.net.read_marker(a, "#m"), Some(T));
+    w.quit(a);
+    assert!(w.net.read_markers().is_empty());
+}
