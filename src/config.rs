@@ -164,6 +164,14 @@ pub struct Limits {
     /// ... among the last this many messages, which the server remembers
     /// (40 bytes each); 0 with either turns redaction off.
     pub redact_messages: usize,
+    /// IRCv3 draft/metadata-3: keys one user or channel may have ...
+    pub metadata_keys: usize,
+    /// ... the longest key and the longest value, in bytes (a key and a value
+    /// must fit an IRC reply line with the longest nick and channel name) ...
+    pub metadata_key_bytes: usize,
+    pub metadata_value_bytes: usize,
+    /// ... and the keys one client may subscribe to.
+    pub metadata_subs: usize,
     /// Connections open at once, all addresses together.
     pub max_connections: usize,
     /// Connections open at once from one address (one /64 for IPv6).
@@ -251,6 +259,10 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
+            metadata_keys: 20,
+            metadata_key_bytes: 64,
+            metadata_value_bytes: 256,
+            metadata_subs: 50,
             max_connections: 150_000,
             connections_per_ip: 500,
             connection_rate: 50.0,
@@ -306,6 +318,10 @@ impl Config {
                 read_markers: l.read_markers,
                 redact_window: l.redact_window,
                 redact_messages: l.redact_messages,
+                metadata_keys: l.metadata_keys,
+                metadata_key_bytes: l.metadata_key_bytes,
+                metadata_value_bytes: l.metadata_value_bytes,
+                metadata_subs: l.metadata_subs,
                 ping_interval: l.ping_interval,
                 ping_timeout: l.ping_timeout,
                 registration_timeout: l.registration_timeout,
@@ -383,6 +399,18 @@ impl Config {
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
             return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");
         }
+        // `:<server> 761 <nick> <target> <key> * :<value>` must fit 512 bytes
+        // (with the longest nick and target; 16 for the rest).
+        let name = l.nick_length.max(l.channel_length);
+        let line =
+            self.server_name.len() + 2 * name + l.metadata_key_bytes + l.metadata_value_bytes + 16;
+        if l.metadata_key_bytes == 0 || line > 512 {
+            return Err(ConfigError::Invalid(format!(
+                "limits.metadata_key_bytes must be > 0, and server_name, twice the longest of \
+                 nick_length and channel_length, metadata_key_bytes and metadata_value_bytes \
+                 with 16 must fit 512 bytes (an IRC reply line); they make {line}"
+            )));
+        }
         let f = &self.flood;
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !(positive(f.lines_per_sec)
@@ -457,8 +485,30 @@ mod tests {
         let core = c.core();
         assert_eq!(core.description, "d");
         let l = &core.limits;
-        assert_eq!((l.read_markers, l.redact_window, l.redact_messages), (0, 0, 0));
+        assert_eq!(
+            (l.read_markers, l.redact_window, l.redact_messages),
+            (0, 0, 0)
+        );
         assert!(Config::parse("[limits]\nredact_window = -1").is_err());
+    }
+
+    #[test]
+    fn metadata_must_fit_a_reply_line() {
+        // "bavard.local" (12) + 2 * 50 + 64 + 256 + 16 = 448 by default;
+        // 512 is the most.
+        let at = |key: usize, value: usize| {
+            Config::parse(&format!(
+                "[limits]\nmetadata_key_bytes = {key}\nmetadata_value_bytes = {value}"
+            ))
+        };
+        assert!(at(64, 320).is_ok());
+        assert!(at(64, 321).is_err());
+        assert!(at(0, 10).is_err());
+        let c = at(64, 320).unwrap().core();
+        assert_eq!(
+            (c.limits.metadata_key_bytes, c.limits.metadata_value_bytes),
+            (64, 320)
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ class BavardController(BaseServerController, DirectoryBasedController):
     )
 
     # Optional behaviours bavard implements: a test that finds one missing
-    # then fails instead of skipping. Not implemented: SASL, metadata.
+    # then fails instead of skipping. Not implemented: SASL. (metadata-3's
+    # before-connect is found in the capability's value, not declared.)
     optional_behaviors = frozenset(
         (
             OptionalBehaviors.BAN_EXCEPTION_MODE,

@@ -63,6 +63,14 @@ pub struct Limits {
     pub redact_window: u64,
     /// ... among the last this many messages, which the network remembers.
     pub redact_messages: usize,
+    /// draft/metadata-3: keys one user or channel may have (`max-keys`) ...
+    pub metadata_keys: usize,
+    /// ... the longest key, in bytes ...
+    pub metadata_key_bytes: usize,
+    /// ... the longest value, in bytes (`max-value-bytes`) ...
+    pub metadata_value_bytes: usize,
+    /// ... and the keys one client may subscribe to (`max-subs`).
+    pub metadata_subs: usize,
     /// Seconds of silence before the server PINGs an IRC client ...
     pub ping_interval: u64,
     /// ... and seconds it has to answer.
@@ -118,6 +126,10 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
+            metadata_keys: 20,
+            metadata_key_bytes: 64,
+            metadata_value_bytes: 256,
+            metadata_subs: 50,
             ping_interval: 120,
             ping_timeout: 60,
             registration_timeout: 60,

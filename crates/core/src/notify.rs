@@ -215,6 +215,14 @@ pub enum Event {
         author: String,
         time: Millis,
     },
+    /// A metadata key of a user or a channel changed (IRCv3
+    /// `draft/metadata-3`): `RPL_KEYVALUE`, or `RPL_KEYNOTSET` when removed.
+    Metadata {
+        server: String,
+        target: String,
+        key: String,
+        value: Option<String>,
+    },
     /// The server is going down.
     Shutdown { text: String },
     /// An event about a user (its AWAY, its SETNAME) for the users who

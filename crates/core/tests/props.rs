@@ -45,7 +45,7 @@ fn irc_line() -> impl Strategy<Value = String> {
         Just("USER u 0 * :Real".to_string()),
         Just("CAP LS 302".to_string()),
         Just("CAP REQ :echo-message message-tags server-time multi-prefix labeled-response batch draft/multiline".to_string()),
-        Just("CAP REQ :draft/channel-rename extended-monitor away-notify draft/read-marker draft/message-redaction".to_string()),
+        Just("CAP REQ :draft/channel-rename extended-monitor away-notify draft/read-marker draft/message-redaction draft/metadata-3".to_string()),
         Just("CAP END".to_string()),
         chan().prop_map(|c| format!("JOIN {c}")),
         (chan(), text()).prop_map(|(c, t)| format!("PART {c} :{t}")),
@@ -60,6 +60,10 @@ fn irc_line() -> impl Strategy<Value = String> {
         (chan(), chan(), text()).prop_map(|(a, b, t)| format!("RENAME {a} {b} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("PRIVMSG @{c} :{t}")),
         (prop_oneof![chan(), nick()], 1u64..40).prop_map(|(t, id)| format!("REDACT {t} {id} :r")),
+        (prop_oneof![chan(), nick(), Just("*".to_string())], prop::sample::select(vec![
+            "SET k :v", "SET k", "SET Bad :v", "GET k x", "LIST", "CLEAR", "SUB k x", "UNSUB k", "SUBS", "SYNC", "NOPE",
+        ]))
+            .prop_map(|(t, sub)| format!("METADATA {t} {sub}")),
         (prop_oneof![chan(), nick()], prop::sample::select(vec!["", " *", " timestamp=2020-01-01T00:00:00.000Z"]))
             .prop_map(|(t, ts)| format!("MARKREAD {t}{ts}")),
         (nick(), chan()).prop_map(|(n, c)| format!("INVITE {n} {c}")),

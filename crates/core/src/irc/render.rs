@@ -8,6 +8,7 @@ use super::cap;
 use crate::dialect::{Dialect, DialectRef};
 use crate::ids::MsgId;
 use crate::notify::{Event, MsgKind, MultilinePart};
+use bavard_proto::numeric::{RPL_KEYNOTSET, RPL_KEYVALUE};
 
 /// The IRC dialect's encoder.
 pub struct IrcDialect;
@@ -201,6 +202,8 @@ impl Dialect for IrcDialect {
             // The shared copy for clients with the capability, each member's
             // own for the others; none when only the case changed.
             Event::Redact { .. } if caps & cap::MESSAGE_REDACTION == 0 => return None,
+            Event::Metadata { .. } if caps & cap::METADATA == 0 => return None,
+            Event::Metadata { .. } => 0,
             Event::Rename { to: None, .. } if caps & cap::CHANNEL_RENAME != 0 => time,
             Event::Rename { to: None, .. } => return None,
             Event::Rename { .. } if caps & cap::CHANNEL_RENAME != 0 => return None,
@@ -451,6 +454,24 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
         Event::Watched(inner) => encode(inner, v, out)?,
+        // As Ergo and irctest have it: the numerics of a GET, for `*`.
+        Event::Metadata {
+            server,
+            target,
+            key,
+            value,
+        } => match value {
+            Some(value) => write!(
+                out,
+                ":{server} {:03} * {target} {key} * :{value}\r\n",
+                RPL_KEYVALUE.code
+            )?,
+            None => write!(
+                out,
+                ":{server} {:03} * {target} {key} :{}\r\n",
+                RPL_KEYNOTSET.code, RPL_KEYNOTSET.text
+            )?,
+        },
         Event::Redact {
             by,
             target,

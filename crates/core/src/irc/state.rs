@@ -30,6 +30,7 @@ pub mod cap {
     pub const MULTILINE: u32 = 1 << 15;
     pub const STANDARD_REPLIES: u32 = 1 << 16;
     pub const MESSAGE_REDACTION: u32 = 1 << 17;
+    pub const METADATA: u32 = 1 << 18;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
@@ -39,6 +40,8 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("cap-notify", cap::CAP_NOTIFY, ""),
     ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
     ("draft/message-redaction", cap::MESSAGE_REDACTION, ""),
+    // Its value comes from the configuration (see `conn::cap_value`).
+    ("draft/metadata-3", cap::METADATA, ""),
     (
         "draft/multiline",
         cap::MULTILINE,

@@ -27,6 +27,7 @@ impl Dialect for LineDialect {
             | Event::Setname { .. }
             | Event::Monitor { .. }
             | Event::Watched(_)
+            | Event::Metadata { .. }
             | Event::Rename { to: Some(_), .. } => None,
             _ => Some(0),
         }
@@ -172,7 +173,11 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
             out.push(b'\n');
         }
-        Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } | Event::Watched(_) => {}
+        Event::Away { .. }
+        | Event::Setname { .. }
+        | Event::Monitor { .. }
+        | Event::Watched(_)
+        | Event::Metadata { .. } => {}
     }
     Ok(())
 }

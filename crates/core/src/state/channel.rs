@@ -60,6 +60,8 @@ pub struct Channel {
     pub invex: Vec<ListEntry>,
     /// The default channel outlives its last member and has no founder.
     pub permanent: bool,
+    /// draft/metadata-3, set by its operators.
+    pub metadata: super::metadata::Metadata,
 }
 
 impl Channel {
@@ -81,6 +83,7 @@ impl Channel {
             excepts: Vec::new(),
             invex: Vec::new(),
             permanent: false,
+            metadata: Default::default(),
         }
     }
 

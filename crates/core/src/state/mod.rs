@@ -12,6 +12,7 @@
 pub mod changes;
 mod channel;
 pub mod markers;
+pub mod metadata;
 mod modes;
 mod nicks;
 pub mod policy;
@@ -90,6 +91,23 @@ pub enum ChangeError {
     /// REDACT past the window: (target, msgid, window in seconds).
     #[error("{1} in {0} is older than {2} s: it can no longer be redacted")]
     RedactWindowExpired(String, String, u64),
+    /// METADATA on a target that does not exist (for this user).
+    #[error("{0}: no such metadata target")]
+    MetadataInvalidTarget(String),
+    /// METADATA SET/CLEAR (or a read) not allowed: (target, key or `*`).
+    #[error("you may not change {1} of {0}")]
+    MetadataNoPermission(String, String),
+    #[error("{0}: invalid metadata key")]
+    MetadataKeyInvalid(String),
+    /// A value over `limits.metadata_value_bytes`: (key).
+    #[error("{0}: value too long")]
+    MetadataValueInvalid(String),
+    /// `limits.metadata_keys` reached: (target, the limit).
+    #[error("{0} has {1} metadata keys already")]
+    MetadataLimit(String, usize),
+    /// Removing a key that is not set: (target, key).
+    #[error("{1} is not set on {0}")]
+    MetadataKeyNotSet(String, String),
 }
 
 /// A change to the network: applied by [`Network::apply`], the one way

@@ -128,6 +128,20 @@ pub fn can_rename(ch: &Channel, member: Option<&Member>, new: &str) -> Result<()
     is_chanop(ch, member)
 }
 
+/// Whether a user (a member or not) may know that `ch` exists: a secret or
+/// private channel shows only to its members.
+pub fn can_see_channel(ch: &Channel, member: Option<&Member>) -> bool {
+    member.is_some() || !(ch.modes.secret || ch.modes.private)
+}
+
+/// Whether `member` may read `ch`'s metadata: its members may.
+pub fn can_read_metadata(ch: &Channel, member: Option<&Member>) -> Result<(), ChangeError> {
+    match member {
+        Some(_) => Ok(()),
+        None => Err(ChangeError::NotOnChannel(ch.name.clone())),
+    }
+}
+
 /// Whether `u` may disconnect other users.
 pub fn can_kill(u: &User) -> Result<(), ChangeError> {
     if u.modes.oper {

@@ -165,6 +165,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
         super::ircv3::send_marker(ctx, &name, at);
     }
     ctx.r.num(RPL_ENDOFNAMES, &[&end]);
+    super::metadata::joined(ctx, &name);
 }
 
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {

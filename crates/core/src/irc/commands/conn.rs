@@ -13,9 +13,13 @@ use bavard_proto::numeric::*;
 /// Longest username kept (the rest is cut, as ident usernames are short).
 pub const USERLEN: usize = 16;
 
-fn caps_string(version: u16) -> String {
+fn caps_string(version: u16, cfg: &crate::config::CoreConfig) -> String {
     CAPS.iter()
-        .map(|(name, _, value)| {
+        .map(|&(name, bit, value)| {
+            let value = match bit {
+                cap::METADATA => super::metadata::cap_value(cfg),
+                _ => value.to_string(),
+            };
             if version >= 302 && !value.is_empty() {
                 format!("{name}={value}")
             } else {
@@ -41,7 +45,7 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 ctx.st.caps |= cap::CAP_NOTIFY;
                 ctx.r.set_caps(ctx.st.caps);
             }
-            let list = caps_string(ctx.st.cap_version);
+            let list = caps_string(ctx.st.cap_version, &ctx.cfg);
             ctx.r.server_line(&format!("CAP {nick} LS :{list}"));
         }
         "LIST" => {
@@ -349,6 +353,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
         ctx.r.num(RPL_ISUPPORT, &p);
     }
     super::query::send_lusers(ctx);
+    super::metadata::registered(ctx);
     super::query::send_motd(ctx);
 }
 

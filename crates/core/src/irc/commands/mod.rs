@@ -10,6 +10,7 @@
 mod chan;
 mod conn;
 mod ircv3;
+mod metadata;
 mod modes;
 mod msg;
 mod oper;
@@ -160,6 +161,7 @@ pub static COMMANDS: &[Command] = &[
     c("LIST", 0, false, modes::list, "LIST [#chan[,#chan...]]", "Lists channels with their user counts and topics."),
     c("LUSERS", 0, false, query::lusers, "LUSERS", "Shows user, operator and channel counts."),
     c("MARKREAD", 0, false, ircv3::markread, "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]", "Sets or shows when you last read a conversation (draft/read-marker)."),
+    c("METADATA", 2, true, metadata::metadata, "METADATA target|* GET|LIST|SET|CLEAR|SUB|UNSUB|SUBS|SYNC [key [:value]]", "Reads and sets metadata on users and channels, and subscribes to keys (draft/metadata-3)."),
     c("MODE", 1, false, modes::mode, "MODE target [modes [params]]", "Shows or changes channel or user modes."),
     c("MONITOR", 1, false, oper::monitor, "MONITOR +|-|C|L|S [nick,...]", "Notifies you when nicks come online or leave."),
     c("MOTD", 0, false, query::motd, "MOTD [server]", "Shows the message of the day."),
@@ -304,6 +306,33 @@ pub fn report(r: &mut Responder, command: &str, e: CommandError) {
                 &[&t, &id],
                 "You are not allowed to redact this message",
             ),
+            ChangeError::MetadataInvalidTarget(t) => {
+                r.standard("FAIL", command, "INVALID_TARGET", &[&t], "Invalid target")
+            }
+            ChangeError::MetadataNoPermission(t, k) => r.standard(
+                "FAIL",
+                command,
+                "KEY_NO_PERMISSION",
+                &[&t, &k],
+                "You do not have permission to do that",
+            ),
+            ChangeError::MetadataKeyInvalid(k) => {
+                r.standard("FAIL", command, "KEY_INVALID", &[&k], "Invalid key")
+            }
+            // irctest expects INVALID_VALUE; the draft's table says VALUE_INVALID.
+            ChangeError::MetadataValueInvalid(k) => {
+                r.standard("FAIL", command, "INVALID_VALUE", &[&k], "Value is too long")
+            }
+            ChangeError::MetadataLimit(t, max) => r.standard(
+                "FAIL",
+                command,
+                "LIMIT_REACHED",
+                &[&t],
+                &format!("Metadata limit reached ({max} keys)"),
+            ),
+            ChangeError::MetadataKeyNotSet(t, k) => {
+                r.standard("FAIL", command, "KEY_NOT_SET", &[&t, &k], "Key not set")
+            }
             ChangeError::RedactWindowExpired(t, id, secs) => r.standard(
                 "FAIL",
                 command,

@@ -466,6 +466,8 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         RPL_WHOISIDLE,
         &[&nick, &idle_secs(ctx, u).to_string(), &u.signon.to_string()],
     );
+    let md = u.metadata().clone();
+    super::metadata::whois(ctx, &nick, &md);
     // The end numeric echoes the nick as the client asked for it.
     ctx.r.num(RPL_ENDOFWHOIS, &[&target]);
     Ok(Flow::Continue)

@@ -164,3 +164,50 @@ fn markers_move_forward_up_to_now_and_follow_the_nick() {
     w.quit(a);
     assert!(w.net.read_markers().is_empty());
 }
+
+#[test]
+fn metadata_changes_reach_subscribers_who_share_a_channel_or_watch() {
+    use crate::state::metadata::{MetaTarget, SetMetadata, Subscribe};
+    let mut w = World::new();
+    let (a, b, c, d, e) = (
+        w.user("a"),
+        w.user("b"),
+        w.user("c"),
+        w.user("d"),
+        w.user("e"),
+    );
+    for id in [a, b, c] {
+        w.join(id, "#m").unwrap();
+    }
+    for id in [a, b, d] {
+        w.ok(Subscribe {
+            id,
+            keys: vec!["k".into()],
+        });
+    }
+    // d watches a without sharing a channel; e shares nothing.
+    w.ok(Monitor {
+        id: d,
+        nick_key: "a".into(),
+    });
+    let set = |w: &mut World, target: MetaTarget, value: Option<&str>| {
+        w.ok(SetMetadata {
+            by: a,
+            target,
+            key: "k".into(),
+            value: value.map(str::to_string),
+        })
+    };
+    let is_md = |e: &Event| matches!(e, Event::Metadata { .. });
+    // b subscribes and shares #m, d watches; c is not subscribed, a made it.
+    let told = set(&mut w, MetaTarget::Me, Some("v"));
+    assert_eq!(told.who(is_md), [b, d]);
+    assert_eq!(w.net.user(a).unwrap().metadata().get("k"), Some("v"));
+    let told = set(&mut w, MetaTarget::Channel("#m".into()), Some("v"));
+    assert_eq!(told.who(is_md), [b], "a channel's members only");
+    let told = set(&mut w, MetaTarget::Me, None);
+    assert_eq!(told.who(is_md), [b, d]);
+    assert!(w.net.user(a).unwrap().metadata().is_empty());
+    let _ = e;
+    w.net.check_invariants().unwrap();
+}
