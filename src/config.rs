@@ -164,6 +164,10 @@ pub struct Limits {
     /// ... among the last this many messages, which the server remembers
     /// (40 bytes each); 0 with either turns redaction off.
     pub redact_messages: usize,
+    /// Messages of each channel kept in memory for IRCv3 draft/chathistory,
+    /// and the most one CHATHISTORY returns; 0 (the default) keeps none and
+    /// does not offer the capability.
+    pub history: usize,
     /// IRCv3 draft/metadata-3: keys one user or channel may have ...
     pub metadata_keys: usize,
     /// ... the longest key and the longest value, in bytes (a key and a value
@@ -259,6 +263,7 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
+            history: 0,
             metadata_keys: 20,
             metadata_key_bytes: 64,
             metadata_value_bytes: 256,
@@ -318,6 +323,7 @@ impl Config {
                 read_markers: l.read_markers,
                 redact_window: l.redact_window,
                 redact_messages: l.redact_messages,
+                history: l.history,
                 metadata_keys: l.metadata_keys,
                 metadata_key_bytes: l.metadata_key_bytes,
                 metadata_value_bytes: l.metadata_value_bytes,

@@ -269,6 +269,10 @@ class BavardController(BaseServerController, DirectoryBasedController):
             "connection_rate": 100000.0,
             "connection_burst": 100000.0,
         }
+        if self.test_config.chathistory:
+            # Tests that ask for history (redact.py's) get draft/chathistory;
+            # the default keeps none and does not offer it.
+            limits["history"] = 100
         if faketime:
             # faketime speeds the server's clock up (x30 in list.py): keep
             # keep-alive and registration deadlines out of the tests' way.

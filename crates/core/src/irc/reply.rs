@@ -70,15 +70,16 @@ impl Responder {
         }
     }
 
-    /// Adds a line, tagged with the open batch if there is one.
+    /// Adds a line, tagged with the open batch if there is one (a line of
+    /// a batch nested in it, a multiline message's, keeps its own tag).
     fn push(&mut self, line: Vec<u8>) {
         match &self.batch {
-            Some(id) => {
+            Some(id) if !line.starts_with(b"@batch=") => {
                 let mut tagged = Vec::with_capacity(line.len() + id.len() + 8);
                 add_tag(&mut tagged, &format!("batch={id}"), &line);
                 self.lines.push(tagged);
             }
-            None => self.lines.push(line),
+            _ => self.lines.push(line),
         }
     }
 
@@ -193,7 +194,7 @@ impl Responder {
             // Multi-line encodings (split messages) are kept as separate lines
             // so labeled-response counts them correctly.
             for l in buf.split_inclusive(|&b| b == b'\n') {
-                self.lines.push(l.to_vec());
+                self.push(l.to_vec());
             }
         }
     }

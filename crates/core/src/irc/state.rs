@@ -31,6 +31,7 @@ pub mod cap {
     pub const STANDARD_REPLIES: u32 = 1 << 16;
     pub const MESSAGE_REDACTION: u32 = 1 << 17;
     pub const METADATA: u32 = 1 << 18;
+    pub const CHATHISTORY: u32 = 1 << 19;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
@@ -39,6 +40,8 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("batch", cap::BATCH, ""),
     ("cap-notify", cap::CAP_NOTIFY, ""),
     ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
+    // Offered only when history is kept (`conn::offered`).
+    ("draft/chathistory", cap::CHATHISTORY, ""),
     ("draft/message-redaction", cap::MESSAGE_REDACTION, ""),
     // Its value comes from the configuration (see `conn::cap_value`).
     ("draft/metadata-3", cap::METADATA, ""),

@@ -19,6 +19,7 @@ use crate::ids::{ConnId, MsgId};
 use crate::names::{ChannelName, Nickname, folded};
 use crate::notify::{Audience, Event, Millis, MsgKind, MultilinePart, Notification};
 use crate::session::Outputs;
+use crate::store::{Stored, history_key};
 
 /// A connection joins the network, with no nick yet.
 pub struct Connect {
@@ -358,20 +359,36 @@ impl Change for Message {
         let msgid = net.next_msgid();
         net.remember_message(msgid, self.from, conversation.0, conversation.1, now);
         let (target, to_channel, away) = sent;
-        out.note(Notification {
-            audience,
-            event: Event::Message {
-                from,
-                target: target.clone(),
-                to_channel,
-                text: self.text,
-                kind: self.kind,
-                client_tags: self.client_tags,
-                time: now,
+        let event = Event::Message {
+            from,
+            target: target.clone(),
+            to_channel,
+            text: self.text,
+            kind: self.kind,
+            client_tags: self.client_tags,
+            time: now,
+            msgid,
+            parts: self.parts,
+        };
+        // draft/chathistory: channels' PRIVMSGs and NOTICEs (private
+        // messages are not kept: without accounts the next holder of a nick
+        // would read them), status messages excluded.
+        let keep = net.cfg.limits.history;
+        if let (Some(serial), true, None) = (conversation.0, keep > 0, status)
+            && self.kind != MsgKind::Tagmsg
+        {
+            let stored = Stored {
+                target: history_key(serial),
                 msgid,
-                parts: self.parts,
-            },
-        });
+                time: now,
+                event: event.clone(),
+            };
+            out.later.push(Effect::AppendHistory {
+                stored: Box::new(stored),
+                keep,
+            });
+        }
+        out.note(Notification { audience, event });
         if let Some(u) = net.users.get_mut(&self.from) {
             u.last_active = unix_secs(now);
         }
@@ -414,8 +431,9 @@ impl Change for Quit {
             if let Some(ch) = net.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
                 if ch.members.is_empty() && !ch.permanent {
+                    let serial = ch.serial;
                     net.channels.remove(key);
-                    out.later.push(Effect::DropChannel { key: key.clone() });
+                    Network::channel_gone(key, serial, out);
                 }
             }
         }

@@ -175,6 +175,13 @@ impl Change for Redact {
             return Err(ChangeError::RedactForbidden(shown, self.msgid));
         }
         net.redactable.recent.remove(i);
+        if let Conversation::Channel(serial) = to {
+            // A redacted message leaves the channel's history too.
+            out.later.push(crate::effect::Effect::RedactHistory {
+                target: crate::store::history_key(serial),
+                msgid,
+            });
+        }
         let author = net
             .users
             .get(&sent.from)

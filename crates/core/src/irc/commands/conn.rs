@@ -13,8 +13,15 @@ use bavard_proto::numeric::*;
 /// Longest username kept (the rest is cut, as ident usernames are short).
 pub const USERLEN: usize = 16;
 
+/// Whether the capability with `bit` is offered under `cfg`: history only
+/// when some is kept.
+fn offered(bit: u32, cfg: &crate::config::CoreConfig) -> bool {
+    bit != cap::CHATHISTORY || cfg.limits.history > 0
+}
+
 fn caps_string(version: u16, cfg: &crate::config::CoreConfig) -> String {
     CAPS.iter()
+        .filter(|&&(_, bit, _)| offered(bit, cfg))
         .map(|&(name, bit, value)| {
             let value = match bit {
                 cap::METADATA => super::metadata::cap_value(cfg),
@@ -70,7 +77,10 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                     Some(n) => (true, n),
                     None => (false, item),
                 };
-                match CAPS.iter().find(|(n, _, _)| *n == name) {
+                let known = CAPS
+                    .iter()
+                    .find(|&&(n, bit, _)| n == name && offered(bit, &ctx.cfg));
+                match known {
                     // cap-notify cannot be turned off once LS 302 enabled it.
                     Some((_, bit, _))
                         if remove && *bit == cap::CAP_NOTIFY && ctx.st.cap_version >= 302 =>
@@ -272,7 +282,7 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
 /// ISUPPORT tokens, truthful to what the server does.
 pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
     let l = &cfg.limits;
-    vec![
+    let mut tokens = vec![
         format!("AWAYLEN={}", l.away_length),
         "BOT=B".into(),
         "CASEMAPPING=rfc1459".into(),
@@ -303,7 +313,15 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         format!("USERLEN={USERLEN}"),
         "UTF8ONLY".into(),
         "WHOX".into(),
-    ]
+    ];
+    if l.history > 0 {
+        // draft/chathistory: the most one request returns (all that is
+        // kept; 0 would mean no limit), and how messages are named.
+        tokens.push(format!("CHATHISTORY={}", l.history));
+        tokens.push("MSGREFTYPES=msgid,timestamp".into());
+        tokens.sort();
+    }
+    tokens
 }
 
 /// The welcome burst: 001-005, LUSERS, MOTD.

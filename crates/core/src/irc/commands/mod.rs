@@ -9,6 +9,7 @@
 
 mod chan;
 mod conn;
+mod history;
 mod ircv3;
 mod metadata;
 mod modes;
@@ -94,6 +95,10 @@ pub enum Cont {
         chans: Vec<(String, Option<String>)>,
         next: usize,
     },
+    /// CHATHISTORY: the history store answered.
+    History { command: String, target: String },
+    /// CHATHISTORY TARGETS: (history key, channel name) of the user's channels.
+    HistoryTargets { names: Vec<(String, String)> },
     /// RENAME: the new name was claimed (or someone holds it).
     Rename {
         channel: String,
@@ -149,6 +154,7 @@ pub static COMMANDS: &[Command] = &[
     c("AWAY", 0, false, oper::away, "AWAY [:message]", "Marks you away with a message; no message marks you back."),
     c("BATCH", 1, false, msg::batch, "BATCH (+|-)reference [type [params]]", "Groups messages, e.g. a multiline message."),
     c("CAP", 1, true, conn::cap, "CAP LS|LIST|REQ|END [args]", "Negotiates IRCv3 capabilities."),
+    c("CHATHISTORY", 1, false, history::chathistory, "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #chan ref [ref] limit, or TARGETS from to limit", "Plays back a channel's past messages (draft/chathistory)."),
     c("HELP", 0, false, query::help, "HELP [command]", "Lists the commands, or explains one."),
     c("HELPOP", 0, false, query::help, "HELPOP [command]", "The same as HELP."),
     c("INFO", 0, false, query::info, "INFO [server]", "Tells about the server software."),
@@ -231,6 +237,8 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
             new,
             reason,
         } => chan::rename_claimed(ctx, channel, new, reason, outcome),
+        Cont::History { command, target } => Ok(history::played(ctx, &command, &target, outcome)),
+        Cont::HistoryTargets { names } => Ok(history::targets_found(ctx, &names, outcome)),
     };
     finish(ctx, command, flow)
 }
