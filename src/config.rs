@@ -32,6 +32,8 @@ pub struct Config {
     pub server_name: String,
     /// Network name advertised to IRC clients (ISUPPORT NETWORK).
     pub network: String,
+    /// What the server says of itself: IRC `LINKS` and `WHOIS` (312).
+    pub server_description: String,
     /// Channel every `line` user joins on connect and returns to on `PART`.
     pub default_channel: String,
     /// Text of the line dialect's greeting, sent as `[server] <welcome>`.
@@ -157,10 +159,30 @@ pub struct Limits {
     pub write_timeout: u64,
     /// Entries in each channel's ban, exception and invite-exception lists.
     pub list_entries: usize,
-    /// Targets in one PRIVMSG/NOTICE.
+    /// Targets in one PRIVMSG/NOTICE/TAGMSG, KICK or NAMES.
     pub max_targets: usize,
     /// Entries in one client's MONITOR list.
     pub monitor: usize,
+    /// Conversations whose read marker (IRCv3 draft/read-marker) is kept per
+    /// user; past it, the one read longest ago is forgotten.
+    pub read_markers: usize,
+    /// Seconds a message stays redactable (IRCv3 draft/message-redaction) ...
+    pub redact_window: u64,
+    /// ... among the last this many messages, which the server remembers
+    /// (40 bytes each); 0 with either turns redaction off.
+    pub redact_messages: usize,
+    /// Messages of each channel kept in memory for IRCv3 draft/chathistory,
+    /// and the most one CHATHISTORY returns; 0 (the default) keeps none and
+    /// does not offer the capability.
+    pub history: usize,
+    /// IRCv3 draft/metadata-3: keys one user or channel may have ...
+    pub metadata_keys: usize,
+    /// ... the longest key and the longest value, in bytes (a key and a value
+    /// must fit an IRC reply line with the longest nick and channel name) ...
+    pub metadata_key_bytes: usize,
+    pub metadata_value_bytes: usize,
+    /// ... and the keys one client may subscribe to.
+    pub metadata_subs: usize,
     /// Connections open at once, all addresses together.
     pub max_connections: usize,
     /// Connections open at once from one address (one /64 for IPv6).
@@ -205,6 +227,7 @@ impl Default for Config {
         Config {
             server_name: "bavard.local".into(),
             network: "bavard".into(),
+            server_description: "bavard chat server".into(),
             default_channel: "#lobby".into(),
             welcome: "Welcome to Chat Server !".into(),
             motd: vec!["Welcome to bavard.".into()],
@@ -249,6 +272,14 @@ impl Default for Limits {
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
+            read_markers: 100,
+            redact_window: 900,
+            redact_messages: 10_000,
+            history: 0,
+            metadata_keys: 20,
+            metadata_key_bytes: 64,
+            metadata_value_bytes: 256,
+            metadata_subs: 50,
             max_connections: 150_000,
             connections_per_ip: 10,
             exempt_networks: vec![
@@ -282,6 +313,7 @@ impl Config {
         CoreConfig {
             server_name: self.server_name.clone(),
             network: self.network.clone(),
+            description: self.server_description.clone(),
             default_channel: self.default_channel.clone(),
             welcome: self.welcome.clone(),
             motd: self.motd.clone(),
@@ -304,6 +336,14 @@ impl Config {
                 list_entries: l.list_entries,
                 max_targets: l.max_targets,
                 monitor: l.monitor,
+                read_markers: l.read_markers,
+                redact_window: l.redact_window,
+                redact_messages: l.redact_messages,
+                history: l.history,
+                metadata_keys: l.metadata_keys,
+                metadata_key_bytes: l.metadata_key_bytes,
+                metadata_value_bytes: l.metadata_value_bytes,
+                metadata_subs: l.metadata_subs,
                 ping_interval: l.ping_interval,
                 ping_timeout: l.ping_timeout,
                 registration_timeout: l.registration_timeout,
@@ -398,6 +438,18 @@ impl Config {
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
             return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");
         }
+        // `:<server> 761 <nick> <target> <key> * :<value>` must fit 512 bytes
+        // (with the longest nick and target; 16 for the rest).
+        let name = l.nick_length.max(l.channel_length);
+        let line =
+            self.server_name.len() + 2 * name + l.metadata_key_bytes + l.metadata_value_bytes + 16;
+        if l.metadata_key_bytes == 0 || line > 512 {
+            return Err(ConfigError::Invalid(format!(
+                "limits.metadata_key_bytes must be > 0, and server_name, twice the longest of \
+                 nick_length and channel_length, metadata_key_bytes and metadata_value_bytes \
+                 with 16 must fit 512 bytes (an IRC reply line); they make {line}"
+            )));
+        }
         let f = &self.flood;
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !(positive(f.lines_per_sec)
@@ -461,6 +513,41 @@ mod tests {
         assert!(Config::parse("[limits]\nsend_queue = 4294967295").is_ok());
         assert!(Config::parse("[limits]\nsend_queue = 4294967296").is_err());
         assert!(Config::parse("[[oper]]\nname = \"a\"\npassword = \"plain\"").is_err());
+    }
+
+    #[test]
+    fn ircv3_limits_reach_the_core_and_may_be_zero() {
+        let c = Config::parse(
+            "server_description = \"d\"\n[limits]\nread_markers = 0\nredact_window = 0\nredact_messages = 0",
+        )
+        .unwrap();
+        let core = c.core();
+        assert_eq!(core.description, "d");
+        let l = &core.limits;
+        assert_eq!(
+            (l.read_markers, l.redact_window, l.redact_messages),
+            (0, 0, 0)
+        );
+        assert!(Config::parse("[limits]\nredact_window = -1").is_err());
+    }
+
+    #[test]
+    fn metadata_must_fit_a_reply_line() {
+        // "bavard.local" (12) + 2 * 50 + 64 + 256 + 16 = 448 by default;
+        // 512 is the most.
+        let at = |key: usize, value: usize| {
+            Config::parse(&format!(
+                "[limits]\nmetadata_key_bytes = {key}\nmetadata_value_bytes = {value}"
+            ))
+        };
+        assert!(at(64, 320).is_ok());
+        assert!(at(64, 321).is_err());
+        assert!(at(0, 10).is_err());
+        let c = at(64, 320).unwrap().core();
+        assert_eq!(
+            (c.limits.metadata_key_bytes, c.limits.metadata_value_bytes),
+            (64, 320)
+        );
     }
 
     #[test]

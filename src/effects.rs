@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use bavard_core::effect::{Effect, Outcome};
-use bavard_core::store::{NameRegistry, Reply, StoreError};
+use bavard_core::store::{HistoryStore, MemoryHistory, NameRegistry, Reply, StoreError};
 
 use crate::config::Oper;
 
@@ -34,6 +34,8 @@ pub struct Secrets {
 /// The server's effect runner.
 pub struct Effects {
     registry: Arc<dyn NameRegistry>,
+    /// Channel history (draft/chathistory), kept in memory.
+    history: Arc<dyn HistoryStore>,
     secrets: RwLock<Arc<Secrets>>,
 }
 
@@ -41,6 +43,7 @@ impl Effects {
     pub fn new(registry: Arc<dyn NameRegistry>, secrets: Secrets) -> Effects {
         Effects {
             registry,
+            history: Arc::new(MemoryHistory::default()),
             secrets: RwLock::new(Arc::new(secrets)),
         }
     }
@@ -81,6 +84,23 @@ impl Effects {
             Effect::ReleaseNick { key, owner } => done(self.registry.release_nick(&key, owner)),
             Effect::DropChannel { key } => done(self.registry.drop_channel(&key)),
             Effect::ReleaseOwner { owner } => done(self.registry.release_owner(owner)),
+            Effect::AppendHistory { stored, keep } => {
+                done(self.history.append(vec![*stored], keep))
+            }
+            Effect::RedactHistory { target, msgid } => done(self.history.remove(&target, msgid)),
+            Effect::ForgetHistory { target } => done(self.history.forget(&target)),
+            Effect::ReadHistory { target, range } => {
+                answered(self.history.read(&target, range), Outcome::History)
+            }
+            Effect::HistoryTargets {
+                targets,
+                from,
+                to,
+                limit,
+            } => answered(
+                self.history.latest(targets, from, to, limit),
+                Outcome::Targets,
+            ),
         }
     }
 
@@ -101,6 +121,21 @@ fn verify_later(hash: String, password: String) -> Started {
             .unwrap_or(false);
         Outcome::Verified(ok)
     }))
+}
+
+/// A store's answer as an outcome: `ok` of it, or the failure.
+fn answered<T: Send + 'static>(
+    reply: Reply<Result<T, StoreError>>,
+    ok: fn(T) -> Outcome,
+) -> Started {
+    let outcome = move |r: Result<T, StoreError>| match r {
+        Ok(t) => ok(t),
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    match reply {
+        Reply::Now(r) => Started::Now(outcome(r)),
+        Reply::Later(f) => Started::Later(Box::pin(async move { outcome(f.await) })),
+    }
 }
 
 fn claimed(reply: Reply<Result<bool, StoreError>>) -> Started {

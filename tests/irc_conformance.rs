@@ -501,10 +501,11 @@ async fn bot_messages_carry_the_bot_tag() {
     bot.send("PRIVMSG usernick,plain :beep boop").await;
     let m = user.msg().await;
     assert_eq!(m.params, ["usernick", "beep boop"]);
-    assert!(has(&m, "draft/bot"));
+    assert!(has(&m, "bot"));
+    assert!(!has(&m, "draft/bot"));
     assert!(plain.msg().await.tags.is_empty());
     bot.send("MODE botnick -B").await;
     bot.expect("MODE").await;
     bot.send("PRIVMSG usernick :human now").await;
-    assert!(!has(&user.msg().await, "draft/bot"));
+    assert!(!has(&user.msg().await, "bot"));
 }

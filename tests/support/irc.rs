@@ -150,3 +150,28 @@ impl IrcClient {
         while self.line().await.is_some() {}
     }
 }
+
+/// Sends `line` and returns everything it produced, up to a PING round trip
+/// (both go out in one write, so Nagle's algorithm does not hold the second).
+pub async fn ask(c: &mut IrcClient, line: &str) -> Vec<Msg> {
+    c.send_raw(format!("{line}\r\nPING :sync\r\n").as_bytes())
+        .await;
+    let mut out = Vec::new();
+    loop {
+        let m = c.msg().await;
+        if m.command == "PONG" && m.params.last().is_some_and(|p| p == "sync") {
+            return out;
+        }
+        out.push(m);
+    }
+}
+
+/// Joins `chan` and waits until the join is over.
+pub async fn join(c: &mut IrcClient, chan: &str) {
+    ask(c, &format!("JOIN {chan}")).await;
+}
+
+/// The commands of `ms`, in order.
+pub fn cmds(ms: &[Msg]) -> Vec<&str> {
+    ms.iter().map(|m| &*m.command).collect()
+}

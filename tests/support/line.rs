@@ -95,6 +95,18 @@ impl LineClient {
         String::from_utf8(buf).expect("server sent invalid UTF-8")
     }
 
+    /// Reads lines until one is exactly `want`; returns the ones before it.
+    pub async fn until(&mut self, want: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let l = self.line().await;
+            if l == want {
+                return before;
+            }
+            before.push(l);
+        }
+    }
+
     /// Reads the next line and checks it is exactly `want`.
     pub async fn expect(&mut self, want: &str) {
         let got = self.line().await;

@@ -9,6 +9,8 @@ pub struct CoreConfig {
     pub server_name: String,
     /// Network name (ISUPPORT NETWORK).
     pub network: String,
+    /// What the server says of itself (IRC `LINKS`, `WHOIS`'s 312).
+    pub description: String,
     /// Channel every `line` user joins on connect and returns to on `PART`;
     /// it exists from the start and outlives its last member.
     pub default_channel: String,
@@ -50,10 +52,29 @@ pub struct Limits {
     pub channels_per_user: usize,
     /// Entries in each channel's ban, exception and invite-exception lists.
     pub list_entries: usize,
-    /// Targets in one PRIVMSG/NOTICE.
+    /// Targets in one PRIVMSG/NOTICE/TAGMSG, KICK or NAMES.
     pub max_targets: usize,
     /// Entries in one MONITOR list.
     pub monitor: usize,
+    /// Conversations whose read marker (draft/read-marker) is kept per
+    /// user; past it, the one read longest ago is forgotten.
+    pub read_markers: usize,
+    /// Seconds a message stays redactable (draft/message-redaction) ...
+    pub redact_window: u64,
+    /// ... among the last this many messages, which the network remembers.
+    pub redact_messages: usize,
+    /// Messages of each channel kept for draft/chathistory (`CHATHISTORY`),
+    /// and the most one request returns; 0 keeps none and offers no
+    /// history.
+    pub history: usize,
+    /// draft/metadata-3: keys one user or channel may have (`max-keys`) ...
+    pub metadata_keys: usize,
+    /// ... the longest key, in bytes ...
+    pub metadata_key_bytes: usize,
+    /// ... the longest value, in bytes (`max-value-bytes`) ...
+    pub metadata_value_bytes: usize,
+    /// ... and the keys one client may subscribe to (`max-subs`).
+    pub metadata_subs: usize,
     /// Seconds of silence before the server PINGs an IRC client ...
     pub ping_interval: u64,
     /// ... and seconds it has to answer.
@@ -69,6 +90,7 @@ impl Default for CoreConfig {
         CoreConfig {
             server_name: "bavard.local".into(),
             network: "bavard".into(),
+            description: "bavard chat server".into(),
             default_channel: "#lobby".into(),
             welcome: "Welcome to Chat Server !".into(),
             motd: vec!["Welcome to bavard.".into()],
@@ -105,6 +127,14 @@ impl Default for Limits {
             list_entries: 100,
             max_targets: 4,
             monitor: 100,
+            read_markers: 100,
+            redact_window: 900,
+            redact_messages: 10_000,
+            history: 0,
+            metadata_keys: 20,
+            metadata_key_bytes: 64,
+            metadata_value_bytes: 256,
+            metadata_subs: 50,
             ping_interval: 120,
             ping_timeout: 60,
             registration_timeout: 60,

@@ -128,6 +128,18 @@ impl<H: Clone> Directory<H> {
                     self.leave(key, *id);
                 }
             }
+            // The channel's room moves with its name (the first copy of a
+            // rename moves it; the members' own copies find it moved).
+            (
+                Event::Rename {
+                    old_key, new_key, ..
+                },
+                _,
+            ) if old_key != new_key => {
+                if let Some(room) = self.rooms.remove(old_key.as_str()) {
+                    self.rooms.insert(Arc::from(new_key.as_str()), room);
+                }
+            }
             _ => {}
         }
     }

@@ -4,7 +4,9 @@
 //! While a session waits, its connection's later input waits too, so each
 //! client's order (and labeled-response) holds.
 
-use crate::ids::ConnId;
+use crate::ids::{ConnId, MsgId};
+use crate::notify::Millis;
+use crate::store::{Range, Stored};
 
 /// Something the core needs done outside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,23 @@ pub enum Effect {
     FoundChannel { key: String },
     /// The channel emptied; nobody waits for this one.
     DropChannel { key: String },
+    /// Store a message in its conversation's history, which keeps its last
+    /// `keep`; nobody waits for this one.
+    AppendHistory { stored: Box<Stored>, keep: usize },
+    /// Read a conversation's history: [`Outcome::History`].
+    ReadHistory { target: String, range: Range },
+    /// Of these conversations, those whose latest message is between two
+    /// times, at most `limit`: [`Outcome::Targets`].
+    HistoryTargets {
+        targets: Vec<String>,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    },
+    /// A redacted message leaves its history; nobody waits for this one.
+    RedactHistory { target: String, msgid: MsgId },
+    /// A channel is gone, and its history with it; nobody waits for this one.
+    ForgetHistory { target: String },
 }
 
 /// The answer to an [`Effect`].
@@ -35,6 +54,10 @@ pub enum Outcome {
     Claimed(bool),
     /// For effects nobody waits on.
     Done,
+    /// The messages read, oldest first.
+    History(Vec<Stored>),
+    /// Conversations and the time of their latest message.
+    Targets(Vec<(String, Millis)>),
     /// The effect could not run (a store unreachable...): the command fails
     /// with this text.
     Failed(String),

@@ -37,6 +37,12 @@ macro_rules! node_id {
             pub const fn raw(self) -> u64 {
                 self.0
             }
+
+            /// The id whose [`Self::raw`] number is `raw` (as a client
+            /// gives it back, e.g. a `msgid` to redact).
+            pub const fn from_raw(raw: u64) -> $t {
+                $t(raw)
+            }
         }
 
         /// One number, unique across nodes: the serial alone on node 0.

@@ -195,8 +195,72 @@ pub enum Event {
         online: bool,
         who: String,
     },
+    /// A channel was renamed (IRCv3 `draft/channel-rename`). One copy with
+    /// no `to` goes to the channel: clients with the capability see
+    /// `RENAME`, `line` users a notice. Then each member gets a copy `to`
+    /// it: IRC clients without the capability see it leave the old name
+    /// and join the new one, with the new name's topic and names.
+    Rename {
+        by: Source,
+        old: String,
+        new: String,
+        /// Casefolded names: delivery moves the channel's room.
+        old_key: String,
+        new_key: String,
+        reason: String,
+        time: Millis,
+        /// The member this copy is for, and the channel as it shows it.
+        to: Option<Box<RenameFallback>>,
+    },
+    /// A message was redacted (IRCv3 `draft/message-redaction`).
+    Redact {
+        by: Source,
+        /// The channel, or the nick the private message went to.
+        target: String,
+        to_channel: bool,
+        msgid: String,
+        reason: Option<String>,
+        /// The redacted message's sender, by its current nick.
+        author: String,
+        time: Millis,
+    },
+    /// A metadata key of a user or a channel changed (IRCv3
+    /// `draft/metadata-3`): `RPL_KEYVALUE`, or `RPL_KEYNOTSET` when removed.
+    Metadata {
+        server: String,
+        target: String,
+        key: String,
+        value: Option<String>,
+    },
     /// The server is going down.
     Shutdown { text: String },
+    /// An event about a user (its AWAY, its SETNAME) for the users who
+    /// MONITOR it and share no channel with it: IRCv3 extended-monitor
+    /// shows it to those that asked, as if they shared a channel.
+    Watched(Box<Event>),
+}
+
+/// What an IRC client without `draft/channel-rename` is shown of a renamed
+/// channel: itself leaving and joining, then the channel's topic and names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenameFallback {
+    /// The member's `nick!user@host` and real name (for extended-join).
+    pub member: Source,
+    pub realname: String,
+    pub server: String,
+    /// Shared by every member's copy.
+    pub view: std::sync::Arc<ChannelView>,
+}
+
+/// A channel's topic and members, as a JOIN greeting shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelView {
+    /// `=`, `@` (secret) or `*` (private), for 353.
+    pub symbol: char,
+    /// Text, who set it, when (Unix seconds).
+    pub topic: Option<(String, String, u64)>,
+    /// Each member's `nick!user@host`, operator and voice status.
+    pub members: Vec<(Source, bool, bool)>,
 }
 
 /// Who should see an event. Channel audiences are resolved by delivery

@@ -20,7 +20,7 @@ use crate::notify::{Event, Millis};
 use crate::session::{Cx, Output, Outputs, Session, Step};
 use crate::state::Network;
 use crate::state::changes::{Connect, Quit};
-use crate::store::{MemoryRegistry, NameRegistry, Reply};
+use crate::store::{HistoryStore, MemoryHistory, MemoryRegistry, NameRegistry, Reply};
 
 /// One simulated client.
 pub struct SimClient {
@@ -42,6 +42,7 @@ pub struct Sim {
     pub clients: Vec<SimClient>,
     dir: Directory<usize>,
     registry: MemoryRegistry,
+    history: MemoryHistory,
     ids: IdGen,
     /// Bytes a client may have queued before it is dropped.
     send_queue: usize,
@@ -56,6 +57,7 @@ impl Sim {
             clients: Vec::new(),
             dir: Directory::default(),
             registry: MemoryRegistry::default(),
+            history: MemoryHistory::default(),
             ids: IdGen::new(0),
             send_queue,
             now,
@@ -64,9 +66,13 @@ impl Sim {
 
     /// The starting point of the randomised tests and the fuzz target: a
     /// 4 KiB send queue (so queues overflow quickly), two registered IRC
-    /// users in `#a` and two line users (in the default channel).
+    /// users in `#a` and two line users (in the default channel); channel
+    /// history is kept (20 messages).
     pub fn mixed() -> Sim {
-        let mut sim = Sim::new(CoreConfig::default(), 4096);
+        let mut cfg = CoreConfig::default();
+        // Channel history on, so that messages and CHATHISTORY run effects.
+        cfg.limits.history = 20;
+        let mut sim = Sim::new(cfg, 4096);
         for irc in [true, true, false, false] {
             let i = sim.connect(irc);
             if irc {
@@ -220,6 +226,30 @@ impl Sim {
             }
             Effect::DropChannel { key } => return done(self.registry.drop_channel(&key)),
             Effect::ReleaseOwner { owner } => return done(self.registry.release_owner(owner)),
+            Effect::AppendHistory { stored, keep } => {
+                return done(self.history.append(vec![*stored], keep));
+            }
+            Effect::RedactHistory { target, msgid } => {
+                return done(self.history.remove(&target, msgid));
+            }
+            Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
+            Effect::ReadHistory { target, range } => {
+                return match self.history.read(&target, range) {
+                    Reply::Now(Ok(events)) => Outcome::History(events),
+                    _ => Outcome::Failed("history unavailable".into()),
+                };
+            }
+            Effect::HistoryTargets {
+                targets,
+                from,
+                to,
+                limit,
+            } => {
+                return match self.history.latest(targets, from, to, limit) {
+                    Reply::Now(Ok(found)) => Outcome::Targets(found),
+                    _ => Outcome::Failed("history unavailable".into()),
+                };
+            }
         };
         match reply {
             Reply::Now(Ok(yes)) => Outcome::Claimed(yes),

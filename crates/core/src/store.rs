@@ -204,68 +204,100 @@ impl AccountStore for MemoryAccounts {
 /// One stored event of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
-    /// The conversation: a casefolded channel name or nick.
+    /// The conversation (see [`history_key`]).
     pub target: String,
     pub msgid: MsgId,
     pub time: Millis,
     pub event: Event,
 }
 
-/// Which part of a conversation to read (times in milliseconds, bounds
-/// exclusive, at most `limit` events, oldest first in the answer).
+/// The history key of a channel: its serial, which a rename keeps and a
+/// later channel of the same name does not share (so history neither splits
+/// at a rename nor passes to strangers who found the name again).
+pub fn history_key(channel_serial: u64) -> String {
+    format!("channel:{channel_serial}")
+}
+
+/// A point of a conversation: a time, or a message (its own time, and before
+/// or after the messages of the same millisecond by its place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    Time(Millis),
+    Msgid(MsgId),
+}
+
+/// Which part of a conversation to read (bounds exclusive, at most `limit`
+/// events, oldest first in the answer); the `CHATHISTORY` subcommands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
-    Latest {
-        limit: usize,
-    },
-    Before {
-        time: Millis,
-        limit: usize,
-    },
-    After {
-        time: Millis,
-        limit: usize,
-    },
+    /// The latest events, after `after` if given.
+    Latest { after: Option<Point>, limit: usize },
+    /// The latest events before `point`.
+    Before { point: Point, limit: usize },
+    /// The first events after `point`.
+    After { point: Point, limit: usize },
+    /// Events on both sides of `point` (the message itself included).
+    Around { point: Point, limit: usize },
+    /// Events between the two, counted from `from` (backwards when `from`
+    /// is the later one).
     Between {
-        from: Millis,
-        to: Millis,
+        from: Point,
+        to: Point,
         limit: usize,
     },
 }
 
 /// The conversations' past.
 pub trait HistoryStore: Send + Sync {
-    /// Adds events, in order.
-    fn append(&self, events: Vec<Stored>) -> Reply<Result<(), StoreError>>;
+    /// Adds events, in order; a conversation keeps its last `keep`.
+    fn append(&self, events: Vec<Stored>, keep: usize) -> Reply<Result<(), StoreError>>;
     fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>>;
+    /// Removes one message (it was redacted).
+    fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>>;
+    /// Forgets a conversation (its channel is gone).
+    fn forget(&self, target: &str) -> Reply<Result<(), StoreError>>;
+    /// Of `targets`, those whose latest event is strictly between the two
+    /// times, with that time: the `limit` first from `from` (backwards when
+    /// `from` is the later one).
+    fn latest(
+        &self,
+        targets: Vec<String>,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Reply<Result<Vec<(String, Millis)>, StoreError>>;
 }
 
-/// History in memory, the last `per_target` events of each conversation.
-#[derive(Debug)]
+/// History in memory, lost at exit.
+#[derive(Debug, Default)]
 pub struct MemoryHistory {
-    per_target: usize,
     events: Mutex<HashMap<String, VecDeque<Stored>>>,
 }
 
-impl MemoryHistory {
-    pub fn new(per_target: usize) -> MemoryHistory {
-        MemoryHistory {
-            per_target,
-            events: Mutex::default(),
-        }
+/// Where `p` falls in `q` (sorted by time, then by arrival): the events
+/// strictly before it are `q[..lo]`, those strictly after it `q[hi..]`. An
+/// unknown msgid is `None`.
+fn split(q: &VecDeque<Stored>, p: Point) -> Option<(usize, usize)> {
+    match p {
+        Point::Time(t) => Some((
+            q.partition_point(|e| e.time < t),
+            q.partition_point(|e| e.time <= t),
+        )),
+        Point::Msgid(id) => q.iter().position(|e| e.msgid == id).map(|i| (i, i + 1)),
     }
 }
 
 impl HistoryStore for MemoryHistory {
-    fn append(&self, events: Vec<Stored>) -> Reply<Result<(), StoreError>> {
+    fn append(&self, events: Vec<Stored>, keep: usize) -> Reply<Result<(), StoreError>> {
         let mut all = lock(&self.events);
         for e in events {
             let q = all.entry(e.target.clone()).or_default();
-            if q.len() >= self.per_target {
+            q.push_back(e);
+            while q.len() > keep {
                 q.pop_front();
             }
-            q.push_back(e);
         }
+        all.retain(|_, q| !q.is_empty());
         Reply::Now(Ok(()))
     }
 
@@ -274,31 +306,79 @@ impl HistoryStore for MemoryHistory {
         let Some(q) = all.get(target) else {
             return Reply::Now(Ok(Vec::new()));
         };
-        let pick = |keep: &dyn Fn(&Stored) -> bool, limit: usize, newest: bool| {
-            let mut v: Vec<Stored> = if newest {
-                q.iter()
-                    .rev()
-                    .filter(|e| keep(e))
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            } else {
-                q.iter().filter(|e| keep(e)).take(limit).cloned().collect()
-            };
-            if newest {
-                v.reverse();
+        let n = q.len();
+        // The indices to return, as a range of `q`.
+        let span = |lo: usize, hi: usize| lo..hi.max(lo);
+        let r = match range {
+            Range::Latest { after, limit } => {
+                let lo = after.map_or(Some(0), |p| split(q, p).map(|(_, hi)| hi));
+                lo.map(|lo| span(n.saturating_sub(limit).max(lo), n))
             }
-            v
+            Range::Before { point, limit } => {
+                split(q, point).map(|(lo, _)| span(lo.saturating_sub(limit), lo))
+            }
+            Range::After { point, limit } => {
+                split(q, point).map(|(_, hi)| span(hi, hi.saturating_add(limit).min(n)))
+            }
+            Range::Around { point, limit } => split(q, point).map(|(lo, hi)| {
+                // As many before as after, the point's own message between.
+                let before = limit / 2;
+                let start = lo.saturating_sub(before);
+                span(start, start.saturating_add(limit).min(n).max(hi.min(n)))
+            }),
+            Range::Between { from, to, limit } => match (split(q, from), split(q, to)) {
+                (Some((_, fhi)), Some((tlo, _))) if fhi <= tlo => {
+                    Some(span(fhi, fhi.saturating_add(limit).min(tlo)))
+                }
+                (Some((flo, _)), Some((_, thi))) if thi <= flo => {
+                    Some(span(flo.saturating_sub(limit).max(thi), flo))
+                }
+                (Some(_), Some(_)) => Some(0..0),
+                _ => None,
+            },
         };
-        Reply::Now(Ok(match range {
-            Range::Latest { limit } => pick(&|_| true, limit, true),
-            Range::Before { time, limit } => pick(&|e| e.time < time, limit, true),
-            Range::After { time, limit } => pick(&|e| e.time > time, limit, false),
-            Range::Between { from, to, limit } => {
-                let (lo, hi) = (from.min(to), from.max(to));
-                pick(&|e| e.time > lo && e.time < hi, limit, from > to)
+        let events = r.map_or_else(Vec::new, |r| q.range(r).cloned().collect());
+        Reply::Now(Ok(events))
+    }
+
+    fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>> {
+        let mut all = lock(&self.events);
+        if let Some(q) = all.get_mut(target) {
+            q.retain(|e| e.msgid != msgid);
+            if q.is_empty() {
+                all.remove(target);
             }
-        }))
+        }
+        Reply::Now(Ok(()))
+    }
+
+    fn forget(&self, target: &str) -> Reply<Result<(), StoreError>> {
+        lock(&self.events).remove(target);
+        Reply::Now(Ok(()))
+    }
+
+    fn latest(
+        &self,
+        targets: Vec<String>,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Reply<Result<Vec<(String, Millis)>, StoreError>> {
+        let all = lock(&self.events);
+        let (lo, hi) = (from.min(to), from.max(to));
+        let mut found: Vec<(String, Millis)> = targets
+            .into_iter()
+            .filter_map(|t| {
+                let at = all.get(&t)?.back()?.time;
+                (at > lo && at < hi).then_some((t, at))
+            })
+            .collect();
+        found.sort_by_key(|(_, at)| *at);
+        if from > to {
+            found.reverse();
+        }
+        found.truncate(limit);
+        Reply::Now(Ok(found))
     }
 }
 
@@ -364,38 +444,181 @@ mod tests {
 
     #[test]
     fn history_ranges_are_exclusive_and_bounded() {
-        let h = MemoryHistory::new(5);
-        let ev = |t: u64| Stored {
+        let h = MemoryHistory::default();
+        // Events 1..=7 at times 10..=70; 4 and 5 share time 40.
+        let ev = |id: u64| Stored {
             target: "#a".into(),
-            msgid: MsgId::new(0, t),
-            time: t,
+            msgid: MsgId::new(0, id),
+            time: if id == 5 { 40 } else { id * 10 },
             event: Event::Shutdown {
-                text: t.to_string(),
+                text: id.to_string(),
             },
         };
-        now(h.append((1..=7).map(ev).collect())).unwrap();
-        let times = |r: Range| -> Vec<u64> {
+        now(h.append((1..=7).map(ev).collect(), 6)).unwrap();
+        let ids = |r: Range| -> Vec<u64> {
             now(h.read("#a", r))
                 .unwrap()
                 .iter()
-                .map(|e| e.time)
+                .map(|e| e.msgid.serial())
                 .collect()
         };
+        let (t, m) = (Point::Time, |id| Point::Msgid(MsgId::new(0, id)));
         assert_eq!(
-            times(Range::Latest { limit: 10 }),
-            [3, 4, 5, 6, 7],
-            "five kept"
+            ids(Range::Latest {
+                after: None,
+                limit: 10
+            }),
+            [2, 3, 4, 5, 6, 7],
+            "six kept"
         );
-        assert_eq!(times(Range::Latest { limit: 2 }), [6, 7]);
-        assert_eq!(times(Range::Before { time: 6, limit: 2 }), [4, 5]);
-        assert_eq!(times(Range::After { time: 4, limit: 2 }), [5, 6]);
-        let between = |from, to| times(Range::Between { from, to, limit: 2 });
-        assert_eq!(between(3, 7), [4, 5]);
-        assert_eq!(between(7, 3), [5, 6], "backwards: the newest");
+        assert_eq!(
+            ids(Range::Latest {
+                after: None,
+                limit: 2
+            }),
+            [6, 7]
+        );
+        assert_eq!(
+            ids(Range::Latest {
+                after: Some(m(5)),
+                limit: 9
+            }),
+            [6, 7]
+        );
+        assert_eq!(
+            ids(Range::Latest {
+                after: Some(t(40)),
+                limit: 9
+            }),
+            [6, 7]
+        );
+        assert_eq!(
+            ids(Range::Before {
+                point: t(60),
+                limit: 2
+            }),
+            [4, 5]
+        );
+        assert_eq!(
+            ids(Range::Before {
+                point: m(5),
+                limit: 2
+            }),
+            [3, 4],
+            "by place"
+        );
+        assert_eq!(
+            ids(Range::Before {
+                point: t(40),
+                limit: 9
+            }),
+            [2, 3]
+        );
+        assert_eq!(
+            ids(Range::After {
+                point: t(40),
+                limit: 2
+            }),
+            [6, 7]
+        );
+        assert_eq!(
+            ids(Range::After {
+                point: m(4),
+                limit: 1
+            }),
+            [5]
+        );
+        assert_eq!(
+            ids(Range::Around {
+                point: m(4),
+                limit: 3
+            }),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            ids(Range::Around {
+                point: t(70),
+                limit: 4
+            }),
+            [5, 6, 7]
+        );
+        assert_eq!(
+            ids(Range::Between {
+                from: t(20),
+                to: t(70),
+                limit: 2
+            }),
+            [3, 4]
+        );
+        assert_eq!(
+            ids(Range::Between {
+                from: t(70),
+                to: t(20),
+                limit: 2
+            }),
+            [5, 6],
+            "backwards: the newest"
+        );
+        assert_eq!(
+            ids(Range::Between {
+                from: m(3),
+                to: m(6),
+                limit: 9
+            }),
+            [4, 5]
+        );
         assert!(
-            now(h.read("#none", Range::Latest { limit: 3 }))
+            ids(Range::Between {
+                from: m(3),
+                to: m(3),
+                limit: 9
+            })
+            .is_empty()
+        );
+        // An unknown message or conversation is nothing.
+        assert!(
+            ids(Range::Before {
+                point: m(1),
+                limit: 9
+            })
+            .is_empty(),
+            "1 is gone"
+        );
+        assert!(
+            now(h.read(
+                "#none",
+                Range::Latest {
+                    after: None,
+                    limit: 3
+                }
+            ))
+            .unwrap()
+            .is_empty()
+        );
+        // Removing one message, then the conversation.
+        now(h.remove("#a", MsgId::new(0, 6))).unwrap();
+        assert_eq!(
+            ids(Range::Latest {
+                after: None,
+                limit: 2
+            }),
+            [5, 7]
+        );
+        let latest = now(h.latest(vec!["#a".into(), "#none".into()], 0, 100, 5)).unwrap();
+        assert_eq!(latest, [("#a".to_string(), 70)]);
+        assert!(
+            now(h.latest(vec!["#a".into()], 0, 70, 5))
                 .unwrap()
-                .is_empty()
+                .is_empty(),
+            "exclusive"
+        );
+        now(h.forget("#a")).unwrap();
+        assert!(
+            ids(Range::Latest {
+                after: None,
+                limit: 9
+            })
+            .is_empty()
         );
     }
 }

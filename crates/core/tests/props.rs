@@ -45,6 +45,7 @@ fn irc_line() -> impl Strategy<Value = String> {
         Just("USER u 0 * :Real".to_string()),
         Just("CAP LS 302".to_string()),
         Just("CAP REQ :echo-message message-tags server-time multi-prefix labeled-response batch draft/multiline".to_string()),
+        Just("CAP REQ :draft/channel-rename extended-monitor away-notify draft/read-marker draft/message-redaction draft/metadata-3 draft/chathistory".to_string()),
         Just("CAP END".to_string()),
         chan().prop_map(|c| format!("JOIN {c}")),
         (chan(), text()).prop_map(|(c, t)| format!("PART {c} :{t}")),
@@ -52,10 +53,26 @@ fn irc_line() -> impl Strategy<Value = String> {
         (nick(), text()).prop_map(|(n, t)| format!("@label=l1;+t=v PRIVMSG {n} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("NOTICE {c} :{t}")),
         (chan(), text()).prop_map(|(c, t)| format!("TOPIC {c} :{t}")),
-        (chan(), prop::sample::select(vec!["+o", "-o", "+v", "+b", "-b", "+i", "+k", "-k", "+l", "+mnst", "+e", "+I", "+x", "-l"]), nick())
+        (chan(), prop::sample::select(vec!["+o", "-o", "+v", "+b", "-b", "+i", "+k", "-k", "+l", "+mnst", "+e", "+I", "+x", "-l", "+C", "+b m:"]), nick())
             .prop_map(|(c, m, n)| format!("MODE {c} {m} {n}")),
         nick().prop_map(|n| format!("MODE {n} +iwB")),
         (chan(), nick()).prop_map(|(c, n)| format!("KICK {c} {n} :bye")),
+        (chan(), chan(), text()).prop_map(|(a, b, t)| format!("RENAME {a} {b} :{t}")),
+        (chan(), text()).prop_map(|(c, t)| format!("PRIVMSG @{c} :{t}")),
+        (prop_oneof![chan(), nick()], 1u64..40).prop_map(|(t, id)| format!("REDACT {t} {id} :r")),
+        (chan(), prop::sample::select(vec![
+            "LATEST {c} * 5", "BEFORE {c} msgid=9 2", "AFTER {c} msgid=3 9", "AROUND {c} msgid=5 4",
+            "BETWEEN {c} msgid=1 msgid=30 3", "BETWEEN {c} msgid=30 timestamp=2020-01-01T00:00:00.000Z 3",
+            "LATEST {c} *", "BETWEEN {c} *", "TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2999-01-01T00:00:00.000Z 3",
+            "TARGETS x", "NOPE",
+        ]))
+            .prop_map(|(c, q)| format!("CHATHISTORY {}", q.replace("{c}", &c))),
+        (prop_oneof![chan(), nick(), Just("*".to_string())], prop::sample::select(vec![
+            "SET k :v", "SET k", "SET Bad :v", "GET k x", "LIST", "CLEAR", "SUB k x", "UNSUB k", "SUBS", "SYNC", "NOPE",
+        ]))
+            .prop_map(|(t, sub)| format!("METADATA {t} {sub}")),
+        (prop_oneof![chan(), nick()], prop::sample::select(vec!["", " *", " timestamp=2020-01-01T00:00:00.000Z"]))
+            .prop_map(|(t, ts)| format!("MARKREAD {t}{ts}")),
         (nick(), chan()).prop_map(|(n, c)| format!("INVITE {n} {c}")),
         chan().prop_map(|c| format!("WHO {c} %tcnf,42")),
         nick().prop_map(|n| format!("WHOIS {n}")),

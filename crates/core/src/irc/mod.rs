@@ -8,6 +8,7 @@
 //! - [`render`]: how events look to IRC clients.
 
 pub mod commands;
+mod rename;
 pub mod render;
 pub mod reply;
 pub mod state;

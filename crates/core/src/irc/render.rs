@@ -8,6 +8,7 @@ use super::cap;
 use crate::dialect::{Dialect, DialectRef};
 use crate::ids::MsgId;
 use crate::notify::{Event, MsgKind, MultilinePart};
+use bavard_proto::numeric::{RPL_KEYNOTSET, RPL_KEYVALUE};
 
 /// The IRC dialect's encoder.
 pub struct IrcDialect;
@@ -43,11 +44,65 @@ pub fn format_time(ms: u64, out: &mut Vec<u8>) {
     );
 }
 
+/// Parses IRCv3 server-time (`2024-01-31T12:34:56.789Z`, exactly that form)
+/// into Unix milliseconds; `None` for anything else or before 1970.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || s.get(4..5) != Some("-") || s.get(23..) != Some("Z") {
+        return None;
+    }
+    let seps = [(7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')];
+    if seps.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm,
+    // the inverse of format_time's).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
 /// The tags a message carries besides server-time.
 #[derive(Clone, Copy, Default)]
 struct MsgTags<'a> {
     msgid: Option<MsgId>,
-    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `draft/bot` tag.
+    /// The sender has bot mode (`+B`): IRCv3 bot-mode's `bot` tag (the
+    /// ratified name; `draft/bot` was the draft's).
     bot: bool,
     /// Client-only tags, already escaped.
     client: &'a str,
@@ -71,7 +126,7 @@ fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
         }
         if m.bot {
             sep(out);
-            out.extend_from_slice(b"draft/bot");
+            out.extend_from_slice(b"bot");
         }
         if !m.client.is_empty() {
             sep(out);
@@ -91,7 +146,7 @@ fn put(out: &mut Vec<u8>, parts: &[&str]) {
 }
 
 /// Tags of events that are not messages: server-time only.
-fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
+pub(super) fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
     tags(out, variant, time, MsgTags::default());
 }
 
@@ -142,6 +197,25 @@ impl Dialect for IrcDialect {
             Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
             Event::Invite { notify: true, .. } if caps & cap::INVITE_NOTIFY == 0 => return None,
             Event::Shutdown { .. } | Event::Kill { .. } | Event::Monitor { .. } => 0,
+            Event::Watched(_) if caps & cap::EXTENDED_MONITOR == 0 => return None,
+            Event::Watched(inner) => return self.variant(inner, caps),
+            // The shared copy for clients with the capability, each member's
+            // own for the others; none when only the case changed.
+            Event::Redact { .. } if caps & cap::MESSAGE_REDACTION == 0 => return None,
+            Event::Metadata { .. } if caps & cap::METADATA == 0 => return None,
+            Event::Metadata { .. } => 0,
+            Event::Rename { to: None, .. } if caps & cap::CHANNEL_RENAME != 0 => time,
+            Event::Rename { to: None, .. } => return None,
+            Event::Rename { .. } if caps & cap::CHANNEL_RENAME != 0 => return None,
+            Event::Rename {
+                old_key, new_key, ..
+            } if old_key == new_key => return None,
+            Event::Rename { .. } => {
+                caps & (cap::SERVER_TIME
+                    | cap::EXTENDED_JOIN
+                    | cap::MULTI_PREFIX
+                    | cap::USERHOST_IN_NAMES)
+            }
             _ => time,
         })
     }
@@ -379,6 +453,60 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
         }
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
+        Event::Watched(inner) => encode(inner, v, out)?,
+        // As Ergo and irctest have it: the numerics of a GET, for `*`.
+        Event::Metadata {
+            server,
+            target,
+            key,
+            value,
+        } => match value {
+            Some(value) => write!(
+                out,
+                ":{server} {:03} * {target} {key} * :{value}\r\n",
+                RPL_KEYVALUE.code
+            )?,
+            None => write!(
+                out,
+                ":{server} {:03} * {target} {key} :{}\r\n",
+                RPL_KEYNOTSET.code, RPL_KEYNOTSET.text
+            )?,
+        },
+        Event::Redact {
+            by,
+            target,
+            msgid,
+            reason,
+            time,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} REDACT {target} {msgid}", by.prefix())?;
+            if let Some(r) = reason {
+                write!(out, " :{r}")?;
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Event::Rename {
+            by,
+            old,
+            new,
+            reason,
+            time,
+            to: None,
+            ..
+        } => {
+            time_tag(out, v, *time);
+            write!(out, ":{} RENAME {old} {new} :{reason}\r\n", by.prefix())?;
+        }
+        Event::Rename {
+            old,
+            new,
+            reason,
+            time,
+            to: Some(f),
+            ..
+        } => super::rename::fallback(old, new, reason, *time, f, v, out)?,
     }
     Ok(())
 }
@@ -395,6 +523,35 @@ mod tests {
         v.clear();
         format_time(1_709_210_096_789, &mut v);
         assert_eq!(String::from_utf8(v).unwrap(), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn server_time_parses_back() {
+        for ms in [0, 1_709_210_096_789, 951_782_400_000, 4_102_444_799_999] {
+            let mut v = Vec::new();
+            format_time(ms, &mut v);
+            assert_eq!(parse_time(std::str::from_utf8(&v).unwrap()), Some(ms));
+        }
+        for bad in [
+            "",
+            "*",
+            "2019-01-04T14:33:26.123",
+            "2019-01-04T14:33:26Z",
+            "2019-01-04 14:33:26.123Z",
+            "2019-13-04T14:33:26.123Z",
+            "2019-02-29T14:33:26.123Z",
+            "2019-01-04T24:00:00.000Z",
+            "2019-01-04T14:33:26.12xZ",
+            "+019-01-04T14:33:26.123Z",
+            "1969-12-31T23:59:59.999Z",
+            "not-a-timestamp",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_time("2020-02-29T00:00:00.000Z"),
+            Some(1_582_934_400_000)
+        );
     }
 
     #[test]

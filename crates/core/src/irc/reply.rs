@@ -23,6 +23,10 @@ pub struct Responder {
     caps: u32,
     label: Option<String>,
     lines: Vec<Vec<u8>>,
+    /// The reference of the batch being written (see [`Responder::start_batch`]).
+    batch: Option<String>,
+    /// Batches opened so far: each gets its own reference.
+    batches: u16,
 }
 
 impl Responder {
@@ -33,6 +37,49 @@ impl Responder {
             caps,
             label,
             lines: Vec::new(),
+            batch: None,
+            batches: 0,
+        }
+    }
+
+    /// Opens a batch of `kind` (`metadata`, ...): the lines up to
+    /// [`Responder::end_batch`] belong to it. Without the `batch`
+    /// capability they are sent as they are.
+    pub fn start_batch(&mut self, kind: &str, params: &[&str]) {
+        if self.caps & cap::BATCH == 0 {
+            return;
+        }
+        self.end_batch();
+        self.batches += 1;
+        let id = format!("r{}", self.batches);
+        let mut line = format!(":{} BATCH +{id} {kind}", self.server());
+        for p in params {
+            line.push(' ');
+            line.push_str(p);
+        }
+        line.push_str("\r\n");
+        self.lines.push(line.into_bytes());
+        self.batch = Some(id);
+    }
+
+    /// Closes the batch [`Responder::start_batch`] opened, if any.
+    pub fn end_batch(&mut self) {
+        if let Some(id) = self.batch.take() {
+            let line = format!(":{} BATCH -{id}\r\n", self.server());
+            self.lines.push(line.into_bytes());
+        }
+    }
+
+    /// Adds a line, tagged with the open batch if there is one (a line of
+    /// a batch nested in it, a multiline message's, keeps its own tag).
+    fn push(&mut self, line: Vec<u8>) {
+        match &self.batch {
+            Some(id) if !line.starts_with(b"@batch=") => {
+                let mut tagged = Vec::with_capacity(line.len() + id.len() + 8);
+                add_tag(&mut tagged, &format!("batch={id}"), &line);
+                self.lines.push(tagged);
+            }
+            _ => self.lines.push(line),
         }
     }
 
@@ -84,7 +131,7 @@ impl Responder {
             line.extend_from_slice(trailing.as_bytes());
         }
         line.extend_from_slice(b"\r\n");
-        self.lines.push(line);
+        self.push(line);
     }
 
     /// A numeric with an explicit trailing text instead of the default one.
@@ -102,15 +149,15 @@ impl Responder {
 
     /// A line from the server: `:server <rest>`.
     pub fn server_line(&mut self, rest: &str) {
-        self.lines
-            .push(format!(":{} {rest}\r\n", self.server()).into_bytes());
+        let line = format!(":{} {rest}\r\n", self.server()).into_bytes();
+        self.push(line);
     }
 
     /// A complete line (without CRLF).
     pub fn raw(&mut self, line: &str) {
         let mut l = line.as_bytes().to_vec();
         l.extend_from_slice(b"\r\n");
-        self.lines.push(l);
+        self.push(l);
     }
 
     /// A NOTICE from the server to the client.
@@ -147,7 +194,7 @@ impl Responder {
             // Multi-line encodings (split messages) are kept as separate lines
             // so labeled-response counts them correctly.
             for l in buf.split_inclusive(|&b| b == b'\n') {
-                self.lines.push(l.to_vec());
+                self.push(l.to_vec());
             }
         }
     }
@@ -162,7 +209,8 @@ impl Responder {
     }
 
     /// Applies labeled-response and returns the bytes to queue.
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
+        self.end_batch();
         let mut out = Vec::new();
         match (&self.label, self.lines.len()) {
             (Some(label), _) if self.caps & cap::LABELED_RESPONSE == 0 => {
@@ -284,5 +332,38 @@ mod tests {
         let mut r = Responder::new(cfg("srv"), "n", 0, Some("x".into()));
         r.raw("A");
         assert_eq!(text(r), "A\r\n");
+    }
+
+    #[test]
+    fn batches_tag_their_lines_and_need_the_cap() {
+        let caps = cap::BATCH | cap::LABELED_RESPONSE;
+        let mut r = Responder::new(cfg("srv"), "n", caps, Some("x".into()));
+        r.start_batch("metadata", &["n"]);
+        r.num(RPL_KEYNOTSET, &["n", "k"]);
+        r.end_batch();
+        // One batch alone: its start carries the label.
+        assert_eq!(
+            text(r),
+            "@label=x :srv BATCH +r1 metadata n\r\n@batch=r1 :srv 766 n n k :Key not set\r\n:srv BATCH -r1\r\n"
+        );
+        // Left open, it is closed; a second one gets its own reference,
+        // and both are wrapped in the labeled-response batch.
+        let mut r = Responder::new(cfg("srv"), "n", caps, Some("x".into()));
+        r.start_batch("a", &[]);
+        r.start_batch("b", &[]);
+        r.raw("L");
+        let out = text(r);
+        assert!(out.starts_with("@label=x :srv BATCH +lr labeled-response\r\n"));
+        assert!(
+            out.contains(
+                "@batch=lr :srv BATCH +r2 b\r\n@batch=r2 L\r\n@batch=lr :srv BATCH -r2\r\n"
+            )
+        );
+        // Without the cap, only the lines.
+        let mut r = Responder::new(cfg("srv"), "n", 0, None);
+        r.start_batch("metadata", &[]);
+        r.raw("L");
+        r.end_batch();
+        assert_eq!(text(r), "L\r\n");
     }
 }

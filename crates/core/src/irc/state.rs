@@ -18,6 +18,9 @@ pub mod cap {
     pub const MULTI_PREFIX: u32 = 1 << 3;
     pub const EXTENDED_JOIN: u32 = 1 << 4;
     pub const AWAY_NOTIFY: u32 = 1 << 5;
+    pub const EXTENDED_MONITOR: u32 = 1 << 6;
+    pub const CHANNEL_RENAME: u32 = 1 << 7;
+    pub const READ_MARKER: u32 = 1 << 8;
     pub const SETNAME: u32 = 1 << 9;
     pub const INVITE_NOTIFY: u32 = 1 << 10;
     pub const USERHOST_IN_NAMES: u32 = 1 << 11;
@@ -26,6 +29,9 @@ pub mod cap {
     pub const CAP_NOTIFY: u32 = 1 << 14;
     pub const MULTILINE: u32 = 1 << 15;
     pub const STANDARD_REPLIES: u32 = 1 << 16;
+    pub const MESSAGE_REDACTION: u32 = 1 << 17;
+    pub const METADATA: u32 = 1 << 18;
+    pub const CHATHISTORY: u32 = 1 << 19;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
@@ -33,13 +39,21 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("away-notify", cap::AWAY_NOTIFY, ""),
     ("batch", cap::BATCH, ""),
     ("cap-notify", cap::CAP_NOTIFY, ""),
+    ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
+    // Offered only when history is kept (`conn::offered`).
+    ("draft/chathistory", cap::CHATHISTORY, ""),
+    ("draft/message-redaction", cap::MESSAGE_REDACTION, ""),
+    // Its value comes from the configuration (see `conn::cap_value`).
+    ("draft/metadata-3", cap::METADATA, ""),
     (
         "draft/multiline",
         cap::MULTILINE,
         "max-bytes=4096,max-lines=32",
     ),
+    ("draft/read-marker", cap::READ_MARKER, ""),
     ("echo-message", cap::ECHO_MESSAGE, ""),
     ("extended-join", cap::EXTENDED_JOIN, ""),
+    ("extended-monitor", cap::EXTENDED_MONITOR, ""),
     ("invite-notify", cap::INVITE_NOTIFY, ""),
     ("labeled-response", cap::LABELED_RESPONSE, ""),
     ("message-tags", cap::MESSAGE_TAGS, ""),

@@ -25,7 +25,10 @@ impl Dialect for LineDialect {
             | Event::Invite { notify: true, .. }
             | Event::Away { .. }
             | Event::Setname { .. }
-            | Event::Monitor { .. } => None,
+            | Event::Monitor { .. }
+            | Event::Watched(_)
+            | Event::Metadata { .. }
+            | Event::Rename { to: Some(_), .. } => None,
             _ => Some(0),
         }
     }
@@ -41,13 +44,20 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Message {
             from,
             to_channel: true,
+            target,
             text,
             ..
         } => {
+            // A status message (IRC `PRIVMSG @#chan`) says who it is for.
+            let status = target.starts_with(['@', '+']).then_some(target);
             // A multi-line IRC message becomes one `[nick] ` line per line.
             for line in text.split('\n') {
                 out.push(b'[');
                 out.extend_from_slice(from.nick().as_bytes());
+                if let Some(t) = status {
+                    out.extend_from_slice(b" to ");
+                    out.extend_from_slice(t.as_bytes());
+                }
                 out.extend_from_slice(b"] ");
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
@@ -124,7 +134,50 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Wallops { from, text, .. } => writeln!(out, "[wallops] {}: {text}", from.nick())?,
         Event::Kill { by, reason, .. } => writeln!(out, "[{}] {reason}", by.nick())?,
         Event::Shutdown { text } => writeln!(out, "[server] {text}")?,
-        Event::Away { .. } | Event::Setname { .. } | Event::Monitor { .. } => {}
+        Event::Redact {
+            by,
+            target,
+            to_channel,
+            reason,
+            author,
+            ..
+        } => {
+            if *to_channel {
+                write!(
+                    out,
+                    "[server] {} deleted a message by {author} in {target}",
+                    by.nick()
+                )?;
+            } else {
+                write!(
+                    out,
+                    "[server] {} deleted a private message to you",
+                    by.nick()
+                )?;
+            }
+            if let Some(r) = reason {
+                write!(out, " ({r})")?;
+            }
+            out.push(b'\n');
+        }
+        Event::Rename {
+            by,
+            old,
+            new,
+            reason,
+            ..
+        } => {
+            write!(out, "[server] {} renamed {old} to {new}", by.nick())?;
+            if !reason.is_empty() {
+                write!(out, " ({reason})")?;
+            }
+            out.push(b'\n');
+        }
+        Event::Away { .. }
+        | Event::Setname { .. }
+        | Event::Monitor { .. }
+        | Event::Watched(_)
+        | Event::Metadata { .. } => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use crate::ids::{ConnId, MsgId};
 use crate::names::{ChannelName, Nickname, folded};
 use crate::notify::{Audience, Event, Millis, MsgKind, MultilinePart, Notification};
 use crate::session::Outputs;
+use crate::store::{Stored, history_key};
 
 /// A connection joins the network, with no nick yet.
 pub struct Connect {
@@ -95,6 +96,8 @@ impl Change for SetNick {
         u.set_nick(&n);
         // Indexed once the user carries the new key (see `NickIndex::insert`).
         net.nicks.insert(n.key(), id, &net.users);
+        // Read markers belong to the nick while there are no accounts.
+        net.markers.rename_owner(&old_key, n.key());
         if !old_key.is_empty() && old_key != n.key() {
             out.later.push(Effect::ReleaseNick {
                 key: old_key.clone(),
@@ -190,6 +193,7 @@ impl Change for Join {
             }
             None => {
                 let mut ch = Channel::new(cname, now / 1000);
+                ch.serial = net.msg_ids.next_msg().raw();
                 ch.members.push(Member {
                     id,
                     op: self.founder,
@@ -310,43 +314,87 @@ impl Change for Message {
             return Err(ChangeError::NoTextToSend);
         }
         let u = net.users.get(&self.from).ok_or(ChangeError::NoPrivileges)?;
-        let (audience, sent) = if self.target.starts_with('#') {
+        // STATUSMSG (`@#chan`, `+#chan`): only the members with that status
+        // or a higher one get it.
+        let (status, name) = match self.target.as_bytes() {
+            [p @ (b'@' | b'+'), b'#', ..] => (Some(char::from(*p)), &self.target[1..]),
+            _ => (None, self.target.as_str()),
+        };
+        // Where it goes, for redaction: a channel's serial, or the user.
+        let mut conversation = (None, self.from);
+        let (audience, sent) = if name.starts_with('#') {
             let ch = net
                 .channels
-                .get(&*folded(&self.target))
+                .get(&*folded(name))
                 .ok_or_else(|| ChangeError::NoSuchChannel(self.target.clone()))?;
             policy::can_send(ch, u, ch.member(self.from))?;
-            let audience = Audience::Channel {
-                key: ch.key.clone(),
-                except: Some(self.from),
-            };
-            (audience, (ch.name.clone(), true, None))
+            policy::allows_text(ch, &self.text)?;
+            conversation.0 = Some(ch.serial);
+            match status {
+                None => {
+                    let audience = Audience::Channel {
+                        key: ch.key.clone(),
+                        except: Some(self.from),
+                    };
+                    (audience, (ch.name.clone(), true, None))
+                }
+                Some(p) => {
+                    let ids = ch
+                        .members
+                        .iter()
+                        .filter(|m| m.id != self.from && (m.op || (p == '+' && m.voice)))
+                        .map(|m| m.id)
+                        .collect();
+                    (
+                        Audience::Users(ids),
+                        (Arc::from(format!("{p}{}", ch.name)), true, None),
+                    )
+                }
+            }
         } else {
             let to = net.registered(&self.target)?;
             let away = to.away().map(str::to_string);
+            conversation.1 = to.id;
             (Audience::User(to.id), (Arc::from(to.nick()), false, away))
         };
         let msgid = net.next_msgid();
+        net.remember_message(msgid, self.from, conversation.0, conversation.1, now);
         let (target, to_channel, away) = sent;
         let Some(u) = net.users.get_mut(&self.from) else {
             return Err(ChangeError::NoPrivileges);
         };
         u.last_active = unix_secs(now);
         let from = u.speaking_source();
-        out.note(Notification {
-            audience,
-            event: Event::Message {
-                from,
-                target: target.clone(),
-                to_channel,
-                text: self.text,
-                kind: self.kind,
-                client_tags: self.client_tags,
-                time: now,
+        let event = Event::Message {
+            from,
+            target: target.clone(),
+            to_channel,
+            text: self.text,
+            kind: self.kind,
+            client_tags: self.client_tags,
+            time: now,
+            msgid,
+            parts: self.parts,
+        };
+        // draft/chathistory: channels' PRIVMSGs and NOTICEs (private
+        // messages are not kept: without accounts the next holder of a nick
+        // would read them), status messages excluded.
+        let keep = net.cfg.limits.history;
+        if let (Some(serial), true, None) = (conversation.0, keep > 0, status)
+            && self.kind != MsgKind::Tagmsg
+        {
+            let stored = Stored {
+                target: history_key(serial),
                 msgid,
-                parts: self.parts,
-            },
-        });
+                time: now,
+                event: event.clone(),
+            };
+            out.later.push(Effect::AppendHistory {
+                stored: Box::new(stored),
+                keep,
+            });
+        }
+        out.note(Notification { audience, event });
         Ok(MessageSent {
             msgid,
             target,
@@ -386,12 +434,14 @@ impl Change for Quit {
             if let Some(ch) = net.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
                 if ch.members.is_empty() && !ch.permanent {
+                    let serial = ch.serial;
                     net.channels.remove(key);
-                    out.later.push(Effect::DropChannel { key: key.clone() });
+                    Network::channel_gone(key, serial, out);
                 }
             }
         }
         let key = u.nick_key();
+        net.markers.forget_owner(key);
         if !key.is_empty() && net.nicks.remove(key, id) {
             out.later.push(Effect::ReleaseNick {
                 key: key.to_string(),
@@ -587,14 +637,16 @@ impl Change for SetAway {
             .get_mut(&self.id)
             .ok_or(ChangeError::NoPrivileges)?;
         u.edit_extra(|e| e.away = self.text.clone());
-        let u = &*u;
+        let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
+        let event = Event::Away {
+            who: u.source(),
+            text: self.text,
+            time: now,
+        };
+        net.tell_watchers(u, &event, out);
         out.note(Notification {
             audience: Network::neighbours(u),
-            event: Event::Away {
-                who: u.source(),
-                text: self.text,
-                time: now,
-            },
+            event,
         });
         Ok(())
     }
@@ -614,14 +666,16 @@ impl Change for SetRealname {
             .get_mut(&self.id)
             .ok_or(ChangeError::NoPrivileges)?;
         u.set_realname(&self.realname);
-        let u = &*u;
+        let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
+        let event = Event::Setname {
+            who: u.source(),
+            realname: self.realname,
+            time: now,
+        };
+        net.tell_watchers(u, &event, out);
         out.note(Notification {
             audience: Network::neighbours(u),
-            event: Event::Setname {
-                who: u.source(),
-                realname: self.realname,
-                time: now,
-            },
+            event,
         });
         Ok(())
     }

@@ -19,6 +19,8 @@ pub struct ChanModes {
     pub topic_lock: bool,
     pub secret: bool,
     pub private: bool,
+    /// `+C`: no CTCP but ACTION.
+    pub no_ctcp: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -45,6 +47,10 @@ pub struct Channel {
     /// Shared with the notifications that name the channel (its messages).
     pub name: std::sync::Arc<str>,
     pub key: std::sync::Arc<str>,
+    /// Unique for the network's life, unlike the name (which a rename
+    /// changes and a later channel may take): what remembered messages
+    /// point at.
+    pub serial: u64,
     pub created: u64,
     pub topic: Option<Topic>,
     /// Members in joining order.
@@ -55,6 +61,8 @@ pub struct Channel {
     pub invex: Vec<ListEntry>,
     /// The default channel outlives its last member and has no founder.
     pub permanent: bool,
+    /// draft/metadata-3, set by its operators.
+    pub metadata: super::metadata::Metadata,
 }
 
 impl Channel {
@@ -63,6 +71,7 @@ impl Channel {
         Channel {
             name: name.as_str().into(),
             key: name.key().into(),
+            serial: 0,
             created,
             topic: None,
             members: Vec::new(),
@@ -75,6 +84,7 @@ impl Channel {
             excepts: Vec::new(),
             invex: Vec::new(),
             permanent: false,
+            metadata: Default::default(),
         }
     }
 

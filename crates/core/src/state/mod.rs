@@ -11,9 +11,13 @@
 
 pub mod changes;
 mod channel;
+pub mod markers;
+pub mod metadata;
 mod modes;
 mod nicks;
 pub mod policy;
+pub mod redact;
+pub mod rename;
 mod user;
 mod users;
 
@@ -69,6 +73,41 @@ pub enum ChangeError {
     MessageTooLong(usize),
     #[error("no text to send")]
     NoTextToSend,
+    /// RENAME to a name another channel has: (old, new).
+    #[error("{1} is already taken")]
+    ChannelNameInUse(String, String),
+    /// RENAME refused for another reason: (old, new, why).
+    #[error("{0} cannot be renamed to {1}: {2}")]
+    CannotRename(String, String, String),
+    /// REDACT in a conversation the user is not in: (target).
+    #[error("you cannot redact messages in {0}")]
+    RedactInvalidTarget(String),
+    /// REDACT of a message not remembered in that conversation: (target, msgid).
+    #[error("{1}: no such message in {0}, or too old")]
+    UnknownMsgid(String, String),
+    /// REDACT of someone else's message: (target, msgid).
+    #[error("you may not redact {1} in {0}")]
+    RedactForbidden(String, String),
+    /// REDACT past the window: (target, msgid, window in seconds).
+    #[error("{1} in {0} is older than {2} s: it can no longer be redacted")]
+    RedactWindowExpired(String, String, u64),
+    /// METADATA on a target that does not exist (for this user).
+    #[error("{0}: no such metadata target")]
+    MetadataInvalidTarget(String),
+    /// METADATA SET/CLEAR (or a read) not allowed: (target, key or `*`).
+    #[error("you may not change {1} of {0}")]
+    MetadataNoPermission(String, String),
+    #[error("{0}: invalid metadata key")]
+    MetadataKeyInvalid(String),
+    /// A value over `limits.metadata_value_bytes`: (key).
+    #[error("{0}: value too long")]
+    MetadataValueInvalid(String),
+    /// `limits.metadata_keys` reached: (target, the limit).
+    #[error("{0} has {1} metadata keys already")]
+    MetadataLimit(String, usize),
+    /// Removing a key that is not set: (target, key).
+    #[error("{1} is not set on {0}")]
+    MetadataKeyNotSet(String, String),
 }
 
 /// A change to the network: applied by [`Network::apply`], the one way
@@ -150,6 +189,10 @@ pub struct Network {
     counts: Counts,
     /// MONITOR: folded nick → connections watching it.
     watchers: Map<String, Vec<ConnId>>,
+    /// draft/read-marker.
+    markers: markers::ReadMarkers,
+    /// draft/message-redaction: the recent messages.
+    redactable: redact::Redactable,
 }
 
 impl Network {
@@ -175,6 +218,8 @@ impl Network {
             max_users: 0,
             counts: Counts::default(),
             watchers: Map::default(),
+            markers: markers::ReadMarkers::default(),
+            redactable: redact::Redactable::default(),
         }
     }
 
@@ -292,12 +337,22 @@ impl Network {
         if let Some(ch) = self.channels.get_mut(ch_key) {
             ch.members.retain(|m| m.id != id);
             if ch.members.is_empty() && !ch.permanent {
+                let serial = ch.serial;
                 self.channels.remove(ch_key);
-                out.later.push(crate::effect::Effect::DropChannel {
-                    key: ch_key.to_string(),
-                });
+                Network::channel_gone(ch_key, serial, out);
             }
         }
+    }
+
+    /// A channel emptied and went: its name is free in the registry, its
+    /// history forgotten.
+    fn channel_gone(key: &str, serial: u64, out: &mut Outputs) {
+        out.later.push(crate::effect::Effect::DropChannel {
+            key: key.to_string(),
+        });
+        out.later.push(crate::effect::Effect::ForgetHistory {
+            target: crate::store::history_key(serial),
+        });
     }
 
     fn remember(&mut self, w: WhowasEntry) {
@@ -337,6 +392,30 @@ impl Network {
                     },
                 });
             }
+        }
+    }
+
+    /// Also tells `event` (about `u`) to the users MONITORing `u` who share
+    /// no channel with it: those who asked for extended-monitor see it.
+    fn tell_watchers(&self, u: &User, event: &Event, out: &mut Outputs) {
+        let Some(ws) = self.watchers.get(u.nick_key()) else {
+            return;
+        };
+        let lone: Vec<ConnId> = ws
+            .iter()
+            .copied()
+            .filter(|w| *w != u.id)
+            .filter(|w| {
+                self.users
+                    .get(w)
+                    .is_some_and(|wu| !wu.channels.iter().any(|c| u.channels.contains(c)))
+            })
+            .collect();
+        if !lone.is_empty() {
+            out.note(Notification {
+                audience: Audience::Users(lone),
+                event: Event::Watched(Box::new(event.clone())),
+            });
         }
     }
 

@@ -13,7 +13,7 @@ use crate::session::Outputs;
 
 /// One mode change.
 ///
-/// Letters: `i m n t s p` flags, `k` key, `l` limit, `o v` member status,
+/// Letters: `C i m n t s p` flags, `k` key, `l` limit, `o v` member status,
 /// `b e I` ban / exception / invite-exception lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModeChange {
@@ -269,6 +269,7 @@ fn set_simple_mode(
         't' => &mut m.topic_lock,
         's' => &mut m.secret,
         'p' => &mut m.private,
+        'C' => &mut m.no_ctcp,
         'k' => {
             return match (add, arg) {
                 (true, Some(k)) if m.key.as_deref() != Some(k) => {

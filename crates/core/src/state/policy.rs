@@ -3,21 +3,48 @@
 use super::{ChangeError, Channel, Member, User};
 use crate::mask::wildcard_match;
 
-/// The `nick!user@host` masks bans and exceptions are matched against.
-fn matches_any(list: &[super::ListEntry], u: &User) -> bool {
-    // The common case, and on every message: no list, no formatting.
-    if list.is_empty() {
+/// The extended-ban type of a mute (`m:<mask>` in `+b` and `+e`, ISUPPORT
+/// `EXTBAN=,m`): a matching user stays in the channel but cannot speak.
+pub const MUTE: char = 'm';
+
+/// Splits a list entry into its extended-ban type and mask: `m:nick!*@*` is
+/// `(Some('m'), "nick!*@*")`, a plain mask has no type. Nicks cannot contain
+/// `:`, so a letter and a colon never start a plain `nick!user@host` mask.
+pub fn split_extban(mask: &str) -> (Option<char>, &str) {
+    match mask.as_bytes() {
+        [t, b':', ..] if t.is_ascii_alphabetic() => (Some(char::from(*t)), &mask[2..]),
+        _ => (None, mask),
+    }
+}
+
+/// Whether an entry of `list` of extended-ban type `kind` (`None`: plain
+/// masks) matches `u`'s `nick!user@host`, by host or by address.
+fn matches_any(list: &[super::ListEntry], u: &User, kind: Option<char>) -> bool {
+    let mut masks = list
+        .iter()
+        .map(|e| split_extban(&e.mask))
+        .filter(|(k, _)| *k == kind)
+        .peekable();
+    // The common case, and on every message: no entry, no formatting.
+    if masks.peek().is_none() {
         return false;
     }
     let full = u.prefix();
     let by_ip = format!("{}!{}@{}", u.nick(), u.user(), u.ip);
-    list.iter()
-        .any(|e| wildcard_match(&e.mask, &full) || wildcard_match(&e.mask, &by_ip))
+    masks.any(|(_, m)| wildcard_match(m, &full) || wildcard_match(m, &by_ip))
 }
 
 /// Whether `u` is banned from `ch` (a ban not covered by an exception).
 pub fn is_banned(ch: &Channel, u: &User) -> bool {
-    matches_any(&ch.bans, u) && !matches_any(&ch.excepts, u)
+    matches_any(&ch.bans, u, None) && !matches_any(&ch.excepts, u, None)
+}
+
+/// Whether `u` is muted in `ch`: an `m:` ban matches it and no exception,
+/// plain or `m:`, covers it.
+pub fn is_muted(ch: &Channel, u: &User) -> bool {
+    matches_any(&ch.bans, u, Some(MUTE))
+        && !matches_any(&ch.excepts, u, None)
+        && !matches_any(&ch.excepts, u, Some(MUTE))
 }
 
 /// Whether `u` may send a message to `ch`.
@@ -27,9 +54,21 @@ pub fn can_send(ch: &Channel, u: &User, member: Option<&Member>) -> Result<(), C
         None if ch.modes.no_external => cannot(),
         Some(m) if m.op || m.voice => Ok(()),
         _ if ch.modes.moderated => cannot(),
-        _ if is_banned(ch, u) => cannot(),
+        _ if is_banned(ch, u) || is_muted(ch, u) => cannot(),
         _ => Ok(()),
     }
+}
+
+/// Whether `text` may go to `ch`: with `+C` no CTCP but ACTION (`/me`).
+pub fn allows_text(ch: &Channel, text: &str) -> Result<(), ChangeError> {
+    let ctcp = text.starts_with('\u{1}');
+    let action = text
+        .strip_prefix("\u{1}ACTION")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\u{1}']));
+    if ch.modes.no_ctcp && ctcp && !action {
+        return Err(ChangeError::CannotSendToChan(ch.name.to_string()));
+    }
+    Ok(())
 }
 
 /// Whether `u` may join `ch` with `key`.
@@ -42,7 +81,7 @@ pub fn can_join(ch: &Channel, u: &User, key: Option<&str>) -> Result<(), ChangeE
     {
         return Err(ChangeError::ChannelIsFull(ch.name.to_string()));
     }
-    if ch.modes.invite_only && !invited && !matches_any(&ch.invex, u) {
+    if ch.modes.invite_only && !invited && !matches_any(&ch.invex, u, None) {
         return Err(ChangeError::InviteOnlyChan(ch.name.to_string()));
     }
     if let Some(k) = &ch.modes.key
@@ -76,6 +115,33 @@ pub fn is_chanop(ch: &Channel, member: Option<&Member>) -> Result<(), ChangeErro
     }
 }
 
+/// Whether `member` may rename `ch` to `new`: a channel operator may, but
+/// not the default channel, whose name the configuration gives.
+pub fn can_rename(ch: &Channel, member: Option<&Member>, new: &str) -> Result<(), ChangeError> {
+    if ch.permanent {
+        return Err(ChangeError::CannotRename(
+            ch.name.to_string(),
+            new.to_string(),
+            "The default channel keeps its name".into(),
+        ));
+    }
+    is_chanop(ch, member)
+}
+
+/// Whether a user (a member or not) may know that `ch` exists: a secret or
+/// private channel shows only to its members.
+pub fn can_see_channel(ch: &Channel, member: Option<&Member>) -> bool {
+    member.is_some() || !(ch.modes.secret || ch.modes.private)
+}
+
+/// Whether `member` may read `ch`'s metadata: its members may.
+pub fn can_read_metadata(ch: &Channel, member: Option<&Member>) -> Result<(), ChangeError> {
+    match member {
+        Some(_) => Ok(()),
+        None => Err(ChangeError::NotOnChannel(ch.name.to_string())),
+    }
+}
+
 /// Whether `u` may disconnect other users.
 pub fn can_kill(u: &User) -> Result<(), ChangeError> {
     if u.modes.oper {
@@ -88,4 +154,41 @@ pub fn can_kill(u: &User) -> Result<(), ChangeError> {
 /// Whether `u` may send WALLOPS.
 pub fn can_wallops(u: &User) -> Result<(), ChangeError> {
     can_kill(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::ChannelName;
+
+    #[test]
+    fn extbans_are_a_letter_and_a_colon() {
+        assert_eq!(split_extban("m:bar!*@*"), (Some('m'), "bar!*@*"));
+        assert_eq!(split_extban("m:"), (Some('m'), ""));
+        assert_eq!(split_extban("bar!*@*"), (None, "bar!*@*"));
+        // An IPv6 host is no extban, nor is a mask starting with a colon.
+        assert_eq!(split_extban("*!*@::1"), (None, "*!*@::1"));
+        assert_eq!(split_extban(":m"), (None, ":m"));
+        assert_eq!(split_extban("1:x"), (None, "1:x"));
+    }
+
+    #[test]
+    fn no_ctcp_lets_action_through() {
+        let mut ch = Channel::new(&ChannelName::parse("#c", 50).unwrap(), 0);
+        let ctcp = "\u{1}PING 1\u{1}";
+        assert!(allows_text(&ch, ctcp).is_ok(), "only with +C");
+        ch.modes.no_ctcp = true;
+        for ok in [
+            "hi",
+            "\u{1}ACTION waves\u{1}",
+            "\u{1}ACTION\u{1}",
+            "\u{1}ACTION",
+            "a\u{1}b",
+        ] {
+            assert!(allows_text(&ch, ok).is_ok(), "{ok:?}");
+        }
+        for refused in [ctcp, "\u{1}ACTIONS\u{1}", "\u{1}", "\u{1}VERSION"] {
+            assert!(allows_text(&ch, refused).is_err(), "{refused:?}");
+        }
+    }
 }

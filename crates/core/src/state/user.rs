@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use thin_vec::ThinVec;
 
+use super::metadata::Metadata;
 use crate::ids::ConnId;
 use crate::names::Nickname;
 use crate::notify::Source;
@@ -112,7 +113,8 @@ fn cut16(s: &str) -> &str {
     &s[..end]
 }
 
-/// What few users have: an away message, invitations, a MONITOR list.
+/// What few users have: an away message, invitations, a MONITOR list,
+/// metadata and metadata subscriptions.
 #[derive(Debug, Default)]
 pub(super) struct UserExtra {
     pub(super) away: Option<String>,
@@ -120,13 +122,23 @@ pub(super) struct UserExtra {
     pub(super) invites: HashSet<String>,
     /// Keys of nicks on this user's MONITOR list.
     pub(super) monitoring: Vec<String>,
+    pub(super) metadata: Metadata,
+    /// Metadata keys the user subscribed to.
+    pub(super) subscriptions: Vec<String>,
 }
 
 impl UserExtra {
     pub(super) fn is_empty(&self) -> bool {
-        self.away.is_none() && self.invites.is_empty() && self.monitoring.is_empty()
+        self.away.is_none()
+            && self.invites.is_empty()
+            && self.monitoring.is_empty()
+            && self.metadata.is_empty()
+            && self.subscriptions.is_empty()
     }
 }
+
+/// What a user without metadata has.
+static NO_METADATA: Metadata = Metadata::EMPTY;
 
 impl User {
     /// The user as others see it in events (the one kept for its messages,
@@ -232,9 +244,42 @@ impl User {
             .is_some_and(|e| e.invites.contains(ch_key))
     }
 
+    /// Keys of the channels the user is invited to, in no order.
+    pub fn invitations(&self) -> impl Iterator<Item = &str> {
+        self.extra
+            .iter()
+            .flat_map(|e| e.invites.iter().map(String::as_str))
+    }
+
     /// Keys of the nicks on the user's MONITOR list.
     pub fn monitoring(&self) -> &[String] {
         self.extra.as_ref().map_or(&[], |e| &e.monitoring)
+    }
+
+    /// The user's metadata (draft/metadata-3).
+    pub fn metadata(&self) -> &Metadata {
+        self.extra.as_ref().map_or(&NO_METADATA, |e| &e.metadata)
+    }
+
+    /// The user's metadata for changing; [`User::tidy`] afterwards drops an
+    /// extra box left empty.
+    pub(super) fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.extra.get_or_insert_with(Box::default).metadata
+    }
+
+    pub(super) fn tidy(&mut self) {
+        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
+            self.extra = None;
+        }
+    }
+
+    /// The metadata keys the user subscribed to, in order.
+    pub fn subscriptions(&self) -> &[String] {
+        self.extra.as_ref().map_or(&[], |e| &e.subscriptions)
+    }
+
+    pub fn is_subscribed(&self, key: &str) -> bool {
+        self.subscriptions().iter().any(|k| k == key)
     }
 
     /// The record's own consistency (see `Network::check_invariants`).

@@ -1,4 +1,4 @@
-//! Channel membership: JOIN, PART, TOPIC, NAMES.
+//! Channel membership: JOIN, PART, TOPIC, NAMES, RENAME.
 
 use super::{CommandError, Cont, Ctx, Flow, list, report};
 use crate::effect::{Effect, Outcome};
@@ -6,7 +6,8 @@ use crate::irc::state::cap;
 use crate::names::ChannelName;
 use crate::notify::Event;
 use crate::state::changes::{Join, Part, SetTopic};
-use crate::state::{ChangeError, User, truncate_bytes};
+use crate::state::rename::Rename;
+use crate::state::{ChangeError, User, policy, truncate_bytes};
 use bavard_proto::message::Message;
 use bavard_proto::numeric::*;
 
@@ -161,7 +162,14 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
         );
     }
     let name = ch.name.clone();
-    names_of(ctx, &name);
+    let end = names_list(ctx, &name);
+    // draft/read-marker: the channel's marker, before the end of NAMES.
+    if ctx.r.caps() & cap::READ_MARKER != 0 {
+        let at = ctx.net.read_marker(id, &name);
+        super::ircv3::send_marker(ctx, &name, at);
+    }
+    ctx.r.num(RPL_ENDOFNAMES, &[&end]);
+    super::metadata::joined(ctx, &name);
 }
 
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {
@@ -238,15 +246,101 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
-pub fn names(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
-    match m.param(0).filter(|p| !p.is_empty()) {
-        None => ctx.r.num(RPL_ENDOFNAMES, &["*"]),
-        Some(p) => {
-            for name in list(p) {
-                names_of(ctx, name);
-            }
-        }
+/// `RENAME #old #new [:reason]` (IRCv3 `draft/channel-rename`): checked
+/// here, then the new name is claimed in the name registry unless only its
+/// case changes.
+pub fn rename(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let (old, new) = (&*m.params[0], &*m.params[1]);
+    let reason = truncate_bytes(m.param(2).unwrap_or(""), ctx.cfg.limits.kick_length).to_string();
+    let ch = ctx
+        .net
+        .channel(old)
+        .ok_or_else(|| ChangeError::NoSuchChannel(old.to_string()))?;
+    policy::can_rename(ch, ch.member(ctx.st.id()), new)?;
+    let cannot = |why: &str| ChangeError::CannotRename(ch.name.to_string(), new.into(), why.into());
+    let Ok(name) = ctx.net.validate_channel(new) else {
+        return Err(cannot("Invalid channel name").into());
+    };
+    if name.key() == &*ch.key {
+        return renamed(ctx, ch.name.to_string(), name, reason);
     }
+    if ctx.net.channel(new).is_some() {
+        return Err(ChangeError::ChannelNameInUse(ch.name.to_string(), new.to_string()).into());
+    }
+    let cont = Cont::Rename {
+        channel: ch.name.to_string(),
+        new: new.to_string(),
+        reason,
+    };
+    let key = name.key().to_string();
+    Ok(Flow::Wait(Effect::FoundChannel { key }, cont))
+}
+
+/// RENAME, once the registry said whether the new name was free.
+pub fn rename_claimed(
+    ctx: &mut Ctx<'_>,
+    channel: String,
+    new: String,
+    reason: String,
+    outcome: Outcome,
+) -> Result<Flow, CommandError> {
+    match outcome {
+        Outcome::Claimed(true) => {
+            let name = ctx.net.validate_channel(&new).map_err(|_| {
+                ChangeError::CannotRename(
+                    channel.clone(),
+                    new.clone(),
+                    "Invalid channel name".into(),
+                )
+            })?;
+            let key = name.key().to_string();
+            let done = renamed(ctx, channel, name, reason);
+            if done.is_err() {
+                // Claimed but not taken: give the name back.
+                ctx.out.later.push(Effect::DropChannel { key });
+            }
+            done
+        }
+        Outcome::Failed(why) => Err(ChangeError::CannotRename(channel, new, why).into()),
+        _ => Err(ChangeError::ChannelNameInUse(channel, new).into()),
+    }
+}
+
+/// Applies a rename and echoes it to the renamer.
+fn renamed(
+    ctx: &mut Ctx<'_>,
+    channel: String,
+    new: ChannelName,
+    reason: String,
+) -> Result<Flow, CommandError> {
+    let done = ctx.apply(Rename {
+        by: ctx.st.id(),
+        channel,
+        new,
+        reason,
+    })?;
+    for ev in &done.echo {
+        ctx.r.event(ev);
+    }
+    Ok(Flow::Continue)
+}
+
+pub fn names(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let Some(p) = m.param(0).filter(|p| !p.is_empty()) else {
+        ctx.r.num(RPL_ENDOFNAMES, &["*"]);
+        return Ok(Flow::Continue);
+    };
+    if !p.contains(',') {
+        names_of(ctx, p);
+        return Ok(Flow::Continue);
+    }
+    // Several channels (TARGMAX NAMES, the rest dropped silently): each one's
+    // 353 lines, then one 366 carrying the list as given.
+    let max = ctx.cfg.limits.max_targets;
+    for name in list(p).take(max) {
+        names_list(ctx, name);
+    }
+    ctx.r.num(RPL_ENDOFNAMES, &[super::query::middle(p)]);
     Ok(Flow::Continue)
 }
 
@@ -267,18 +361,25 @@ pub fn visible_in(u: &User, viewer_is_member: bool) -> bool {
 
 /// RPL_NAMREPLY lines and RPL_ENDOFNAMES for one channel.
 pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
+    let end = names_list(ctx, name);
+    ctx.r.num(RPL_ENDOFNAMES, &[&end]);
+}
+
+/// The RPL_NAMREPLY lines of one channel, when the user may see its members;
+/// returns the name its RPL_ENDOFNAMES carries (the channel's own spelling,
+/// or the name as given when there is no such channel to show).
+fn names_list(ctx: &mut Ctx<'_>, name: &str) -> String {
     let id = ctx.st.id();
     let caps = ctx.r.caps();
     let multi = caps & cap::MULTI_PREFIX != 0;
     let uhnames = caps & cap::USERHOST_IN_NAMES != 0;
+    let given = || super::query::middle(name).to_string();
     let Some(ch) = ctx.net.channel(name) else {
-        ctx.r.num(RPL_ENDOFNAMES, &[name]);
-        return;
+        return given();
     };
     let is_member = ch.member(id).is_some();
     if !is_member && ch.modes.secret {
-        ctx.r.num(RPL_ENDOFNAMES, &[name]);
-        return;
+        return given();
     }
     let symbol = if ch.modes.secret {
         "@"
@@ -302,7 +403,7 @@ pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
             entries.push(format!("{p}{}", u.nick()));
         }
     }
-    let chname = ch.name.clone();
+    let chname = ch.name.to_string();
     // ":server 353 nick = #chan :" plus CRLF must fit in 512 bytes.
     let room = 512 - (ctx.r.server().len() + ctx.r.nick.len() + chname.len() + 16);
     let mut line = String::new();
@@ -319,5 +420,5 @@ pub fn names_of(ctx: &mut Ctx<'_>, name: &str) {
     if !line.is_empty() {
         ctx.r.num(RPL_NAMREPLY, &[symbol, &chname, &line]);
     }
-    ctx.r.num(RPL_ENDOFNAMES, &[&chname]);
+    chname
 }

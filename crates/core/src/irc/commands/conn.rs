@@ -13,9 +13,20 @@ use bavard_proto::numeric::*;
 /// Longest username kept (the rest is cut, as ident usernames are short).
 pub const USERLEN: usize = 16;
 
-fn caps_string(version: u16) -> String {
+/// Whether the capability with `bit` is offered under `cfg`: history only
+/// when some is kept.
+fn offered(bit: u32, cfg: &crate::config::CoreConfig) -> bool {
+    bit != cap::CHATHISTORY || cfg.limits.history > 0
+}
+
+fn caps_string(version: u16, cfg: &crate::config::CoreConfig) -> String {
     CAPS.iter()
-        .map(|(name, _, value)| {
+        .filter(|&&(_, bit, _)| offered(bit, cfg))
+        .map(|&(name, bit, value)| {
+            let value = match bit {
+                cap::METADATA => super::metadata::cap_value(cfg),
+                _ => value.to_string(),
+            };
             if version >= 302 && !value.is_empty() {
                 format!("{name}={value}")
             } else {
@@ -41,7 +52,7 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 ctx.st.caps |= cap::CAP_NOTIFY;
                 ctx.r.set_caps(ctx.st.caps);
             }
-            let list = caps_string(ctx.st.cap_version);
+            let list = caps_string(ctx.st.cap_version, &ctx.cfg);
             ctx.r.server_line(&format!("CAP {nick} LS :{list}"));
         }
         "LIST" => {
@@ -66,7 +77,10 @@ pub fn cap(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                     Some(n) => (true, n),
                     None => (false, item),
                 };
-                match CAPS.iter().find(|(n, _, _)| *n == name) {
+                let known = CAPS
+                    .iter()
+                    .find(|&&(n, bit, _)| n == name && offered(bit, &ctx.cfg));
+                match known {
                     // cap-notify cannot be turned off once LS 302 enabled it.
                     Some((_, bit, _))
                         if remove && *bit == cap::CAP_NOTIFY && ctx.st.cap_version >= 302 =>
@@ -268,16 +282,18 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
 /// ISUPPORT tokens, truthful to what the server does.
 pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
     let l = &cfg.limits;
-    vec![
+    let mut tokens = vec![
         format!("AWAYLEN={}", l.away_length),
         "BOT=B".into(),
         "CASEMAPPING=rfc1459".into(),
         format!("CHANLIMIT=#:{}", l.channels_per_user),
-        "CHANMODES=beI,k,l,imnpst".into(),
+        "CHANMODES=beI,k,l,Cimnpst".into(),
         format!("CHANNELLEN={}", l.channel_length),
         "CHANTYPES=#".into(),
         "ELIST=CMNTU".into(),
         "EXCEPTS=e".into(),
+        // Extended bans without a prefix character: `m:` mutes.
+        "EXTBAN=,m".into(),
         "INVEX=I".into(),
         format!("KICKLEN={}", l.kick_length),
         format!("MAXLIST=beI:{}", l.list_entries),
@@ -288,15 +304,24 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         format!("NICKLEN={}", l.nick_length),
         "PREFIX=(ov)@+".into(),
         "SAFELIST".into(),
+        "STATUSMSG=@+".into(),
         format!(
-            "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:,PART:,KICK:1,WHOIS:1,NAMES:1,LIST:1,MONITOR:,ISON:,USERHOST:5",
+            "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:,PART:,KICK:{t},WHOIS:1,NAMES:{t},LIST:1,MONITOR:,ISON:,USERHOST:5",
             t = l.max_targets
         ),
         format!("TOPICLEN={}", l.topic_length),
         format!("USERLEN={USERLEN}"),
         "UTF8ONLY".into(),
         "WHOX".into(),
-    ]
+    ];
+    if l.history > 0 {
+        // draft/chathistory: the most one request returns (all that is
+        // kept; 0 would mean no limit), and how messages are named.
+        tokens.push(format!("CHATHISTORY={}", l.history));
+        tokens.push("MSGREFTYPES=msgid,timestamp".into());
+        tokens.sort();
+    }
+    tokens
 }
 
 /// The welcome burst: 001-005, LUSERS, MOTD.
@@ -336,7 +361,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
             &cfg.server_name,
             version,
             "BiorwZ",
-            "beIiklmnopstv",
+            "CbeIiklmnopstv",
             "beIklov",
         ],
     );
@@ -346,6 +371,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
         ctx.r.num(RPL_ISUPPORT, &p);
     }
     super::query::send_lusers(ctx);
+    super::metadata::registered(ctx);
     super::query::send_motd(ctx);
 }
 

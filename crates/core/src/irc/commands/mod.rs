@@ -9,6 +9,9 @@
 
 mod chan;
 mod conn;
+mod history;
+mod ircv3;
+mod metadata;
 mod modes;
 mod msg;
 mod oper;
@@ -17,6 +20,7 @@ mod query;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use chan::member_prefix;
 pub use conn::{complete_registration, isupport, welcome};
 
 use super::reply::Responder;
@@ -91,6 +95,16 @@ pub enum Cont {
         chans: Vec<(String, Option<String>)>,
         next: usize,
     },
+    /// CHATHISTORY: the history store answered.
+    History { command: String, target: String },
+    /// CHATHISTORY TARGETS: (history key, channel name) of the user's channels.
+    HistoryTargets { names: Vec<(String, String)> },
+    /// RENAME: the new name was claimed (or someone holds it).
+    Rename {
+        channel: String,
+        new: String,
+        reason: String,
+    },
 }
 
 /// A command waiting on an effect, with the replies it has so far.
@@ -140,15 +154,20 @@ pub static COMMANDS: &[Command] = &[
     c("AWAY", 0, false, oper::away, "AWAY [:message]", "Marks you away with a message; no message marks you back."),
     c("BATCH", 1, false, msg::batch, "BATCH (+|-)reference [type [params]]", "Groups messages, e.g. a multiline message."),
     c("CAP", 1, true, conn::cap, "CAP LS|LIST|REQ|END [args]", "Negotiates IRCv3 capabilities."),
+    c("CHATHISTORY", 1, false, history::chathistory, "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #chan ref [ref] limit, or TARGETS from to limit", "Plays back a channel's past messages (draft/chathistory)."),
     c("HELP", 0, false, query::help, "HELP [command]", "Lists the commands, or explains one."),
+    c("HELPOP", 0, false, query::help, "HELPOP [command]", "The same as HELP."),
     c("INFO", 0, false, query::info, "INFO [server]", "Tells about the server software."),
-    c("INVITE", 2, false, modes::invite, "INVITE nick #channel", "Invites a user to a channel."),
+    c("INVITE", 0, false, modes::invite, "INVITE [nick #channel]", "Invites a user to a channel; alone, lists your invitations."),
     c("ISON", 1, false, query::ison, "ISON nick [nick...]", "Tells which of the given nicks are online."),
     c("JOIN", 1, false, chan::join, "JOIN #chan[,#chan...] [key[,key...]]", "Joins channels; JOIN 0 leaves them all."),
-    c("KICK", 2, false, modes::kick, "KICK #channel nick [:reason]", "Removes a user from a channel (channel operators)."),
+    c("KICK", 2, false, modes::kick, "KICK #channel nick[,nick...] [:reason]", "Removes users from a channel (channel operators)."),
     c("KILL", 1, false, oper::kill, "KILL nick :reason", "Disconnects a user (server operators)."),
+    c("LINKS", 0, false, query::links, "LINKS [[server] mask]", "Lists the servers of the network: this one alone."),
     c("LIST", 0, false, modes::list, "LIST [#chan[,#chan...]]", "Lists channels with their user counts and topics."),
     c("LUSERS", 0, false, query::lusers, "LUSERS", "Shows user, operator and channel counts."),
+    c("MARKREAD", 0, false, ircv3::markread, "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]", "Sets or shows when you last read a conversation (draft/read-marker)."),
+    c("METADATA", 2, true, metadata::metadata, "METADATA target|* GET|LIST|SET|CLEAR|SUB|UNSUB|SUBS|SYNC [key [:value]]", "Reads and sets metadata on users and channels, and subscribes to keys (draft/metadata-3)."),
     c("MODE", 1, false, modes::mode, "MODE target [modes [params]]", "Shows or changes channel or user modes."),
     c("MONITOR", 1, false, oper::monitor, "MONITOR +|-|C|L|S [nick,...]", "Notifies you when nicks come online or leave."),
     c("MOTD", 0, false, query::motd, "MOTD [server]", "Shows the message of the day."),
@@ -162,6 +181,8 @@ pub static COMMANDS: &[Command] = &[
     c("PONG", 0, true, conn::pong, "PONG token", "Answers a PING from the server."),
     c("PRIVMSG", 0, false, msg::privmsg, "PRIVMSG target[,target...] :text", "Sends a message to users or channels."),
     c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
+    c("REDACT", 2, false, ircv3::redact, "REDACT target msgid [:reason]", "Deletes a message: your own, or any in a channel you operate (draft/message-redaction)."),
+    c("RENAME", 2, false, chan::rename, "RENAME #channel #new [:reason]", "Renames a channel, keeping its members, modes and topic (channel operators)."),
     c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
     c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
     c("TIME", 0, false, query::time, "TIME [server]", "Shows the server's time."),
@@ -217,6 +238,13 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
         Cont::Oper { name } => oper::oper_checked(ctx, &name, outcome),
         Cont::Nick { nick } => conn::nick_claimed(ctx, &nick, outcome),
         Cont::Join { chans, next } => chan::join_founded(ctx, chans, next, outcome),
+        Cont::Rename {
+            channel,
+            new,
+            reason,
+        } => chan::rename_claimed(ctx, channel, new, reason, outcome),
+        Cont::History { command, target } => Ok(history::played(ctx, &command, &target, outcome)),
+        Cont::HistoryTargets { names } => Ok(history::targets_found(ctx, &names, outcome)),
     };
     finish(ctx, command, flow)
 }
@@ -261,6 +289,71 @@ pub fn report(r: &mut Responder, command: &str, e: CommandError) {
             ChangeError::NoPrivileges => r.num(ERR_NOPRIVILEGES, &[]),
             ChangeError::MessageTooLong(_) => r.num(ERR_INPUTTOOLONG, &[]),
             ChangeError::NoTextToSend => r.num(ERR_NOTEXTTOSEND, &[]),
+            ChangeError::ChannelNameInUse(old, new) => r.standard(
+                "FAIL",
+                command,
+                "CHANNEL_NAME_IN_USE",
+                &[&old, &new],
+                "The channel name is already taken",
+            ),
+            ChangeError::CannotRename(old, new, why) => {
+                r.standard("FAIL", command, "CANNOT_RENAME", &[&old, &new], &why)
+            }
+            ChangeError::RedactInvalidTarget(t) => r.standard(
+                "FAIL",
+                command,
+                "INVALID_TARGET",
+                &[&t],
+                "You cannot redact messages there",
+            ),
+            ChangeError::UnknownMsgid(t, id) => r.standard(
+                "FAIL",
+                command,
+                "UNKNOWN_MSGID",
+                &[&t, &id],
+                "This message does not exist or is too old",
+            ),
+            ChangeError::RedactForbidden(t, id) => r.standard(
+                "FAIL",
+                command,
+                "REDACT_FORBIDDEN",
+                &[&t, &id],
+                "You are not allowed to redact this message",
+            ),
+            ChangeError::MetadataInvalidTarget(t) => {
+                r.standard("FAIL", command, "INVALID_TARGET", &[&t], "Invalid target")
+            }
+            ChangeError::MetadataNoPermission(t, k) => r.standard(
+                "FAIL",
+                command,
+                "KEY_NO_PERMISSION",
+                &[&t, &k],
+                "You do not have permission to do that",
+            ),
+            ChangeError::MetadataKeyInvalid(k) => {
+                r.standard("FAIL", command, "KEY_INVALID", &[&k], "Invalid key")
+            }
+            // irctest expects INVALID_VALUE; the draft's table says VALUE_INVALID.
+            ChangeError::MetadataValueInvalid(k) => {
+                r.standard("FAIL", command, "INVALID_VALUE", &[&k], "Value is too long")
+            }
+            ChangeError::MetadataLimit(t, max) => r.standard(
+                "FAIL",
+                command,
+                "LIMIT_REACHED",
+                &[&t],
+                &format!("Metadata limit reached ({max} keys)"),
+            ),
+            ChangeError::MetadataKeyNotSet(t, k) => {
+                r.standard("FAIL", command, "KEY_NOT_SET", &[&t, &k], "Key not set")
+            }
+            ChangeError::RedactWindowExpired(t, id, secs) => r.standard(
+                "FAIL",
+                command,
+                "REDACT_WINDOW_EXPIRED",
+                &[&t, &id, &secs.to_string()],
+                "This message can no longer be redacted",
+            ),
         },
     }
 }

@@ -64,7 +64,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> Vec<ModeItem> {
             'b' | 'e' | 'I' | 'o' | 'v' => true,
             'k' => true,
             'l' => add,
-            'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
+            'C' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
             _ => {
                 out.push(ModeItem::Unknown(c));
                 continue;
@@ -137,6 +137,7 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
     let m = &ch.modes;
     let mut letters = String::from("+");
     for (on, c) in [
+        (m.no_ctcp, 'C'),
         (m.invite_only, 'i'),
         (m.moderated, 'm'),
         (m.no_external, 'n'),
@@ -299,7 +300,17 @@ fn validate(
             }
         },
         ('b' | 'e' | 'I', Some(mask)) => {
-            let norm = normalize_mask(&mask);
+            // Extended bans: `m:<mask>` mutes (+b) or lifts a mute (+e).
+            let norm = match policy::split_extban(&mask) {
+                (None, _) => normalize_mask(&mask),
+                (Some(policy::MUTE), rest) if c != 'I' && !rest.is_empty() => {
+                    format!("{}:{}", policy::MUTE, normalize_mask(rest))
+                }
+                (Some(_), _) => {
+                    invalid("*", "Unknown extended ban (EXTBAN=,m)");
+                    return None;
+                }
+            };
             if mask.is_empty()
                 || norm.starts_with(':')
                 || norm.contains(' ')
@@ -319,7 +330,7 @@ fn show_list(ctx: &mut Ctx<'_>, chname: &str, c: char) {
     let (item, end) = match c {
         'b' => (RPL_BANLIST, RPL_ENDOFBANLIST),
         'e' => (RPL_EXCEPTLIST, RPL_ENDOFEXCEPTLIST),
-        _ => (RPL_INVITELIST, RPL_ENDOFINVITELIST),
+        _ => (RPL_INVEXLIST, RPL_ENDOFINVEXLIST),
     };
     let entries: Vec<(String, String, String)> = ctx
         .net
@@ -427,13 +438,15 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         (c, n) if c == n => chans.iter().copied().zip(nicks.iter().copied()).collect(),
         _ => return Err(CommandError::NeedMoreParams),
     };
+    // TARGMAX KICK: targets past the limit are dropped silently (Modern IRC).
+    let pairs = &pairs[..pairs.len().min(ctx.cfg.limits.max_targets)];
     let kicker = ctx.nick();
     let reason = m
         .param(2)
         .filter(|r| !r.is_empty())
         .unwrap_or(kicker.as_str());
     let reason = truncate_bytes(reason, ctx.cfg.limits.kick_length).to_string();
-    for (chan, nick) in pairs {
+    for &(chan, nick) in pairs {
         let target_id = ctx.net.find_nick(nick).map(|u| u.id);
         let change = Kick {
             by: id,
@@ -463,6 +476,11 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
 }
 
 pub fn invite(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    match m.params.len() {
+        0 => return list_invitations(ctx),
+        1 => return Err(CommandError::NeedMoreParams),
+        _ => {}
+    }
     let invited = ctx.apply(Invite {
         by: ctx.st.id(),
         target: m.params[0].to_string(),
@@ -472,6 +490,26 @@ pub fn invite(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> 
     if let Some(away) = invited.away {
         ctx.r.num(RPL_AWAY, &[&invited.nick, &away]);
     }
+    Ok(Flow::Continue)
+}
+
+/// `INVITE` alone: the channels the user is invited to and has not joined
+/// yet (336 each, by name), then 337.
+fn list_invitations(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
+    let mut names: Vec<String> = ctx
+        .net
+        .user(ctx.st.id())
+        .map(|u| {
+            u.invitations()
+                .filter_map(|key| ctx.net.channel(key).map(|c| c.name.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in &names {
+        ctx.r.num(RPL_INVITELIST, &[name]);
+    }
+    ctx.r.num(RPL_ENDOFINVITELIST, &[]);
     Ok(Flow::Continue)
 }
 

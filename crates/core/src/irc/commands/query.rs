@@ -54,7 +54,7 @@ pub(super) fn pack(items: impl IntoIterator<Item = String>, room: usize) -> Vec<
 /// client-supplied masks and nicks before their trailing text; one that is
 /// empty, has a space or starts with ':' (possible when the client sent it as
 /// a trailing parameter) would shift every following parameter.
-fn middle(s: &str) -> &str {
+pub(super) fn middle(s: &str) -> &str {
     if s.is_empty() || s.contains(' ') || s.starts_with(':') {
         "*"
     } else {
@@ -378,14 +378,9 @@ pub fn who(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
 
 // ---------------------------------------------------------------------- WHOIS
 
-/// Server description used in RPL_WHOISSERVER.
+/// Server description used in RPL_WHOISSERVER and RPL_LINKS.
 fn server_info(ctx: &Ctx<'_>) -> String {
-    let loc = &ctx.cfg.admin.location;
-    if loc.is_empty() {
-        ctx.cfg.network.clone()
-    } else {
-        loc.clone()
-    }
+    ctx.cfg.description.clone()
 }
 
 /// `WHOIS [server] nick`: only the first of a comma list is answered
@@ -471,6 +466,8 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         RPL_WHOISIDLE,
         &[&nick, &idle_secs(ctx, u).to_string(), &u.signon.to_string()],
     );
+    let md = u.metadata().clone();
+    super::metadata::whois(ctx, &nick, &md);
     // The end numeric echoes the nick as the client asked for it.
     ctx.r.num(RPL_ENDOFWHOIS, &[&target]);
     Ok(Flow::Continue)
@@ -575,6 +572,27 @@ pub fn version(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError>
         let p: Vec<&str> = chunk.iter().map(String::as_str).collect();
         ctx.r.num(RPL_ISUPPORT, &p);
     }
+    Ok(Flow::Continue)
+}
+
+/// `LINKS [[server] mask]`: the network is this one server, so its only
+/// entry is itself (hop count 0), when it matches the mask.
+pub fn links(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let mask = match m.params.len() {
+        0 => None,
+        1 => m.param(0),
+        _ => {
+            check_server(ctx, m, 0)?;
+            m.param(1)
+        }
+    }
+    .filter(|mask| !mask.is_empty());
+    let server = ctx.r.server().to_string();
+    if mask.is_none_or(|mask| wildcard_match(mask, &server)) {
+        let info = format!("0 {}", server_info(ctx));
+        ctx.r.num(RPL_LINKS, &[&server, &server, &info]);
+    }
+    ctx.r.num(RPL_ENDOFLINKS, &[middle(mask.unwrap_or("*"))]);
     Ok(Flow::Continue)
 }
 

@@ -574,3 +574,5 @@ fn invites_reach_the_target_and_the_other_operators() {
     assert_eq!((told.who(direct), told.who(notify)), (vec![t], vec![op2]));
     assert_eq!(w.join(t, "#x"), Ok(true), "invited past +i");
 }
+
+mod ircv3;

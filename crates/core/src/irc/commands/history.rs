@@ -1,0 +1,204 @@
+//! CHATHISTORY (IRCv3 `draft/chathistory`): the past messages of a channel
+//! the user is in, read from the history store (`limits.history` kept per
+//! channel). Private messages are not kept: without accounts, the next
+//! holder of a nick would read them.
+
+use super::query::middle;
+use super::{CommandError, Cont, Ctx, Flow};
+use crate::effect::{Effect, Outcome};
+use crate::ids::MsgId;
+use crate::irc::render::{format_time, parse_time};
+use crate::notify::Event;
+use crate::store::{Point, Range, Stored, history_key};
+use bavard_proto::message::Message;
+
+fn fail(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) -> Result<Flow, CommandError> {
+    let context: Vec<String> = context.iter().map(|c| middle(c).to_string()).collect();
+    let context: Vec<&str> = context.iter().map(String::as_str).collect();
+    ctx.r.standard("FAIL", "CHATHISTORY", code, &context, text);
+    Ok(Flow::Continue)
+}
+
+/// `timestamp=<time>` or `msgid=<id>`.
+fn point(s: &str) -> Option<Point> {
+    if let Some(t) = s.strip_prefix("timestamp=") {
+        return parse_time(t).map(Point::Time);
+    }
+    let id = s.strip_prefix("msgid=")?.parse().ok()?;
+    Some(Point::Msgid(MsgId::from_raw(id)))
+}
+
+pub fn chathistory(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
+    let sub = m.params[0].to_ascii_uppercase();
+    let want = match sub.as_str() {
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" | "TARGETS" => 4,
+        "BETWEEN" => 5,
+        _ => return fail(ctx, "INVALID_PARAMS", &[&m.params[0]], "Unknown subcommand"),
+    };
+    if m.params.len() < want {
+        return fail(ctx, "INVALID_PARAMS", &[&sub], "Insufficient parameters");
+    }
+    let max = ctx.cfg.limits.history.max(1);
+    let limit = match m.params[want - 1].parse::<usize>() {
+        Ok(n) if n > 0 => n.min(max),
+        _ => {
+            let given = &m.params[want - 1];
+            return fail(ctx, "INVALID_PARAMS", &[&sub, given], "Invalid limit");
+        }
+    };
+    // The references: after the target, or (TARGETS) in its place.
+    let first = if sub == "TARGETS" { 1 } else { 2 };
+    let mut points = Vec::new();
+    for p in &m.params[first..want - 1] {
+        let star = sub == "LATEST" && p == "*";
+        let timestamp_only = sub == "TARGETS" && !p.starts_with("timestamp=");
+        match point(p) {
+            _ if star => points.push(None),
+            Some(pt) if !timestamp_only => points.push(Some(pt)),
+            _ => {
+                return fail(
+                    ctx,
+                    "INVALID_PARAMS",
+                    &[&sub, p],
+                    "Invalid message reference",
+                );
+            }
+        }
+    }
+    if sub == "TARGETS" {
+        return targets(ctx, &points, limit);
+    }
+    let target = &*m.params[1];
+    let Some(ch) = ctx.net.channel(target).filter(|_| target.starts_with('#')) else {
+        if target.starts_with('#') || ctx.net.validate_nick(target).is_err() {
+            return fail(
+                ctx,
+                "INVALID_TARGET",
+                &[&sub, target],
+                "Messages could not be retrieved",
+            );
+        }
+        // A nick: private messages are not kept.
+        ctx.r.start_batch("chathistory", &[target]);
+        ctx.r.end_batch();
+        return Ok(Flow::Continue);
+    };
+    if ch.member(ctx.st.id()).is_none() {
+        return fail(
+            ctx,
+            "INVALID_TARGET",
+            &[&sub, target],
+            "Messages could not be retrieved",
+        );
+    }
+    // Only LATEST takes `*` (None); the others' references are all Some.
+    let at = points.first().copied().flatten().unwrap_or(Point::Time(0));
+    let range = match sub.as_str() {
+        "LATEST" => Range::Latest {
+            after: points.first().copied().flatten(),
+            limit,
+        },
+        "BEFORE" => Range::Before { point: at, limit },
+        "AFTER" => Range::After { point: at, limit },
+        "AROUND" => Range::Around { point: at, limit },
+        _ => Range::Between {
+            from: at,
+            to: points.get(1).copied().flatten().unwrap_or(Point::Time(0)),
+            limit,
+        },
+    };
+    let (name, key) = (ch.name.clone(), history_key(ch.serial));
+    if ctx.cfg.limits.history == 0 {
+        return Ok(played(ctx, &sub, &name, Outcome::History(Vec::new())));
+    }
+    Ok(Flow::Wait(
+        Effect::ReadHistory { target: key, range },
+        Cont::History {
+            command: sub,
+            target: name.to_string(),
+        },
+    ))
+}
+
+/// CHATHISTORY, once the store answered: a `chathistory` batch of the
+/// messages, each as it was relayed (its time and msgid), under the
+/// channel's current name.
+pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) -> Flow {
+    let events: Vec<Stored> = match outcome {
+        Outcome::History(events) => events,
+        Outcome::Failed(why) => {
+            let _ = fail(ctx, "MESSAGE_ERROR", &[command, name], &why);
+            return Flow::Continue;
+        }
+        _ => Vec::new(),
+    };
+    ctx.r.start_batch("chathistory", &[name]);
+    for mut s in events {
+        if let Event::Message { target, .. } = &mut s.event {
+            *target = name.into();
+        }
+        ctx.r.event(&s.event);
+    }
+    ctx.r.end_batch();
+    Flow::Continue
+}
+
+/// `CHATHISTORY TARGETS <from> <to> <limit>`: the user's channels whose
+/// latest message is between the two times.
+fn targets(
+    ctx: &mut Ctx<'_>,
+    points: &[Option<Point>],
+    limit: usize,
+) -> Result<Flow, CommandError> {
+    let time = |i: usize| match points.get(i) {
+        Some(Some(Point::Time(t))) => *t,
+        _ => 0,
+    };
+    let (from, to) = (time(0), time(1));
+    let names: Vec<(String, String)> = ctx
+        .net
+        .user(ctx.st.id())
+        .map(|u| {
+            u.channels
+                .iter()
+                .filter_map(|k| ctx.net.channel(k))
+                .map(|ch| (history_key(ch.serial), ch.name.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ctx.cfg.limits.history == 0 || names.is_empty() {
+        return Ok(targets_found(ctx, &names, Outcome::Targets(Vec::new())));
+    }
+    let effect = Effect::HistoryTargets {
+        targets: names.iter().map(|(k, _)| k.clone()).collect(),
+        from,
+        to,
+        limit,
+    };
+    Ok(Flow::Wait(effect, Cont::HistoryTargets { names }))
+}
+
+/// CHATHISTORY TARGETS, once the store answered: a
+/// `draft/chathistory-targets` batch of `CHATHISTORY TARGETS <name> <time>`.
+pub fn targets_found(ctx: &mut Ctx<'_>, names: &[(String, String)], outcome: Outcome) -> Flow {
+    let found = match outcome {
+        Outcome::Targets(found) => found,
+        Outcome::Failed(why) => {
+            let _ = fail(ctx, "MESSAGE_ERROR", &["TARGETS"], &why);
+            return Flow::Continue;
+        }
+        _ => Vec::new(),
+    };
+    ctx.r.start_batch("draft/chathistory-targets", &[]);
+    for (key, at) in found {
+        if let Some((_, name)) = names.iter().find(|(k, _)| *k == key) {
+            let mut t = Vec::new();
+            format_time(at, &mut t);
+            let t = String::from_utf8_lossy(&t);
+            ctx.r
+                .server_line(&format!("CHATHISTORY TARGETS {name} {t}"));
+        }
+    }
+    ctx.r.end_batch();
+    Flow::Continue
+}

@@ -1,0 +1,158 @@
+//! Read markers (IRCv3 `draft/read-marker`): for each owner, the time of the
+//! last message it read in each conversation.
+//!
+//! The owner is who reads: without accounts, a user is its nick, so markers
+//! are keyed by the casefolded nick, follow it through nick changes and are
+//! forgotten when the user quits (keeping them for the next holder of the
+//! nick would show one person's reading to another). With accounts, the
+//! owner becomes the account and the markers can outlive a connection.
+
+use super::{Change, ChangeError, Map, Network, User};
+use crate::ids::ConnId;
+use crate::names::casefold;
+use crate::notify::Millis;
+use crate::session::Outputs;
+
+/// Every owner's markers.
+#[derive(Debug, Default)]
+pub struct ReadMarkers {
+    /// Owner key → (casefolded target, time of the last message read).
+    by_owner: Map<String, Vec<(String, Millis)>>,
+}
+
+impl ReadMarkers {
+    pub fn get(&self, owner: &str, target_key: &str) -> Option<Millis> {
+        self.by_owner
+            .get(owner)?
+            .iter()
+            .find(|(t, _)| t == target_key)
+            .map(|&(_, at)| at)
+    }
+
+    /// Moves `at` forward (never back) and returns the stored time. A new
+    /// target past `limit` replaces the one read longest ago.
+    fn advance(&mut self, owner: &str, target_key: &str, at: Millis, limit: usize) -> Millis {
+        if limit == 0 {
+            return at;
+        }
+        let marks = self.by_owner.entry(owner.to_string()).or_default();
+        if let Some((_, stored)) = marks.iter_mut().find(|(t, _)| t == target_key) {
+            *stored = (*stored).max(at);
+            return *stored;
+        }
+        if marks.len() >= limit {
+            let oldest = marks.iter().enumerate().min_by_key(|(_, (_, at))| *at);
+            if let Some((i, _)) = oldest {
+                marks.swap_remove(i);
+            }
+        }
+        marks.push((target_key.to_string(), at));
+        at
+    }
+
+    /// The owner's key changed (a nick change).
+    pub(super) fn rename_owner(&mut self, old: &str, new: &str) {
+        if old != new
+            && let Some(marks) = self.by_owner.remove(old)
+        {
+            self.by_owner.insert(new.to_string(), marks);
+        }
+    }
+
+    pub(super) fn forget_owner(&mut self, owner: &str) {
+        self.by_owner.remove(owner);
+    }
+
+    /// A channel's key changed (a rename): every owner's marker follows.
+    pub(super) fn rename_target(&mut self, old: &str, new: &str) {
+        for marks in self.by_owner.values_mut() {
+            for (t, _) in marks.iter_mut().filter(|(t, _)| t == old) {
+                *t = new.to_string();
+            }
+        }
+    }
+
+    /// How many markers are kept, all owners together (for tests).
+    pub fn len(&self) -> usize {
+        self.by_owner.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Network {
+    /// Whose markers `u` reads and sets: its nick until there are accounts.
+    fn marker_owner(u: &User) -> &str {
+        u.nick_key()
+    }
+
+    /// When `id` last read in the conversation `target` (a channel or a
+    /// nick, which need not exist now).
+    pub fn read_marker(&self, id: ConnId, target: &str) -> Option<Millis> {
+        let u = self.users.get(&id)?;
+        self.markers
+            .get(Network::marker_owner(u), &casefold(target))
+    }
+
+    pub fn read_markers(&self) -> &ReadMarkers {
+        &self.markers
+    }
+}
+
+/// A user read a conversation up to `at`.
+pub struct MarkRead {
+    pub id: ConnId,
+    pub target: String,
+    pub at: Millis,
+}
+
+impl Change for MarkRead {
+    /// The stored time: `at`, or a later one read before.
+    type Output = Millis;
+    fn apply(
+        self,
+        net: &mut Network,
+        _out: &mut Outputs,
+        now: Millis,
+    ) -> Result<Millis, ChangeError> {
+        let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
+        let owner = Network::marker_owner(u).to_string();
+        // No reading in the future: a marker says which messages were read.
+        let at = self.at.min(now);
+        let limit = net.cfg.limits.read_markers;
+        Ok(net
+            .markers
+            .advance(&owner, &casefold(&self.target), at, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_only_move_forward_and_stay_bounded() {
+        let mut m = ReadMarkers::default();
+        assert_eq!(m.advance("a", "#x", 10, 2), 10);
+        assert_eq!(m.advance("a", "#x", 5, 2), 10, "never back");
+        assert_eq!(m.advance("a", "#x", 20, 2), 20);
+        assert_eq!(m.advance("a", "bob", 30, 2), 30);
+        // A third target replaces the one read longest ago (#x at 20).
+        assert_eq!(m.advance("a", "#y", 15, 2), 15);
+        assert_eq!(m.get("a", "#x"), None);
+        assert_eq!((m.get("a", "bob"), m.get("a", "#y")), (Some(30), Some(15)));
+        assert_eq!(m.len(), 2);
+        // Owners are apart; renames follow.
+        assert_eq!(m.get("b", "bob"), None);
+        m.rename_owner("a", "c");
+        m.rename_target("#y", "#z");
+        assert_eq!(m.get("c", "#z"), Some(15));
+        m.forget_owner("c");
+        assert!(m.is_empty());
+        // A limit of 0 keeps nothing.
+        assert_eq!(m.advance("a", "#x", 10, 0), 10);
+        assert_eq!(m.get("a", "#x"), None);
+    }
+}
