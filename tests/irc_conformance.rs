@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::irc::{IrcClient, Msg};
+use support::irc::{IrcClient, Msg, cmds, join};
 use support::server::Server;
 
 const ML: &[&str] = &[
@@ -26,16 +26,6 @@ const LABELS: &[&str] = &["echo-message", "batch", "labeled-response"];
 
 fn has(m: &Msg, key: &str) -> bool {
     m.tags.iter().any(|t| t.key == key)
-}
-
-fn cmds(ms: &[Msg]) -> Vec<&str> {
-    ms.iter().map(|m| &*m.command).collect()
-}
-
-async fn join(c: &mut IrcClient, chan: &str) {
-    c.send(&format!("JOIN {chan}")).await;
-    c.expect("366").await;
-    c.sync().await;
 }
 
 // ---------------------------------------------------------------- registration

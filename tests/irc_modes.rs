@@ -4,33 +4,9 @@
 mod support;
 
 use support::TIMEOUT;
-use support::irc::{IrcClient, Msg};
+use support::irc::{IrcClient, Msg, ask, join};
 use support::server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// Joins `chan` and reads up to the end of NAMES.
-async fn join(c: &mut IrcClient, chan: &str) {
-    c.send_raw(format!("JOIN {chan}\r\n").as_bytes()).await;
-    c.expect("366").await;
-}
-
-/// Sends `line` and returns everything it produced (up to a PING round trip).
-///
-/// Line and PING go out in one write: `IrcClient::send` writes the CRLF
-/// separately, and Nagle's algorithm then holds it for a delayed ACK, which
-/// costs tens of milliseconds per command.
-async fn ask(c: &mut IrcClient, line: &str) -> Vec<Msg> {
-    c.send_raw(format!("{line}\r\nPING :sync\r\n").as_bytes())
-        .await;
-    let mut out = Vec::new();
-    loop {
-        let m = c.msg().await;
-        if m.command == "PONG" && m.params.last().is_some_and(|p| p == "sync") {
-            return out;
-        }
-        out.push(m);
-    }
-}
 
 /// Sends `line` and asserts the only reply is exactly one message with
 /// `command` and `params`.

@@ -6,7 +6,7 @@
 mod support;
 
 use bavard::config::{Config, Oper};
-use support::irc::{IrcClient, Msg};
+use support::irc::{IrcClient, Msg, cmds};
 use support::server::Server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -35,10 +35,6 @@ async fn oper_up(c: &mut IrcClient) {
 async fn ask(c: &mut IrcClient, line: &str, end: &str) -> Vec<Msg> {
     c.send(line).await;
     c.collect_until(end).await
-}
-
-fn cmds(ms: &[Msg]) -> Vec<&str> {
-    ms.iter().map(|m| &*m.command).collect()
 }
 
 fn find<'a>(ms: &'a [Msg], code: &str) -> &'a Msg {

@@ -151,8 +151,11 @@ impl IrcClient {
     }
 }
 
-/// Sends `line` and returns everything it produced, up to a PING round trip
-/// (both go out in one write, so Nagle's algorithm does not hold the second).
+/// Sends `line` and returns everything it produced, up to a PING round trip.
+///
+/// Line and PING go out in one write: `IrcClient::send` writes the CRLF
+/// separately, and Nagle's algorithm then holds it for a delayed ACK, which
+/// costs tens of milliseconds per command.
 pub async fn ask(c: &mut IrcClient, line: &str) -> Vec<Msg> {
     c.send_raw(format!("{line}\r\nPING :sync\r\n").as_bytes())
         .await;
