@@ -28,6 +28,7 @@ pub mod irc;
 pub mod line;
 pub mod notify;
 pub mod oper;
+pub mod scram;
 pub mod session;
 pub mod sim;
 pub mod state;

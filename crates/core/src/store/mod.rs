@@ -1,0 +1,61 @@
+//! The seams to what lives outside a node: who holds a name, the accounts,
+//! the history. Each is a trait whose answers may come at once ([`Reply::Now`],
+//! the in-memory implementations here) or later ([`Reply::Later`], a future
+//! the server awaits: a database, a broker). The core never calls them: it
+//! asks through [`crate::effect::Effect`]s, which the server runs against
+//! these seams.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+
+/// An answer now, or a future that gives it.
+pub enum Reply<T> {
+    Now(T),
+    Later(Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reply::Now(_) => "Reply::Now",
+            Reply::Later(_) => "Reply::Later",
+        })
+    }
+}
+
+/// A store could not answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} does not exist")]
+    Missing(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+mod accounts;
+mod history;
+mod registry;
+
+pub use accounts::{Account, AccountStore, MemoryAccounts, Scram};
+pub use history::{HistoryStore, MemoryHistory, Point, Range, Stored, history_key};
+pub use registry::{MemoryRegistry, NameRegistry};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Reply;
+
+    /// The answer of an in-memory store, which never defers.
+    pub(crate) fn now<T>(r: Reply<T>) -> T {
+        match r {
+            Reply::Now(t) => t,
+            Reply::Later(_) => panic!("the in-memory stores answer at once"),
+        }
+    }
+}
