@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use bavard_core::ConnId;
 use bavard_core::irc::IrcSession;
 use bavard_core::line::LineSession;
-use bavard_core::store::MemoryRegistry;
+use bavard_core::store::SoleRegistry;
 
 use crate::config::Config;
 use crate::delivery::Peer;
@@ -90,7 +90,7 @@ pub async fn run(
     tls: Option<Arc<tls::Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
+    let effects = Effects::new(Arc::new(SoleRegistry), cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
     let l = &cfg.limits;
     let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
@@ -365,7 +365,7 @@ mod tests {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.socket.local_addr().unwrap();
         let cfg = Arc::new(Config::default());
-        let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
+        let effects = Effects::new(Arc::new(SoleRegistry), cfg.secrets());
         let shared = Arc::new(Shared {
             flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
             hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),

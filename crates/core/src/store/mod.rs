@@ -45,7 +45,7 @@ mod registry;
 
 pub use accounts::{Account, AccountStore, MemoryAccounts, Scram};
 pub use history::{HistoryStore, MemoryHistory, Point, Range, Stored, history_key};
-pub use registry::{MemoryRegistry, NameRegistry};
+pub use registry::{MemoryRegistry, NameRegistry, SoleRegistry};
 
 #[cfg(test)]
 pub(crate) mod tests {
