@@ -58,6 +58,25 @@ pub struct Config {
     pub workers: usize,
     /// Certificate for the TLS listeners; without it they are off.
     pub tls: Option<TlsConfig>,
+    /// Where accounts and history are kept.
+    pub storage: StorageConfig,
+}
+
+/// The database file (docs/storage.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite file, created if missing; a relative path is from the
+    /// server's working directory.
+    pub path: std::path::PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: "bavard.db".into(),
+        }
+    }
 }
 
 /// Flood control: token buckets per client; excess input is delayed, and a
@@ -239,6 +258,7 @@ impl Default for Config {
             flood: FloodConfig::default(),
             workers: 0,
             tls: None,
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -403,6 +423,9 @@ impl Config {
         if bavard_core::names::ChannelName::parse(&self.default_channel, l.channel_length).is_err()
         {
             return bad("default_channel must be a valid channel name such as \"#lobby\"");
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return bad("storage.path must name a file, such as \"bavard.db\"");
         }
         if l.nick_length < 9 {
             return bad("limits.nick_length must be at least 9");

@@ -96,6 +96,15 @@ impl OpenError {
 /// damage; with `migrate`, its schema brought up to [`SCHEMA_VERSION`].
 pub(crate) fn connect(path: &Path, migrate: bool) -> Result<Connection, OpenError> {
     let err = |e| OpenError::sqlite(path, e);
+    // SQLite only says "unable to open database file".
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(OpenError::Unusable {
+            path: path.to_path_buf(),
+            reason: format!("{} is not a directory", dir.display()),
+        });
+    }
     // No URI parsing: a path is a path.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
