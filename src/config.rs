@@ -190,7 +190,7 @@ pub struct Limits {
     /// ... among the last this many messages, which the server remembers
     /// (40 bytes each); 0 with either turns redaction off.
     pub redact_messages: usize,
-    /// Messages of each channel kept in memory for IRCv3 draft/chathistory,
+    /// Messages of each channel kept in the database for IRCv3 draft/chathistory,
     /// and the most one CHATHISTORY returns; 0 (the default) keeps none and
     /// does not offer the capability.
     pub history: usize,
@@ -510,6 +510,18 @@ mod tests {
         assert_eq!(c.default_channel, "#lobby");
         assert_eq!(c.limits.message_length, 2000);
         assert_eq!(c.listeners.line.unwrap().port(), 7777);
+        assert_eq!(c.storage.path, std::path::Path::new("bavard.db"));
+    }
+
+    #[test]
+    fn storage_names_a_file() {
+        let c = Config::parse("[storage]\npath = \"/var/lib/bavard/chat.db\"").unwrap();
+        assert_eq!(
+            c.storage.path,
+            std::path::Path::new("/var/lib/bavard/chat.db")
+        );
+        assert!(Config::parse("[storage]\npath = \"\"").is_err());
+        assert!(Config::parse("[storage]\nfile = \"x.db\"").is_err());
     }
 
     #[test]
