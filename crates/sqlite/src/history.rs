@@ -23,40 +23,47 @@ type Key = (i64, i64);
 const FIRST: Key = (i64::MIN, i64::MIN);
 const LAST: Key = (i64::MAX, i64::MAX);
 
-/// Adds `events` in order; each conversation they touch keeps its last `keep`.
-pub(crate) fn append(c: &Connection, events: &[Stored], keep: usize) -> Result<(), StoreError> {
+/// Adds `events` in order; each conversation they touch keeps its last
+/// `keep`. Events of a kind history does not keep are left out (and said).
+/// A failure leaves the transaction half done: the caller rolls it back.
+pub(crate) fn append(c: &Connection, events: &[Stored], keep: usize) -> rusqlite::Result<()> {
     let mut added: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut insert = c
-        .prepare_cached("INSERT INTO history (target, msgid, time, event) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(failed)?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO history (target, msgid, time, event) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for e in events {
-        let bytes = codec::encode(&e.event).map_err(|codec::Unsupported(kind)| {
-            StoreError::Unavailable(format!("history does not keep {kind} events"))
-        })?;
+        let bytes = match codec::encode(&e.event) {
+            Ok(b) => b,
+            Err(codec::Unsupported(kind)) => {
+                tracing::warn!(kind, "history does not keep this kind of event");
+                continue;
+            }
+        };
         let id = match added.get_mut(e.target.as_str()) {
             Some((id, n)) => {
                 *n += 1;
                 *id
             }
             None => {
-                let id = target_id(c, &e.target, true)?.unwrap_or_default();
+                let id = match target_id(c, &e.target)? {
+                    Some(id) => id,
+                    None => c
+                        .prepare_cached("INSERT INTO targets (name) VALUES (?1)")?
+                        .insert([&e.target])?,
+                };
                 added.insert(&e.target, (id, 1));
                 id
             }
         };
-        insert
-            .execute(params![id, e.msgid.raw() as i64, millis(e.time), bytes])
-            .map_err(failed)?;
+        insert.execute(params![id, e.msgid.raw() as i64, millis(e.time), bytes])?;
     }
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     for (id, n) in added.into_values() {
-        let events: i64 = c
-            .query_row(
-                "UPDATE targets SET events = events + ?2 WHERE id = ?1 RETURNING events",
-                params![id, n],
-                |r| r.get(0),
-            )
-            .map_err(failed)?;
+        let events: i64 = c.query_row(
+            "UPDATE targets SET events = events + ?2 WHERE id = ?1 RETURNING events",
+            params![id, n],
+            |r| r.get(0),
+        )?;
         if events > keep {
             trim(c, id, events - keep)?;
         }
@@ -65,61 +72,49 @@ pub(crate) fn append(c: &Connection, events: &[Stored], keep: usize) -> Result<(
 }
 
 /// Deletes the `n` oldest events of conversation `id`.
-fn trim(c: &Connection, id: i64, n: i64) -> Result<(), StoreError> {
+fn trim(c: &Connection, id: i64, n: i64) -> rusqlite::Result<()> {
     c.prepare_cached(
         "DELETE FROM history WHERE seq IN \
          (SELECT seq FROM history WHERE target = ?1 ORDER BY time, seq LIMIT ?2)",
-    )
-    .and_then(|mut s| s.execute(params![id, n]))
-    .map_err(failed)?;
+    )?
+    .execute(params![id, n])?;
     count(c, id, -n)
 }
 
-fn count(c: &Connection, id: i64, delta: i64) -> Result<(), StoreError> {
-    c.prepare_cached("UPDATE targets SET events = events + ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id, delta]))
+fn count(c: &Connection, id: i64, delta: i64) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE targets SET events = events + ?2 WHERE id = ?1")?
+        .execute(params![id, delta])
         .map(drop)
-        .map_err(failed)
 }
 
-/// The id of conversation `name`; with `create`, made if new.
-fn target_id(c: &Connection, name: &str, create: bool) -> Result<Option<i64>, StoreError> {
-    let found = c
-        .prepare_cached("SELECT id FROM targets WHERE name = ?1")
-        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
-        .map_err(failed)?;
-    if found.is_some() || !create {
-        return Ok(found);
-    }
-    c.prepare_cached("INSERT INTO targets (name) VALUES (?1)")
-        .and_then(|mut s| s.insert([name]))
-        .map(Some)
-        .map_err(failed)
+/// The id of conversation `name`, if it has one.
+fn target_id(c: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT id FROM targets WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()
 }
 
-pub(crate) fn remove(c: &Connection, target: &str, msgid: MsgId) -> Result<(), StoreError> {
-    let Some(id) = target_id(c, target, false)? else {
+pub(crate) fn remove(c: &Connection, target: &str, msgid: MsgId) -> rusqlite::Result<()> {
+    let Some(id) = target_id(c, target)? else {
         return Ok(());
     };
     let gone = c
-        .prepare_cached("DELETE FROM history WHERE target = ?1 AND msgid = ?2")
-        .and_then(|mut s| s.execute(params![id, msgid.raw() as i64]))
-        .map_err(failed)?;
+        .prepare_cached("DELETE FROM history WHERE target = ?1 AND msgid = ?2")?
+        .execute(params![id, msgid.raw() as i64])?;
     count(c, id, -(gone as i64))
 }
 
-pub(crate) fn forget(c: &Connection, target: &str) -> Result<(), StoreError> {
-    let Some(id) = target_id(c, target, false)? else {
+pub(crate) fn forget(c: &Connection, target: &str) -> rusqlite::Result<()> {
+    let Some(id) = target_id(c, target)? else {
         return Ok(());
     };
-    c.execute("DELETE FROM history WHERE target = ?1", [id])
-        .and_then(|_| c.execute("DELETE FROM targets WHERE id = ?1", [id]))
+    c.execute("DELETE FROM history WHERE target = ?1", [id])?;
+    c.execute("DELETE FROM targets WHERE id = ?1", [id])
         .map(drop)
-        .map_err(failed)
 }
 
 pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
-    let Some(id) = target_id(c, target, false)? else {
+    let Some(id) = target_id(c, target).map_err(failed)? else {
         return Ok(Vec::new());
     };
     let conv = Conversation { c, id, target };
@@ -142,7 +137,7 @@ pub(crate) fn latest(
         .map_err(failed)?;
     let mut found = Vec::new();
     for t in targets {
-        let Some(id) = target_id(c, t, false)? else {
+        let Some(id) = target_id(c, t).map_err(failed)? else {
             continue;
         };
         let at: Option<i64> = s.query_row([id], |r| r.get(0)).optional().map_err(failed)?;

@@ -248,9 +248,7 @@ fn write_loop(c: Connection, rx: Receiver<Write>, finished: Finished) {
 }
 
 impl Writer {
-    /// Runs `batch` in one transaction, each write in a savepoint of its
-    /// own (a refused account change leaves the rest), then answers the
-    /// account changes.
+    /// Commits `batch`, then answers its account changes.
     fn commit(&mut self, batch: Vec<Write>) {
         // History alone commits without waiting for the disk: in WAL mode it
         // still survives the process being killed, and loses at most the
@@ -292,27 +290,44 @@ type Answer = (
     Result<(), StoreError>,
 );
 
+/// Runs `batch` in one transaction. An account change runs in a savepoint
+/// of its own, so a refused one (a name taken) leaves the rest; any SQL
+/// failure rolls the whole batch back, and every account change in it is
+/// answered with that failure.
 fn run(c: &mut Connection, batch: Vec<Write>, answers: &mut Vec<Answer>) -> rusqlite::Result<()> {
+    let mut writes = batch.into_iter();
+    let r = apply(c, &mut writes, answers);
+    if r.is_err() {
+        // Answered with the failure by the caller, whatever is said here.
+        for w in writes {
+            if let Write::Account { reply, .. } = w {
+                answers.push((reply, Ok(())));
+            }
+        }
+    }
+    r
+}
+
+fn apply(
+    c: &mut Connection,
+    writes: &mut impl Iterator<Item = Write>,
+    answers: &mut Vec<Answer>,
+) -> rusqlite::Result<()> {
     let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for w in batch {
-        let sp = tx.savepoint()?;
-        let r = match w {
-            Write::Append { events, keep } => history::append(&sp, &events, keep),
-            Write::Remove { target, msgid } => history::remove(&sp, &target, msgid),
-            Write::Forget { target } => history::forget(&sp, &target),
+    for w in writes {
+        match w {
+            Write::Append { events, keep } => history::append(&tx, &events, keep)?,
+            Write::Remove { target, msgid } => history::remove(&tx, &target, msgid)?,
+            Write::Forget { target } => history::forget(&tx, &target)?,
             Write::Account { job, reply } => {
+                let sp = tx.savepoint()?;
                 let r = job(&sp);
-                answers.push((reply, r.clone()));
-                r
+                if r.is_ok() {
+                    sp.commit()?;
+                }
+                // Dropping the savepoint otherwise rolls it back.
+                answers.push((reply, r));
             }
-        };
-        match r {
-            Ok(()) => sp.commit()?,
-            // Dropping the savepoint rolls it back.
-            Err(StoreError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "a database write failed")
-            }
-            Err(_) => {}
         }
     }
     tx.commit()
