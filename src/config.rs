@@ -58,6 +58,25 @@ pub struct Config {
     pub workers: usize,
     /// Certificate for the TLS listeners; without it they are off.
     pub tls: Option<TlsConfig>,
+    /// Where accounts and history are kept.
+    pub storage: StorageConfig,
+}
+
+/// The database file (docs/storage.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite file, created if missing; a relative path is from the
+    /// server's working directory.
+    pub path: std::path::PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: "bavard.db".into(),
+        }
+    }
 }
 
 /// Flood control: token buckets per client; excess input is delayed, and a
@@ -171,7 +190,7 @@ pub struct Limits {
     /// ... among the last this many messages, which the server remembers
     /// (40 bytes each); 0 with either turns redaction off.
     pub redact_messages: usize,
-    /// Messages of each channel kept in memory for IRCv3 draft/chathistory,
+    /// Messages of each channel kept in the database for IRCv3 draft/chathistory,
     /// and the most one CHATHISTORY returns; 0 (the default) keeps none and
     /// does not offer the capability.
     pub history: usize,
@@ -239,6 +258,7 @@ impl Default for Config {
             flood: FloodConfig::default(),
             workers: 0,
             tls: None,
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -404,6 +424,9 @@ impl Config {
         {
             return bad("default_channel must be a valid channel name such as \"#lobby\"");
         }
+        if self.storage.path.as_os_str().is_empty() {
+            return bad("storage.path must name a file, such as \"bavard.db\"");
+        }
         if l.nick_length < 9 {
             return bad("limits.nick_length must be at least 9");
         }
@@ -487,6 +510,18 @@ mod tests {
         assert_eq!(c.default_channel, "#lobby");
         assert_eq!(c.limits.message_length, 2000);
         assert_eq!(c.listeners.line.unwrap().port(), 7777);
+        assert_eq!(c.storage.path, std::path::Path::new("bavard.db"));
+    }
+
+    #[test]
+    fn storage_names_a_file() {
+        let c = Config::parse("[storage]\npath = \"/var/lib/bavard/chat.db\"").unwrap();
+        assert_eq!(
+            c.storage.path,
+            std::path::Path::new("/var/lib/bavard/chat.db")
+        );
+        assert!(Config::parse("[storage]\npath = \"\"").is_err());
+        assert!(Config::parse("[storage]\nfile = \"x.db\"").is_err());
     }
 
     #[test]

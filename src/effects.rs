@@ -1,15 +1,20 @@
 //! Running the effects the core asks for: password checks on the blocking
-//! pool (argon2 takes tens of milliseconds of CPU), names in the registry.
+//! pool (argon2 takes tens of milliseconds of CPU), names in the registry,
+//! accounts and history in their stores.
 //! An effect that can answer at once does, so a session resumes in the same
 //! turn; one that cannot gives a future the connection awaits while its
 //! input waits.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use bavard_core::effect::{Effect, Outcome};
-use bavard_core::store::{HistoryStore, MemoryHistory, NameRegistry, Reply, StoreError};
+use bavard_core::store::{
+    AccountStore, HistoryStore, MemoryAccounts, MemoryHistory, NameRegistry, Reply, StoreError,
+};
+use bavard_sqlite::{OpenError, SqliteStore};
 
 use crate::config::Oper;
 
@@ -31,19 +36,55 @@ pub struct Secrets {
     pub opers: Vec<Oper>,
 }
 
+/// What outlives a connection: the accounts and the history.
+#[derive(Clone)]
+pub struct Stores {
+    pub accounts: Arc<dyn AccountStore>,
+    pub history: Arc<dyn HistoryStore>,
+}
+
+impl Stores {
+    /// Both in memory, lost at exit.
+    pub fn memory() -> Stores {
+        Stores {
+            accounts: Arc::new(MemoryAccounts::default()),
+            history: Arc::new(MemoryHistory::default()),
+        }
+    }
+
+    /// Both in one SQLite database.
+    pub fn sqlite(db: SqliteStore) -> Stores {
+        let db = Arc::new(db);
+        Stores {
+            accounts: db.clone(),
+            history: db,
+        }
+    }
+
+    /// Both in the SQLite database at `path` (`storage.path`), created if
+    /// missing.
+    pub fn open(path: &Path) -> Result<Stores, OpenError> {
+        SqliteStore::open(path).map(Stores::sqlite)
+    }
+}
+
 /// The server's effect runner.
 pub struct Effects {
     registry: Arc<dyn NameRegistry>,
-    /// Channel history (draft/chathistory), kept in memory.
+    /// Registered accounts: read at each login, never cached, so a change
+    /// made with `bavard account` counts at the next one.
+    accounts: Arc<dyn AccountStore>,
+    /// Conversations' history (draft/chathistory).
     history: Arc<dyn HistoryStore>,
     secrets: RwLock<Arc<Secrets>>,
 }
 
 impl Effects {
-    pub fn new(registry: Arc<dyn NameRegistry>, secrets: Secrets) -> Effects {
+    pub fn new(registry: Arc<dyn NameRegistry>, stores: Stores, secrets: Secrets) -> Effects {
         Effects {
             registry,
-            history: Arc::new(MemoryHistory::default()),
+            accounts: stores.accounts,
+            history: stores.history,
             secrets: RwLock::new(Arc::new(secrets)),
         }
     }
@@ -62,6 +103,10 @@ impl Effects {
 
     pub fn registry(&self) -> &Arc<dyn NameRegistry> {
         &self.registry
+    }
+
+    pub fn accounts(&self) -> &Arc<dyn AccountStore> {
+        &self.accounts
     }
 
     /// Starts `effect`. Never blocks: slow work is handed to the blocking
@@ -153,7 +198,7 @@ fn done(reply: Reply<Result<(), StoreError>>) -> Started {
     let outcome = |r: Result<(), StoreError>| match r {
         Ok(()) => Outcome::Done,
         Err(e) => {
-            tracing::warn!(error = %e, "a name could not be given back");
+            tracing::warn!(error = %e, "an effect nobody waits for failed");
             Outcome::Failed(e.to_string())
         }
     };
@@ -180,7 +225,11 @@ mod tests {
                 password: crate::passwd::hash("secret").unwrap(),
             }],
         };
-        Effects::new(Arc::new(MemoryRegistry::default()), secrets)
+        Effects::new(
+            Arc::new(MemoryRegistry::default()),
+            Stores::memory(),
+            secrets,
+        )
     }
 
     async fn outcome(s: Started) -> Outcome {
@@ -270,7 +319,11 @@ mod tests {
             assert_eq!(outcome(e.start(effect.clone())).await, want, "{effect:?}");
         }
         // Without a connection password, PASS needs no check.
-        let open = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
+        let open = Effects::new(
+            Arc::new(MemoryRegistry::default()),
+            Stores::memory(),
+            Secrets::default(),
+        );
         let pass = Effect::CheckServerPassword {
             password: "x".into(),
         };

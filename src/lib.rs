@@ -3,10 +3,13 @@
 //! delivers the core's notifications and runs the effects it asks for.
 //!
 //! # Layout
-//! - [`config`], [`passwd`]: the configuration file and its slices; argon2.
+//! - [`config`], [`passwd`]: the configuration file and its slices; argon2
+//!   and the credentials an account keeps.
+//! - [`account_cli`]: `bavard account`, accounts from the shell.
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
 //! - [`delivery`]: notifications become bytes in connections' queues.
-//! - [`effects`]: password checks and name claims the core waits on.
+//! - [`effects`]: password checks, name claims, accounts and history: the
+//!   IO the core waits on, and the stores it runs against.
 //! - [`outbox`]: each connection's bounded outgoing queue.
 //! - [`driver`]: one connection's task (transport, input, output, timers).
 //! - [`net`]: listeners, admission, flood control, TLS, shutdown (the
@@ -17,6 +20,8 @@
 //! - `bavard-proto` (`crates/proto`): IRC messages, casemapping, names,
 //!   numerics, the line dialect's parser; no IO.
 //! - `bavard-core` (`crates/core`): the network and both dialects; no IO.
+//! - `bavard-sqlite` (`crates/sqlite`): accounts and history in one SQLite
+//!   file, on threads of their own.
 //! - `bavard-sockets` (`crates/sockets`): `bind_listener` and `raise_fd_limit`,
 //!   shared by the server, the echo lab and the load generator.
 //! - `bavard-echo` (`crates/echo`): the `bavard echo` servers (the lab's first part).
@@ -25,6 +30,7 @@
 //! `src/main.rs`, the `bavard` binary, puts the server and both tools behind
 //! one command line.
 
+pub mod account_cli;
 pub mod config;
 pub mod delivery;
 pub mod driver;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use bavard::config::Config;
+use bavard::effects::Stores;
 use bavard::net::{self, Kind};
 
 // jemalloc keeps size classes without a header per block and serves tokio's
@@ -40,6 +41,8 @@ enum Cmd {
     Echo(bavard_echo::EchoArgs),
     /// Read a password on stdin, print its salted argon2 hash for the config.
     Mkpasswd,
+    /// Manage the accounts in the server's database.
+    Account(bavard::account_cli::AccountArgs),
     /// Load generator for chat servers.
     Bench(bavard_bench::BenchArgs),
 }
@@ -100,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve(a) => serve(a),
         Cmd::Echo(a) => bavard_echo::run(a),
         Cmd::Bench(a) => bavard_bench::run(a),
+        Cmd::Account(a) => bavard::account_cli::run(a),
         Cmd::Mkpasswd => {
             let mut pw = String::new();
             std::io::stdin().read_to_string(&mut pw)?;
@@ -126,6 +130,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         cfg.listeners.irc = i.addr();
     }
     let cfg = Arc::new(cfg);
+    // Before anything listens: a database the server cannot use stops it here.
+    let stores = Stores::open(&cfg.storage.path)?;
+    tracing::info!(path = %cfg.storage.path.display(), "database open");
     if net::raise_fd_limit().is_none() {
         tracing::warn!("could not raise the open-file limit");
     }
@@ -167,7 +174,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone(), tls.clone()));
-        net::run(cfg, listeners, tls, shutdown).await?;
+        net::run(cfg, listeners, tls, stores, shutdown).await?;
         Ok(())
     })
 }

@@ -1,8 +1,15 @@
-//! Password hashing for operators and the connection password: argon2id with a
-//! random salt, in the PHC string format (`$argon2id$v=19$...`).
+//! Password hashing for operators, the connection password and accounts:
+//! argon2id with a random salt, in the PHC string format
+//! (`$argon2id$v=19$...`); accounts also keep SCRAM-SHA-256 verifiers.
 
 use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use bavard_core::scram;
+use bavard_core::store::Scram;
+
+/// The longest account password, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 600;
 
 /// Hashes `password` with a fresh random salt.
 pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
@@ -10,6 +17,19 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?
         .to_string())
+}
+
+/// What an account keeps of `password`: its argon2 hash (SASL PLAIN,
+/// IDENTIFY, LOGIN) and its SCRAM-SHA-256 verifiers under a fresh 16-byte
+/// salt. Both are slow on purpose: the server calls this on the blocking
+/// pool, like [`verify`].
+pub fn credentials(password: &str) -> Result<(String, Scram), argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    Ok((
+        hash(password)?,
+        scram::derive(password, &salt, scram::ITERATIONS),
+    ))
 }
 
 /// True when `password` matches `hash`; a malformed hash never matches.
@@ -53,6 +73,16 @@ mod tests {
     #[test]
     fn salts_differ() {
         assert_ne!(hash("x").unwrap(), hash("x").unwrap());
+    }
+
+    #[test]
+    fn credentials_check_the_password_both_ways() {
+        let (hash, s) = credentials("pencil").unwrap();
+        assert!(verify(&hash, "pencil"));
+        assert_eq!(s.salt.len(), 16);
+        assert_eq!(s, scram::derive("pencil", &s.salt, scram::ITERATIONS));
+        let (_, other) = credentials("pencil").unwrap();
+        assert_ne!(s.salt, other.salt, "a fresh salt each time");
     }
 
     #[test]

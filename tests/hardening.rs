@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bavard::config::{Config, TlsConfig};
+use bavard::effects::Stores;
 use bavard::net::{self, Kind};
 use support::TIMEOUT;
 use support::irc::IrcClient;
@@ -198,9 +199,10 @@ async fn tls_listeners_for_both_dialects_with_reload() {
     let token = CancellationToken::new();
     let t = token.clone();
     let tls2 = tls.clone();
-    tokio::spawn(
-        async move { net::run(Arc::new(cfg), vec![line, irc, plain], Some(tls2), t).await },
-    );
+    tokio::spawn(async move {
+        let listeners = vec![line, irc, plain];
+        net::run(Arc::new(cfg), listeners, Some(tls2), Stores::memory(), t).await
+    });
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
 
     // Line over TLS.

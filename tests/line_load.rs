@@ -471,8 +471,11 @@ fn binary_serves_and_exits_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::{Command, Stdio};
 
+    // No configuration: the database is bavard.db in the working directory.
+    let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bavard"))
         .args(["serve", "--line", "127.0.0.1:0", "--irc", "127.0.0.1:0"])
+        .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -539,4 +542,5 @@ fn binary_serves_and_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status:?}");
+    assert!(dir.path().join("bavard.db").is_file(), "no bavard.db");
 }

@@ -20,8 +20,9 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// How long the whole Python scenario may take.
 const SCRIPT: Duration = Duration::from_secs(90);
 
-/// Kills and reaps the child when dropped, so no server outlives the test.
-struct Reaped(Child);
+/// Kills and reaps the child when dropped, so no server outlives the test,
+/// then removes its working directory (and the database in it).
+struct Reaped(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -32,7 +33,9 @@ impl Drop for Reaped {
 
 /// Starts the server; returns it, its (irc, line) ports and its stderr so far.
 fn start_server() -> (Reaped, u16, u16, Arc<Mutex<String>>) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
+        .current_dir(dir.path())
         .args([
             "serve",
             "--line",
@@ -47,7 +50,7 @@ fn start_server() -> (Reaped, u16, u16, Arc<Mutex<String>>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bavard");
-    let mut server = Reaped(child);
+    let mut server = Reaped(child, dir);
     let stderr = server.0.stderr.take().expect("stderr");
     let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = mpsc::channel();

@@ -59,6 +59,7 @@ async fn soak_30s_both_dialects_under_attack() {
     let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
         .args(["--log-level", "info", "serve", "--config"])
         .arg(&config)
+        .current_dir(dir.path())
         .args(["--irc", &irc.to_string(), "--line", &line.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -10,7 +10,7 @@ use tokio::io::ReadBuf;
 
 use super::transport::Stream;
 use super::*;
-use crate::effects::{Effects, Secrets};
+use crate::effects::{Effects, Secrets, Stores};
 use crate::outbox::Outbox;
 
 /// Input that is always there: `left` reads of a full buffer of empty
@@ -46,7 +46,11 @@ fn limits() -> crate::hub::SendLimits {
 }
 
 fn hub() -> Arc<Hub> {
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
+    let effects = Effects::new(
+        Arc::new(MemoryRegistry::default()),
+        Stores::memory(),
+        Secrets::default(),
+    );
     Arc::new(Hub::new(Arc::new(CoreConfig::default()), effects, limits()))
 }
 
@@ -314,7 +318,11 @@ async fn input_waits_for_the_effect_of_the_line_before() {
         password: Some(crate::passwd::hash("secret").unwrap()),
         opers: Vec::new(),
     };
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), secrets);
+    let effects = Effects::new(
+        Arc::new(MemoryRegistry::default()),
+        Stores::memory(),
+        secrets,
+    );
     let cfg = Arc::new(CoreConfig {
         password_required: true,
         ..CoreConfig::default()

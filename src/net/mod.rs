@@ -22,7 +22,7 @@ use bavard_core::store::SoleRegistry;
 use crate::config::Config;
 use crate::delivery::Peer;
 use crate::driver::transport::{Duplex, Stream};
-use crate::effects::Effects;
+use crate::effects::{Effects, Stores};
 use crate::hub::Hub;
 use crate::outbox::{Drains, Outbox};
 
@@ -81,16 +81,17 @@ struct Shared {
     drains: Arc<Drains>,
 }
 
-/// Runs the server on `listeners` until `shutdown` is cancelled, then tells
-/// every client and returns once every connection has ended. TLS listeners
-/// need `tls`.
+/// Runs the server on `listeners` with `stores` until `shutdown` is
+/// cancelled, then tells every client and returns once every connection
+/// has ended. TLS listeners need `tls`.
 pub async fn run(
     cfg: Arc<Config>,
     listeners: Vec<Listener>,
     tls: Option<Arc<tls::Tls>>,
+    stores: Stores,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let effects = Effects::new(Arc::new(SoleRegistry), cfg.secrets());
+    let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
     let l = &cfg.limits;
     let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
@@ -365,7 +366,7 @@ mod tests {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.socket.local_addr().unwrap();
         let cfg = Arc::new(Config::default());
-        let effects = Effects::new(Arc::new(SoleRegistry), cfg.secrets());
+        let effects = Effects::new(Arc::new(SoleRegistry), Stores::memory(), cfg.secrets());
         let shared = Arc::new(Shared {
             flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
             hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),

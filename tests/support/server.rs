@@ -1,11 +1,14 @@
 //! A real server inside the test's runtime, on 127.0.0.1 port 0, with a
-//! listener for each dialect.
+//! listener for each dialect and a database of its own in a temporary
+//! directory.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bavard::config::Config;
+use bavard::effects::Stores;
 use bavard::net::{self, Kind};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -20,21 +23,38 @@ pub struct Server {
     pub token: CancellationToken,
     /// The server's task: ends when `net::run` returns, after a shutdown.
     pub handle: JoinHandle<std::io::Result<()>>,
+    /// The server's database file (`storage.path`).
+    pub db: PathBuf,
     /// Cancels `token` when the server is dropped: a field rather than a
     /// `Drop` impl, so that a test can still move `handle` out to await it.
     _shut_down_on_drop: DropGuard,
+    /// Holds the database's directory, removed with it.
+    _db_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts a server with `cfg`.
-    pub async fn start(cfg: Config) -> Server {
+    /// Starts a server with `cfg` and a new database in a temporary
+    /// directory, removed when the server is dropped.
+    pub async fn start(mut cfg: Config) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        cfg.storage.path = dir.path().join("bavard.db");
+        let mut server = Server::start_with_db(cfg).await;
+        server._db_dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on the database `cfg.storage.path` names, which the
+    /// test keeps (to restart a server on it, or open it beside the server).
+    pub async fn start_with_db(cfg: Config) -> Server {
+        let db = cfg.storage.path.clone();
+        let stores = Stores::open(&db).expect("open the database");
         let addr = "127.0.0.1:0".parse().expect("addr");
         let irc = net::listen(Kind::Irc, addr).expect("bind irc");
         let line = net::listen(Kind::Line, addr).expect("bind line");
         let irc_addr = irc.socket.local_addr().expect("local addr");
         let line_addr = line.socket.local_addr().expect("local addr");
         let token = CancellationToken::new();
-        let run = net::run(Arc::new(cfg), vec![irc, line], None, token.clone());
+        let run = net::run(Arc::new(cfg), vec![irc, line], None, stores, token.clone());
         let handle = tokio::spawn(async move {
             let r = run.await;
             // Said here too: a test that never stops the server would not
@@ -50,6 +70,8 @@ impl Server {
             _shut_down_on_drop: token.clone().drop_guard(),
             token,
             handle,
+            db,
+            _db_dir: None,
         }
     }
 

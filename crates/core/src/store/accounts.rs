@@ -17,7 +17,7 @@ pub struct Account {
     pub scram: Option<Scram>,
     pub email: Option<String>,
     /// SHA-256 fingerprints of TLS client certificates that log in as it
-    /// (lowercase hex), for SASL EXTERNAL.
+    /// (lowercase hex), for SASL EXTERNAL; each belongs to one account only.
     pub certfps: Vec<String>,
     /// Unix milliseconds at registration.
     pub created: Millis,
@@ -39,9 +39,12 @@ pub struct Scram {
 /// The accounts, keyed by casefolded name.
 pub trait AccountStore: Send + Sync {
     fn get(&self, key: &str) -> Reply<Result<Option<Account>, StoreError>>;
-    /// Adds an account; `Exists` when the name is taken.
+    /// Adds an account; `Exists(name)` when the name is taken, `Exists(fp)`
+    /// when one of its certificates belongs to another account.
     fn create(&self, account: Account) -> Reply<Result<(), StoreError>>;
-    /// Replaces an account's record (password change, certificates).
+    /// Replaces an account's record (password change, certificates);
+    /// `Missing` when there is none, `Exists(fp)` when one of its
+    /// certificates belongs to another account.
     fn update(&self, account: Account) -> Reply<Result<(), StoreError>>;
     fn delete(&self, key: &str) -> Reply<Result<(), StoreError>>;
     /// Every account, by name.
@@ -64,27 +67,23 @@ impl AccountStore for MemoryAccounts {
     fn create(&self, account: Account) -> Reply<Result<(), StoreError>> {
         let key = crate::names::casefold(&account.name);
         let mut a = lock(&self.accounts);
-        Reply::Now(match a.entry(key) {
-            std::collections::btree_map::Entry::Occupied(_) => {
-                Err(StoreError::Exists(account.name))
-            }
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(account);
-                Ok(())
-            }
-        })
+        if a.contains_key(&key) {
+            return Reply::Now(Err(StoreError::Exists(account.name)));
+        }
+        Reply::Now(certfps_free(&a, &key, &account).map(|()| {
+            a.insert(key, account);
+        }))
     }
 
     fn update(&self, account: Account) -> Reply<Result<(), StoreError>> {
         let key = crate::names::casefold(&account.name);
         let mut a = lock(&self.accounts);
-        Reply::Now(match a.get_mut(&key) {
-            Some(slot) => {
-                *slot = account;
-                Ok(())
-            }
-            None => Err(StoreError::Missing(account.name)),
-        })
+        if !a.contains_key(&key) {
+            return Reply::Now(Err(StoreError::Missing(account.name)));
+        }
+        Reply::Now(certfps_free(&a, &key, &account).map(|()| {
+            a.insert(key, account);
+        }))
     }
 
     fn delete(&self, key: &str) -> Reply<Result<(), StoreError>> {
@@ -105,34 +104,30 @@ impl AccountStore for MemoryAccounts {
     }
 }
 
+/// `Exists(fp)` when a certificate of `account` belongs to another account
+/// than the one at `key`: a fingerprint logs in as one account only.
+fn certfps_free(
+    all: &std::collections::BTreeMap<String, Account>,
+    key: &str,
+    account: &Account,
+) -> Result<(), StoreError> {
+    let taken = account.certfps.iter().find(|fp| {
+        all.iter()
+            .any(|(k, other)| k != key && other.certfps.contains(fp))
+    });
+    match taken {
+        Some(fp) => Err(StoreError::Exists(fp.clone())),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::store::tests::now;
+    use super::MemoryAccounts;
+    use crate::store::{conformance, tests::run};
 
     #[test]
-    fn accounts_are_unique_by_folded_name() {
-        let s = MemoryAccounts::default();
-        let acct = |name: &str| Account {
-            name: name.into(),
-            password_hash: "$argon2id$x".into(),
-            scram: None,
-            email: None,
-            certfps: Vec::new(),
-            created: 0,
-        };
-        now(s.create(acct("Alice"))).unwrap();
-        assert_eq!(
-            now(s.create(acct("ALICE"))),
-            Err(StoreError::Exists("ALICE".into()))
-        );
-        assert_eq!(now(s.get("alice")).unwrap().unwrap().name, "Alice");
-        let mut changed = acct("alice");
-        changed.email = Some("a@example.org".into());
-        now(s.update(changed)).unwrap();
-        assert_eq!(now(s.list()).unwrap().len(), 1);
-        now(s.delete("alice")).unwrap();
-        assert_eq!(now(s.get("alice")), Ok(None));
-        assert!(now(s.delete("alice")).is_err());
+    fn memory_accounts_conform() {
+        run(conformance::accounts(&MemoryAccounts::default()));
     }
 }

@@ -15,6 +15,16 @@ pub enum Reply<T> {
     Later(Pin<Box<dyn Future<Output = T> + Send>>),
 }
 
+impl<T> Reply<T> {
+    /// The answer, waiting for it if it comes later.
+    pub async fn get(self) -> T {
+        match self {
+            Reply::Now(t) => t,
+            Reply::Later(f) => f.await,
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for Reply<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -40,6 +50,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 mod accounts;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod history;
 mod registry;
 
@@ -49,6 +61,10 @@ pub use registry::{MemoryRegistry, NameRegistry, SoleRegistry};
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
     use super::Reply;
 
     /// The answer of an in-memory store, which never defers.
@@ -56,6 +72,15 @@ pub(crate) mod tests {
         match r {
             Reply::Now(t) => t,
             Reply::Later(_) => panic!("the in-memory stores answer at once"),
+        }
+    }
+
+    /// Runs a future that never waits (the conformance cases on the
+    /// in-memory stores) without a runtime.
+    pub(crate) fn run(f: impl Future<Output = ()>) {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(()) => {}
+            Poll::Pending => panic!("the in-memory stores answer at once"),
         }
     }
 }

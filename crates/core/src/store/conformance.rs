@@ -1,0 +1,201 @@
+//! What every implementation of a store seam must answer, as cases any
+//! store can be run through: the in-memory stores here, SQLite in
+//! `bavard-sqlite` (its tests turn on this crate's `conformance` feature).
+//! Failures panic, as in a test.
+
+use std::sync::Arc;
+
+use super::{Account, AccountStore, HistoryStore, Point, Range, Scram, StoreError, Stored};
+use crate::ids::MsgId;
+use crate::notify::{Event, MsgKind, Source};
+
+/// An account with only a name and a hash.
+pub fn account(name: &str) -> Account {
+    Account {
+        name: name.into(),
+        password_hash: "$argon2id$x".into(),
+        scram: None,
+        email: None,
+        certfps: Vec::new(),
+        created: 0,
+    }
+}
+
+/// Accounts are unique by folded name; a certificate belongs to one account.
+pub async fn accounts(s: &dyn AccountStore) {
+    s.create(account("Alice")).get().await.unwrap();
+    assert_eq!(
+        s.create(account("ALICE")).get().await,
+        Err(StoreError::Exists("ALICE".into()))
+    );
+    assert_eq!(s.get("alice").get().await.unwrap().unwrap().name, "Alice");
+    assert_eq!(s.get("Alice").get().await, Ok(None), "keys are folded");
+    let mut changed = account("alice");
+    changed.email = Some("a@example.org".into());
+    changed.certfps = vec!["bb".into(), "aa".into()];
+    changed.scram = Some(Scram {
+        salt: vec![1, 2, 3],
+        iterations: 4096,
+        stored_key: [7; 32],
+        server_key: [9; 32],
+    });
+    changed.created = 1_700_000_000_123;
+    s.update(changed.clone()).get().await.unwrap();
+    assert_eq!(s.get("alice").get().await, Ok(Some(changed.clone())));
+    assert_eq!(
+        s.update(account("bob")).get().await,
+        Err(StoreError::Missing("bob".into()))
+    );
+    let found = s.by_certfp("aa").get().await.unwrap();
+    assert_eq!(found.map(|a| a.name), Some("alice".into()));
+    assert_eq!(s.by_certfp("cc").get().await, Ok(None));
+    // Another account cannot claim alice's certificate.
+    let mut bob = account("bob");
+    bob.certfps = vec!["aa".into()];
+    assert_eq!(
+        s.create(bob.clone()).get().await,
+        Err(StoreError::Exists("aa".into()))
+    );
+    bob.certfps.clear();
+    s.create(bob.clone()).get().await.unwrap();
+    bob.certfps = vec!["bb".into()];
+    assert_eq!(
+        s.update(bob).get().await,
+        Err(StoreError::Exists("bb".into()))
+    );
+    let names: Vec<String> = s
+        .list()
+        .get()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"], "by key, bob unchanged");
+    s.delete("alice").get().await.unwrap();
+    assert_eq!(s.get("alice").get().await, Ok(None));
+    assert_eq!(s.by_certfp("aa").get().await, Ok(None), "gone with it");
+    assert_eq!(
+        s.delete("alice").get().await,
+        Err(StoreError::Missing("alice".into()))
+    );
+    s.delete("bob").get().await.unwrap();
+    assert_eq!(s.list().get().await, Ok(Vec::new()));
+}
+
+/// A channel message of `#a`, stored in conversation `target`.
+pub fn message(target: &str, id: u64, time: u64) -> Stored {
+    let msgid = MsgId::new(0, id);
+    Stored {
+        target: target.into(),
+        msgid,
+        time,
+        event: Event::Message {
+            from: Source::new("alice", "~a", "host", false),
+            target: Arc::from("#a"),
+            to_channel: true,
+            text: id.to_string(),
+            kind: MsgKind::Privmsg,
+            client_tags: String::new(),
+            time,
+            msgid,
+            parts: Vec::new(),
+        },
+    }
+}
+
+/// Every [`Range`]: bounds exclusive, limits, ties in time, unknown
+/// messages and conversations; then removal and `latest`.
+pub async fn history(h: &dyn HistoryStore) {
+    // Events 1..=7 at times 10..=70; 4 and 5 share time 40.
+    let ev = |id: u64| message("#a", id, if id == 5 { 40 } else { id * 10 });
+    h.append((1..=7).map(ev).collect(), 6).get().await.unwrap();
+    let (t, m) = (Point::Time, |id| Point::Msgid(MsgId::new(0, id)));
+    let cases: &[(Range, &[u64], &str)] = &[
+        (latest(None, 10), &[2, 3, 4, 5, 6, 7], "six kept"),
+        (latest(None, 2), &[6, 7], ""),
+        (latest(None, 0), &[], ""),
+        (latest(Some(m(5)), 9), &[6, 7], ""),
+        (latest(Some(t(40)), 9), &[6, 7], ""),
+        (latest(Some(m(1)), 9), &[], "1 is gone"),
+        (before(t(60), 2), &[4, 5], ""),
+        (before(m(5), 2), &[3, 4], "by place"),
+        (before(t(40), 9), &[2, 3], ""),
+        (before(t(5), 9), &[], ""),
+        (before(m(1), 9), &[], "1 is gone"),
+        (after(t(40), 2), &[6, 7], ""),
+        (after(m(4), 1), &[5], ""),
+        (after(t(0), 3), &[2, 3, 4], ""),
+        (after(m(7), 3), &[], ""),
+        (around(m(4), 3), &[3, 4, 5], ""),
+        (around(t(70), 4), &[5, 6, 7], ""),
+        (around(t(40), 1), &[4, 5], "the tie whole"),
+        (around(m(2), 0), &[2], "the point itself"),
+        (around(t(45), 2), &[5, 6], ""),
+        (between(t(20), t(70), 2), &[3, 4], ""),
+        (between(t(70), t(20), 2), &[5, 6], "backwards: the newest"),
+        (between(m(3), m(6), 9), &[4, 5], ""),
+        (between(m(6), m(3), 9), &[4, 5], ""),
+        (between(m(4), m(5), 9), &[], "adjacent"),
+        (between(m(3), m(3), 9), &[], ""),
+        (between(t(40), t(40), 9), &[], ""),
+        (between(t(0), m(1), 9), &[], "1 is gone"),
+    ];
+    for (range, want, why) in cases {
+        assert_eq!(ids(h, "#a", *range).await, *want, "{range:?} {why}");
+    }
+    let nothing = latest(None, 3);
+    assert!(ids(h, "#none", nothing).await.is_empty());
+    // Events come back as they went in.
+    let last = h.read("#a", latest(None, 1)).get().await.unwrap();
+    assert_eq!(last, [ev(7)]);
+    // Another conversation, kept apart.
+    h.append(vec![message("#b", 8, 75)], 6).get().await.unwrap();
+    assert_eq!(ids(h, "#b", nothing).await, [8]);
+    // Removing one message, then a conversation.
+    h.remove("#a", MsgId::new(0, 6)).get().await.unwrap();
+    h.remove("#a", MsgId::new(0, 99)).get().await.unwrap();
+    let two = latest(None, 2);
+    assert_eq!(ids(h, "#a", two).await, [5, 7]);
+    let targets = || vec!["#a".to_string(), "#b".into(), "#none".into()];
+    let found = h.latest(targets(), 0, 100, 5).get().await.unwrap();
+    assert_eq!(found, [("#a".to_string(), 70), ("#b".to_string(), 75)]);
+    let found = h.latest(targets(), 100, 0, 1).get().await.unwrap();
+    assert_eq!(found, [("#b".to_string(), 75)], "backwards");
+    let found = h.latest(targets(), 0, 70, 5).get().await.unwrap();
+    assert!(found.is_empty(), "exclusive");
+    h.forget("#a").get().await.unwrap();
+    assert!(ids(h, "#a", nothing).await.is_empty());
+    assert_eq!(ids(h, "#b", nothing).await, [8]);
+    // `keep` counts per conversation, over several appends.
+    h.append((10..15).map(|id| message("#b", id, 80 + id)).collect(), 3)
+        .get()
+        .await
+        .unwrap();
+    assert_eq!(ids(h, "#b", nothing).await, [12, 13, 14]);
+}
+
+async fn ids(h: &dyn HistoryStore, target: &str, r: Range) -> Vec<u64> {
+    let events = h.read(target, r).get().await.unwrap();
+    events.iter().map(|e| e.msgid.serial()).collect()
+}
+
+fn latest(after: Option<Point>, limit: usize) -> Range {
+    Range::Latest { after, limit }
+}
+
+fn before(point: Point, limit: usize) -> Range {
+    Range::Before { point, limit }
+}
+
+fn after(point: Point, limit: usize) -> Range {
+    Range::After { point, limit }
+}
+
+fn around(point: Point, limit: usize) -> Range {
+    Range::Around { point, limit }
+}
+
+fn between(from: Point, to: Point, limit: usize) -> Range {
+    Range::Between { from, to, limit }
+}

@@ -1,0 +1,432 @@
+//! The events history keeps, as bytes: a kind byte, then the variant's
+//! fields in order (strings and numbers as LEB128 lengths and values). A
+//! hand-written encoding rather than serde in the core: eight variants, no
+//! field names repeated in every row, and the core stays free of a
+//! serialization framework. Changing it means a schema migration.
+
+use std::sync::Arc;
+
+use bavard_core::notify::{Event, MsgKind, MultilinePart, Source};
+use bavard_core::{ConnId, MsgId};
+
+/// An event kind history does not keep.
+#[derive(Debug)]
+pub(crate) struct Unsupported(pub(crate) &'static str);
+
+/// Bytes that do not decode to an event: a damaged row.
+#[derive(Debug)]
+pub(crate) struct Corrupt;
+
+const MESSAGE: u8 = 1;
+const JOIN: u8 = 2;
+const PART: u8 = 3;
+const QUIT: u8 = 4;
+const NICK: u8 = 5;
+const KICK: u8 = 6;
+const TOPIC: u8 = 7;
+const MODE: u8 = 8;
+
+/// `e` as bytes; history keeps chat messages and what event-playback
+/// replays (JOIN, PART, QUIT, NICK, KICK, TOPIC, MODE).
+pub(crate) fn encode(e: &Event) -> Result<Vec<u8>, Unsupported> {
+    let mut w = Writer(Vec::with_capacity(64));
+    match e {
+        Event::Message {
+            from,
+            target,
+            to_channel,
+            text,
+            kind,
+            client_tags,
+            time,
+            msgid,
+            parts,
+        } => {
+            w.kind(MESSAGE).source(from).str(target).bool(*to_channel);
+            w.str(text).u8(kind_byte(*kind)).str(client_tags);
+            w.u64(*time).u64(msgid.raw()).u64(parts.len() as u64);
+            for p in parts {
+                w.str(&p.text).bool(p.concat);
+            }
+        }
+        Event::Join {
+            who,
+            id,
+            channel,
+            realname,
+            on_connect,
+            time,
+        } => {
+            w.kind(JOIN).source(who).u64(id.raw()).str(channel);
+            w.str(realname).bool(*on_connect).u64(*time);
+        }
+        Event::Part {
+            who,
+            id,
+            channel,
+            reason,
+            time,
+        } => {
+            w.kind(PART).source(who).u64(id.raw()).str(channel);
+            w.str(reason).u64(*time);
+        }
+        Event::Quit {
+            who,
+            id,
+            reason,
+            time,
+        } => {
+            w.kind(QUIT)
+                .source(who)
+                .u64(id.raw())
+                .str(reason)
+                .u64(*time);
+        }
+        Event::Nick { who, new, time } => {
+            w.kind(NICK).source(who).str(new).u64(*time);
+        }
+        Event::Kick {
+            by,
+            channel,
+            target,
+            target_id,
+            reason,
+            time,
+        } => {
+            w.kind(KICK).source(by).str(channel).str(target);
+            w.u64(target_id.raw()).str(reason).u64(*time);
+        }
+        Event::Topic {
+            by,
+            channel,
+            text,
+            time,
+        } => {
+            w.kind(TOPIC).source(by).str(channel).str(text).u64(*time);
+        }
+        Event::Mode {
+            by,
+            channel,
+            changes,
+            time,
+        } => {
+            w.kind(MODE).source(by).str(channel).str(changes).u64(*time);
+        }
+        other => return Err(Unsupported(variant_name(other))),
+    }
+    Ok(w.0)
+}
+
+/// The event `bytes` encode.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Event, Corrupt> {
+    let mut r = Reader(bytes);
+    let event = match r.u8()? {
+        MESSAGE => {
+            let (from, target, to_channel) = (r.source()?, r.str()?, r.bool()?);
+            let (text, kind, client_tags) = (r.string()?, msg_kind(r.u8()?)?, r.string()?);
+            let (time, msgid) = (r.u64()?, MsgId::from_raw(r.u64()?));
+            let n = r.u64()?;
+            // Each part takes two bytes at least: a count past that is damage,
+            // not a reason to reserve memory.
+            let mut parts =
+                Vec::with_capacity(usize::try_from(n).map_err(|_| Corrupt)?.min(r.0.len() / 2));
+            for _ in 0..n {
+                let (text, concat) = (r.string()?, r.bool()?);
+                parts.push(MultilinePart { text, concat });
+            }
+            Event::Message {
+                from,
+                target: Arc::from(target),
+                to_channel,
+                text,
+                kind,
+                client_tags,
+                time,
+                msgid,
+                parts,
+            }
+        }
+        JOIN => Event::Join {
+            who: r.source()?,
+            id: ConnId::from_raw(r.u64()?),
+            channel: r.string()?,
+            realname: r.string()?,
+            on_connect: r.bool()?,
+            time: r.u64()?,
+        },
+        PART => Event::Part {
+            who: r.source()?,
+            id: ConnId::from_raw(r.u64()?),
+            channel: r.string()?,
+            reason: r.string()?,
+            time: r.u64()?,
+        },
+        QUIT => Event::Quit {
+            who: r.source()?,
+            id: ConnId::from_raw(r.u64()?),
+            reason: r.string()?,
+            time: r.u64()?,
+        },
+        NICK => Event::Nick {
+            who: r.source()?,
+            new: r.string()?,
+            time: r.u64()?,
+        },
+        KICK => Event::Kick {
+            by: r.source()?,
+            channel: r.string()?,
+            target: r.string()?,
+            target_id: ConnId::from_raw(r.u64()?),
+            reason: r.string()?,
+            time: r.u64()?,
+        },
+        TOPIC => Event::Topic {
+            by: r.source()?,
+            channel: r.string()?,
+            text: r.string()?,
+            time: r.u64()?,
+        },
+        MODE => Event::Mode {
+            by: r.source()?,
+            channel: r.string()?,
+            changes: r.string()?,
+            time: r.u64()?,
+        },
+        _ => return Err(Corrupt),
+    };
+    if r.0.is_empty() {
+        Ok(event)
+    } else {
+        Err(Corrupt)
+    }
+}
+
+fn kind_byte(k: MsgKind) -> u8 {
+    match k {
+        MsgKind::Privmsg => 0,
+        MsgKind::Notice => 1,
+        MsgKind::Tagmsg => 2,
+    }
+}
+
+fn msg_kind(b: u8) -> Result<MsgKind, Corrupt> {
+    match b {
+        0 => Ok(MsgKind::Privmsg),
+        1 => Ok(MsgKind::Notice),
+        2 => Ok(MsgKind::Tagmsg),
+        _ => Err(Corrupt),
+    }
+}
+
+/// For the log of an event history was asked to keep and cannot.
+fn variant_name(e: &Event) -> &'static str {
+    match e {
+        Event::Invite { .. } => "INVITE",
+        Event::Away { .. } => "AWAY",
+        Event::Wallops { .. } => "WALLOPS",
+        Event::Kill { .. } => "KILL",
+        Event::Setname { .. } => "SETNAME",
+        Event::Monitor { .. } => "MONITOR",
+        Event::Rename { .. } => "RENAME",
+        Event::Redact { .. } => "REDACT",
+        Event::Metadata { .. } => "METADATA",
+        Event::Shutdown { .. } => "shutdown",
+        Event::Watched(_) => "watched",
+        _ => "event",
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn kind(&mut self, k: u8) -> &mut Self {
+        self.u8(k)
+    }
+
+    fn u8(&mut self, b: u8) -> &mut Self {
+        self.0.push(b);
+        self
+    }
+
+    fn bool(&mut self, b: bool) -> &mut Self {
+        self.u8(u8::from(b))
+    }
+
+    /// LEB128: seven bits a byte, low first, the high bit saying "more".
+    fn u64(&mut self, mut v: u64) -> &mut Self {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.u8(v as u8)
+    }
+
+    fn str(&mut self, s: &str) -> &mut Self {
+        self.u64(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    /// The prefix carries the nick (up to its `!`), the user and the host.
+    fn source(&mut self, s: &Source) -> &mut Self {
+        self.str(s.prefix()).bool(s.bot)
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, Corrupt> {
+        let (&b, rest) = self.0.split_first().ok_or(Corrupt)?;
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn bool(&mut self) -> Result<bool, Corrupt> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Corrupt),
+        }
+    }
+
+    fn u64(&mut self) -> Result<u64, Corrupt> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift).ok_or(Corrupt)?;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Corrupt)
+    }
+
+    fn str(&mut self) -> Result<&'a str, Corrupt> {
+        let len = usize::try_from(self.u64()?).map_err(|_| Corrupt)?;
+        if len > self.0.len() {
+            return Err(Corrupt);
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        std::str::from_utf8(s).map_err(|_| Corrupt)
+    }
+
+    fn string(&mut self) -> Result<String, Corrupt> {
+        self.str().map(str::to_string)
+    }
+
+    fn source(&mut self) -> Result<Source, Corrupt> {
+        let prefix = self.str()?;
+        Ok(Source::from_prefix(prefix, self.bool()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who() -> Source {
+        Source::new("alice", "~a", "example.org", true)
+    }
+
+    #[test]
+    fn kept_events_round_trip() {
+        let (id, time) = (ConnId::new(1, 7), 1_700_000_000_123);
+        let events = [
+            Event::Message {
+                from: who(),
+                target: Arc::from("#lobby"),
+                to_channel: true,
+                text: "one\ntwo".into(),
+                kind: MsgKind::Notice,
+                client_tags: "+draft/reply=1;+x=\\s".into(),
+                time,
+                msgid: MsgId::new(3, u64::MAX),
+                parts: vec![
+                    MultilinePart {
+                        text: "one".into(),
+                        concat: false,
+                    },
+                    MultilinePart {
+                        text: "two".into(),
+                        concat: true,
+                    },
+                ],
+            },
+            Event::Join {
+                who: who(),
+                id,
+                channel: "#lobby".into(),
+                realname: "Alice Liddell".into(),
+                on_connect: true,
+                time,
+            },
+            Event::Part {
+                who: who(),
+                id,
+                channel: "#lobby".into(),
+                reason: String::new(),
+                time,
+            },
+            Event::Quit {
+                who: who(),
+                id,
+                reason: "bye é".into(),
+                time,
+            },
+            Event::Nick {
+                who: who(),
+                new: "bob".into(),
+                time: 0,
+            },
+            Event::Kick {
+                by: who(),
+                channel: "#lobby".into(),
+                target: "bob".into(),
+                target_id: id,
+                reason: "out".into(),
+                time,
+            },
+            Event::Topic {
+                by: Source::from_prefix("server.name", false),
+                channel: "#lobby".into(),
+                text: "welcome".into(),
+                time,
+            },
+            Event::Mode {
+                by: who(),
+                channel: "#lobby".into(),
+                changes: "+o-v bob alice".into(),
+                time: u64::MAX,
+            },
+        ];
+        for e in events {
+            let bytes = encode(&e).unwrap();
+            assert_eq!(decode(&bytes).unwrap(), e);
+            // Every cut is damage, never a panic or a wrong event.
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_err(), "{e:?} cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode(&longer).is_err());
+        }
+    }
+
+    #[test]
+    fn other_events_are_refused() {
+        let e = Event::Shutdown { text: "x".into() };
+        assert_eq!(encode(&e).unwrap_err().0, "shutdown");
+        assert!(decode(&[0]).is_err());
+        assert!(decode(&[99]).is_err());
+        // A length far past the end, a number of eleven bytes.
+        assert!(decode(&[NICK, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(
+            decode(&[
+                QUIT, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! History in SQL. A conversation's events are ordered by `(time, seq)`:
+//! their time, then their arrival (`seq`, the row id); the index on
+//! `(target, time)` holds both, so every [`Range`] is one index range scan.
+//! A [`Point`] becomes two keys in that order: what is before it is below
+//! its low key, what is after it above its high key (a time covers every
+//! event of its millisecond, a message only itself).
+
+use std::collections::HashMap;
+
+use bavard_core::MsgId;
+use bavard_core::notify::Millis;
+use bavard_core::store::{Point, Range, StoreError, Stored};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::accounts::millis;
+use crate::codec;
+use crate::failed;
+
+/// A place in a conversation's order: (time, seq).
+type Key = (i64, i64);
+
+/// Below every event, above every event.
+const FIRST: Key = (i64::MIN, i64::MIN);
+const LAST: Key = (i64::MAX, i64::MAX);
+
+/// Adds `events` in order; each conversation they touch keeps its last
+/// `keep`. Events of a kind history does not keep are left out (and said).
+/// A failure leaves the transaction half done: the caller rolls it back.
+pub(crate) fn append(c: &Connection, events: &[Stored], keep: usize) -> rusqlite::Result<()> {
+    let mut added: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut insert = c.prepare_cached(
+        "INSERT INTO history (target, msgid, time, event) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for e in events {
+        let bytes = match codec::encode(&e.event) {
+            Ok(b) => b,
+            Err(codec::Unsupported(kind)) => {
+                tracing::warn!(kind, "history does not keep this kind of event");
+                continue;
+            }
+        };
+        let id = match added.get_mut(e.target.as_str()) {
+            Some((id, n)) => {
+                *n += 1;
+                *id
+            }
+            None => {
+                let id = match target_id(c, &e.target)? {
+                    Some(id) => id,
+                    None => c
+                        .prepare_cached("INSERT INTO targets (name) VALUES (?1)")?
+                        .insert([&e.target])?,
+                };
+                added.insert(&e.target, (id, 1));
+                id
+            }
+        };
+        insert.execute(params![id, e.msgid.raw() as i64, millis(e.time), bytes])?;
+    }
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    for (id, n) in added.into_values() {
+        let events: i64 = c.query_row(
+            "UPDATE targets SET events = events + ?2 WHERE id = ?1 RETURNING events",
+            params![id, n],
+            |r| r.get(0),
+        )?;
+        if events > keep {
+            trim(c, id, events - keep)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the `n` oldest events of conversation `id`.
+fn trim(c: &Connection, id: i64, n: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "DELETE FROM history WHERE seq IN \
+         (SELECT seq FROM history WHERE target = ?1 ORDER BY time, seq LIMIT ?2)",
+    )?
+    .execute(params![id, n])?;
+    count(c, id, -n)
+}
+
+fn count(c: &Connection, id: i64, delta: i64) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE targets SET events = events + ?2 WHERE id = ?1")?
+        .execute(params![id, delta])
+        .map(drop)
+}
+
+/// The id of conversation `name`, if it has one.
+fn target_id(c: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT id FROM targets WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()
+}
+
+pub(crate) fn remove(c: &Connection, target: &str, msgid: MsgId) -> rusqlite::Result<()> {
+    let Some(id) = target_id(c, target)? else {
+        return Ok(());
+    };
+    let gone = c
+        .prepare_cached("DELETE FROM history WHERE target = ?1 AND msgid = ?2")?
+        .execute(params![id, msgid.raw() as i64])?;
+    count(c, id, -(gone as i64))
+}
+
+pub(crate) fn forget(c: &Connection, target: &str) -> rusqlite::Result<()> {
+    let Some(id) = target_id(c, target)? else {
+        return Ok(());
+    };
+    c.execute("DELETE FROM history WHERE target = ?1", [id])?;
+    c.execute("DELETE FROM targets WHERE id = ?1", [id])
+        .map(drop)
+}
+
+pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
+    let Some(id) = target_id(c, target).map_err(failed)? else {
+        return Ok(Vec::new());
+    };
+    let conv = Conversation { c, id, target };
+    // A point naming a message this conversation does not have: nothing.
+    Ok(conv.range(range)?.unwrap_or_default())
+}
+
+/// Of `targets`, those whose latest event is strictly between `from` and
+/// `to`, with its time, the `limit` first from `from`.
+pub(crate) fn latest(
+    c: &Connection,
+    targets: &[String],
+    from: Millis,
+    to: Millis,
+    limit: usize,
+) -> Result<Vec<(String, Millis)>, StoreError> {
+    let (lo, hi) = (from.min(to), from.max(to));
+    let mut s = c
+        .prepare_cached("SELECT time FROM history WHERE target = ?1 ORDER BY time DESC LIMIT 1")
+        .map_err(failed)?;
+    let mut found = Vec::new();
+    for t in targets {
+        let Some(id) = target_id(c, t).map_err(failed)? else {
+            continue;
+        };
+        let at: Option<i64> = s.query_row([id], |r| r.get(0)).optional().map_err(failed)?;
+        if let Some(at) = at.map(|at| at.max(0) as u64)
+            && at > lo
+            && at < hi
+        {
+            found.push((t.clone(), at));
+        }
+    }
+    found.sort_by_key(|(_, at)| *at);
+    if from > to {
+        found.reverse();
+    }
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// One conversation being read.
+struct Conversation<'a> {
+    c: &'a Connection,
+    id: i64,
+    target: &'a str,
+}
+
+impl Conversation<'_> {
+    /// The events of `range`, oldest first; `None` when a point is a
+    /// message the conversation does not have.
+    fn range(&self, range: Range) -> Result<Option<Vec<Stored>>, StoreError> {
+        Ok(Some(match range {
+            Range::Latest { after, limit } => {
+                let above = match after {
+                    Some(p) => match self.bounds(p)? {
+                        Some((_, hi)) => hi,
+                        None => return Ok(None),
+                    },
+                    None => FIRST,
+                };
+                self.between(above, LAST, Dir::Newest, limit)?
+            }
+            Range::Before { point, limit } => {
+                let Some((lo, _)) = self.bounds(point)? else {
+                    return Ok(None);
+                };
+                self.between(FIRST, lo, Dir::Newest, limit)?
+            }
+            Range::After { point, limit } => {
+                let Some((_, hi)) = self.bounds(point)? else {
+                    return Ok(None);
+                };
+                self.between(hi, LAST, Dir::Oldest, limit)?
+            }
+            Range::Around { point, limit } => {
+                let Some((lo, _)) = self.bounds(point)? else {
+                    return Ok(None);
+                };
+                // As many before as after, the point's own events between,
+                // all of them even past the limit.
+                let mut events = self.between(FIRST, lo, Dir::Newest, limit / 2)?;
+                let at_point = match point {
+                    Point::Time(t) => self.at_time(t)?,
+                    Point::Msgid(_) => 1,
+                };
+                let rest = limit.saturating_sub(events.len()).max(at_point);
+                // From the point on: above the key just below its low one.
+                let below = (lo.0, lo.1.saturating_sub(1));
+                events.extend(self.between(below, LAST, Dir::Oldest, rest)?);
+                events
+            }
+            Range::Between { from, to, limit } => {
+                let (Some(from), Some(to)) = (self.bounds(from)?, self.bounds(to)?) else {
+                    return Ok(None);
+                };
+                if from.1 < to.0 {
+                    self.between(from.1, to.0, Dir::Oldest, limit)?
+                } else {
+                    self.between(to.1, from.0, Dir::Newest, limit)?
+                }
+            }
+        }))
+    }
+
+    /// The low and high keys of `p`; `None` for a message not in it.
+    fn bounds(&self, p: Point) -> Result<Option<(Key, Key)>, StoreError> {
+        match p {
+            // Row ids start at 1: (t, 0) is below every event of t.
+            Point::Time(t) => Ok(Some(((millis(t), 0), (millis(t), i64::MAX)))),
+            Point::Msgid(m) => {
+                let key = self
+                    .c
+                    .prepare_cached(
+                        // `+target`: by the msgid index, not by scanning the
+                        // conversation.
+                        "SELECT time, seq FROM history WHERE msgid = ?1 AND +target = ?2 \
+                         ORDER BY time, seq LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![m.raw() as i64, self.id], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(failed)?;
+                Ok(key.map(|k| (k, k)))
+            }
+        }
+    }
+
+    /// How many events happened at `t`.
+    fn at_time(&self, t: Millis) -> Result<usize, StoreError> {
+        self.c
+            .prepare_cached("SELECT count(*) FROM history WHERE target = ?1 AND time = ?2")
+            .and_then(|mut s| s.query_row(params![self.id, millis(t)], |r| r.get::<_, i64>(0)))
+            .map(|n| n as usize)
+            .map_err(failed)
+    }
+
+    /// The events strictly between `above` and `below`: the `limit` oldest
+    /// or newest of them, oldest first.
+    fn between(
+        &self,
+        above: Key,
+        below: Key,
+        dir: Dir,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let order = match dir {
+            Dir::Oldest => "ASC",
+            Dir::Newest => "DESC",
+        };
+        let sql = format!(
+            "SELECT msgid, time, event FROM history WHERE target = ?1 \
+             AND (time, seq) > (?2, ?3) AND (time, seq) < (?4, ?5) \
+             ORDER BY time {order}, seq {order} LIMIT ?6"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut s = self.c.prepare_cached(&sql).map_err(failed)?;
+        let rows = s
+            .query_map(
+                params![self.id, above.0, above.1, below.0, below.1, limit],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
+            .map_err(failed)?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (msgid, time, bytes) = row.map_err(failed)?;
+            let event = codec::decode(&bytes).map_err(|codec::Corrupt| {
+                StoreError::Unavailable(format!("a damaged history entry in {}", self.target))
+            })?;
+            events.push(Stored {
+                target: self.target.to_string(),
+                msgid: MsgId::from_raw(msgid as u64),
+                time: time.max(0) as u64,
+                event,
+            });
+        }
+        if dir == Dir::Newest {
+            events.reverse();
+        }
+        Ok(events)
+    }
+}
+
+/// Which end of a span to take events from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Oldest,
+    Newest,
+}

@@ -1,0 +1,151 @@
+//! bavard's accounts and history in one embedded SQLite file
+//! (docs/storage.md): [`SqliteStore`] implements the core's
+//! [`AccountStore`] and [`HistoryStore`] seams.
+//!
+//! # Layout
+//! - [`schema`]: opening a file: settings (WAL), checks, migrations, and
+//!   [`OpenError`].
+//! - `threads`: the writer thread (batched transactions) and the reader
+//!   thread; nothing here blocks the caller.
+//! - `accounts`, `history`: the SQL of each seam.
+//! - `codec`: the events history keeps, as bytes.
+//!
+//! Account changes are answered once committed to disk; history writes are
+//! queued and answered at once, and any read sees every write queued before
+//! it.
+
+mod accounts;
+mod codec;
+mod history;
+pub mod schema;
+mod threads;
+
+use std::path::{Path, PathBuf};
+
+use bavard_core::MsgId;
+use bavard_core::notify::Millis;
+use bavard_core::store::{Account, AccountStore, HistoryStore, Range, Reply, StoreError, Stored};
+
+pub use schema::{OpenError, SCHEMA_VERSION};
+use threads::{Threads, Write};
+
+/// The accounts and the history, in the SQLite file at [`Self::path`].
+/// Cheap to share behind an `Arc`; dropping the last one finishes the
+/// queued writes and closes the file.
+pub struct SqliteStore {
+    path: PathBuf,
+    threads: Threads,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if missing, checking it and
+    /// bringing its schema up to date; starts its threads. Several
+    /// processes may open one file (the server and `bavard account`).
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        let path = path.as_ref();
+        let writer = schema::connect(path, true)?;
+        let reader = schema::connect(path, false)?;
+        let unusable = |reason: String| OpenError::Unusable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(|e| unusable(e.to_string()))?;
+        let threads = Threads::start(writer, reader)
+            .map_err(|e| unusable(format!("cannot start its threads: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            threads,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a history write; `Now` either way: nobody waits for these.
+    fn queue(&self, w: Write) -> Reply<Result<(), StoreError>> {
+        Reply::Now(self.threads.write(w))
+    }
+}
+
+/// A SQLite failure, as the seams report it.
+pub(crate) fn failed(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl AccountStore for SqliteStore {
+    fn get(&self, key: &str) -> Reply<Result<Option<Account>, StoreError>> {
+        let key = key.to_string();
+        self.threads.read(Box::new(move |c| accounts::get(c, &key)))
+    }
+
+    fn create(&self, account: Account) -> Reply<Result<(), StoreError>> {
+        self.threads
+            .account(Box::new(move |c| accounts::create(c, &account)))
+    }
+
+    fn update(&self, account: Account) -> Reply<Result<(), StoreError>> {
+        self.threads
+            .account(Box::new(move |c| accounts::update(c, &account)))
+    }
+
+    fn delete(&self, key: &str) -> Reply<Result<(), StoreError>> {
+        let key = key.to_string();
+        self.threads
+            .account(Box::new(move |c| accounts::delete(c, &key)))
+    }
+
+    fn list(&self) -> Reply<Result<Vec<Account>, StoreError>> {
+        self.threads.read(Box::new(accounts::list))
+    }
+
+    fn by_certfp(&self, fp: &str) -> Reply<Result<Option<Account>, StoreError>> {
+        let fp = fp.to_string();
+        self.threads
+            .read(Box::new(move |c| accounts::by_certfp(c, &fp)))
+    }
+}
+
+impl HistoryStore for SqliteStore {
+    fn append(&self, events: Vec<Stored>, keep: usize) -> Reply<Result<(), StoreError>> {
+        self.queue(Write::Append { events, keep })
+    }
+
+    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {
+        let target = target.to_string();
+        self.threads
+            .read(Box::new(move |c| history::read(c, &target, range)))
+    }
+
+    fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>> {
+        let target = target.to_string();
+        self.queue(Write::Remove { target, msgid })
+    }
+
+    fn forget(&self, target: &str) -> Reply<Result<(), StoreError>> {
+        let target = target.to_string();
+        self.queue(Write::Forget { target })
+    }
+
+    fn latest(
+        &self,
+        targets: Vec<String>,
+        from: Millis,
+        to: Millis,
+        limit: usize,
+    ) -> Reply<Result<Vec<(String, Millis)>, StoreError>> {
+        self.threads.read(Box::new(move |c| {
+            history::latest(c, &targets, from, to, limit)
+        }))
+    }
+}
