@@ -69,6 +69,20 @@ impl IdGen {
         IdGen { node, next: 1 }
     }
 
+    /// Ids that a restart of the same node does not give again, so message
+    /// ids kept in history stay unique: serials start at the milliseconds
+    /// since 2026 times 256. A node would have to use more than 256 serials
+    /// per millisecond of its whole life (256,000 a second) to reach where
+    /// its next start begins; 48 bits last until 2060.
+    pub fn from_time(node: u16, now: crate::notify::Millis) -> IdGen {
+        const EPOCH_2026: u64 = 1_767_225_600_000;
+        let first = (now.saturating_sub(EPOCH_2026) << 8) & SERIAL_MASK;
+        IdGen {
+            node,
+            next: first.max(1),
+        }
+    }
+
     pub fn next_conn(&mut self) -> ConnId {
         ConnId::new(self.node, self.bump())
     }
@@ -101,5 +115,19 @@ mod tests {
         let mut g = IdGen::new(2);
         let (x, y) = (g.next_conn(), g.next_msg());
         assert_eq!((x.node(), x.serial(), y.serial()), (2, 1, 2));
+    }
+
+    #[test]
+    fn a_restart_does_not_reuse_ids() {
+        let at = 1_800_000_000_000; // 2027
+        let mut first = IdGen::from_time(0, at);
+        let last = (0..1000).map(|_| first.next_msg()).last().unwrap();
+        // Restarted one second later, after 1,000 messages.
+        let mut second = IdGen::from_time(0, at + 1000);
+        assert!(second.next_msg() > last);
+        // Far in the future, still within 48 bits and increasing.
+        let late = IdGen::from_time(0, 2_800_000_000_000).next_msg();
+        assert!(late.serial() > last.serial() && late.node() == 0);
+        assert_eq!(IdGen::from_time(3, 0).next_msg().serial(), 1, "before 2026");
     }
 }

@@ -207,7 +207,7 @@ impl Network {
             channels.insert(name.key().to_string(), lobby);
         }
         Network {
-            msg_ids: IdGen::new(cfg.node),
+            msg_ids: IdGen::from_time(cfg.node, now),
             cfg,
             users: users::UserTable::default(),
             nicks: nicks::NickIndex::default(),
