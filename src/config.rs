@@ -58,6 +58,40 @@ pub struct Config {
     pub workers: usize,
     /// Certificate for the TLS listeners; without it they are off.
     pub tls: Option<TlsConfig>,
+    /// Registered accounts (SASL, REGISTER).
+    pub accounts: AccountsConfig,
+}
+
+/// `[accounts]`: who may register an account over the wire, and how.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// `"open"`: clients register with `REGISTER`; `"closed"`: only the
+    /// administrator creates accounts.
+    pub registration: RegistrationPolicy,
+    /// `REGISTER` is accepted before the connection has registered.
+    pub before_connect: bool,
+    /// `REGISTER` needs an email address (kept, never verified: no mail is sent).
+    pub require_email: bool,
+}
+
+/// `accounts.registration`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            registration: RegistrationPolicy::Open,
+            before_connect: true,
+            require_email: false,
+        }
+    }
 }
 
 /// Flood control: token buckets per client; excess input is delayed, and a
@@ -239,6 +273,7 @@ impl Default for Config {
             flood: FloodConfig::default(),
             workers: 0,
             tls: None,
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -348,6 +383,14 @@ impl Config {
                 ping_timeout: l.ping_timeout,
                 registration_timeout: l.registration_timeout,
                 partial_line_timeout: l.partial_line_timeout,
+            },
+            accounts: bavard_core::config::Accounts {
+                registration: match self.accounts.registration {
+                    RegistrationPolicy::Open => bavard_core::config::Registration::Open,
+                    RegistrationPolicy::Closed => bavard_core::config::Registration::Closed,
+                },
+                before_connect: self.accounts.before_connect,
+                require_email: self.accounts.require_email,
             },
             node: 0,
         }

@@ -8,8 +8,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use bavard_core::effect::{Effect, Outcome};
-use bavard_core::store::{HistoryStore, MemoryHistory, NameRegistry, Reply, StoreError};
+use bavard_core::effect::{Effect, Outcome, ScramStart, Secret};
+use bavard_core::names::casefold;
+use bavard_core::store::{
+    Account, AccountStore, HistoryStore, MemoryHistory, NameRegistry, Reply, StoreError,
+};
 
 use crate::config::Oper;
 
@@ -36,14 +39,21 @@ pub struct Effects {
     registry: Arc<dyn NameRegistry>,
     /// Channel history (draft/chathistory), kept in memory.
     history: Arc<dyn HistoryStore>,
+    /// Registered accounts (SASL, REGISTER).
+    accounts: Arc<dyn AccountStore>,
     secrets: RwLock<Arc<Secrets>>,
 }
 
 impl Effects {
-    pub fn new(registry: Arc<dyn NameRegistry>, secrets: Secrets) -> Effects {
+    pub fn new(
+        registry: Arc<dyn NameRegistry>,
+        secrets: Secrets,
+        accounts: Arc<dyn AccountStore>,
+    ) -> Effects {
         Effects {
             registry,
             history: Arc::new(MemoryHistory::default()),
+            accounts,
             secrets: RwLock::new(Arc::new(secrets)),
         }
     }
@@ -101,6 +111,32 @@ impl Effects {
                 self.history.latest(targets, from, to, limit),
                 Outcome::Targets,
             ),
+            Effect::CheckAccount { account, password } => {
+                check_account(self.accounts.get(&casefold(&account)), password)
+            }
+            Effect::ScramLookup { account } => {
+                answered(self.accounts.get(&casefold(&account)), |found| {
+                    Outcome::Scram(found.and_then(|a| {
+                        let scram = a.scram?;
+                        Some(Box::new(ScramStart {
+                            account: a.name,
+                            scram,
+                            nonce: nonce(),
+                        }))
+                    }))
+                })
+            }
+            Effect::AccountByCert { certfp } => {
+                answered(self.accounts.by_certfp(&certfp), |found| {
+                    Outcome::Account(found.map(|a| a.name))
+                })
+            }
+            Effect::RegisterAccount {
+                name,
+                password,
+                email,
+                created,
+            } => register(self.accounts.clone(), name, password, email, created),
         }
     }
 
@@ -123,10 +159,71 @@ fn verify_later(hash: String, password: String) -> Started {
     }))
 }
 
+/// A store's answer, awaited if it comes later.
+async fn settle<T>(reply: Reply<T>) -> T {
+    match reply {
+        Reply::Now(t) => t,
+        Reply::Later(f) => f.await,
+    }
+}
+
+/// A nonce for SCRAM: 18 random bytes in hex (printable, no comma).
+fn nonce() -> String {
+    let bytes: [u8; 18] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `password` against the account `found`'s hash on the blocking
+/// pool. An unknown account answers without hashing.
+fn check_account(found: Reply<Result<Option<Account>, StoreError>>, password: Secret) -> Started {
+    Started::Later(Box::pin(async move {
+        let account = match settle(found).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Outcome::Account(None),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let hash = account.password_hash;
+        let ok = tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password.0))
+            .await
+            .unwrap_or(false);
+        Outcome::Account(ok.then_some(account.name))
+    }))
+}
+
+/// Derives the credentials on the blocking pool, then creates the account.
+fn register(
+    accounts: Arc<dyn AccountStore>,
+    name: String,
+    password: Secret,
+    email: Option<String>,
+    created: u64,
+) -> Started {
+    Started::Later(Box::pin(async move {
+        let Ok((password_hash, scram)) =
+            tokio::task::spawn_blocking(move || crate::passwd::credentials(&password.0)).await
+        else {
+            return Outcome::Failed("the password could not be hashed".into());
+        };
+        let account = Account {
+            name,
+            password_hash,
+            scram: Some(scram),
+            email,
+            certfps: Vec::new(),
+            created,
+        };
+        match settle(accounts.create(account)).await {
+            Ok(()) => Outcome::Created(true),
+            Err(StoreError::Exists(_)) => Outcome::Created(false),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }))
+}
+
 /// A store's answer as an outcome: `ok` of it, or the failure.
 fn answered<T: Send + 'static>(
     reply: Reply<Result<T, StoreError>>,
-    ok: fn(T) -> Outcome,
+    ok: impl FnOnce(T) -> Outcome + Send + 'static,
 ) -> Started {
     let outcome = move |r: Result<T, StoreError>| match r {
         Ok(t) => ok(t),
@@ -168,7 +265,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
     use bavard_core::ConnId;
-    use bavard_core::store::MemoryRegistry;
+    use bavard_core::store::{MemoryAccounts, MemoryRegistry};
 
     use super::*;
 
@@ -180,7 +277,11 @@ mod tests {
                 password: crate::passwd::hash("secret").unwrap(),
             }],
         };
-        Effects::new(Arc::new(MemoryRegistry::default()), secrets)
+        Effects::new(
+            Arc::new(MemoryRegistry::default()),
+            secrets,
+            Arc::new(MemoryAccounts::default()),
+        )
     }
 
     async fn outcome(s: Started) -> Outcome {
@@ -270,7 +371,11 @@ mod tests {
             assert_eq!(outcome(e.start(effect.clone())).await, want, "{effect:?}");
         }
         // Without a connection password, PASS needs no check.
-        let open = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
+        let open = Effects::new(
+            Arc::new(MemoryRegistry::default()),
+            Secrets::default(),
+            Arc::new(MemoryAccounts::default()),
+        );
         let pass = Effect::CheckServerPassword {
             password: "x".into(),
         };

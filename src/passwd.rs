@@ -12,6 +12,20 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
         .to_string())
 }
 
+/// What an account keeps of its password: the argon2 hash (PLAIN, NickServ,
+/// the line dialect's LOGIN) and the SCRAM-SHA-256 verifiers, under a fresh
+/// random 16-byte salt. Slow (argon2 and 4096 HMAC rounds): the server runs
+/// it on the blocking pool.
+///
+/// Hashing fails only for inputs argon2 cannot take (over 4 GiB); the hash
+/// is then empty, which [`verify`] never matches, so no password opens it.
+pub fn credentials(password: &str) -> (String, bavard_core::store::Scram) {
+    let hash = hash(password).unwrap_or_default();
+    let salt: [u8; 16] = rand::random();
+    let scram = bavard_core::scram::derive(password, &salt, bavard_core::scram::ITERATIONS);
+    (hash, scram)
+}
+
 /// True when `password` matches `hash`; a malformed hash never matches.
 ///
 /// Deliberately slow (argon2: tens of milliseconds of CPU): the server calls
@@ -53,6 +67,16 @@ mod tests {
     #[test]
     fn salts_differ() {
         assert_ne!(hash("x").unwrap(), hash("x").unwrap());
+    }
+
+    #[test]
+    fn credentials_match_their_password() {
+        let (hash, scram) = credentials("sesame");
+        assert!(verify(&hash, "sesame"));
+        assert_eq!(scram.iterations, bavard_core::scram::ITERATIONS);
+        let again = bavard_core::scram::derive("sesame", &scram.salt, scram.iterations);
+        assert_eq!(again, scram);
+        assert_ne!(credentials("sesame").1.salt, scram.salt, "fresh salts");
     }
 
     #[test]

@@ -46,7 +46,11 @@ fn limits() -> crate::hub::SendLimits {
 }
 
 fn hub() -> Arc<Hub> {
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), Secrets::default());
+    let effects = Effects::new(
+        Arc::new(MemoryRegistry::default()),
+        Secrets::default(),
+        Arc::new(bavard_core::store::MemoryAccounts::default()),
+    );
     Arc::new(Hub::new(Arc::new(CoreConfig::default()), effects, limits()))
 }
 
@@ -57,7 +61,7 @@ fn irc_peer(hub: &Hub, serial: u64) -> Arc<Peer> {
         &bavard_core::irc::render::IRC,
         Outbox::new(1 << 20),
     ));
-    hub.connect(&peer, "127.0.0.1".parse().unwrap(), false);
+    hub.connect(&peer, "127.0.0.1".parse().unwrap(), false, None);
     peer
 }
 
@@ -314,7 +318,11 @@ async fn input_waits_for_the_effect_of_the_line_before() {
         password: Some(crate::passwd::hash("secret").unwrap()),
         opers: Vec::new(),
     };
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), secrets);
+    let effects = Effects::new(
+        Arc::new(MemoryRegistry::default()),
+        secrets,
+        Arc::new(bavard_core::store::MemoryAccounts::default()),
+    );
     let cfg = Arc::new(CoreConfig {
         password_required: true,
         ..CoreConfig::default()

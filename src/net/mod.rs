@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use bavard_core::ConnId;
 use bavard_core::irc::IrcSession;
 use bavard_core::line::LineSession;
-use bavard_core::store::MemoryRegistry;
+use bavard_core::store::{MemoryAccounts, MemoryRegistry};
 
 use crate::config::Config;
 use crate::delivery::Peer;
@@ -90,7 +90,11 @@ pub async fn run(
     tls: Option<Arc<tls::Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
+    let effects = Effects::new(
+        Arc::new(MemoryRegistry::default()),
+        cfg.secrets(),
+        Arc::new(MemoryAccounts::default()),
+    );
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
     let l = &cfg.limits;
     let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
@@ -176,7 +180,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 spawn_connection(&shared.tracker, Box::pin(task), span);
             }
             _ => {
-                let task = serve_admitted(stream, addr, kind, false, admitted, shared.clone());
+                let task = serve_admitted(stream, addr, kind, None, admitted, shared.clone());
                 spawn_connection(&shared.tracker, task, span);
             }
         }
@@ -205,7 +209,11 @@ async fn serve_tls(
     shared: Arc<Shared>,
 ) {
     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-        Ok(Ok(s)) => serve_admitted(tokio::io::split(s), addr, kind, true, admitted, shared).await,
+        Ok(Ok(s)) => {
+            let certfp = tls::client_fingerprint(s.get_ref().1);
+            let tls = Secure { certfp };
+            serve_admitted(tokio::io::split(s), addr, kind, Some(tls), admitted, shared).await
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
             release_if(&shared, addr.ip(), &admitted);
@@ -245,6 +253,12 @@ async fn refuse(mut io: impl Duplex, addr: SocketAddr, kind: Kind, refusal: limi
     crate::driver::linger(rd, wr).await;
 }
 
+/// What a TLS connection tells about itself.
+struct Secure {
+    /// The SHA-256 fingerprint of the client's certificate, if it showed one.
+    certfp: Option<String>,
+}
+
 /// Everything an admitted or refused connection goes through: joining the
 /// hub, serving, leaving.
 ///
@@ -256,7 +270,7 @@ fn serve_admitted(
     io: impl Duplex + 'static,
     addr: SocketAddr,
     kind: Kind,
-    secure: bool,
+    secure: Option<Secure>,
     admitted: Result<(), limits::Refusal>,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
@@ -300,7 +314,7 @@ fn join_hub<S>(
     shared: Arc<Shared>,
     ip: IpAddr,
     dialect: &'static bavard_core::dialect::DialectRef,
-    secure: bool,
+    secure: Option<Secure>,
     session: impl FnOnce(ConnId, Arc<bavard_core::CoreConfig>) -> S,
 ) -> (Cleanup, Arc<Peer>, Box<S>) {
     let serial = shared
@@ -311,7 +325,10 @@ fn join_hub<S>(
     let peer = Arc::new(Peer::new(id, dialect, out));
     let core = shared.hub.read(|net| net.config().clone());
     let session = Box::new(session(id, core));
-    shared.hub.connect(&peer, ip, secure);
+    let tls = secure.is_some();
+    shared
+        .hub
+        .connect(&peer, ip, tls, secure.and_then(|s| s.certfp));
     tracing::debug!(%id, "connected");
     let cleanup = Cleanup {
         slot: shared.alarms.add(peer.clone()),
@@ -365,7 +382,11 @@ mod tests {
         let l = listen(Kind::Irc, "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.socket.local_addr().unwrap();
         let cfg = Arc::new(Config::default());
-        let effects = Effects::new(Arc::new(MemoryRegistry::default()), cfg.secrets());
+        let effects = Effects::new(
+            Arc::new(MemoryRegistry::default()),
+            cfg.secrets(),
+            Arc::new(MemoryAccounts::default()),
+        );
         let shared = Arc::new(Shared {
             flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
             hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),
@@ -390,7 +411,7 @@ mod tests {
             drop(c2);
             r
         };
-        let fut = serve_admitted(stream, peer_addr, Kind::Irc, false, Ok(()), shared);
+        let fut = serve_admitted(stream, peer_addr, Kind::Irc, None, Ok(()), shared);
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(

@@ -28,6 +28,8 @@ pub struct Connect {
     pub ip: IpAddr,
     /// Over TLS (user mode `+Z`).
     pub secure: bool,
+    /// The TLS client certificate's SHA-256 fingerprint, if one was shown.
+    pub certfp: Option<String>,
 }
 
 impl Change for Connect {
@@ -48,6 +50,11 @@ impl Change for Connect {
             extra: None,
             spoken: None,
         }));
+        if let Some(fp) = self.certfp
+            && let Some(u) = net.users.get_mut(&self.id)
+        {
+            u.edit_extra(|e| e.certfp = Some(fp.into()));
+        }
         if let Some(text) = &net.shutdown {
             out.note(Notification {
                 audience: Audience::User(self.id),

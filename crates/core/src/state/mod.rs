@@ -9,6 +9,7 @@
 //! channel's events in the same order, a departed user is gone from every
 //! list before anyone else acts, and a nick is held at most once.
 
+pub mod account;
 pub mod changes;
 mod channel;
 pub mod markers;
@@ -61,6 +62,9 @@ pub enum ChangeError {
     InviteOnlyChan(String),
     #[error("you are banned from {0}")]
     BannedFromChan(String),
+    /// `+R` or `+M`: only users logged in to an account may join or speak.
+    #[error("you need to be logged in to an account for {0}")]
+    NeedReggedNick(String),
     #[error("wrong key for {0}")]
     BadChannelKey(String),
     #[error("{0}: bad channel name")]
