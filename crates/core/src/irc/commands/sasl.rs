@@ -211,3 +211,149 @@ pub fn abandon(ctx: &mut Ctx<'_>) {
         ctx.r.num(ERR_SASLABORTED, &[]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::effect::{Effect, Outcome};
+    use crate::ids::ConnId;
+    use crate::irc::IrcSession;
+    use crate::session::{Cx, Output, Outputs, Session, Step};
+    use crate::state::changes::Connect;
+    use crate::{CoreConfig, Network};
+
+    /// One IRC session on a network of its own, driven line by line.
+    struct Client {
+        net: Network,
+        s: IrcSession,
+    }
+
+    impl Client {
+        fn new(certfp: Option<&str>) -> Client {
+            let cfg = Arc::new(CoreConfig::default());
+            let mut net = Network::new(cfg.clone(), 0);
+            let id = ConnId::new(0, 1);
+            let ip = "127.0.0.1".parse().expect("ip");
+            let connect = Connect {
+                id,
+                ip,
+                secure: certfp.is_some(),
+                certfp: certfp.map(str::to_string),
+            };
+            net.apply(connect, &mut Outputs::default(), 0)
+                .expect("connect");
+            let s = IrcSession::new(id, cfg, ip, Instant::now());
+            Client { net, s }
+        }
+
+        /// Runs `f` on the session: what it answered, and what it waits on.
+        fn call(
+            &mut self,
+            f: impl FnOnce(&mut IrcSession, &mut Cx<'_>) -> Step,
+        ) -> (String, Option<Effect>) {
+            let mut out = Outputs::default();
+            let mut cx = Cx {
+                net: &mut self.net,
+                out: &mut out,
+                now: 0,
+                instant: Instant::now(),
+            };
+            let step = f(&mut self.s, &mut cx);
+            let text = out
+                .items
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Reply(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    _ => None,
+                })
+                .collect();
+            let effect = match step {
+                Step::Wait(e) => Some(e),
+                _ => None,
+            };
+            (text, effect)
+        }
+
+        fn line(&mut self, line: &str) -> (String, Option<Effect>) {
+            self.call(|s, cx| s.line(cx, line.as_bytes()))
+        }
+
+        fn resume(&mut self, o: Outcome) -> String {
+            self.call(|s, cx| s.resume(cx, o)).0
+        }
+    }
+
+    #[test]
+    fn external_logs_in_by_certificate() {
+        let mut c = Client::new(Some("ab12"));
+        c.line("CAP REQ sasl");
+        assert_eq!(c.line("AUTHENTICATE EXTERNAL").0, "AUTHENTICATE +\r\n");
+        let (_, effect) = c.line("AUTHENTICATE +");
+        assert_eq!(
+            effect,
+            Some(Effect::AccountByCert {
+                certfp: "ab12".into()
+            })
+        );
+        let text = c.resume(Outcome::Account(Some("alice".into())));
+        assert!(text.contains(" 900 * *!*@127.0.0.1 alice :"), "{text}");
+        assert!(text.contains(" 903 * :"), "{text}");
+        assert_eq!(
+            c.net.user(ConnId::new(0, 1)).and_then(|u| u.account()),
+            Some("alice")
+        );
+
+        // An authorization identity other than the account, or no account.
+        for (authzid, found) in [("Ym9i", Some("alice")), ("+", None)] {
+            let mut c = Client::new(Some("ab12"));
+            c.line("CAP REQ sasl");
+            c.line("AUTHENTICATE EXTERNAL");
+            c.line(&format!("AUTHENTICATE {authzid}"));
+            let text = c.resume(Outcome::Account(found.map(str::to_string)));
+            assert!(text.contains(" 904 "), "{text}");
+        }
+        // A store that fails: 904 too.
+        let mut c = Client::new(Some("ab12"));
+        c.line("CAP REQ sasl");
+        c.line("AUTHENTICATE EXTERNAL");
+        c.line("AUTHENTICATE +");
+        assert!(c.resume(Outcome::Failed("down".into())).contains(" 904 "));
+    }
+
+    #[test]
+    fn plain_waits_for_the_check_and_never_shows_the_password() {
+        let mut c = Client::new(None);
+        c.line("CAP REQ sasl");
+        c.line("AUTHENTICATE PLAIN");
+        // "\0jilles\0sesame"
+        let (text, effect) = c.line("AUTHENTICATE AGppbGxlcwBzZXNhbWU=");
+        assert_eq!(text, "");
+        let effect = effect.expect("waits");
+        assert!(!format!("{effect:?}").contains("sesame"), "{effect:?}");
+        let text = c.resume(Outcome::Account(None));
+        assert!(text.contains(" 904 "), "{text}");
+        // The exchange is over: a new mechanism may start.
+        assert_eq!(c.line("AUTHENTICATE PLAIN").0, "AUTHENTICATE +\r\n");
+        c.line("AUTHENTICATE AGppbGxlcwBzZXNhbWU=");
+        let text = c.resume(Outcome::Account(Some("jilles".into())));
+        assert!(text.contains(" 900 ") && text.contains(" 903 "), "{text}");
+    }
+
+    #[test]
+    fn scram_for_an_account_without_verifiers_fails() {
+        let mut c = Client::new(None);
+        c.line("CAP REQ sasl");
+        c.line("AUTHENTICATE SCRAM-SHA-256");
+        // "n,,n=user,r=abc"
+        let (_, effect) = c.line("AUTHENTICATE biwsbj11c2VyLHI9YWJj");
+        assert_eq!(
+            effect,
+            Some(Effect::ScramLookup {
+                account: "user".into()
+            })
+        );
+        assert!(c.resume(Outcome::Scram(None)).contains(" 904 "));
+    }
+}
