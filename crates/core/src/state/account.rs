@@ -2,7 +2,7 @@
 
 use super::{Change, ChangeError, Network};
 use crate::ids::ConnId;
-use crate::notify::{Event, Millis, Notification};
+use crate::notify::{Event, Millis};
 use crate::session::Outputs;
 
 /// Logs a user in to `account` (as registered), or out with `None`. Users
@@ -35,11 +35,7 @@ impl Change for SetAccount {
             account: self.account,
             time: now,
         };
-        net.tell_watchers(u, &event, out);
-        out.note(Notification {
-            audience: Network::neighbours(u),
-            event,
-        });
+        net.tell_around(u, event, out);
         Ok(true)
     }
 }

@@ -650,11 +650,7 @@ impl Change for SetAway {
             text: self.text,
             time: now,
         };
-        net.tell_watchers(u, &event, out);
-        out.note(Notification {
-            audience: Network::neighbours(u),
-            event,
-        });
+        net.tell_around(u, event, out);
         Ok(())
     }
 }
@@ -679,11 +675,7 @@ impl Change for SetRealname {
             realname: self.realname,
             time: now,
         };
-        net.tell_watchers(u, &event, out);
-        out.note(Notification {
-            audience: Network::neighbours(u),
-            event,
-        });
+        net.tell_around(u, event, out);
         Ok(())
     }
 }

@@ -423,6 +423,16 @@ impl Network {
         }
     }
 
+    /// Tells `event` about `u` to everyone sharing a channel with it, and to
+    /// those MONITORing it who share none (extended-monitor).
+    fn tell_around(&self, u: &User, event: Event, out: &mut Outputs) {
+        self.tell_watchers(u, &event, out);
+        out.note(Notification {
+            audience: Network::neighbours(u),
+            event,
+        });
+    }
+
     /// Checks the network's internal consistency: every index agrees with
     /// the data it indexes. For tests and fuzzing; O(size of the network).
     pub fn check_invariants(&self) -> Result<(), String> {
