@@ -290,7 +290,7 @@ async fn register_answers_each_refusal() {
         refused(r),
         ("ACCOUNT_NAME_MUST_BE_NICK".into(), vec!["foo".into()])
     );
-    let r = ask(&mut c, "REGISTER * * abc").await;
+    let r = ask(&mut c, "REGISTER * * :").await;
     assert_eq!(refused(r).0, "WEAK_PASSWORD");
     let r = ask(&mut c, &format!("REGISTER * * {}", "x".repeat(601))).await;
     assert_eq!(refused(r).0, "UNACCEPTABLE_PASSWORD");
