@@ -60,6 +60,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Where accounts and history are kept.
     pub storage: StorageConfig,
+    /// Registered accounts (SASL, REGISTER).
+    pub accounts: AccountsConfig,
 }
 
 /// The database file (docs/storage.md).
@@ -75,6 +77,38 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: "bavard.db".into(),
+        }
+    }
+}
+
+/// `[accounts]`: who may register an account over the wire, and how.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// `"open"`: clients register with `REGISTER`; `"closed"`: only the
+    /// administrator creates accounts.
+    pub registration: RegistrationPolicy,
+    /// `REGISTER` is accepted before the connection has registered.
+    pub before_connect: bool,
+    /// `REGISTER` needs an email address (kept, never verified: no mail is sent).
+    pub require_email: bool,
+}
+
+/// `accounts.registration`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            registration: RegistrationPolicy::Open,
+            before_connect: true,
+            require_email: false,
         }
     }
 }
@@ -259,6 +293,7 @@ impl Default for Config {
             workers: 0,
             tls: None,
             storage: StorageConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -368,6 +403,14 @@ impl Config {
                 ping_timeout: l.ping_timeout,
                 registration_timeout: l.registration_timeout,
                 partial_line_timeout: l.partial_line_timeout,
+            },
+            accounts: bavard_core::config::Accounts {
+                registration: match self.accounts.registration {
+                    RegistrationPolicy::Open => bavard_core::config::Registration::Open,
+                    RegistrationPolicy::Closed => bavard_core::config::Registration::Closed,
+                },
+                before_connect: self.accounts.before_connect,
+                require_email: self.accounts.require_email,
             },
             node: 0,
         }

@@ -10,9 +10,11 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use bavard_core::effect::{Effect, Outcome};
+use bavard_core::effect::{Effect, Outcome, ScramStart, Secret};
+use bavard_core::names::casefold;
 use bavard_core::store::{
-    AccountStore, HistoryStore, MemoryAccounts, MemoryHistory, NameRegistry, Reply, StoreError,
+    Account, AccountStore, HistoryStore, MemoryAccounts, MemoryHistory, NameRegistry, Reply,
+    StoreError,
 };
 use bavard_sqlite::{OpenError, SqliteStore};
 
@@ -146,6 +148,32 @@ impl Effects {
                 self.history.latest(targets, from, to, limit),
                 Outcome::Targets,
             ),
+            Effect::CheckAccount { account, password } => {
+                check_account(self.accounts.get(&casefold(&account)), password)
+            }
+            Effect::ScramLookup { account } => {
+                answered(self.accounts.get(&casefold(&account)), |found| {
+                    Outcome::Scram(found.and_then(|a| {
+                        let scram = a.scram?;
+                        Some(Box::new(ScramStart {
+                            account: a.name,
+                            scram,
+                            nonce: nonce(),
+                        }))
+                    }))
+                })
+            }
+            Effect::AccountByCert { certfp } => {
+                answered(self.accounts.by_certfp(&certfp), |found| {
+                    Outcome::Account(found.map(|a| a.name))
+                })
+            }
+            Effect::RegisterAccount {
+                name,
+                password,
+                email,
+                created,
+            } => register(self.accounts.clone(), name, password, email, created),
         }
     }
 
@@ -168,10 +196,63 @@ fn verify_later(hash: String, password: String) -> Started {
     }))
 }
 
+/// A nonce for SCRAM: 18 random bytes in hex (printable, no comma).
+fn nonce() -> String {
+    let bytes: [u8; 18] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `password` against the account `found`'s hash on the blocking
+/// pool. An unknown account answers without hashing.
+fn check_account(found: Reply<Result<Option<Account>, StoreError>>, password: Secret) -> Started {
+    Started::Later(Box::pin(async move {
+        let account = match found.get().await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Outcome::Account(None),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let hash = account.password_hash;
+        let ok = tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password.0))
+            .await
+            .unwrap_or(false);
+        Outcome::Account(ok.then_some(account.name))
+    }))
+}
+
+/// Derives the credentials on the blocking pool, then creates the account.
+fn register(
+    accounts: Arc<dyn AccountStore>,
+    name: String,
+    password: Secret,
+    email: Option<String>,
+    created: u64,
+) -> Started {
+    Started::Later(Box::pin(async move {
+        let Ok(Ok((password_hash, scram))) =
+            tokio::task::spawn_blocking(move || crate::passwd::credentials(&password.0)).await
+        else {
+            return Outcome::Failed("the password could not be hashed".into());
+        };
+        let account = Account {
+            name,
+            password_hash,
+            scram: Some(scram),
+            email,
+            certfps: Vec::new(),
+            created,
+        };
+        match accounts.create(account).get().await {
+            Ok(()) => Outcome::Created(true),
+            Err(StoreError::Exists(_)) => Outcome::Created(false),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }))
+}
+
 /// A store's answer as an outcome: `ok` of it, or the failure.
 fn answered<T: Send + 'static>(
     reply: Reply<Result<T, StoreError>>,
-    ok: fn(T) -> Outcome,
+    ok: impl FnOnce(T) -> Outcome + Send + 'static,
 ) -> Started {
     let outcome = move |r: Result<T, StoreError>| match r {
         Ok(t) => ok(t),

@@ -104,13 +104,14 @@ impl Hub {
 
     /// A new connection from `ip`: reachable by delivery, in the network
     /// with no nick yet.
-    pub fn connect(&self, peer: &Arc<Peer>, ip: IpAddr, secure: bool) {
+    pub fn connect(&self, peer: &Arc<Peer>, ip: IpAddr, secure: bool, certfp: Option<String>) {
         let mut g = self.lock();
         g.delivery.attach(peer.clone());
         let connect = Connect {
             id: peer.id,
             ip,
             secure,
+            certfp,
         };
         self.apply_locked(&mut g, connect, Some(peer), &mut Wakes::default());
     }

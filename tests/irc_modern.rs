@@ -251,7 +251,7 @@ async fn no_ctcp_mode_lets_only_action_through() {
     assert!(
         isupport(s.irc)
             .await
-            .contains(&"CHANMODES=beI,k,l,Cimnpst".to_string())
+            .contains(&"CHANMODES=beI,k,l,CMRimnpst".to_string())
     );
     let mut op = Client::registered(s.irc, "op").await;
     let mut user = Client::registered(s.irc, "user").await;
@@ -314,7 +314,7 @@ async fn no_ctcp_mode_lets_only_action_through() {
 #[tokio::test]
 async fn mute_extban_silences_without_banning() {
     let s = Server::start_default().await;
-    assert!(isupport(s.irc).await.contains(&"EXTBAN=,m".to_string()));
+    assert!(isupport(s.irc).await.contains(&"EXTBAN=,am".to_string()));
     let mut op = Client::registered(s.irc, "op").await;
     join(&mut op, "#m").await;
     // The mask after `m:` is completed like a ban's, and compared without case.

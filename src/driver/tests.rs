@@ -61,7 +61,7 @@ fn irc_peer(hub: &Hub, serial: u64) -> Arc<Peer> {
         &bavard_core::irc::render::IRC,
         Outbox::new(1 << 20),
     ));
-    hub.connect(&peer, "127.0.0.1".parse().unwrap(), false);
+    hub.connect(&peer, "127.0.0.1".parse().unwrap(), false, None);
     peer
 }
 

@@ -177,7 +177,7 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
                 spawn_connection(&shared.tracker, Box::pin(task), span);
             }
             _ => {
-                let task = serve_admitted(stream, addr, kind, false, admitted, shared.clone());
+                let task = serve_admitted(stream, addr, kind, None, admitted, shared.clone());
                 spawn_connection(&shared.tracker, task, span);
             }
         }
@@ -206,7 +206,11 @@ async fn serve_tls(
     shared: Arc<Shared>,
 ) {
     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-        Ok(Ok(s)) => serve_admitted(tokio::io::split(s), addr, kind, true, admitted, shared).await,
+        Ok(Ok(s)) => {
+            let certfp = tls::client_fingerprint(s.get_ref().1);
+            let tls = Secure { certfp };
+            serve_admitted(tokio::io::split(s), addr, kind, Some(tls), admitted, shared).await
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
             release_if(&shared, addr.ip(), &admitted);
@@ -246,6 +250,12 @@ async fn refuse(mut io: impl Duplex, addr: SocketAddr, kind: Kind, refusal: limi
     crate::driver::linger(rd, wr).await;
 }
 
+/// What a TLS connection tells about itself.
+struct Secure {
+    /// The SHA-256 fingerprint of the client's certificate, if it showed one.
+    certfp: Option<String>,
+}
+
 /// Everything an admitted or refused connection goes through: joining the
 /// hub, serving, leaving.
 ///
@@ -257,7 +267,7 @@ fn serve_admitted(
     io: impl Duplex + 'static,
     addr: SocketAddr,
     kind: Kind,
-    secure: bool,
+    secure: Option<Secure>,
     admitted: Result<(), limits::Refusal>,
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
@@ -301,7 +311,7 @@ fn join_hub<S>(
     shared: Arc<Shared>,
     ip: IpAddr,
     dialect: &'static bavard_core::dialect::DialectRef,
-    secure: bool,
+    secure: Option<Secure>,
     session: impl FnOnce(ConnId, Arc<bavard_core::CoreConfig>) -> S,
 ) -> (Cleanup, Arc<Peer>, Box<S>) {
     let serial = shared
@@ -312,7 +322,10 @@ fn join_hub<S>(
     let peer = Arc::new(Peer::new(id, dialect, out));
     let core = shared.hub.read(|net| net.config().clone());
     let session = Box::new(session(id, core));
-    shared.hub.connect(&peer, ip, secure);
+    let tls = secure.is_some();
+    shared
+        .hub
+        .connect(&peer, ip, tls, secure.and_then(|s| s.certfp));
     tracing::debug!(%id, "connected");
     let cleanup = Cleanup {
         slot: shared.alarms.add(peer.clone()),
@@ -391,7 +404,7 @@ mod tests {
             drop(c2);
             r
         };
-        let fut = serve_admitted(stream, peer_addr, Kind::Irc, false, Ok(()), shared);
+        let fut = serve_admitted(stream, peer_addr, Kind::Irc, None, Ok(()), shared);
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection future: {size} bytes");
         eprintln!(

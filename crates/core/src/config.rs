@@ -23,8 +23,42 @@ pub struct CoreConfig {
     /// IRC clients must give the connection password (PASS) to register.
     pub password_required: bool,
     pub limits: Limits,
+    /// Registered accounts: who may register, and how.
+    pub accounts: Accounts,
     /// This node's number, carried by its connection and message ids.
     pub node: u16,
+}
+
+/// Whether clients may register accounts themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Registration {
+    /// `REGISTER` (draft/account-registration) creates accounts.
+    #[default]
+    Open,
+    /// Only the administrator creates accounts (`bavard account add`).
+    Closed,
+}
+
+/// The `[accounts]` settings the core applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accounts {
+    pub registration: Registration,
+    /// `REGISTER` is accepted before the connection completes registration
+    /// (cap value `before-connect`).
+    pub before_connect: bool,
+    /// `REGISTER` needs an email address (cap value `email-required`). No
+    /// mail is sent: the address is kept, unverified.
+    pub require_email: bool,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts {
+            registration: Registration::Open,
+            before_connect: true,
+            require_email: false,
+        }
+    }
 }
 
 /// ADMIN reply contents.
@@ -97,6 +131,7 @@ impl Default for CoreConfig {
             admin: Admin::default(),
             password_required: false,
             limits: Limits::default(),
+            accounts: Accounts::default(),
             node: 0,
         }
     }

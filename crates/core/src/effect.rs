@@ -6,7 +6,27 @@
 
 use crate::ids::{ConnId, MsgId};
 use crate::notify::Millis;
-use crate::store::{Range, Stored};
+use crate::store::{Range, Scram, Stored};
+
+/// A password on its way to be checked or hashed: its `Debug` shows
+/// nothing, so that no log of an effect ever holds one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// What SCRAM needs of an account: its name as registered, its verifiers,
+/// and a fresh nonce from the server (the core has no randomness).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramStart {
+    pub account: String,
+    pub scram: Scram,
+    pub nonce: String,
+}
 
 /// Something the core needs done outside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +65,23 @@ pub enum Effect {
     RedactHistory { target: String, msgid: MsgId },
     /// A channel is gone, and its history with it; nobody waits for this one.
     ForgetHistory { target: String },
+    /// Check an account's password (SASL PLAIN): [`Outcome::Account`], with
+    /// the account's name as registered when it matches.
+    CheckAccount { account: String, password: Secret },
+    /// The SCRAM-SHA-256 verifiers of an account: [`Outcome::Scram`].
+    ScramLookup { account: String },
+    /// The account a TLS client certificate belongs to (SASL EXTERNAL):
+    /// [`Outcome::Account`].
+    AccountByCert { certfp: String },
+    /// Register an account: the server derives the password's hash and
+    /// SCRAM verifiers, then stores it. [`Outcome::Created`]: false when the
+    /// name is taken.
+    RegisterAccount {
+        name: String,
+        password: Secret,
+        email: Option<String>,
+        created: Millis,
+    },
 }
 
 /// The answer to an [`Effect`].
@@ -58,6 +95,13 @@ pub enum Outcome {
     History(Vec<Stored>),
     /// Conversations and the time of their latest message.
     Targets(Vec<(String, Millis)>),
+    /// The account logged in to, as registered; `None`: no such account,
+    /// or the wrong password.
+    Account(Option<String>),
+    /// `None`: no such account, or one without SCRAM verifiers.
+    Scram(Option<Box<ScramStart>>),
+    /// An account was registered (false: the name was taken).
+    Created(bool),
     /// The effect could not run (a store unreachable...): the command fails
     /// with this text.
     Failed(String),

@@ -15,6 +15,8 @@
 //!   reaches; [`dialect`]: how a dialect encodes events.
 //! - [`irc`], [`line`]: the two dialects (commands, replies, rendering).
 //! - [`timers`], [`oper`]: keep-alive and slow-loris timers, OPER throttling.
+//! - [`sasl`], [`scram`]: SASL's server side (chunks, PLAIN, SCRAM-SHA-256)
+//!   and the verifiers accounts keep.
 //! - [`store`]: the seams to names, accounts and history, with in-memory
 //!   implementations.
 //! - [`sim`]: the network driven through both dialects without sockets.
@@ -28,6 +30,7 @@ pub mod irc;
 pub mod line;
 pub mod notify;
 pub mod oper;
+pub mod sasl;
 pub mod scram;
 pub mod session;
 pub mod sim;

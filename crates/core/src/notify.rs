@@ -10,14 +10,19 @@ use crate::ids::{ConnId, MsgId};
 /// Milliseconds since the Unix epoch: the network's notion of "now".
 pub type Millis = u64;
 
-/// Who did something, as others see them: `nick!user@host` and the flags
-/// that change how their messages are shown. Cheap to clone: a user who
-/// speaks keeps one, and every message it sends shares it.
+/// Who did something, as others see them: `nick!user@host`, the account
+/// it is logged in to, and the flags that change how its messages are shown.
+/// Cheap to clone: a user who speaks keeps one, and every message it sends
+/// shares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// `nick!user@host`.
-    prefix: Arc<str>,
+    /// `nick!user@host`, then the account name, if any: one shared string,
+    /// so that carrying the account (for account-tag and extended-join)
+    /// costs no pointer of its own in every event.
+    text: Arc<str>,
     nick_len: u16,
+    /// Where the prefix ends and the account begins.
+    prefix_len: u16,
     /// Bot mode (`+B`): IRC messages carry the `bot` tag.
     pub bot: bool,
 }
@@ -31,27 +36,40 @@ impl Source {
     /// A source from a whole `nick!user@host` (or a bare nick).
     pub fn from_prefix(prefix: &str, bot: bool) -> Source {
         let nick_len = prefix.find('!').unwrap_or(prefix.len());
-        Source::shared(Arc::from(prefix), nick_len, bot)
+        Source::shared(Arc::from(prefix), nick_len, prefix.len(), bot)
     }
 
-    /// A source around a prefix that is already shared, whose nick is its
-    /// first `nick_len` bytes.
-    pub fn shared(prefix: Arc<str>, nick_len: usize, bot: bool) -> Source {
+    /// A source around a text that is already shared: the prefix is its
+    /// first `prefix_len` bytes (the nick its first `nick_len`), the
+    /// account the rest.
+    pub fn shared(text: Arc<str>, nick_len: usize, prefix_len: usize, bot: bool) -> Source {
+        let cut = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
         Source {
-            nick_len: u16::try_from(nick_len).unwrap_or(u16::MAX),
-            prefix,
+            nick_len: cut(nick_len),
+            prefix_len: cut(prefix_len.min(text.len())),
+            text,
             bot,
         }
     }
 
+    /// `nick!user@host`.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.text
+            .get(..self.prefix_len as usize)
+            .unwrap_or(&self.text)
     }
 
     pub fn nick(&self) -> &str {
-        self.prefix
+        self.text
             .get(..self.nick_len as usize)
-            .unwrap_or(&self.prefix)
+            .unwrap_or(&self.text)
+    }
+
+    /// The account the user is logged in to, if any.
+    pub fn account(&self) -> Option<&str> {
+        self.text
+            .get(self.prefix_len as usize..)
+            .filter(|a| !a.is_empty())
     }
 }
 
@@ -178,6 +196,12 @@ pub enum Event {
         by: Source,
         target: String,
         reason: String,
+        time: Millis,
+    },
+    /// A user logged in to an account (`Some`) or out (IRCv3 account-notify).
+    Account {
+        who: Source,
+        account: Option<String>,
         time: Millis,
     },
     /// Real name change (IRCv3 setname).

@@ -23,10 +23,17 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// The verifiers of `password` under `salt` and `iterations`.
-pub fn derive(password: &str, salt: &[u8], iterations: u32) -> Scram {
+/// SaltedPassword: PBKDF2-HMAC-SHA-256 of `password` (what a client
+/// computes; the server keeps only what [`derive`] makes of it).
+pub fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut salted = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+    salted
+}
+
+/// The verifiers of `password` under `salt` and `iterations`.
+pub fn derive(password: &str, salt: &[u8], iterations: u32) -> Scram {
+    let salted = salted_password(password, salt, iterations);
     let client_key = hmac(&salted, b"Client Key");
     Scram {
         salt: salt.to_vec(),

@@ -111,6 +111,7 @@ impl Sim {
             id,
             ip: localhost,
             secure: false,
+            certfp: None,
         };
         let _ = self.net.apply(connect, &mut out, self.now);
         self.deliver(i, out);
@@ -219,6 +220,12 @@ impl Sim {
             Effect::CheckServerPassword { .. } | Effect::CheckOper { .. } => {
                 return Outcome::Verified(false);
             }
+            // Nor accounts.
+            Effect::CheckAccount { .. } | Effect::AccountByCert { .. } => {
+                return Outcome::Account(None);
+            }
+            Effect::ScramLookup { .. } => return Outcome::Scram(None),
+            Effect::RegisterAccount { .. } => return Outcome::Failed("no accounts here".into()),
             Effect::ClaimNick { key, owner } => self.registry.claim_nick(&key, owner),
             Effect::FoundChannel { key } => self.registry.found_channel(&key),
             Effect::ReleaseNick { key, owner } => {

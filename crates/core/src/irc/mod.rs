@@ -109,7 +109,7 @@ impl IrcSession {
         let id = self.st.id();
         match flow {
             Flow::Wait(effect, cont) => {
-                self.st.pending = Some(Box::new(Pending { r, cont, command }));
+                self.st.set_pending(Pending { r, cont, command });
                 return Step::Wait(effect);
             }
             Flow::Continue => cx.out.reply(r.finish()),
@@ -206,10 +206,10 @@ impl Session for IrcSession {
 
     fn resume(&mut self, cx: &mut Cx<'_>, outcome: Outcome) -> Step {
         self.refresh(cx);
-        let Some(p) = self.st.pending.take() else {
+        let Some(p) = self.st.take_pending() else {
             return Step::Continue;
         };
-        let Pending { r, cont, command } = *p;
+        let Pending { r, cont, command } = p;
         self.command(cx, r, |ctx| {
             (commands::resume(ctx, command, cont, outcome), command)
         })

@@ -7,7 +7,7 @@ use std::io::Write;
 use super::cap;
 use crate::dialect::{Dialect, DialectRef};
 use crate::ids::MsgId;
-use crate::notify::{Event, MsgKind, MultilinePart};
+use crate::notify::{Event, MsgKind, MultilinePart, Source};
 use bavard_proto::numeric::{RPL_KEYNOTSET, RPL_KEYVALUE};
 
 /// The IRC dialect's encoder.
@@ -106,6 +106,8 @@ struct MsgTags<'a> {
     bot: bool,
     /// Client-only tags, already escaped.
     client: &'a str,
+    /// The sender's account (IRCv3 account-tag).
+    account: Option<&'a str>,
 }
 
 /// Writes the tag section (`@a;b `) for an event, if any tag applies.
@@ -118,6 +120,14 @@ fn tags(out: &mut Vec<u8>, variant: u32, time: u64, m: MsgTags<'_>) {
         sep(out);
         out.extend_from_slice(b"time=");
         format_time(time, out);
+    }
+    // Account names are nicks: nothing in them needs escaping.
+    if variant & cap::ACCOUNT_TAG != 0
+        && let Some(account) = m.account
+    {
+        sep(out);
+        out.extend_from_slice(b"account=");
+        out.extend_from_slice(account.as_bytes());
     }
     if variant & cap::MESSAGE_TAGS != 0 {
         if let Some(id) = m.msgid {
@@ -148,6 +158,15 @@ fn put(out: &mut Vec<u8>, parts: &[&str]) {
 /// Tags of events that are not messages: server-time only.
 pub(super) fn time_tag(out: &mut Vec<u8>, variant: u32, time: u64) {
     tags(out, variant, time, MsgTags::default());
+}
+
+/// Tags of what a user did besides messages: server-time and its account.
+fn user_tags(out: &mut Vec<u8>, variant: u32, time: u64, who: &Source) {
+    let m = MsgTags {
+        account: who.account(),
+        ..MsgTags::default()
+    };
+    tags(out, variant, time, m);
 }
 
 /// Splits `text` into pieces that fit an IRC line after `overhead` bytes,
@@ -184,15 +203,22 @@ impl Dialect for IrcDialect {
 
     fn variant(&self, ev: &Event, caps: u32) -> Option<u32> {
         let time = caps & cap::SERVER_TIME;
+        // What a user did carries its account for those that asked.
+        let user = caps & (cap::SERVER_TIME | cap::ACCOUNT_TAG);
         Some(match ev {
             Event::Message {
                 kind: MsgKind::Tagmsg,
                 ..
             } if caps & cap::MESSAGE_TAGS == 0 => return None,
             Event::Message { .. } => {
-                caps & (cap::SERVER_TIME | cap::MESSAGE_TAGS | cap::MULTILINE | cap::BATCH)
+                caps & (cap::SERVER_TIME
+                    | cap::MESSAGE_TAGS
+                    | cap::MULTILINE
+                    | cap::BATCH
+                    | cap::ACCOUNT_TAG)
             }
-            Event::Join { .. } => caps & (cap::SERVER_TIME | cap::EXTENDED_JOIN),
+            Event::Join { .. } => caps & (cap::SERVER_TIME | cap::EXTENDED_JOIN | cap::ACCOUNT_TAG),
+            Event::Account { .. } if caps & cap::ACCOUNT_NOTIFY == 0 => return None,
             Event::Away { .. } if caps & cap::AWAY_NOTIFY == 0 => return None,
             Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
             Event::Invite { notify: true, .. } if caps & cap::INVITE_NOTIFY == 0 => return None,
@@ -216,6 +242,17 @@ impl Dialect for IrcDialect {
                     | cap::MULTI_PREFIX
                     | cap::USERHOST_IN_NAMES)
             }
+            Event::Part { .. }
+            | Event::Quit { .. }
+            | Event::Nick { .. }
+            | Event::Kick { .. }
+            | Event::Topic { .. }
+            | Event::Mode { .. }
+            | Event::Invite { .. }
+            | Event::Away { .. }
+            | Event::Setname { .. }
+            | Event::Account { .. }
+            | Event::Redact { .. } => user,
             _ => time,
         })
     }
@@ -248,6 +285,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 msgid: Some(msgid),
                 bot: from.bot,
                 client: client_tags,
+                account: from.account(),
             };
             // The common cases are written piece by piece: no formatting
             // machinery, no temporary prefix string.
@@ -337,9 +375,14 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             if v & cap::EXTENDED_JOIN != 0 {
-                write!(out, ":{} JOIN {channel} * :{realname}\r\n", who.prefix())?;
+                let account = who.account().unwrap_or("*");
+                write!(
+                    out,
+                    ":{} JOIN {channel} {account} :{realname}\r\n",
+                    who.prefix()
+                )?;
             } else {
                 write!(out, ":{} JOIN {channel}\r\n", who.prefix())?;
             }
@@ -351,7 +394,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             if reason.is_empty() {
                 write!(out, ":{} PART {channel}\r\n", who.prefix())?;
             } else {
@@ -361,11 +404,11 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Quit {
             who, reason, time, ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             write!(out, ":{} QUIT :{reason}\r\n", who.prefix())?;
         }
         Event::Nick { who, new, time } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             write!(out, ":{} NICK {new}\r\n", who.prefix())?;
         }
         Event::Kick {
@@ -376,7 +419,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(
                 out,
                 ":{} KICK {channel} {target} :{reason}\r\n",
@@ -389,7 +432,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             text,
             time,
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(out, ":{} TOPIC {channel} :{text}\r\n", by.prefix())?;
         }
         Event::Mode {
@@ -398,7 +441,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             changes,
             time,
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(out, ":{} MODE {channel} {changes}\r\n", by.prefix())?;
         }
         Event::Invite {
@@ -408,18 +451,18 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(out, ":{} INVITE {target} {channel}\r\n", by.prefix())?;
         }
         Event::Away { who, text, time } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             match text {
                 Some(t) => write!(out, ":{} AWAY :{t}\r\n", who.prefix())?,
                 None => write!(out, ":{} AWAY\r\n", who.prefix())?,
             }
         }
         Event::Wallops { from, text, time } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, from);
             write!(out, ":{} WALLOPS :{text}\r\n", from.prefix())?;
         }
         Event::Kill {
@@ -432,12 +475,17 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
                 by.nick()
             )?;
         }
+        Event::Account { who, account, time } => {
+            user_tags(out, v, *time, who);
+            let account = account.as_deref().unwrap_or("*");
+            write!(out, ":{} ACCOUNT {account}\r\n", who.prefix())?;
+        }
         Event::Setname {
             who,
             realname,
             time,
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, who);
             write!(out, ":{} SETNAME :{realname}\r\n", who.prefix())?;
         }
         Event::Monitor {
@@ -480,7 +528,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             time,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(out, ":{} REDACT {target} {msgid}", by.prefix())?;
             if let Some(r) = reason {
                 write!(out, " :{r}")?;
@@ -496,7 +544,7 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             to: None,
             ..
         } => {
-            time_tag(out, v, *time);
+            user_tags(out, v, *time, by);
             write!(out, ":{} RENAME {old} {new} :{reason}\r\n", by.prefix())?;
         }
         Event::Rename {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::commands::Pending;
+use super::commands::sasl::Exchange;
 use crate::config::CoreConfig;
 use crate::ids::ConnId;
 use crate::notify::MultilinePart;
@@ -32,13 +33,21 @@ pub mod cap {
     pub const MESSAGE_REDACTION: u32 = 1 << 17;
     pub const METADATA: u32 = 1 << 18;
     pub const CHATHISTORY: u32 = 1 << 19;
+    pub const SASL: u32 = 1 << 20;
+    pub const ACCOUNT_NOTIFY: u32 = 1 << 21;
+    pub const ACCOUNT_TAG: u32 = 1 << 22;
+    pub const ACCOUNT_REGISTRATION: u32 = 1 << 23;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
 pub const CAPS: &[(&str, u32, &str)] = &[
+    ("account-notify", cap::ACCOUNT_NOTIFY, ""),
+    ("account-tag", cap::ACCOUNT_TAG, ""),
     ("away-notify", cap::AWAY_NOTIFY, ""),
     ("batch", cap::BATCH, ""),
     ("cap-notify", cap::CAP_NOTIFY, ""),
+    // Its value comes from the configuration (see `conn::cap_value`).
+    ("draft/account-registration", cap::ACCOUNT_REGISTRATION, ""),
     ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
     // Offered only when history is kept (`conn::offered`).
     ("draft/chathistory", cap::CHATHISTORY, ""),
@@ -58,6 +67,7 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("labeled-response", cap::LABELED_RESPONSE, ""),
     ("message-tags", cap::MESSAGE_TAGS, ""),
     ("multi-prefix", cap::MULTI_PREFIX, ""),
+    ("sasl", cap::SASL, "PLAIN,EXTERNAL,SCRAM-SHA-256"),
     ("server-time", cap::SERVER_TIME, ""),
     ("setname", cap::SETNAME, ""),
     ("standard-replies", cap::STANDARD_REPLIES, ""),
@@ -99,6 +109,9 @@ pub struct Registration {
     pub negotiating: bool,
     /// PASS was given and matched (or no password is configured).
     pub pass_ok: bool,
+    /// The nick last asked for with NICK, even if taken: `REGISTER *`
+    /// before a nick was granted names the account after it.
+    pub wanted_nick: Option<String>,
     /// A PASS was checked: later ones are ignored. Each check costs tens of
     /// milliseconds of CPU (argon2), so checking every PASS line would let one
     /// client keep the server busy hashing.
@@ -124,8 +137,17 @@ pub struct IrcState {
     /// Boxed: rare, and inline it would grow every IRC connection. Kept,
     /// emptied, after a FAIL (see [`InBatch::dead`]).
     pub batch: Option<Box<InBatch>>,
-    /// A command waiting on an effect, with its reply so far.
-    pub pending: Option<Box<Pending>>,
+    /// What a connection holds only for a while: a command waiting on an
+    /// effect, a SASL exchange. One box for both, absent the rest of the
+    /// time, keeps every connection's session in its allocator class.
+    aside: Option<Box<Aside>>,
+}
+
+/// See [`IrcState::aside`].
+#[derive(Debug, Default)]
+struct Aside {
+    pending: Option<Pending>,
+    sasl: Option<Exchange>,
 }
 
 impl IrcState {
@@ -136,6 +158,7 @@ impl IrcState {
             user: None,
             negotiating: false,
             pass_ok: !cfg.password_required,
+            wanted_nick: None,
             pass_checked: false,
         };
         IrcState {
@@ -146,7 +169,7 @@ impl IrcState {
             flood_exempt: false,
             oper: OperGate::default(),
             batch: None,
-            pending: None,
+            aside: None,
         }
     }
 
@@ -167,5 +190,39 @@ impl IrcState {
 
     pub fn registered(&self) -> bool {
         self.registration.is_none()
+    }
+
+    /// Changes what is held aside; the box goes once it holds nothing.
+    fn edit_aside<T>(&mut self, f: impl FnOnce(&mut Aside) -> T) -> T {
+        let aside = self.aside.get_or_insert_with(Box::default);
+        let out = f(aside);
+        if aside.pending.is_none() && aside.sasl.is_none() {
+            self.aside = None;
+        }
+        out
+    }
+
+    /// Keeps a command waiting on an effect.
+    pub fn set_pending(&mut self, p: Pending) {
+        self.edit_aside(|a| a.pending = Some(p));
+    }
+
+    /// The command waiting on an effect, if any.
+    pub fn take_pending(&mut self) -> Option<Pending> {
+        self.aside.as_ref()?.pending.as_ref()?;
+        self.edit_aside(|a| a.pending.take())
+    }
+
+    /// The SASL exchange under way.
+    pub fn sasl_mut(&mut self) -> Option<&mut Exchange> {
+        self.aside.as_mut()?.sasl.as_mut()
+    }
+
+    /// Starts or ends (`None`) a SASL exchange; the one ended, if any.
+    pub fn set_sasl(&mut self, sasl: Option<Exchange>) -> Option<Exchange> {
+        if sasl.is_none() && self.aside.as_ref().is_none_or(|a| a.sasl.is_none()) {
+            return None;
+        }
+        self.edit_aside(|a| std::mem::replace(&mut a.sasl, sasl))
     }
 }

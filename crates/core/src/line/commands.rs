@@ -250,10 +250,16 @@ pub fn handle(lx: &mut Lx<'_, '_>, cmd: Command<'_>) -> Flow {
             let net = &*lx.cx.net;
             match name.as_deref().and_then(|n| net.channel(n)) {
                 Some(ch) if !ch.modes.secret || ch.member(id).is_some() => {
-                    let nicks: Vec<&str> = ch
+                    // A user logged in to an account shows it in
+                    // parentheses, which no nick contains.
+                    let nicks: Vec<String> = ch
                         .members
                         .iter()
-                        .filter_map(|m| net.user(m.id).map(|u| u.nick()))
+                        .filter_map(|m| net.user(m.id))
+                        .map(|u| match u.account() {
+                            Some(a) => format!("{}({a})", u.nick()),
+                            None => u.nick().to_string(),
+                        })
                         .collect();
                     let text = nicks.join(" ");
                     lx.notice(&text);

@@ -25,6 +25,7 @@ impl Dialect for LineDialect {
             | Event::Invite { notify: true, .. }
             | Event::Away { .. }
             | Event::Setname { .. }
+            | Event::Account { .. }
             | Event::Monitor { .. }
             | Event::Watched(_)
             | Event::Metadata { .. }
@@ -175,6 +176,7 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         }
         Event::Away { .. }
         | Event::Setname { .. }
+        | Event::Account { .. }
         | Event::Monitor { .. }
         | Event::Watched(_)
         | Event::Metadata { .. } => {}

@@ -28,6 +28,8 @@ pub struct Connect {
     pub ip: IpAddr,
     /// Over TLS (user mode `+Z`).
     pub secure: bool,
+    /// The TLS client certificate's SHA-256 fingerprint, if one was shown.
+    pub certfp: Option<String>,
 }
 
 impl Change for Connect {
@@ -48,6 +50,11 @@ impl Change for Connect {
             extra: None,
             spoken: None,
         }));
+        if let Some(fp) = self.certfp
+            && let Some(u) = net.users.get_mut(&self.id)
+        {
+            u.edit_extra(|e| e.certfp = Some(fp.into()));
+        }
         if let Some(text) = &net.shutdown {
             out.note(Notification {
                 audience: Audience::User(self.id),
@@ -643,11 +650,7 @@ impl Change for SetAway {
             text: self.text,
             time: now,
         };
-        net.tell_watchers(u, &event, out);
-        out.note(Notification {
-            audience: Network::neighbours(u),
-            event,
-        });
+        net.tell_around(u, event, out);
         Ok(())
     }
 }
@@ -672,11 +675,7 @@ impl Change for SetRealname {
             realname: self.realname,
             time: now,
         };
-        net.tell_watchers(u, &event, out);
-        out.note(Notification {
-            audience: Network::neighbours(u),
-            event,
-        });
+        net.tell_around(u, event, out);
         Ok(())
     }
 }

@@ -21,6 +21,10 @@ pub struct ChanModes {
     pub private: bool,
     /// `+C`: no CTCP but ACTION.
     pub no_ctcp: bool,
+    /// `+R`: only users logged in to an account may join.
+    pub registered_only: bool,
+    /// `+M`: only users logged in to an account (or voiced) may speak.
+    pub registered_speak: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }

@@ -9,6 +9,7 @@
 //! channel's events in the same order, a departed user is gone from every
 //! list before anyone else acts, and a nick is held at most once.
 
+pub mod account;
 pub mod changes;
 mod channel;
 pub mod markers;
@@ -61,6 +62,9 @@ pub enum ChangeError {
     InviteOnlyChan(String),
     #[error("you are banned from {0}")]
     BannedFromChan(String),
+    /// `+R` or `+M`: only users logged in to an account may join or speak.
+    #[error("you need to be logged in to an account for {0}")]
+    NeedReggedNick(String),
     #[error("wrong key for {0}")]
     BadChannelKey(String),
     #[error("{0}: bad channel name")]
@@ -417,6 +421,16 @@ impl Network {
                 event: Event::Watched(Box::new(event.clone())),
             });
         }
+    }
+
+    /// Tells `event` about `u` to everyone sharing a channel with it, and to
+    /// those MONITORing it who share none (extended-monitor).
+    fn tell_around(&self, u: &User, event: Event, out: &mut Outputs) {
+        self.tell_watchers(u, &event, out);
+        out.note(Notification {
+            audience: Network::neighbours(u),
+            event,
+        });
     }
 
     /// Checks the network's internal consistency: every index agrees with

@@ -270,6 +270,8 @@ fn set_simple_mode(
         's' => &mut m.secret,
         'p' => &mut m.private,
         'C' => &mut m.no_ctcp,
+        'M' => &mut m.registered_speak,
+        'R' => &mut m.registered_only,
         'k' => {
             return match (add, arg) {
                 (true, Some(k)) if m.key.as_deref() != Some(k) => {

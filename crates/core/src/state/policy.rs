@@ -4,8 +4,13 @@ use super::{ChangeError, Channel, Member, User};
 use crate::mask::wildcard_match;
 
 /// The extended-ban type of a mute (`m:<mask>` in `+b` and `+e`, ISUPPORT
-/// `EXTBAN=,m`): a matching user stays in the channel but cannot speak.
+/// `EXTBAN=,am`): a matching user stays in the channel but cannot speak.
 pub const MUTE: char = 'm';
+
+/// The extended-ban type that matches an account (`a:<account>`, with
+/// wildcards, in `+b`, `+e` and `+I`; ISUPPORT `ACCOUNTEXTBAN=a`): it
+/// matches only users logged in to a matching account, never a nick.
+pub const ACCOUNT: char = 'a';
 
 /// Splits a list entry into its extended-ban type and mask: `m:nick!*@*` is
 /// `(Some('m'), "nick!*@*")`, a plain mask has no type. Nicks cannot contain
@@ -15,6 +20,24 @@ pub fn split_extban(mask: &str) -> (Option<char>, &str) {
         [t, b':', ..] if t.is_ascii_alphabetic() => (Some(char::from(*t)), &mask[2..]),
         _ => (None, mask),
     }
+}
+
+/// Whether an `a:` entry of `list` matches the account `u` is logged in to.
+fn matches_account(list: &[super::ListEntry], u: &User) -> bool {
+    let Some(account) = u.account() else {
+        return false;
+    };
+    let account = crate::names::casefold(account);
+    list.iter()
+        .map(|e| split_extban(&e.mask))
+        .filter(|(k, _)| *k == Some(ACCOUNT))
+        .any(|(_, m)| wildcard_match(&crate::names::casefold(m), &account))
+}
+
+/// Whether an entry of `list` names `u`: a plain mask matching its
+/// `nick!user@host`, or an `a:` entry matching its account.
+fn names_user(list: &[super::ListEntry], u: &User) -> bool {
+    matches_any(list, u, None) || matches_account(list, u)
 }
 
 /// Whether an entry of `list` of extended-ban type `kind` (`None`: plain
@@ -36,14 +59,14 @@ fn matches_any(list: &[super::ListEntry], u: &User, kind: Option<char>) -> bool 
 
 /// Whether `u` is banned from `ch` (a ban not covered by an exception).
 pub fn is_banned(ch: &Channel, u: &User) -> bool {
-    matches_any(&ch.bans, u, None) && !matches_any(&ch.excepts, u, None)
+    names_user(&ch.bans, u) && !names_user(&ch.excepts, u)
 }
 
 /// Whether `u` is muted in `ch`: an `m:` ban matches it and no exception,
 /// plain or `m:`, covers it.
 pub fn is_muted(ch: &Channel, u: &User) -> bool {
     matches_any(&ch.bans, u, Some(MUTE))
-        && !matches_any(&ch.excepts, u, None)
+        && !names_user(&ch.excepts, u)
         && !matches_any(&ch.excepts, u, Some(MUTE))
 }
 
@@ -54,6 +77,9 @@ pub fn can_send(ch: &Channel, u: &User, member: Option<&Member>) -> Result<(), C
         None if ch.modes.no_external => cannot(),
         Some(m) if m.op || m.voice => Ok(()),
         _ if ch.modes.moderated => cannot(),
+        _ if ch.modes.registered_speak && u.account().is_none() => {
+            Err(ChangeError::NeedReggedNick(ch.name.to_string()))
+        }
         _ if is_banned(ch, u) || is_muted(ch, u) => cannot(),
         _ => Ok(()),
     }
@@ -81,8 +107,11 @@ pub fn can_join(ch: &Channel, u: &User, key: Option<&str>) -> Result<(), ChangeE
     {
         return Err(ChangeError::ChannelIsFull(ch.name.to_string()));
     }
-    if ch.modes.invite_only && !invited && !matches_any(&ch.invex, u, None) {
+    if ch.modes.invite_only && !invited && !names_user(&ch.invex, u) {
         return Err(ChangeError::InviteOnlyChan(ch.name.to_string()));
+    }
+    if ch.modes.registered_only && u.account().is_none() && !invited {
+        return Err(ChangeError::NeedReggedNick(ch.name.to_string()));
     }
     if let Some(k) = &ch.modes.key
         && key != Some(k.as_str())

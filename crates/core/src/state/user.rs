@@ -114,10 +114,15 @@ fn cut16(s: &str) -> &str {
 }
 
 /// What few users have: an away message, invitations, a MONITOR list,
-/// metadata and metadata subscriptions.
+/// metadata and metadata subscriptions, an account, a client certificate.
 #[derive(Debug, Default)]
 pub(super) struct UserExtra {
     pub(super) away: Option<String>,
+    /// The account the user is logged in to, as registered.
+    pub(super) account: Option<std::sync::Arc<str>>,
+    /// SHA-256 fingerprint (lowercase hex) of the TLS client certificate the
+    /// connection presented, for SASL EXTERNAL.
+    pub(super) certfp: Option<Box<str>>,
     /// Channel keys the user was invited to.
     pub(super) invites: HashSet<String>,
     /// Keys of nicks on this user's MONITOR list.
@@ -130,6 +135,8 @@ pub(super) struct UserExtra {
 impl UserExtra {
     pub(super) fn is_empty(&self) -> bool {
         self.away.is_none()
+            && self.account.is_none()
+            && self.certfp.is_none()
             && self.invites.is_empty()
             && self.monitoring.is_empty()
             && self.metadata.is_empty()
@@ -144,17 +151,19 @@ impl User {
     /// The user as others see it in events (the one kept for its messages,
     /// if it has spoken since its names or modes last changed).
     pub fn source(&self) -> Source {
-        let nick_len = self.nick().len();
-        if let Some(prefix) = &self.spoken {
-            return Source::shared(prefix.clone(), nick_len, self.modes.bot);
+        let (nick_len, prefix_len) = (self.nick().len(), self.prefix_len());
+        if let Some(text) = &self.spoken {
+            return Source::shared(text.clone(), nick_len, prefix_len, self.modes.bot);
         }
-        Source::shared(self.prefix_text(), nick_len, self.modes.bot)
+        Source::shared(self.source_text(), nick_len, prefix_len, self.modes.bot)
     }
 
-    /// `nick!user@host`, shareable.
-    fn prefix_text(&self) -> std::sync::Arc<str> {
-        let mut p = Vec::with_capacity(self.prefix_len());
+    /// `nick!user@host` then the account, shareable (see [`Source`]).
+    fn source_text(&self) -> std::sync::Arc<str> {
+        let account = self.account().unwrap_or("");
+        let mut p = Vec::with_capacity(self.prefix_len() + account.len());
         self.put_prefix(&mut p);
+        p.extend_from_slice(account.as_bytes());
         std::str::from_utf8(&p).unwrap_or_default().into()
     }
 
@@ -162,7 +171,7 @@ impl User {
     /// speaks usually speaks again, and each message then shares it.
     pub(super) fn speaking_source(&mut self) -> Source {
         if self.spoken.is_none() {
-            self.spoken = Some(self.prefix_text());
+            self.spoken = Some(self.source_text());
         }
         self.source()
     }
@@ -237,6 +246,22 @@ impl User {
         self.extra.as_ref()?.away.as_deref()
     }
 
+    /// The account the user is logged in to.
+    pub fn account(&self) -> Option<&str> {
+        self.extra.as_ref()?.account.as_deref()
+    }
+
+    /// The fingerprint of the TLS client certificate it connected with.
+    pub fn certfp(&self) -> Option<&str> {
+        self.extra.as_ref()?.certfp.as_deref()
+    }
+
+    /// Logs the user in to `account`, or out: its source changes.
+    pub(super) fn set_account(&mut self, account: Option<&str>) {
+        self.spoken = None;
+        self.edit_extra(|e| e.account = account.map(std::sync::Arc::from));
+    }
+
     /// Whether the user was invited to the channel with key `ch_key`.
     pub fn is_invited(&self, ch_key: &str) -> bool {
         self.extra
@@ -296,7 +321,7 @@ impl User {
             return Err(format!("user {id} keeps an empty extra box"));
         }
         if let Some(s) = &self.spoken
-            && **s != *self.prefix()
+            && **s != *self.source_text()
         {
             return Err(format!("user {id} keeps a stale source {s}"));
         }

@@ -1,6 +1,7 @@
 //! Connection registration and keep-alive: CAP, PASS, NICK, USER, PING, PONG, QUIT.
 
 use super::{CommandError, Cont, Ctx, Flow};
+use crate::config::Registration;
 use crate::effect::{Effect, Outcome};
 use crate::irc::state::{CAPS, IrcState, cap};
 use crate::names::Nickname;
@@ -16,7 +17,11 @@ pub const USERLEN: usize = 16;
 /// Whether the capability with `bit` is offered under `cfg`: history only
 /// when some is kept.
 fn offered(bit: u32, cfg: &crate::config::CoreConfig) -> bool {
-    bit != cap::CHATHISTORY || cfg.limits.history > 0
+    match bit {
+        cap::CHATHISTORY => cfg.limits.history > 0,
+        cap::ACCOUNT_REGISTRATION => cfg.accounts.registration == Registration::Open,
+        _ => true,
+    }
 }
 
 fn caps_string(version: u16, cfg: &crate::config::CoreConfig) -> String {
@@ -25,6 +30,7 @@ fn caps_string(version: u16, cfg: &crate::config::CoreConfig) -> String {
         .map(|&(name, bit, value)| {
             let value = match bit {
                 cap::METADATA => super::metadata::cap_value(cfg),
+                cap::ACCOUNT_REGISTRATION => super::account::cap_value(cfg),
                 _ => value.to_string(),
             };
             if version >= 302 && !value.is_empty() {
@@ -148,6 +154,9 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
     let n = ctx.net.validate_nick(new)?;
+    if let Some(reg) = &mut ctx.st.registration {
+        reg.wanted_nick = Some(new.to_string());
+    }
     let id = ctx.st.id();
     let mine = ctx.net.user(id).is_some_and(|u| u.nick_key() == n.key());
     if mine {
@@ -267,6 +276,7 @@ pub fn complete_registration(ctx: &mut Ctx<'_>) -> Result<Flow, CommandError> {
         return Ok(Flow::Close);
     }
     let id = st.id();
+    super::sasl::abandon(ctx);
     ctx.apply(Register { id, user, realname })?;
     ctx.st.registration = None;
     let host = ctx
@@ -287,13 +297,15 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         "BOT=B".into(),
         "CASEMAPPING=rfc1459".into(),
         format!("CHANLIMIT=#:{}", l.channels_per_user),
-        "CHANMODES=beI,k,l,Cimnpst".into(),
+        "ACCOUNTEXTBAN=a".into(),
+        "CHANMODES=beI,k,l,CMRimnpst".into(),
         format!("CHANNELLEN={}", l.channel_length),
         "CHANTYPES=#".into(),
         "ELIST=CMNTU".into(),
         "EXCEPTS=e".into(),
-        // Extended bans without a prefix character: `m:` mutes.
-        "EXTBAN=,m".into(),
+        // Extended bans without a prefix character: `a:` matches an
+        // account, `m:` mutes.
+        "EXTBAN=,am".into(),
         "INVEX=I".into(),
         format!("KICKLEN={}", l.kick_length),
         format!("MAXLIST=beI:{}", l.list_entries),
@@ -361,7 +373,7 @@ pub fn welcome(ctx: &mut Ctx<'_>) {
             &cfg.server_name,
             version,
             "BiorwZ",
-            "CbeIiklmnopstv",
+            "CMRbeIiklmnopstv",
             "beIklov",
         ],
     );

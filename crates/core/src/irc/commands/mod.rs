@@ -7,6 +7,7 @@
 //! needs IO returns [`Flow::Wait`] with an effect and what to do with its
 //! outcome ([`Cont`]); [`resume`] picks the command up there.
 
+mod account;
 mod chan;
 mod conn;
 mod history;
@@ -16,6 +17,7 @@ mod modes;
 mod msg;
 mod oper;
 mod query;
+pub mod sasl;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,6 +101,15 @@ pub enum Cont {
     History { command: String, target: String },
     /// CHATHISTORY TARGETS: (history key, channel name) of the user's channels.
     HistoryTargets { names: Vec<(String, String)> },
+    /// AUTHENTICATE PLAIN or EXTERNAL: the account was looked up; its
+    /// authorization identity, if the client gave one.
+    SaslAccount { authzid: Option<String> },
+    /// AUTHENTICATE SCRAM-SHA-256: the account's verifiers were looked up.
+    ScramFirst {
+        first: Box<crate::sasl::ClientFirst>,
+    },
+    /// REGISTER: the account was created (or the name was taken).
+    Register { account: String },
     /// RENAME: the new name was claimed (or someone holds it).
     Rename {
         channel: String,
@@ -151,6 +162,7 @@ const fn c(
 #[rustfmt::skip]
 pub static COMMANDS: &[Command] = &[
     c("ADMIN", 0, false, query::admin, "ADMIN [server]", "Shows who runs this server."),
+    c("AUTHENTICATE", 1, true, sasl::authenticate, "AUTHENTICATE mechanism|data|*", "Logs in to an account with SASL (PLAIN, EXTERNAL, SCRAM-SHA-256); * aborts."),
     c("AWAY", 0, false, oper::away, "AWAY [:message]", "Marks you away with a message; no message marks you back."),
     c("BATCH", 1, false, msg::batch, "BATCH (+|-)reference [type [params]]", "Groups messages, e.g. a multiline message."),
     c("CAP", 1, true, conn::cap, "CAP LS|LIST|REQ|END [args]", "Negotiates IRCv3 capabilities."),
@@ -182,6 +194,7 @@ pub static COMMANDS: &[Command] = &[
     c("PRIVMSG", 0, false, msg::privmsg, "PRIVMSG target[,target...] :text", "Sends a message to users or channels."),
     c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
     c("REDACT", 2, false, ircv3::redact, "REDACT target msgid [:reason]", "Deletes a message: your own, or any in a channel you operate (draft/message-redaction)."),
+    c("REGISTER", 3, true, account::register, "REGISTER account|* email|* password", "Registers an account named after your nick, and logs you in to it."),
     c("RENAME", 2, false, chan::rename, "RENAME #channel #new [:reason]", "Renames a channel, keeping its members, modes and topic (channel operators)."),
     c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
     c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
@@ -189,6 +202,7 @@ pub static COMMANDS: &[Command] = &[
     c("TOPIC", 1, false, chan::topic, "TOPIC #channel [:topic]", "Shows or sets a channel topic."),
     c("USER", 4, true, conn::user, "USER username 0 * :realname", "Gives your username and real name at registration."),
     c("USERHOST", 1, false, query::userhost, "USERHOST nick [nick...]", "Shows user@host of up to five nicks."),
+    c("VERIFY", 2, true, account::verify, "VERIFY account code", "Completes a registration that waits for a code (never: no mail is sent)."),
     c("VERSION", 0, false, query::version, "VERSION [server]", "Shows the server version and its ISUPPORT tokens."),
     c("WALLOPS", 1, false, oper::wallops, "WALLOPS :text", "Sends a message to users with +w (server operators)."),
     c("WHO", 0, false, query::who, "WHO [mask [o][%fields[,token]]]", "Lists users in a channel or matching a mask (WHOX fields: tcuihsnfdlaor)."),
@@ -243,6 +257,9 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
             new,
             reason,
         } => chan::rename_claimed(ctx, channel, new, reason, outcome),
+        Cont::SaslAccount { authzid } => sasl::account_checked(ctx, authzid, outcome),
+        Cont::ScramFirst { first } => sasl::scram_found(ctx, *first, outcome),
+        Cont::Register { account } => account::registered(ctx, &account, outcome),
         Cont::History { command, target } => Ok(history::played(ctx, &command, &target, outcome)),
         Cont::HistoryTargets { names } => Ok(history::targets_found(ctx, &names, outcome)),
     };
@@ -285,6 +302,7 @@ pub fn report(r: &mut Responder, command: &str, e: CommandError) {
             ChangeError::InviteOnlyChan(c) => r.num(ERR_INVITEONLYCHAN, &[&c]),
             ChangeError::BannedFromChan(c) => r.num(ERR_BANNEDFROMCHAN, &[&c]),
             ChangeError::BadChannelKey(c) => r.num(ERR_BADCHANNELKEY, &[&c]),
+            ChangeError::NeedReggedNick(c) => r.num(ERR_NEEDREGGEDNICK, &[&c]),
             ChangeError::ChanOpPrivsNeeded(c) => r.num(ERR_CHANOPRIVSNEEDED, &[&c]),
             ChangeError::NoPrivileges => r.num(ERR_NOPRIVILEGES, &[]),
             ChangeError::MessageTooLong(_) => r.num(ERR_INPUTTOOLONG, &[]),

@@ -64,7 +64,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> Vec<ModeItem> {
             'b' | 'e' | 'I' | 'o' | 'v' => true,
             'k' => true,
             'l' => add,
-            'C' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
+            'C' | 'M' | 'R' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
             _ => {
                 out.push(ModeItem::Unknown(c));
                 continue;
@@ -138,6 +138,8 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
     let mut letters = String::from("+");
     for (on, c) in [
         (m.no_ctcp, 'C'),
+        (m.registered_speak, 'M'),
+        (m.registered_only, 'R'),
         (m.invite_only, 'i'),
         (m.moderated, 'm'),
         (m.no_external, 'n'),
@@ -300,14 +302,18 @@ fn validate(
             }
         },
         ('b' | 'e' | 'I', Some(mask)) => {
-            // Extended bans: `m:<mask>` mutes (+b) or lifts a mute (+e).
+            // Extended bans: `m:<mask>` mutes (+b) or lifts a mute (+e);
+            // `a:<account>` matches the users logged in to an account.
             let norm = match policy::split_extban(&mask) {
                 (None, _) => normalize_mask(&mask),
                 (Some(policy::MUTE), rest) if c != 'I' && !rest.is_empty() => {
                     format!("{}:{}", policy::MUTE, normalize_mask(rest))
                 }
+                (Some(policy::ACCOUNT), rest) if !rest.is_empty() => {
+                    format!("{}:{rest}", policy::ACCOUNT)
+                }
                 (Some(_), _) => {
-                    invalid("*", "Unknown extended ban (EXTBAN=,m)");
+                    invalid("*", "Unknown extended ban (EXTBAN=,am)");
                     return None;
                 }
             };
@@ -360,6 +366,7 @@ fn umode_string(u: &User) -> String {
         (m.bot, 'B'),
         (m.invisible, 'i'),
         (m.oper, 'o'),
+        (u.account().is_some(), 'r'),
         (m.wallops, 'w'),
         (m.secure, 'Z'),
     ] {

@@ -230,6 +230,8 @@ struct WhoRow {
     flags: String,
     idle: u64,
     realname: String,
+    /// The account, `0` when logged out (WHOX `%a`).
+    account: String,
 }
 
 fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
@@ -255,6 +257,7 @@ fn who_row(ctx: &Ctx<'_>, u: &User, channel: &str, prefix: &str) -> WhoRow {
         flags,
         idle: idle_secs(ctx, u),
         realname: u.realname().to_string(),
+        account: u.account().unwrap_or("0").to_string(),
     }
 }
 
@@ -275,8 +278,7 @@ fn send_who_row(ctx: &mut Ctx<'_>, row: &WhoRow, whox: Option<&Whox>) {
                     'f' => row.flags.clone(),
                     'd' => "0".into(),
                     'l' => row.idle.to_string(),
-                    // No accounts on this server: "0" means logged out.
-                    'a' => "0".into(),
+                    'a' => row.account.clone(),
                     // Channel op levels do not exist here.
                     'o' => "n/a".into(),
                     _ => row.realname.clone(),
@@ -451,6 +453,9 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     }
     if u.modes.oper {
         ctx.r.num(RPL_WHOISOPERATOR, &[&nick]);
+    }
+    if let Some(account) = u.account() {
+        ctx.r.num(RPL_WHOISACCOUNT, &[&nick, account]);
     }
     if u.modes.bot {
         ctx.r.num(RPL_WHOISBOT, &[&nick]);

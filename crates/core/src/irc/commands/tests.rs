@@ -44,6 +44,7 @@ impl World {
             id,
             ip,
             secure: false,
+            certfp: None,
         });
         let nick = self.net.validate_nick(nick).expect("nick");
         let user = format!("~{nick}");

@@ -68,6 +68,7 @@ impl World {
             id,
             ip,
             secure: false,
+            certfp: None,
         });
         let nick = self.net.validate_nick(nick).unwrap();
         self.ok(SetNick { id, nick });
@@ -489,6 +490,7 @@ fn lusers_counts_follow_registration_modes_and_leaving() {
         id,
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure: false,
+        certfp: None,
     });
     // +i before registering counts as invisible only once registered.
     set(&mut w, id, |m| m.invisible = true);
