@@ -9,8 +9,8 @@ chose, waits until the port answers, and stops the server afterwards.
 The class attributes below tell irctest what bavard implements, so that
 tests of features it lacks (STS, WebSocket, ...) are skipped instead of
 failed. Accounts are built in (no services daemon): ``registerUser``
-creates them with ``bavard account add`` when the binary has that
-subcommand, over the wire with ``REGISTER`` otherwise.
+creates them with ``bavard account add``, in the database the server
+uses.
 
 Environment:
   BAVARD_BIN          the bavard binary (default: ``bavard`` on PATH)
@@ -65,17 +65,6 @@ def hash_password(binary: str, password: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def has_account_cli(binary: str) -> bool:
-    """Whether `binary` has ``bavard account`` (accounts kept in a store
-    the command line writes to)."""
-    out = subprocess.run(
-        [binary, "account", "--help"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return out.returncode == 0
-
-
 def toml_value(value: Union[str, int, float, bool, List[str]]) -> str:
     """A TOML literal for a Python value (JSON strings are valid TOML)."""
     if isinstance(value, bool):
@@ -246,36 +235,15 @@ class BavardController(BaseServerController, DirectoryBasedController):
         username: str,
         password: Optional[str] = None,
     ) -> None:
-        """Creates the account `username`.
-
-        With ``bavard account add`` (the store's command line), the account
-        goes straight into the database the running server reads. Without
-        it, a client with that nick registers it over the wire
-        (draft/account-registration's REGISTER)."""
+        """Creates the account `username` with ``bavard account add``, in
+        the database the running server reads at each login."""
         assert password
-        binary = bavard_bin()
-        if has_account_cli(binary):
-            subprocess.run(
-                [binary, "account", "add", username, "--config", self.config_path],
-                input=password.encode("utf-8"),
-                stdout=subprocess.DEVNULL,
-                check=True,
-            )
-            return
-        client = case.addClient(show_io=False)
-        case.sendLine(client, "NICK " + username)
-        case.sendLine(client, "USER r e g :user")
-        while case.getRegistrationMessage(client).command != "001":
-            pass
-        case.getMessages(client)
-        case.sendLine(client, f"REGISTER * * {password}")
-        for _ in range(100):
-            msg = case.getMessage(client)
-            if msg.command in ("REGISTER", "FAIL"):
-                break
-        assert msg.command == "REGISTER" and msg.params[0] == "SUCCESS", msg
-        case.sendLine(client, "QUIT")
-        case.assertDisconnected(client)
+        subprocess.run(
+            [bavard_bin(), "account", "add", username, "--config", self.config_path],
+            input=password.encode("utf-8"),
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
 
     def kill_proc(self) -> None:
         """Stops the server: SIGTERM, then SIGKILL after a short grace.
@@ -340,12 +308,8 @@ class BavardController(BaseServerController, DirectoryBasedController):
                 ping_interval=86400, ping_timeout=86400, registration_timeout=86400
             )
 
-        if self.run_services and not has_account_cli(binary):
-            # Accounts are then registered over the wire, and irctest's
-            # longest password (592 bytes) must fit one REGISTER line.
-            limits["irc_line_length"] = 1024
-        else:
-            self._storage = {"path": str(self.directory / "bavard.db")}
+        # Each server its own database, in the test's directory.
+        storage = {"path": str(self.directory / "bavard.db")}
 
         accounts = {
             "before_connect": self.test_config.account_registration_before_connect,
@@ -359,8 +323,7 @@ class BavardController(BaseServerController, DirectoryBasedController):
         text += toml_table("limits", limits)
         text += toml_table("flood", {"enabled": False})
         text += toml_table("accounts", accounts)
-        if has_account_cli(binary):
-            text += toml_table("storage", self._storage)
+        text += toml_table("storage", storage)
         text += toml_table(
             "[oper]",
             {"name": OPER_NAME, "password": hash_password(binary, OPER_PASSWORD)},
