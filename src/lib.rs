@@ -5,11 +5,13 @@
 //! # Layout
 //! - [`config`], [`passwd`]: the configuration file and its slices; argon2.
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
+//! - [`metrics`]: the counters `/metrics` shows, in the Prometheus format.
 //! - [`delivery`]: notifications become bytes in connections' queues.
 //! - [`effects`]: password checks and name claims the core waits on.
 //! - [`outbox`]: each connection's bounded outgoing queue.
 //! - [`driver`]: one connection's task (transport, input, output, timers).
-//! - [`net`]: listeners, admission, flood control, TLS, shutdown (the
+//! - [`net`]: listeners, admission, flood control, TLS, the HTTP listener
+//!   (WebSocket, `/metrics`, `/healthz`), shutdown (the
 //!   dual-stack bind and open-file limit come from `bavard-sockets`).
 //!
 //! The rest of the workspace is in `crates/`, and none of it depends on this
@@ -30,6 +32,7 @@ pub mod delivery;
 pub mod driver;
 pub mod effects;
 pub mod hub;
+pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod passwd;

@@ -3,7 +3,8 @@
 //!
 //! [`Stream`] is the byte-stream transport (TCP, TLS): it frames input into
 //! lines with a bound enforced while reading. A message-oriented transport
-//! (WebSocket: one line per frame) implements the same trait.
+//! ([`super::websocket::WebSocket`]: one line per frame) implements the
+//! same trait.
 
 use std::cell::RefCell;
 use std::io::IoSlice;
@@ -103,11 +104,11 @@ where
 thread_local! {
     // One read buffer per worker thread instead of one per connection: an
     // idle connection then holds no buffer at all.
-    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+    pub(super) static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
 
 /// Most slices gathered into one vectored write.
-const MAX_IOV: usize = 64;
+pub(super) const MAX_IOV: usize = 64;
 
 /// A byte stream framed into lines.
 pub struct Stream<I> {
