@@ -221,34 +221,20 @@ impl Metrics {
             head(&mut o, name, "counter", help);
             let _ = writeln!(o, "{name} {v}");
         }
-        head(
+        let drops = Dropped::ALL.map(|w| (w.label(), get(&self.drops[w as usize])));
+        by_reason(
             &mut o,
             "bavard_dropped_clients_total",
-            "counter",
             "Clients the server dropped, by reason.",
+            &drops,
         );
-        for why in Dropped::ALL {
-            let v = get(&self.drops[why as usize]);
-            let _ = writeln!(
-                o,
-                "bavard_dropped_clients_total{{reason=\"{}\"}} {v}",
-                why.label()
-            );
-        }
-        head(
+        let refused = Refused::ALL.map(|w| (w.label(), get(&self.refused[w as usize])));
+        by_reason(
             &mut o,
             "bavard_refused_connections_total",
-            "counter",
             "Connections refused before being served, by reason.",
+            &refused,
         );
-        for why in Refused::ALL {
-            let v = get(&self.refused[why as usize]);
-            let _ = writeln!(
-                o,
-                "bavard_refused_connections_total{{reason=\"{}\"}} {v}",
-                why.label()
-            );
-        }
         let gauges = [
             (
                 "bavard_users",
@@ -268,6 +254,14 @@ impl Metrics {
         }
         process(&mut o, self.started);
         o
+    }
+}
+
+/// A counter with one sample per reason.
+fn by_reason(o: &mut String, name: &str, help: &str, samples: &[(&str, u64)]) {
+    head(o, name, "counter", help);
+    for (reason, v) in samples {
+        let _ = writeln!(o, "{name}{{reason=\"{reason}\"}} {v}");
     }
 }
 

@@ -22,12 +22,12 @@ use std::io::{Cursor, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use super::framing::{Frame, Next};
-use super::transport::{MAX_IOV, READ_BUF, ReadEnd, Transport};
+use super::transport::{MAX_IOV, ReadEnd, Transport};
 use crate::outbox::Pending;
 
 /// The frames the server sends, as the client's subprotocol asks:
@@ -399,18 +399,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocket<I> {
             return Poll::Ready(ReadEnd::Error(e));
         }
         let (io, state) = (&mut self.io, &mut self.state);
-        let fed = READ_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            let mut rb = ReadBuf::new(&mut buf[..]);
-            match std::task::ready!(Pin::new(io).poll_read(cx, &mut rb)) {
-                Err(e) => Poll::Ready(Err(ReadEnd::Error(e))),
-                Ok(()) if rb.filled().is_empty() => Poll::Ready(Err(ReadEnd::Eof)),
-                Ok(()) => {
-                    let full = rb.remaining() == 0;
-                    let st = state.get_or_insert_with(Box::default);
-                    Poll::Ready(Ok((feed(st, rb.filled(), max, holding, on_line), full)))
-                }
-            }
+        let fed = super::transport::read_once(io, cx, |data, full| {
+            let st = state.get_or_insert_with(Box::default);
+            (feed(st, data, max, holding, on_line), full)
         });
         let end = match std::task::ready!(fed) {
             Err(end) => end,
@@ -531,17 +522,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocket<I> {
     }
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let io = &mut self.io;
-        READ_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            loop {
-                let mut rb = ReadBuf::new(&mut buf[..]);
-                match std::task::ready!(Pin::new(&mut *io).poll_read(cx, &mut rb)) {
-                    Ok(()) if !rb.filled().is_empty() => {}
-                    _ => return Poll::Ready(()),
-                }
-            }
-        })
+        super::transport::discard(&mut self.io, cx)
     }
 }
 

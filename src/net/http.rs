@@ -51,10 +51,14 @@ pub(super) async fn serve<I>(
     }
     let upgraded = Arc::new(AtomicBool::new(false));
     let service = {
-        let (shared, upgraded) = (shared.clone(), upgraded.clone());
+        let conn = Conn {
+            addr,
+            secure,
+            shared: shared.clone(),
+            upgraded: upgraded.clone(),
+        };
         hyper::service::service_fn(move |req| {
-            let resp = respond(req, addr, secure, &shared, &upgraded);
-            std::future::ready(Ok::<_, Infallible>(resp))
+            std::future::ready(Ok::<_, Infallible>(conn.respond(req)))
         })
     };
     let conn = hyper::server::conn::http1::Builder::new()
@@ -93,94 +97,95 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-fn respond(
-    req: Request<Incoming>,
+/// One HTTP connection, as its requests see it.
+struct Conn {
     addr: SocketAddr,
     secure: bool,
-    shared: &Arc<Shared>,
-    upgraded: &AtomicBool,
-) -> Response<Full<Bytes>> {
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    match req.uri().path() {
-        "/" | "/ws" if upgrade => websocket(req, addr, secure, shared, upgraded),
-        "/healthz" => plain(StatusCode::OK, "ok\n"),
-        "/metrics" => {
-            let hub = &shared.hub;
-            let mut r = plain(StatusCode::OK, hub.metrics().render(hub.figures()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
-        }
-        "/" => plain(
-            StatusCode::OK,
-            "bavard: IRC over WebSocket here (subprotocol text.ircv3.net or binary.ircv3.net)\n",
-        ),
-        _ => plain(StatusCode::NOT_FOUND, "not found\n"),
-    }
+    shared: Arc<Shared>,
+    /// Set once a request was upgraded: the admission slot is then the
+    /// WebSocket connection's.
+    upgraded: Arc<AtomicBool>,
 }
 
-/// Accepts a WebSocket upgrade (RFC 6455, 4.2.2) and starts its IRC
-/// connection once hyper has handed the stream over.
-fn websocket(
-    req: Request<Incoming>,
-    addr: SocketAddr,
-    secure: bool,
-    shared: &Arc<Shared>,
-    upgraded: &AtomicBool,
-) -> Response<Full<Bytes>> {
-    let h = req.headers();
-    let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
-        return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
-    };
-    if req.method() != Method::GET {
-        return plain(StatusCode::BAD_REQUEST, "a WebSocket upgrade is a GET\n");
+impl Conn {
+    fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let shared = &self.shared;
+        let upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        match req.uri().path() {
+            "/" | "/ws" if upgrade => self.websocket(req),
+            "/healthz" => plain(StatusCode::OK, "ok\n"),
+            "/metrics" => {
+                let hub = &shared.hub;
+                let mut r = plain(StatusCode::OK, hub.metrics().render(hub.figures()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            "/" => plain(
+                StatusCode::OK,
+                "bavard: IRC over WebSocket here (subprotocol text.ircv3.net or binary.ircv3.net)\n",
+            ),
+            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+        }
     }
-    if h.get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v != "13")
-    {
-        let mut r = plain(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only\n");
-        r.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return r;
-    }
-    if let Some(origin) = h.get(header::ORIGIN)
-        && !origin_allowed(origin.as_bytes(), &shared.cfg.http.allowed_origins)
-    {
-        shared.hub.metrics().refused(Refused::Origin);
-        tracing::info!(peer = %addr, origin = ?origin, "WebSocket origin refused");
-        return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
-    }
-    let chosen = subprotocol(h);
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let mut r = plain(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
-    let hs = r.headers_mut();
-    hs.remove(header::CONTENT_TYPE);
-    hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    hs.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        hs.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    if let Some(p) = chosen {
-        hs.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
-    }
-    let frames = if chosen == Some(BINARY) {
-        Frames::Binary
-    } else {
-        Frames::Text
-    };
-    upgraded.store(true, Ordering::Relaxed);
-    let on = hyper::upgrade::on(req);
-    let shared = shared.clone();
-    // A task of its own while hyper finishes the handshake: the
-    // connection's task is then the driver alone.
-    shared.tracker.clone().spawn(async move {
+
+    /// Accepts a WebSocket upgrade (RFC 6455, 4.2.2) and starts its IRC
+    /// connection once hyper has handed the stream over.
+    fn websocket(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (addr, secure, shared) = (self.addr, self.secure, &self.shared);
+        let h = req.headers();
+        let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
+            return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+        };
+        if req.method() != Method::GET {
+            return plain(StatusCode::BAD_REQUEST, "a WebSocket upgrade is a GET\n");
+        }
+        if h.get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v != "13")
+        {
+            let mut r = plain(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only\n");
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return r;
+        }
+        if let Some(origin) = h.get(header::ORIGIN)
+            && !origin_allowed(origin.as_bytes(), &shared.cfg.http.allowed_origins)
+        {
+            shared.hub.metrics().refused(Refused::Origin);
+            tracing::info!(peer = %addr, origin = ?origin, "WebSocket origin refused");
+            return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+        let chosen = subprotocol(h);
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut r = plain(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+        let hs = r.headers_mut();
+        hs.remove(header::CONTENT_TYPE);
+        hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        hs.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            hs.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(p) = chosen {
+            hs.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+        }
+        let frames = if chosen == Some(BINARY) {
+            Frames::Binary
+        } else {
+            Frames::Text
+        };
+        self.upgraded.store(true, Ordering::Relaxed);
+        let on = hyper::upgrade::on(req);
+        let shared = shared.clone();
+        // A task of its own while hyper finishes the handshake: the
+        // connection's task is then the driver alone.
+        shared.tracker.clone().spawn(async move {
         match on.await {
             Ok(up) => {
                 let io = WebSocket::new(TokioIo::new(up), frames);
@@ -196,7 +201,8 @@ fn websocket(
             }
         }
     });
-    r
+        r
+    }
 }
 
 /// Whether a page from `origin` may open a WebSocket: any when `allowed`
