@@ -62,6 +62,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Registered accounts (SASL, REGISTER).
     pub accounts: AccountsConfig,
+    /// The HTTP listener's WebSocket and pages.
+    pub http: HttpConfig,
 }
 
 /// The database file (docs/storage.md).
@@ -111,6 +113,16 @@ impl Default for AccountsConfig {
             require_email: false,
         }
     }
+}
+
+/// `[http]`: what the HTTP listener (`listeners.http`) accepts.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins (`https://chat.example.org`) whose pages may open a
+    /// WebSocket; empty: any. A request without `Origin` (not a browser)
+    /// is always allowed.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Flood control: token buckets per client; excess input is delayed, and a
@@ -165,6 +177,10 @@ pub struct Listeners {
     /// The IRC protocol over TLS (only when `[tls]` is configured).
     #[serde(deserialize_with = "listener")]
     pub irc_tls: Option<SocketAddr>,
+    /// HTTP: IRC over WebSocket, `/metrics`, `/healthz`; over TLS when
+    /// `[tls]` is configured.
+    #[serde(deserialize_with = "listener")]
+    pub http: Option<SocketAddr>,
 }
 
 /// A listener address, or `"off"` / `""` for none.
@@ -294,6 +310,7 @@ impl Default for Config {
             tls: None,
             storage: StorageConfig::default(),
             accounts: AccountsConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -305,6 +322,7 @@ impl Default for Listeners {
             irc: Some("[::]:6667".parse().expect("valid literal")),
             line_tls: Some("[::]:7778".parse().expect("valid literal")),
             irc_tls: Some("[::]:6697".parse().expect("valid literal")),
+            http: Some("[::]:8080".parse().expect("valid literal")),
         }
     }
 }
@@ -573,6 +591,11 @@ mod tests {
         assert_eq!(c.listeners.line, None);
         assert_eq!(c.listeners.irc, Some("127.0.0.1:1".parse().unwrap()));
         assert!(Config::parse("[listeners]\nline = \"nope\"").is_err());
+        let c = Config::parse("[listeners]\nhttp = \"off\"").unwrap();
+        assert_eq!(c.listeners.http, None);
+        assert_eq!(Config::default().listeners.http.unwrap().port(), 8080);
+        let c = Config::parse("[http]\nallowed_origins = [\"https://a.example\"]").unwrap();
+        assert_eq!(c.http.allowed_origins, ["https://a.example"]);
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub struct Delivery {
     /// Connections whose queue overflowed: dropped once the outputs being
     /// delivered are all queued, never in the middle of a fan-out.
     overflowed: Vec<ConnId>,
+    /// Events queued to their recipients so far, one per recipient (a
+    /// plain integer: it only changes under the hub's lock).
+    delivered: u64,
 }
 
 impl Delivery {
@@ -139,7 +142,13 @@ impl Delivery {
             scratch: Vec::new(),
             variants: Vec::new(),
             overflowed: Vec::new(),
+            delivered: 0,
         }
+    }
+
+    /// Events queued to their recipients since the start.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     pub fn set_grace(&mut self, grace: Duration) {
@@ -180,6 +189,8 @@ impl Delivery {
                             wakes,
                             overflowed: &mut self.overflowed,
                             clock: &mut clock,
+                            // Replies are not deliveries of events.
+                            delivered: &mut 0,
                         };
                         to.record(p, p.out.append(&bytes));
                     }
@@ -202,6 +213,7 @@ impl Delivery {
             scratch,
             variants,
             overflowed,
+            delivered,
         } = self;
         let grace = *grace;
         // Few variants exist per event (a dialect or two, a handful of cap
@@ -237,6 +249,7 @@ impl Delivery {
                     wakes: &mut *wakes,
                     overflowed: &mut *overflowed,
                     clock: &mut *clock,
+                    delivered: &mut *delivered,
                 };
                 to.record(p, p.out.append_shared(&variants[i].2));
             }
@@ -274,10 +287,14 @@ struct Queued<'a> {
     wakes: &'a mut Wakes,
     overflowed: &'a mut Vec<ConnId>,
     clock: &'a mut Clock,
+    delivered: &'a mut u64,
 }
 
 impl Queued<'_> {
     fn record(self, p: &Arc<Peer>, appended: Appended) {
+        if !matches!(appended, Appended::Refused) {
+            *self.delivered += 1;
+        }
         match appended {
             Appended::Queued => {}
             Appended::NeedsWake => {

@@ -16,6 +16,7 @@ use bavard_core::{ConnId, CoreConfig, Cx, Network, Outputs, Session, Step};
 
 use crate::delivery::{Delivery, Peer, Wakes};
 use crate::effects::{Effects, Later, Started};
+use crate::metrics::{HubFigures, Metrics};
 
 /// What a session wants after a call through the hub.
 pub enum Turn {
@@ -52,6 +53,7 @@ pub struct Hub {
     /// without the lock (and swappable on reload).
     stall_grace_ms: AtomicU64,
     write_timeout_ms: AtomicU64,
+    metrics: Metrics,
 }
 
 /// The wall clock in milliseconds since the Unix epoch.
@@ -74,6 +76,7 @@ impl Hub {
             effects,
             stall_grace_ms: AtomicU64::new(ms(send.stall_grace)),
             write_timeout_ms: AtomicU64::new(ms(send.write_timeout)),
+            metrics: Metrics::default(),
         }
     }
 
@@ -95,6 +98,22 @@ impl Hub {
 
     pub fn effects(&self) -> &Effects {
         &self.effects
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The figures `/metrics` reads from the network and delivery.
+    pub fn figures(&self) -> HubFigures {
+        let g = self.lock();
+        HubFigures {
+            users: g.net.user_count(),
+            registered: g.net.counts().registered,
+            channels: g.net.channel_count(),
+            deliveries: g.delivery.delivered(),
+        }
     }
 
     /// Reads the network (tests, status).
@@ -128,6 +147,9 @@ impl Hub {
     ) -> Turn {
         let mut g = self.lock();
         let Inner { net, out, .. } = &mut *g;
+        // Registrations are counted as the registered users this call
+        // added: the session's registration is one of its commands.
+        let registered = net.counts().registered;
         let mut cx = Cx {
             net,
             out,
@@ -146,6 +168,10 @@ impl Hub {
             }
         };
         me.set_caps(session.caps());
+        let added = g.net.counts().registered.saturating_sub(registered);
+        if added > 0 {
+            self.metrics.registered(added as u64);
+        }
         self.settle(&mut g, Some(me), wakes);
         turn
     }
@@ -217,6 +243,7 @@ impl Hub {
             for id in dropped {
                 if let Some(u) = net.user(id) {
                     tracing::info!(conn = %id, nick = u.nick(), "send queue exceeded, dropping client");
+                    self.metrics.dropped(crate::metrics::Dropped::SendQueue);
                     let quit = Quit {
                         id,
                         reason: "SendQ exceeded".into(),

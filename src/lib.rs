@@ -7,12 +7,14 @@
 //!   and the credentials an account keeps.
 //! - [`account_cli`]: `bavard account`, accounts from the shell.
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
+//! - [`metrics`]: the counters `/metrics` shows, in the Prometheus format.
 //! - [`delivery`]: notifications become bytes in connections' queues.
 //! - [`effects`]: password checks, name claims, accounts and history: the
 //!   IO the core waits on, and the stores it runs against.
 //! - [`outbox`]: each connection's bounded outgoing queue.
 //! - [`driver`]: one connection's task (transport, input, output, timers).
-//! - [`net`]: listeners, admission, flood control, TLS, shutdown (the
+//! - [`net`]: listeners, admission, flood control, TLS, the HTTP listener
+//!   (WebSocket, `/metrics`, `/healthz`), shutdown (the
 //!   dual-stack bind and open-file limit come from `bavard-sockets`).
 //!
 //! The rest of the workspace is in `crates/`, and none of it depends on this
@@ -36,6 +38,7 @@ pub mod delivery;
 pub mod driver;
 pub mod effects;
 pub mod hub;
+pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod passwd;

@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Address of the irc-dialect listener, or "off" (overrides the config).
     #[arg(long, value_parser = listener_arg)]
     irc: Option<Listen>,
+    /// Address of the HTTP listener (WebSocket, /metrics, /healthz), or "off".
+    #[arg(long, value_parser = listener_arg)]
+    http: Option<Listen>,
 }
 
 /// A listener given on the command line.
@@ -129,6 +132,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(i) = a.irc {
         cfg.listeners.irc = i.addr();
     }
+    if let Some(h) = a.http {
+        cfg.listeners.http = h.addr();
+    }
     let cfg = Arc::new(cfg);
     // Before anything listens: a database the server cannot use stops it here.
     let stores = Stores::open(&cfg.storage.path)?;
@@ -156,6 +162,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let mut wanted = vec![
             (Kind::Line, false, cfg.listeners.line),
             (Kind::Irc, false, cfg.listeners.irc),
+            // HTTP speaks TLS (https, wss) when a certificate is configured.
+            (Kind::Http, tls.is_some(), cfg.listeners.http),
         ];
         if tls.is_some() {
             wanted.push((Kind::Line, true, cfg.listeners.line_tls));

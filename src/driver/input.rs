@@ -79,6 +79,7 @@ impl Gate {
             }
             return Next::Hold;
         }
+        feed.hub.metrics().line_received();
         let turn = match frame {
             Frame::Line(l) => feed
                 .hub

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`transport`]: the seam to the bytes: a source of lines in, whole lines
-//!   out; [`transport::Stream`] frames TCP and TLS ([`framing`]).
+//!   out; [`transport::Stream`] frames TCP and TLS ([`framing`]),
+//!   [`websocket::WebSocket`] takes one line per WebSocket message.
 //! - [`input`]: lines through flood control into the session, with the
 //!   waits for effects.
 //! - [`output`]: the queue taken in batches and written.
@@ -15,6 +16,7 @@ pub mod input;
 pub mod output;
 pub mod timers;
 pub mod transport;
+pub mod websocket;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::delivery::{Peer, Wakes};
 use crate::effects::Later;
 use crate::hub::{Hub, Turn};
+use crate::metrics::Dropped;
 use crate::net::flood::FloodLimits;
 use crate::outbox::Pending;
 use input::{Feed, Gate, Outcome};
@@ -319,9 +322,15 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 timers::publish(peer, &*session, f.closing, writing, exit_by);
             }
 
-            let wrote = f
-                .writer
-                .poll(cx, io, peer, pending, exit_by, &mut f.closing, &mut f.due);
+            let wrote = f.writer.poll(
+                cx,
+                io,
+                (peer, hub.metrics()),
+                pending,
+                exit_by,
+                &mut f.closing,
+                &mut f.due,
+            );
             match wrote {
                 output::Step::Busy => {
                     // A write under way is watched by the write timeout.
@@ -467,6 +476,7 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                 if !pending.is_empty() && timers::write_timed_out(peer, now, limits.write_timeout) {
                     // The client stopped reading with lines under way: it
                     // goes, and its queue is not kept waiting for it.
+                    hub.metrics().dropped(Dropped::WriteTimeout);
                     gone(hub, peer, session, "Write timeout");
                     f.peer_gone = true;
                     return Poll::Ready(End::Done);
@@ -478,6 +488,8 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     wakes.wake_all();
                     wait_for_readers(pause, wakes);
                     if matches!(turn, Turn::Close) {
+                        // Keep-alive, registration or partial line.
+                        hub.metrics().dropped(Dropped::Timeout);
                         f.closing = true;
                         f.reading = false;
                     }
@@ -516,6 +528,7 @@ fn after_input<S: Session + ?Sized>(
     match outcome {
         Outcome::Closed => {}
         Outcome::Excess if !f.closing => {
+            hub.metrics().dropped(Dropped::Flood);
             peer.out.push_final(&session.farewell("Excess Flood"));
             gone(hub, peer, session, "Excess Flood");
         }

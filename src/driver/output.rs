@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::transport::Transport;
 use crate::delivery::Peer;
+use crate::metrics::Metrics;
 use crate::outbox::{Closed, Pending};
 
 /// Turns of the scheduler a woken writer leaves its queue for before taking
@@ -76,7 +77,7 @@ impl Writer {
         &mut self,
         cx: &mut Context<'_>,
         io: &mut impl Transport,
-        peer: &Arc<Peer>,
+        (peer, metrics): (&Arc<Peer>, &Metrics),
         pending: &mut Pending,
         exit_by: &mut Option<Instant>,
         closing: &mut bool,
@@ -146,6 +147,7 @@ impl Writer {
                 Ok(0) | Err(_) => Step::WriteError,
                 Ok(n) => {
                     pending.advance(n);
+                    metrics.written(n);
                     // The reader is reading (see `Peer::stalled`).
                     peer.touch(Instant::now());
                     // TLS buffers what it encrypts: push it out next.

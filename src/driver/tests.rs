@@ -174,7 +174,7 @@ impl Out {
             let step = self.w.poll(
                 &mut cx,
                 &mut self.io,
-                peer,
+                (peer, &crate::metrics::Metrics::default()),
                 &mut self.pending,
                 &mut self.exit_by,
                 &mut self.closing,

@@ -3,7 +3,8 @@
 //!
 //! [`Stream`] is the byte-stream transport (TCP, TLS): it frames input into
 //! lines with a bound enforced while reading. A message-oriented transport
-//! (WebSocket: one line per frame) implements the same trait.
+//! ([`super::websocket::WebSocket`]: one line per frame) implements the
+//! same trait.
 
 use std::cell::RefCell;
 use std::io::IoSlice;
@@ -107,7 +108,7 @@ thread_local! {
 }
 
 /// Most slices gathered into one vectored write.
-const MAX_IOV: usize = 64;
+pub(super) const MAX_IOV: usize = 64;
 
 /// A byte stream framed into lines.
 pub struct Stream<I> {
@@ -145,25 +146,17 @@ impl<I: Duplex> Transport for Stream<I> {
     ) -> Poll<ReadEnd> {
         let (mut rd, _) = self.io.halves();
         let framer = &mut self.framer;
-        let end = READ_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            let mut rb = ReadBuf::new(&mut buf[..]);
-            match std::task::ready!(Pin::new(&mut rd).poll_read(cx, &mut rb)) {
-                Err(e) => Poll::Ready(ReadEnd::Error(e)),
-                Ok(()) if rb.filled().is_empty() => Poll::Ready(ReadEnd::Eof),
-                Ok(()) => {
-                    let framer = framer.get_or_insert_with(Box::default);
-                    let full = rb.remaining() == 0;
-                    let next = if holding {
-                        framer.hold_more(rb.filled());
-                        Next::Hold
-                    } else {
-                        framer.feed(rb.filled(), max, on_line)
-                    };
-                    Poll::Ready(ReadEnd::Data { next, full })
-                }
-            }
-        });
+        let end = read_once(&mut rd, cx, |data, full| {
+            let framer = framer.get_or_insert_with(Box::default);
+            let next = if holding {
+                framer.hold_more(data);
+                Next::Hold
+            } else {
+                framer.feed(data, max, on_line)
+            };
+            ReadEnd::Data { next, full }
+        })
+        .map(|r| r.unwrap_or_else(|end| end));
         drop(rd);
         self.tidy();
         end
@@ -218,15 +211,41 @@ impl<I: Duplex> Transport for Stream<I> {
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let (mut rd, _) = self.io.halves();
-        READ_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            loop {
-                let mut rb = ReadBuf::new(&mut buf[..]);
-                match std::task::ready!(Pin::new(&mut rd).poll_read(cx, &mut rb)) {
-                    Ok(()) if !rb.filled().is_empty() => {}
-                    _ => return Poll::Ready(()),
-                }
-            }
-        })
+        discard(&mut rd, cx)
     }
+}
+
+/// Reads once into the worker's buffer and hands what came to `take`, with
+/// whether it filled the buffer (more is likely waiting); the peer's end
+/// or an error instead as `Err`.
+pub(super) fn read_once<T>(
+    rd: &mut (impl AsyncRead + Unpin),
+    cx: &mut Context<'_>,
+    take: impl FnOnce(&[u8], bool) -> T,
+) -> Poll<Result<T, ReadEnd>> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut rb = ReadBuf::new(&mut buf[..]);
+        Poll::Ready(
+            match std::task::ready!(Pin::new(rd).poll_read(cx, &mut rb)) {
+                Err(e) => Err(ReadEnd::Error(e)),
+                Ok(()) if rb.filled().is_empty() => Err(ReadEnd::Eof),
+                Ok(()) => Ok(take(rb.filled(), rb.remaining() == 0)),
+            },
+        )
+    })
+}
+
+/// Reads and discards input until the peer's end or an error (`Ready`).
+pub(super) fn discard(rd: &mut (impl AsyncRead + Unpin), cx: &mut Context<'_>) -> Poll<()> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        loop {
+            let mut rb = ReadBuf::new(&mut buf[..]);
+            match std::task::ready!(Pin::new(&mut *rd).poll_read(cx, &mut rb)) {
+                Ok(()) if !rb.filled().is_empty() => {}
+                _ => return Poll::Ready(()),
+            }
+        }
+    })
 }

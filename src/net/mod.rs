@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod flood;
+pub mod http;
 pub mod limits;
 pub mod tls;
 
@@ -21,9 +22,10 @@ use bavard_core::store::SoleRegistry;
 
 use crate::config::Config;
 use crate::delivery::Peer;
-use crate::driver::transport::{Duplex, Stream};
+use crate::driver::transport::{Duplex, Stream, Transport};
 use crate::effects::{Effects, Stores};
 use crate::hub::Hub;
+use crate::metrics::Via;
 use crate::outbox::{Drains, Outbox};
 
 pub use bavard_sockets::{bind_listener, raise_fd_limit};
@@ -33,6 +35,8 @@ pub use bavard_sockets::{bind_listener, raise_fd_limit};
 pub enum Kind {
     Line,
     Irc,
+    /// HTTP: IRC over WebSocket, metrics, health ([`http`]).
+    Http,
 }
 
 impl std::fmt::Display for Kind {
@@ -40,6 +44,7 @@ impl std::fmt::Display for Kind {
         f.write_str(match self {
             Kind::Line => "line",
             Kind::Irc => "irc",
+            Kind::Http => "http",
         })
     }
 }
@@ -163,6 +168,9 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .admit(addr.ip(), std::time::Instant::now());
+        if let Err(r) = admitted {
+            shared.hub.metrics().refused(r.into());
+        }
         // A debug span: an enabled span costs memory per connection in the
         // subscriber; the info-level events carry the connection id and host.
         let span = tracing::debug_span!("conn", peer = %addr, dialect = %l.kind, tls = l.tls);
@@ -174,6 +182,13 @@ async fn accept_loop(l: Listener, shared: Arc<Shared>) {
             // Boxed: the handshake state is large and only TLS connections need it.
             (Some(t), true) => {
                 let task = serve_tls(t.acceptor(), stream, addr, kind, admitted, shared.clone());
+                spawn_connection(&shared.tracker, Box::pin(task), span);
+            }
+            // The HTTP connection's task is short (a request, or an
+            // upgrade that hands over to a connection task of its own):
+            // boxed, it does not matter.
+            _ if kind == Kind::Http => {
+                let task = http::serve(stream, addr, None, admitted, shared.clone());
                 spawn_connection(&shared.tracker, Box::pin(task), span);
             }
             _ => {
@@ -208,8 +223,12 @@ async fn serve_tls(
     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
         Ok(Ok(s)) => {
             let certfp = tls::client_fingerprint(s.get_ref().1);
-            let tls = Secure { certfp };
-            serve_admitted(tokio::io::split(s), addr, kind, Some(tls), admitted, shared).await
+            let tls = Some(Secure { certfp });
+            if kind == Kind::Http {
+                http::serve(s, addr, tls, admitted, shared).await
+            } else {
+                serve_admitted(tokio::io::split(s), addr, kind, tls, admitted, shared).await
+            }
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
@@ -244,6 +263,7 @@ async fn refuse(mut io: impl Duplex, addr: SocketAddr, kind: Kind, refusal: limi
             addr.ip(),
             refusal.text()
         ),
+        Kind::Http => http::refusal(refusal.text()),
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(line.as_bytes())).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.flush()).await;
@@ -251,7 +271,8 @@ async fn refuse(mut io: impl Duplex, addr: SocketAddr, kind: Kind, refusal: limi
 }
 
 /// What a TLS connection tells about itself.
-struct Secure {
+#[derive(Clone, Debug)]
+pub(crate) struct Secure {
     /// The SHA-256 fingerprint of the client's certificate, if it showed one.
     certfp: Option<String>,
 }
@@ -276,31 +297,50 @@ fn serve_admitted(
         // Boxed, as a rare path, to keep every connection's state small.
         return Either::Left(Box::pin(refuse(io, addr, kind, refusal)));
     }
+    let via = if secure.is_some() { Via::Tls } else { Via::Tcp };
+    Either::Right(serve_with(
+        Stream::new(io),
+        addr.ip(),
+        kind,
+        (via, secure),
+        shared,
+    ))
+}
+
+/// Joins the hub and serves an admitted connection over `io`, in the
+/// dialect `kind` (a WebSocket speaks IRC), reached `via` a transport,
+/// over TLS or not.
+fn serve_with<T: Transport + 'static>(
+    io: T,
+    ip: IpAddr,
+    kind: Kind,
+    via: (Via, Option<Secure>),
+    shared: Arc<Shared>,
+) -> impl Future<Output = ()> + Send {
+    use futures_util::future::Either;
     let flood = shared.flood.clone();
-    let ip = addr.ip();
-    let io = Stream::new(io);
     // Sessions are boxed: the connection's future lives as long as the
     // connection, and a pointer costs 8 bytes there instead of the whole
     // session.
-    Either::Right(match kind {
+    match kind {
         Kind::Line => {
             let (cleanup, peer, session) =
-                join_hub(shared, ip, &bavard_core::line::LINE, secure, |id, cfg| {
+                join_hub(shared, ip, &bavard_core::line::LINE, via, |id, cfg| {
                     LineSession::new(id, cfg, rand::random())
                 });
             Either::Left(crate::driver::serve(io, cleanup, peer, session, flood))
         }
-        Kind::Irc => {
+        Kind::Irc | Kind::Http => {
             let (cleanup, peer, session) = join_hub(
                 shared,
                 ip,
                 &bavard_core::irc::render::IRC,
-                secure,
+                via,
                 |id, cfg| IrcSession::new(id, cfg, ip, std::time::Instant::now()),
             );
             Either::Right(crate::driver::serve(io, cleanup, peer, session, flood))
         }
-    })
+    }
 }
 
 /// Adds a connection from `ip` to the hub, with no nick yet, and to the
@@ -311,7 +351,7 @@ fn join_hub<S>(
     shared: Arc<Shared>,
     ip: IpAddr,
     dialect: &'static bavard_core::dialect::DialectRef,
-    secure: Option<Secure>,
+    (via, secure): (Via, Option<Secure>),
     session: impl FnOnce(ConnId, Arc<bavard_core::CoreConfig>) -> S,
 ) -> (Cleanup, Arc<Peer>, Box<S>) {
     let serial = shared
@@ -326,11 +366,15 @@ fn join_hub<S>(
     shared
         .hub
         .connect(&peer, ip, tls, secure.and_then(|s| s.certfp));
+    let irc = !std::ptr::eq(dialect, &bavard_core::line::LINE);
+    shared.hub.metrics().connection(irc, via, 1);
     tracing::debug!(%id, "connected");
     let cleanup = Cleanup {
         slot: shared.alarms.add(peer.clone()),
         id,
         ip,
+        irc,
+        via,
         shared,
     };
     (cleanup, peer, session)
@@ -345,6 +389,9 @@ struct Cleanup {
     id: ConnId,
     /// Its place in the alarm sweep.
     slot: u32,
+    /// Its connection gauge.
+    irc: bool,
+    via: Via,
 }
 
 impl AsRef<Hub> for Cleanup {
@@ -361,6 +408,7 @@ impl Drop for Cleanup {
         }
         self.shared.hub.remove(id, "Connection closed");
         self.shared.alarms.remove(self.slot);
+        self.shared.hub.metrics().connection(self.irc, self.via, -1);
         release_if(&self.shared, self.ip, &Ok(()));
     }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 pub mod irc;
 pub mod line;
 pub mod server;
+pub mod ws;
 
 /// How long any single read may wait before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(5);

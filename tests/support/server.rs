@@ -19,6 +19,8 @@ pub struct Server {
     pub irc: SocketAddr,
     /// Where the line dialect listens.
     pub line: SocketAddr,
+    /// Where the HTTP listener (WebSocket, metrics) listens.
+    pub http: SocketAddr,
     /// Cancelling it shuts the server down.
     pub token: CancellationToken,
     /// The server's task: ends when `net::run` returns, after a shutdown.
@@ -51,10 +53,18 @@ impl Server {
         let addr = "127.0.0.1:0".parse().expect("addr");
         let irc = net::listen(Kind::Irc, addr).expect("bind irc");
         let line = net::listen(Kind::Line, addr).expect("bind line");
+        let http = net::listen(Kind::Http, addr).expect("bind http");
         let irc_addr = irc.socket.local_addr().expect("local addr");
         let line_addr = line.socket.local_addr().expect("local addr");
+        let http_addr = http.socket.local_addr().expect("local addr");
         let token = CancellationToken::new();
-        let run = net::run(Arc::new(cfg), vec![irc, line], None, stores, token.clone());
+        let run = net::run(
+            Arc::new(cfg),
+            vec![irc, line, http],
+            None,
+            stores,
+            token.clone(),
+        );
         let handle = tokio::spawn(async move {
             let r = run.await;
             // Said here too: a test that never stops the server would not
@@ -67,6 +77,7 @@ impl Server {
         Server {
             irc: irc_addr,
             line: line_addr,
+            http: http_addr,
             _shut_down_on_drop: token.clone().drop_guard(),
             token,
             handle,
