@@ -94,6 +94,28 @@ pub struct AccountsConfig {
     pub before_connect: bool,
     /// `REGISTER` needs an email address (kept, never verified: no mail is sent).
     pub require_email: bool,
+    /// `"off"`, or the seconds an unidentified holder of a registered nick
+    /// keeps it before being renamed to a guest nick.
+    pub nick_protection: NickProtection,
+    /// Failed logins per account or address within `login_window` seconds
+    /// before further attempts wait `login_window` seconds; 0: never.
+    pub login_failures: u32,
+    pub login_window: u64,
+}
+
+/// `accounts.nick_protection`: `"off"` or a grace in seconds.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum NickProtection {
+    Grace(u64),
+    Off(Off),
+}
+
+/// The word `"off"`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Off {
+    Off,
 }
 
 /// `accounts.registration`.
@@ -111,6 +133,9 @@ impl Default for AccountsConfig {
             registration: RegistrationPolicy::Open,
             before_connect: true,
             require_email: false,
+            nick_protection: NickProtection::Grace(30),
+            login_failures: 5,
+            login_window: 60,
         }
     }
 }
@@ -429,6 +454,12 @@ impl Config {
                 },
                 before_connect: self.accounts.before_connect,
                 require_email: self.accounts.require_email,
+                nick_protection: match self.accounts.nick_protection {
+                    NickProtection::Grace(s) => Some(s),
+                    NickProtection::Off(_) => None,
+                },
+                login_failures: self.accounts.login_failures,
+                login_window: self.accounts.login_window,
             },
             node: 0,
         }

@@ -18,6 +18,7 @@ use bavard_core::store::{
 };
 use bavard_sqlite::{OpenError, SqliteStore};
 
+use crate::account_effects;
 use crate::config::Oper;
 
 /// A future outcome.
@@ -174,6 +175,18 @@ impl Effects {
                 email,
                 created,
             } => register(self.accounts.clone(), name, password, email, created),
+            Effect::AccountInfo { account } => {
+                account_effects::info(self.accounts.clone(), &account)
+            }
+            Effect::DropAccount { account, password } => {
+                account_effects::drop_account(self.accounts.clone(), &account, password)
+            }
+            Effect::SetPassword { account, password } => {
+                account_effects::set_password(self.accounts.clone(), &account, password)
+            }
+            Effect::EditCerts { account, edit } => {
+                account_effects::edit_certs(self.accounts.clone(), &account, edit)
+            }
         }
     }
 

@@ -33,6 +33,7 @@
 //! one command line.
 
 pub mod account_cli;
+pub mod account_effects;
 pub mod config;
 pub mod delivery;
 pub mod driver;

@@ -49,6 +49,24 @@ pub struct Accounts {
     /// `REGISTER` needs an email address (cap value `email-required`). No
     /// mail is sent: the address is kept, unverified.
     pub require_email: bool,
+    /// Seconds an unidentified holder of a registered nick keeps it before
+    /// being renamed to a guest nick; `None`: nicks are not protected.
+    pub nick_protection: Option<u64>,
+    /// Failed logins per account or address within `login_window` seconds
+    /// before further attempts are refused for `login_window` seconds; 0
+    /// never throttles.
+    pub login_failures: u32,
+    pub login_window: u64,
+}
+
+impl Accounts {
+    /// The failed-login throttle's limits.
+    pub fn throttle(&self) -> crate::throttle::Limits {
+        crate::throttle::Limits {
+            max_failures: self.login_failures,
+            window: self.login_window * 1000,
+        }
+    }
 }
 
 impl Default for Accounts {
@@ -57,6 +75,9 @@ impl Default for Accounts {
             registration: Registration::Open,
             before_connect: true,
             require_email: false,
+            nick_protection: Some(30),
+            login_failures: 5,
+            login_window: 60,
         }
     }
 }

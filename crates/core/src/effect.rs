@@ -82,6 +82,36 @@ pub enum Effect {
         email: Option<String>,
         created: Millis,
     },
+    /// What others may know of an account (NickServ INFO):
+    /// [`Outcome::Info`].
+    AccountInfo { account: String },
+    /// Delete an account once its password is checked (NickServ DROP):
+    /// [`Outcome::Account`], with its name when it was deleted.
+    DropAccount { account: String, password: Secret },
+    /// Replace an account's password (NickServ SET PASSWORD): the server
+    /// derives a new hash and SCRAM verifiers. [`Outcome::Done`].
+    SetPassword { account: String, password: Secret },
+    /// Add or remove a TLS client certificate fingerprint of an account,
+    /// or neither to list them (NickServ CERT): [`Outcome::Certs`].
+    EditCerts {
+        account: String,
+        edit: Option<CertEdit>,
+    },
+}
+
+/// A change to an account's certificate fingerprints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertEdit {
+    Add(String),
+    Del(String),
+}
+
+/// What NickServ INFO shows of an account (never its credentials).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub name: String,
+    pub created: Millis,
+    pub email: Option<String>,
 }
 
 /// The answer to an [`Effect`].
@@ -102,6 +132,11 @@ pub enum Outcome {
     Scram(Option<Box<ScramStart>>),
     /// An account was registered (false: the name was taken).
     Created(bool),
+    /// `None`: no such account.
+    Info(Option<Box<AccountInfo>>),
+    /// An account's certificate fingerprints after an edit; `None`: no such
+    /// account, or a fingerprint added that belongs to another account.
+    Certs(Option<Vec<String>>),
     /// The effect could not run (a store unreachable...): the command fails
     /// with this text.
     Failed(String),

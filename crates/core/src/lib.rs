@@ -36,6 +36,7 @@ pub mod session;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod timers;
 
 pub use bavard_proto::{mask, names};

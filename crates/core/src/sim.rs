@@ -225,7 +225,11 @@ impl Sim {
                 return Outcome::Account(None);
             }
             Effect::ScramLookup { .. } => return Outcome::Scram(None),
-            Effect::RegisterAccount { .. } => return Outcome::Failed("no accounts here".into()),
+            Effect::RegisterAccount { .. }
+            | Effect::DropAccount { .. }
+            | Effect::SetPassword { .. }
+            | Effect::EditCerts { .. }
+            | Effect::AccountInfo { .. } => return Outcome::Failed("no accounts here".into()),
             Effect::ClaimNick { key, owner } => self.registry.claim_nick(&key, owner),
             Effect::FoundChannel { key } => self.registry.found_channel(&key),
             Effect::ReleaseNick { key, owner } => {

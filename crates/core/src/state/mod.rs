@@ -197,6 +197,8 @@ pub struct Network {
     markers: markers::ReadMarkers,
     /// draft/message-redaction: the recent messages.
     redactable: redact::Redactable,
+    /// Failed logins, per account and per address.
+    pub logins: crate::throttle::LoginThrottle,
 }
 
 impl Network {
@@ -224,6 +226,7 @@ impl Network {
             watchers: Map::default(),
             markers: markers::ReadMarkers::default(),
             redactable: redact::Redactable::default(),
+            logins: Default::default(),
         }
     }
 
