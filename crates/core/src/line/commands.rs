@@ -385,7 +385,7 @@ fn nick_change(lx: &mut Lx<'_, '_>, new: &str) -> Result<Flow, ChangeError> {
     if mine {
         return set_nick(lx, new).map(|_| Flow::Continue);
     }
-    if lx.cx.net.find_nick(new).is_some() {
+    if lx.cx.net.find_nick(new).is_some() || crate::irc::commands::nickserv::is_nickserv(new) {
         return Err(ChangeError::NicknameInUse(new.to_string()));
     }
     Ok(Flow::Wait(

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod changes;
 mod channel;
+pub mod ghost;
 pub mod markers;
 pub mod metadata;
 mod modes;

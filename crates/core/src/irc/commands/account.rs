@@ -60,6 +60,23 @@ pub fn logged_in(ctx: &mut Ctx<'_>, account: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// Logs the connection out of its account and says so (901).
+pub fn logged_out(ctx: &mut Ctx<'_>) -> Result<(), CommandError> {
+    let id = ctx.st.id();
+    ctx.apply(SetAccount { id, account: None })?;
+    if let Some(u) = ctx.net.user(id) {
+        let mask = format!("{}!{}@{}", u.nick(), u.user(), u.host());
+        ctx.r.num(RPL_LOGGEDOUT, &[&mask]);
+    }
+    Ok(())
+}
+
+/// An address with a user part and a dotted domain (never checked further:
+/// no mail is sent).
+pub fn valid_email(e: &str) -> bool {
+    matches!(e.split_once('@'), Some((user, host)) if !user.is_empty() && host.contains('.'))
+}
+
 /// `FAIL REGISTER <code> <account> :<text>`.
 fn refuse(ctx: &mut Ctx<'_>, code: &str, account: &str, text: &str) -> Result<Flow, CommandError> {
     ctx.r.standard("FAIL", "REGISTER", code, &[account], text);
@@ -125,10 +142,7 @@ pub fn register(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError
         "*" => None,
         e => Some(e.to_string()),
     };
-    let valid_email = email.as_deref().is_none_or(|e| {
-        matches!(e.split_once('@'), Some((user, host)) if !user.is_empty() && host.contains('.'))
-    });
-    if !valid_email || (accounts.require_email && email.is_none()) {
+    if !email.as_deref().is_none_or(valid_email) || (accounts.require_email && email.is_none()) {
         return refuse(
             ctx,
             "INVALID_EMAIL",

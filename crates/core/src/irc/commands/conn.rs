@@ -163,7 +163,7 @@ pub fn nick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         // The user's own nick, maybe in another case: nothing to claim.
         return set_nick(ctx, n);
     }
-    if ctx.net.find_nick(new).is_some() {
+    if ctx.net.find_nick(new).is_some() || super::nickserv::is_nickserv(new) {
         return Err(ChangeError::NicknameInUse(new.to_string()).into());
     }
     Ok(Flow::Wait(

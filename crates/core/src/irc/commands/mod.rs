@@ -15,6 +15,7 @@ mod ircv3;
 mod metadata;
 mod modes;
 mod msg;
+pub mod nickserv;
 mod oper;
 mod query;
 pub mod sasl;
@@ -103,13 +104,19 @@ pub enum Cont {
     HistoryTargets { names: Vec<(String, String)> },
     /// AUTHENTICATE PLAIN or EXTERNAL: the account was looked up; its
     /// authorization identity, if the client gave one.
-    SaslAccount { authzid: Option<String> },
+    /// `tried`: the account a password was given for (PLAIN), for throttling.
+    SaslAccount {
+        authzid: Option<String>,
+        tried: Option<String>,
+    },
     /// AUTHENTICATE SCRAM-SHA-256: the account's verifiers were looked up.
     ScramFirst {
         first: Box<crate::sasl::ClientFirst>,
     },
     /// REGISTER: the account was created (or the name was taken).
     Register { account: String },
+    /// A NickServ command waits on the account store.
+    NickServ(nickserv::Wait),
     /// RENAME: the new name was claimed (or someone holds it).
     Rename {
         channel: String,
@@ -185,7 +192,9 @@ pub static COMMANDS: &[Command] = &[
     c("MOTD", 0, false, query::motd, "MOTD [server]", "Shows the message of the day."),
     c("NAMES", 0, false, chan::names, "NAMES #chan[,#chan...]", "Lists the members of channels."),
     c("NICK", 0, true, conn::nick, "NICK nick", "Sets or changes your nick."),
+    c("NICKSERV", 0, false, nickserv::command, "NICKSERV command [args]", "Talks to NickServ (accounts): the same as PRIVMSG NickServ."),
     c("NOTICE", 0, false, msg::notice, "NOTICE target[,target...] :text", "Sends a notice; never answered automatically."),
+    c("NS", 0, false, nickserv::command, "NS command [args]", "The same as NICKSERV."),
     c("OPER", 2, false, oper::oper, "OPER name password", "Logs in as a server operator."),
     c("PART", 1, false, chan::part, "PART #chan[,#chan...] [:reason]", "Leaves channels."),
     c("PASS", 1, true, conn::pass, "PASS password", "Gives the connection password, before registration."),
@@ -257,9 +266,10 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
             new,
             reason,
         } => chan::rename_claimed(ctx, channel, new, reason, outcome),
-        Cont::SaslAccount { authzid } => sasl::account_checked(ctx, authzid, outcome),
+        Cont::SaslAccount { authzid, tried } => sasl::account_checked(ctx, authzid, tried, outcome),
         Cont::ScramFirst { first } => sasl::scram_found(ctx, *first, outcome),
         Cont::Register { account } => account::registered(ctx, &account, outcome),
+        Cont::NickServ(wait) => nickserv::resume(ctx, wait, outcome),
         Cont::History { command, target } => Ok(history::played(ctx, &command, &target, outcome)),
         Cont::HistoryTargets { names } => Ok(history::targets_found(ctx, &names, outcome)),
     };

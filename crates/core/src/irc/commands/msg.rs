@@ -81,6 +81,15 @@ fn send(ctx: &mut Ctx<'_>, m: &Message<'_>, kind: MsgKind) -> Result<Flow, Comma
         ctx.r.num(ERR_INPUTTOOLONG, &[]);
         return Ok(Flow::Continue);
     }
+    // NickServ answers PRIVMSG, and takes anything else silently.
+    if let [one] = targets
+        && super::nickserv::is_nickserv(one)
+    {
+        return match kind {
+            MsgKind::Privmsg => super::nickserv::message(ctx, text),
+            _ => Ok(Flow::Continue),
+        };
+    }
     let tags = client_tags(m, ctx.r.caps());
     deliver(ctx, targets, text, &[], kind, &tags)
 }

@@ -404,6 +404,18 @@ pub fn whois(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
         return Err(CommandError::Numeric(ERR_NONICKNAMEGIVEN, vec![]));
     };
     let target = middle(target).to_string();
+    if super::nickserv::is_nickserv(&target) {
+        let (nick, server) = (super::nickserv::NICK, ctx.r.server().to_string());
+        let host = format!("services.{server}");
+        ctx.r
+            .num(RPL_WHOISUSER, &[nick, nick, &host, "*", "Account services"]);
+        ctx.r.num(
+            RPL_WHOISSERVER,
+            &[nick, &server, &ctx.cfg.description.clone()],
+        );
+        ctx.r.num(RPL_ENDOFWHOIS, &[nick]);
+        return Ok(Flow::Continue);
+    }
     let Some(u) = ctx.net.find_nick(&target).filter(|u| u.registered) else {
         ctx.r.num(ERR_NOSUCHNICK, &[&target]);
         ctx.r.num(RPL_ENDOFWHOIS, &[&target]);

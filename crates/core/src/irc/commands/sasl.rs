@@ -4,6 +4,7 @@
 //! checks are effects.
 
 use super::account::logged_in;
+use super::nickserv::{attempt, throttled};
 use super::{CommandError, Cont, Ctx, Flow};
 use crate::effect::{Effect, Outcome, Secret};
 use crate::irc::state::cap;
@@ -60,11 +61,23 @@ pub fn authenticate(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandE
                 Ok(p) => p,
                 Err(e) => return fail(ctx, e),
             };
+            if let Some(text) = throttled(ctx, &plain.authcid) {
+                ctx.st.set_sasl(None);
+                ctx.r.num_text(ERR_SASLFAIL, &[], &text);
+                return Ok(Flow::Continue);
+            }
+            let tried = Some(plain.authcid.clone());
             let effect = Effect::CheckAccount {
                 account: plain.authcid,
                 password: Secret(plain.password),
             };
-            Ok(Flow::Wait(effect, Cont::SaslAccount { authzid: None }))
+            Ok(Flow::Wait(
+                effect,
+                Cont::SaslAccount {
+                    authzid: None,
+                    tried,
+                },
+            ))
         }
         (Mechanism::External, Step::First) => {
             ctx.st.set_sasl(None);
@@ -78,11 +91,17 @@ pub fn authenticate(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandE
                 certfp: certfp.to_string(),
             };
             let authzid = Some(authzid).filter(|a| !a.is_empty());
-            Ok(Flow::Wait(effect, Cont::SaslAccount { authzid }))
+            let tried = None;
+            Ok(Flow::Wait(effect, Cont::SaslAccount { authzid, tried }))
         }
         (Mechanism::ScramSha256, Step::First) => match parse_client_first(&response) {
             Ok(first) => {
                 let account = first.user.clone();
+                if let Some(text) = throttled(ctx, &account) {
+                    ctx.st.set_sasl(None);
+                    ctx.r.num_text(ERR_SASLFAIL, &[], &text);
+                    return Ok(Flow::Continue);
+                }
                 let cont = Cont::ScramFirst {
                     first: Box::new(first),
                 };
@@ -97,10 +116,15 @@ pub fn authenticate(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandE
                 send(ctx, server_final.as_bytes());
                 Ok(Flow::Continue)
             }
-            Err(e) => fail(ctx, e),
+            Err(e) => {
+                let account = server.account.clone();
+                attempt(ctx, &account, false);
+                fail(ctx, e)
+            }
         },
         (_, Step::ScramDone(account)) => {
             let account = account.clone();
+            attempt(ctx, &account, true);
             success(ctx, &account)
         }
     }
@@ -137,8 +161,13 @@ fn start(ctx: &mut Ctx<'_>, name: &str) -> Result<Flow, CommandError> {
 pub fn account_checked(
     ctx: &mut Ctx<'_>,
     authzid: Option<String>,
+    tried: Option<String>,
     outcome: Outcome,
 ) -> Result<Flow, CommandError> {
+    if let Some(tried) = &tried {
+        let ok = matches!(outcome, Outcome::Account(Some(_)));
+        attempt(ctx, tried, ok);
+    }
     match outcome {
         Outcome::Account(Some(account))
             if authorized(authzid.as_deref().unwrap_or(""), &account).is_ok() =>
