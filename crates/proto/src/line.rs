@@ -31,6 +31,13 @@ pub enum Command<'a> {
         text: &'a str,
     },
     Help,
+    /// Registers the current nick as an account.
+    Register(&'a str),
+    Login {
+        account: &'a str,
+        password: &'a str,
+    },
+    Logout,
     /// A known verb with missing arguments: the usage to show.
     Usage(&'static str),
     Invalid,
@@ -100,6 +107,16 @@ pub fn parse(line: &str) -> Command<'_> {
             _ => Command::Usage("PM <nick> <text>"),
         },
         "HELP" => Command::Help,
+        "REGISTER" if arg.is_empty() => Command::Usage("REGISTER <password>"),
+        "REGISTER" => Command::Register(arg),
+        "LOGIN" => match word(arg) {
+            (account, pw) if !account.is_empty() && !pw.trim().is_empty() => Command::Login {
+                account,
+                password: pw.trim(),
+            },
+            _ => Command::Usage("LOGIN <account> <password>"),
+        },
+        "LOGOUT" => Command::Logout,
         _ => Command::Invalid,
     }
 }

@@ -42,6 +42,8 @@ pub enum Cont {
         channel: String,
         key: Option<String>,
     },
+    /// REGISTER or LOGIN waits on the account store.
+    Account(super::account::Wait),
 }
 
 const HELP: &[&str] = &[
@@ -54,6 +56,9 @@ const HELP: &[&str] = &[
     "  PART                    go back to the default channel",
     "  LIST                    list channels, member counts and topics",
     "  TOPIC [text]            show or set your channel's topic",
+    "  REGISTER <password>     register your nick as an account, and log in",
+    "  LOGIN <account> <pass>  log in to an account (WHO shows nick(account))",
+    "  LOGOUT                  log out of your account",
     "  OPER <name> <password>  become a server operator",
     "  KILL <nick> <text>      disconnect a user (operators only)",
     "  QUIT [text]             leave, saying <text> to your channel",
@@ -333,6 +338,9 @@ pub fn handle(lx: &mut Lx<'_, '_>, cmd: Command<'_>) -> Flow {
             }
             Ok(Flow::Continue)
         }
+        Command::Register(password) => Ok(super::account::register(lx, &nick, password)),
+        Command::Login { account, password } => Ok(super::account::login(lx, account, password)),
+        Command::Logout => super::account::logout(lx).map(|_| Flow::Continue),
         Command::Usage(u) => {
             lx.notice(&format!("Usage: {u}"));
             Ok(Flow::Continue)
@@ -370,6 +378,7 @@ pub fn resume(lx: &mut Lx<'_, '_>, cont: Cont, outcome: Outcome) -> Flow {
             Ok(Flow::Continue)
         }
         Cont::Join { channel, key } => join_founded(lx, &channel, key, outcome),
+        Cont::Account(wait) => super::account::resume(lx, wait, outcome),
     };
     finish(lx, result)
 }

@@ -5,6 +5,7 @@
 //! `docs/line-protocol.md` for the specification; [`bavard_proto::line`]
 //! parses the commands, [`commands`] executes them.
 
+mod account;
 pub mod commands;
 mod render;
 

@@ -7,7 +7,7 @@
 //! needs IO returns [`Flow::Wait`] with an effect and what to do with its
 //! outcome ([`Cont`]); [`resume`] picks the command up there.
 
-mod account;
+pub mod account;
 mod chan;
 mod conn;
 mod history;
