@@ -465,6 +465,8 @@ async fn the_account_extban_matches_accounts_not_nicks() {
     assert_eq!(cmds(&r), ["696"], "unknown extban");
 
     let mut anon = IrcClient::registered(s.irc, "bob").await;
+    // Nick protection warns the unidentified holder of "bob" first.
+    anon.until(|m| m.command == "NOTICE").await;
     assert_eq!(cmds(&ask(&mut anon, "JOIN #b").await)[0], "JOIN");
     assert_eq!(cmds(&ask(&mut anon, "JOIN #e").await), ["474"]);
     assert_eq!(cmds(&ask(&mut anon, "JOIN #i").await), ["473"]);

@@ -168,3 +168,105 @@ async fn failed_logins_are_throttled() {
     assert!(has(&t, "Too many failed attempts"), "{t:?}");
     s.stop().await;
 }
+
+/// A server whose nick protection gives `grace` seconds (`None`: off).
+async fn protecting(grace: Option<u64>) -> Server {
+    use bavard::config::{NickProtection, Off};
+    let mut cfg = Config::default();
+    cfg.accounts.nick_protection = match grace {
+        Some(s) => NickProtection::Grace(s),
+        None => NickProtection::Off(Off::Off),
+    };
+    Server::start(cfg).await
+}
+
+/// The owner of account `alice`, logged in under the nick `alice_`, in #room.
+async fn owner(s: &Server) -> IrcClient {
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let (t, _) = ns(&mut a, "REGISTER sesame").await;
+    assert!(has(&t, "registered"), "{t:?}");
+    ask(&mut a, "NICK alice_").await;
+    ask(&mut a, "JOIN #room").await;
+    a
+}
+
+fn warned(m: &Msg) -> bool {
+    m.command == "NOTICE" && m.params[1].contains("belongs to a registered account")
+}
+
+#[tokio::test]
+async fn protected_nick_is_renamed_after_the_grace() {
+    let s = protecting(Some(1)).await;
+    let mut a = owner(&s).await;
+    let mut b = IrcClient::registered(s.irc, "alice").await;
+    let w = b.until(warned).await;
+    assert!(w.params[1].contains("within 1 seconds"), "{w:?}");
+    assert!(
+        w.source.as_deref().unwrap().starts_with("NickServ!"),
+        "{w:?}"
+    );
+    ask(&mut b, "JOIN #room").await;
+    let n = b.expect("NICK").await;
+    assert!(n.params[0].starts_with("guest"), "{n:?}");
+    // Who shares a channel sees the rename.
+    let seen = a.expect("NICK").await;
+    assert!(
+        seen.source.as_deref().unwrap().starts_with("alice!"),
+        "{seen:?}"
+    );
+    assert_eq!(seen.params[0], n.params[0]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn identifying_or_changing_nick_in_time_keeps_the_nick() {
+    let s = protecting(Some(1)).await;
+    let _a = owner(&s).await;
+    let mut b = IrcClient::registered(s.irc, "alice").await;
+    b.until(warned).await;
+    let (t, _) = ns(&mut b, "IDENTIFY sesame").await;
+    assert!(has(&t, "identified for alice"), "{t:?}");
+    let mut c = IrcClient::registered(s.irc, "carol").await;
+    ask(&mut c, "NICK alice_").await; // taken: nothing changes
+    let r = ask(&mut c, "NICK ALICE").await;
+    assert!(cmds(&r).contains(&"433"), "{r:?}");
+    // c takes a protected nick of its own, then leaves it in time.
+    let mut d = IrcClient::registered(s.irc, "dave").await;
+    let (t, _) = ns(&mut d, "REGISTER pw").await;
+    assert!(has(&t, "registered"), "{t:?}");
+    ask(&mut d, "NICK dave_").await;
+    let r = ask(&mut c, "NICK dave").await;
+    assert!(r.iter().any(warned), "{r:?}");
+    ask(&mut c, "NICK carol").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for (who, cl) in [("b", &mut b), ("c", &mut c)] {
+        let r = cl.sync().await;
+        assert!(!cmds(&r).contains(&"NICK"), "{who}: {r:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn no_protection_when_off_or_logged_in() {
+    for grace in [None, Some(1)] {
+        let s = protecting(grace).await;
+        let mut a = owner(&s).await;
+        // Logged in to the account: never warned.
+        let r = ask(&mut a, "NICK alice").await;
+        assert!(cmds(&r).contains(&"NICK") && !r.iter().any(warned), "{r:?}");
+        ask(&mut a, "NICK alice_").await;
+        let mut b = IrcClient::registered(s.irc, "alice").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let r = b.sync().await;
+        match grace {
+            None => assert!(
+                !r.iter().any(warned) && !cmds(&r).contains(&"NICK"),
+                "{r:?}"
+            ),
+            Some(_) => assert!(cmds(&r).contains(&"NICK"), "{r:?}"),
+        }
+        let r = a.sync().await;
+        assert!(!r.iter().any(warned), "{r:?}");
+        s.stop().await;
+    }
+}

@@ -341,6 +341,9 @@ class BavardController(BaseServerController, DirectoryBasedController):
         accounts = {
             "before_connect": self.test_config.account_registration_before_connect,
             "require_email": self.test_config.account_registration_requires_email,
+            # Tests register accounts and may connect under their names
+            # without logging in: NickServ's warning would be an extra line.
+            "nick_protection": "off",
         }
 
         text = toml_table(None, top)

@@ -487,11 +487,17 @@ impl<T: Transport, H: AsRef<Hub>, S: Session> Conn<T, H, S> {
                     let turn = hub.call(peer, session, wakes, |s, cx| s.on_deadline(cx));
                     wakes.wake_all();
                     wait_for_readers(pause, wakes);
-                    if matches!(turn, Turn::Close) {
-                        // Keep-alive, registration or partial line.
-                        hub.metrics().dropped(Dropped::Timeout);
-                        f.closing = true;
-                        f.reading = false;
+                    match turn {
+                        Turn::Close => {
+                            // Keep-alive, registration or partial line.
+                            hub.metrics().dropped(Dropped::Timeout);
+                            f.closing = true;
+                            f.reading = false;
+                        }
+                        // Nick protection's rename claims a guest nick (a
+                        // session waits from a deadline only when idle).
+                        Turn::Wait(next) => *waiting = Some(next),
+                        Turn::Continue => {}
                     }
                     f.dirty = true;
                 }

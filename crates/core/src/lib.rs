@@ -30,6 +30,7 @@ pub mod irc;
 pub mod line;
 pub mod notify;
 pub mod oper;
+pub mod protect;
 pub mod sasl;
 pub mod scram;
 pub mod session;

@@ -94,6 +94,7 @@ impl IrcSession {
         mut r: Responder,
         f: impl FnOnce(&mut Ctx<'_>) -> (Flow, &'static str),
     ) -> Step {
+        let before = crate::protect::mark(cx.net, self.st.id());
         let (flow, command) = {
             let mut ctx = Ctx {
                 net: cx.net,
@@ -127,7 +128,62 @@ impl IrcSession {
             }
         }
         self.st.flood_exempt = cx.net.user(id).is_some_and(|u| u.modes.oper);
+        let (cfg, net) = (&self.cfg, &*cx.net);
+        let lookup = if cfg.accounts.nick_protection.is_none() && self.st.guard().is_none() {
+            None
+        } else {
+            self.st
+                .edit_guard(|g| crate::protect::after(cfg, net, id, before, g))
+        };
+        match lookup {
+            Some(effect) => Step::Wait(effect),
+            None => Step::Continue,
+        }
+    }
+
+    /// Nick protection's lookup answered: NickServ warns, and the grace runs.
+    fn protect_found(&mut self, cx: &mut Cx<'_>, outcome: Outcome) -> Step {
+        let (id, now) = (self.st.id(), cx.instant);
+        let (cfg, net) = (&self.cfg, &*cx.net);
+        let found = self
+            .st
+            .edit_guard(|g| crate::protect::found(cfg, net, id, g, &outcome, now));
+        if let (Some(secs), Some(u)) = (found, cx.net.user(id)) {
+            let nick = u.nick();
+            let ns = commands::nickserv::NICK;
+            let text = format!(
+                ":{ns}!{ns}@services.{} NOTICE {nick} :The nick {nick} belongs to a \
+                 registered account: identify (/msg {ns} IDENTIFY <password>, or SASL) \
+                 within {secs} seconds, or you will be renamed\r\n",
+                self.cfg.server_name
+            );
+            cx.out.reply(text.into_bytes());
+        }
         Step::Continue
+    }
+
+    /// Nick protection's grace is over: the user takes a guest nick, through
+    /// NICK's claim.
+    fn protect_rename(&mut self, cx: &mut Cx<'_>) -> Step {
+        let id = self.st.id();
+        let mut rng = (id.serial() as u32) ^ (cx.now as u32);
+        let nick = crate::protect::guest_nick(cx.net, id, &mut rng);
+        let r = self.responder(cx, None);
+        self.command(cx, r, |ctx| {
+            let ns = commands::nickserv::NICK;
+            let text = format!(
+                ":{ns}!{ns}@services.{} NOTICE {} :You did not identify in time: \
+                 your nick is changed to {nick}",
+                ctx.cfg.server_name,
+                ctx.nick()
+            );
+            ctx.r.raw(&text);
+            let effect = crate::effect::Effect::ClaimNick {
+                key: crate::names::casefold(&nick),
+                owner: id,
+            };
+            (Flow::Wait(effect, commands::Cont::Nick { nick }), "NICK")
+        })
     }
 
     /// Sends `ERROR` and leaves the network.
@@ -207,6 +263,9 @@ impl Session for IrcSession {
     fn resume(&mut self, cx: &mut Cx<'_>, outcome: Outcome) -> Step {
         self.refresh(cx);
         let Some(p) = self.st.take_pending() else {
+            if self.st.guard().is_some_and(|g| g.looking_up()) {
+                return self.protect_found(cx, outcome);
+            }
             return Step::Continue;
         };
         let Pending { r, cont, command } = p;
@@ -228,6 +287,10 @@ impl Session for IrcSession {
             Some(reg) => reg.by,
             None => self.keepalive.deadline(self.keepalive_limits()),
         };
+        let t = match self.st.guard().and_then(|g| g.deadline()) {
+            Some(g) => g.min(t),
+            None => t,
+        };
         Some(match self.partial.deadline(self.partial_limit()) {
             Some(p) => p.min(t),
             None => t,
@@ -245,6 +308,15 @@ impl Session for IrcSession {
                 return self.close(cx, "Registration timed out");
             }
             return Step::Continue;
+        }
+        let (id, cfg, net) = (self.st.id(), &self.cfg, &*cx.net);
+        let busy = self.st.has_pending();
+        if self.st.guard().is_some()
+            && self
+                .st
+                .edit_guard(|g| crate::protect::expired(cfg, net, id, g, now, busy))
+        {
+            return self.protect_rename(cx);
         }
         let limits = self.keepalive_limits();
         match self.keepalive.poll(now, limits) {

@@ -148,6 +148,8 @@ pub struct IrcState {
 struct Aside {
     pending: Option<Pending>,
     sasl: Option<Exchange>,
+    /// Nick protection: the protected nick being looked up or in its grace.
+    guard: Option<crate::protect::Guard>,
 }
 
 impl IrcState {
@@ -196,7 +198,7 @@ impl IrcState {
     fn edit_aside<T>(&mut self, f: impl FnOnce(&mut Aside) -> T) -> T {
         let aside = self.aside.get_or_insert_with(Box::default);
         let out = f(aside);
-        if aside.pending.is_none() && aside.sasl.is_none() {
+        if aside.pending.is_none() && aside.sasl.is_none() && aside.guard.is_none() {
             self.aside = None;
         }
         out
@@ -207,10 +209,25 @@ impl IrcState {
         self.edit_aside(|a| a.pending = Some(p));
     }
 
+    /// Whether a command waits on an effect.
+    pub fn has_pending(&self) -> bool {
+        self.aside.as_ref().is_some_and(|a| a.pending.is_some())
+    }
+
     /// The command waiting on an effect, if any.
     pub fn take_pending(&mut self) -> Option<Pending> {
         self.aside.as_ref()?.pending.as_ref()?;
         self.edit_aside(|a| a.pending.take())
+    }
+
+    /// Nick protection's guard, if a lookup or a grace is under way.
+    pub fn guard(&self) -> Option<&crate::protect::Guard> {
+        self.aside.as_ref()?.guard.as_ref()
+    }
+
+    /// Runs `f` on nick protection's guard.
+    pub fn edit_guard<T>(&mut self, f: impl FnOnce(&mut Option<crate::protect::Guard>) -> T) -> T {
+        self.edit_aside(|a| f(&mut a.guard))
     }
 
     /// The SASL exchange under way.

@@ -383,6 +383,16 @@ pub fn resume(lx: &mut Lx<'_, '_>, cont: Cont, outcome: Outcome) -> Flow {
     finish(lx, result)
 }
 
+/// Nick protection's grace is over: the user takes a guest nick.
+pub fn protect_rename(lx: &mut Lx<'_, '_>) -> Flow {
+    let nick = lx.guest_nick();
+    lx.notice(&format!(
+        "You did not log in in time: your nick is changed to {nick}"
+    ));
+    let result = nick_change(lx, &nick);
+    finish(lx, result)
+}
+
 /// NICK: claims the nick in the registry unless it is the user's own.
 fn nick_change(lx: &mut Lx<'_, '_>, new: &str) -> Result<Flow, ChangeError> {
     let n = lx.cx.net.validate_nick(new)?;

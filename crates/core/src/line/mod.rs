@@ -36,6 +36,8 @@ pub struct LineSession {
     rng: u32,
     /// Operators are spared flood control; cached after each command.
     is_oper: bool,
+    /// Nick protection: the protected nick being looked up or in its grace.
+    guard: Option<crate::protect::Guard>,
 }
 
 /// What a line command works with.
@@ -63,12 +65,12 @@ impl Lx<'_, '_> {
 
     /// A guest nick number, 10000 to 99999.
     fn guest(&mut self) -> u32 {
-        let mut x = (*self.rng).max(1);
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *self.rng = x;
-        10000 + x % 90000
+        crate::protect::guest(self.rng)
+    }
+
+    /// A guest nick nobody holds now.
+    fn guest_nick(&mut self) -> String {
+        crate::protect::guest_nick(self.cx.net, self.id, self.rng)
     }
 }
 
@@ -83,6 +85,7 @@ impl LineSession {
             pending: None,
             rng: seed,
             is_oper: false,
+            guard: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl LineSession {
         if !Arc::ptr_eq(&self.cfg, cx.net.config()) {
             self.cfg = cx.net.config().clone();
         }
+        let before = crate::protect::mark(cx.net, self.id);
         let flow = {
             let mut lx = Lx {
                 cx,
@@ -107,7 +111,13 @@ impl LineSession {
         };
         self.is_oper = cx.net.user(self.id).is_some_and(|u| u.modes.oper);
         match flow {
-            Flow::Continue => Step::Continue,
+            Flow::Continue => {
+                let guard = &mut self.guard;
+                match crate::protect::after(&self.cfg, cx.net, self.id, before, guard) {
+                    Some(effect) => Step::Wait(effect),
+                    None => Step::Continue,
+                }
+            }
             Flow::Close => {
                 self.quit(cx, "Connection closed");
                 Step::Close
@@ -117,6 +127,21 @@ impl LineSession {
                 Step::Wait(effect)
             }
         }
+    }
+
+    /// Nick protection's lookup answered: warn, and let the grace run.
+    fn protect_found(&mut self, cx: &mut Cx<'_>, outcome: Outcome) -> Step {
+        let (cfg, now) = (cx.net.config().clone(), cx.instant);
+        let found = crate::protect::found(&cfg, cx.net, self.id, &mut self.guard, &outcome, now);
+        if let (Some(secs), Some(u)) = (found, cx.net.user(self.id)) {
+            let nick = u.nick().to_string();
+            let text = format!(
+                "[server] The nick {nick} belongs to a registered account: log in \
+                 (LOGIN {nick} <password>) within {secs} seconds, or you will be renamed\n"
+            );
+            cx.out.reply(text.into_bytes());
+        }
+        Step::Continue
     }
 
     fn quit(&mut self, cx: &mut Cx<'_>, reason: &str) {
@@ -152,6 +177,9 @@ impl Session for LineSession {
 
     fn resume(&mut self, cx: &mut Cx<'_>, outcome: Outcome) -> Step {
         let Some(cont) = self.pending.take() else {
+            if self.guard.as_ref().is_some_and(|g| g.looking_up()) {
+                return self.protect_found(cx, outcome);
+            }
             return Step::Continue;
         };
         self.run(cx, |lx| commands::resume(lx, *cont, outcome))
@@ -167,11 +195,19 @@ impl Session for LineSession {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.partial.deadline(self.partial_limit())
+        let partial = self.partial.deadline(self.partial_limit());
+        match (partial, self.guard.as_ref().and_then(|g| g.deadline())) {
+            (Some(p), Some(g)) => Some(p.min(g)),
+            (p, g) => p.or(g),
+        }
     }
 
     fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Step {
         if !self.partial.expired(cx.instant, self.partial_limit()) {
+            let (cfg, now, busy) = (cx.net.config().clone(), cx.instant, self.pending.is_some());
+            if crate::protect::expired(&cfg, cx.net, self.id, &mut self.guard, now, busy) {
+                return self.run(cx, commands::protect_rename);
+            }
             return Step::Continue;
         }
         cx.out
