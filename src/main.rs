@@ -181,14 +181,58 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone(), tls.clone()));
-        net::run(cfg, listeners, tls, stores, shutdown).await?;
+        let (reload, reloads) = tokio::sync::mpsc::channel(1);
+        let reload = Reload {
+            path: a.config.clone(),
+            overrides: (a.line, a.irc, a.http),
+            to: reload,
+        };
+        tokio::spawn(signals(shutdown.clone(), tls.clone(), reload));
+        net::run_with(cfg, listeners, tls, stores, shutdown, Some(reloads)).await?;
         Ok(())
     })
 }
 
-/// Cancels `token` on SIGINT or SIGTERM; reloads the TLS certificate on SIGHUP.
-async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
+/// What SIGHUP reads again, and where the configuration read goes.
+struct Reload {
+    path: Option<PathBuf>,
+    /// The listeners given on the command line, which keep winning.
+    overrides: (Option<Listen>, Option<Listen>, Option<Listen>),
+    to: tokio::sync::mpsc::Sender<Arc<Config>>,
+}
+
+impl Reload {
+    /// Reads the file again; a file that does not load keeps the running
+    /// configuration, and the log says why.
+    async fn run(&self) {
+        let Some(path) = &self.path else {
+            tracing::info!("SIGHUP: no --config file to read again");
+            return;
+        };
+        let mut cfg = match Config::load(path) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "configuration not reloaded, keeping the running one");
+                return;
+            }
+        };
+        let (line, irc, http) = &self.overrides;
+        if let Some(l) = line {
+            cfg.listeners.line = l.addr();
+        }
+        if let Some(i) = irc {
+            cfg.listeners.irc = i.addr();
+        }
+        if let Some(h) = http {
+            cfg.listeners.http = h.addr();
+        }
+        let _ = self.to.send(Arc::new(cfg)).await;
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM; reads the configuration file and
+/// the TLS certificate again on SIGHUP.
+async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>, reload: Reload) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -202,13 +246,16 @@ async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => match &tls {
-                Some(t) => match t.reload() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "TLS reload failed, keeping the old certificate"),
-                },
-                None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-            },
+            _ = hup.recv() => {
+                reload.run().await;
+                match &tls {
+                    Some(t) => match t.reload() {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "TLS reload failed, keeping the old certificate"),
+                    },
+                    None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                }
+            }
         }
     }
     token.cancel();

@@ -182,7 +182,7 @@ impl Conn {
             return r;
         }
         if let Some(origin) = h.get(header::ORIGIN)
-            && !origin_allowed(origin.as_bytes(), &shared.cfg.http.allowed_origins)
+            && !origin_allowed(origin.as_bytes(), &shared.live.cfg().http.allowed_origins)
         {
             shared.hub.metrics().refused(Refused::Origin);
             tracing::info!(peer = %addr, origin = ?origin, "WebSocket origin refused");

@@ -1,0 +1,96 @@
+//! Live reload: the `bavard` binary with a configuration file, sent
+//! SIGHUP after the file changed, greets new line users with the new
+//! welcome text; after a broken file, it keeps the running configuration.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free port on 127.0.0.1 (bound, then released for the server).
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn write_config(path: &Path, db: &Path, line: SocketAddr, welcome: &str) {
+    let text = format!(
+        "welcome = \"{welcome}\"\n\
+         [listeners]\nline = \"{line}\"\nirc = \"off\"\nhttp = \"off\"\n\
+         [storage]\npath = \"{}\"\n",
+        db.display()
+    );
+    std::fs::write(path, text).expect("write the config");
+}
+
+/// The first line a new line-dialect user gets, if the server answers.
+fn greeting(addr: SocketAddr) -> Option<String> {
+    let s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut l = String::new();
+    BufReader::new(s).read_line(&mut l).ok()?;
+    Some(l.trim_end().to_string())
+}
+
+/// Waits until a new user is greeted with `want`.
+fn greeted_with(addr: SocketAddr, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = greeting(addr);
+        if last.as_deref() == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never greeted with {want:?}; last: {last:?}");
+}
+
+fn hangup(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on a process this test spawned and has not reaped.
+    let r = unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert_eq!(r, 0, "kill -HUP");
+}
+
+/// Kills the server when the test ends, passed or not.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cfg = dir.path().join("bavard.toml");
+    let db = dir.path().join("bavard.db");
+    let line = free_addr();
+    write_config(&cfg, &db, line, "first welcome");
+    let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bavard");
+    let mut server = Running(child);
+    greeted_with(line, "[server] first welcome");
+
+    write_config(&cfg, &db, line, "second welcome");
+    hangup(&server.0);
+    greeted_with(line, "[server] second welcome");
+
+    std::fs::write(&cfg, "welcome = [not toml").expect("write");
+    hangup(&server.0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.0.try_wait().expect("try_wait").is_none(),
+        "the server died"
+    );
+    greeted_with(line, "[server] second welcome");
+}
