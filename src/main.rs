@@ -181,41 +181,34 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
-        let (reload, reloads) = tokio::sync::mpsc::channel(1);
-        let reload = Reload {
-            path: a.config.clone(),
-            overrides: (a.line, a.irc, a.http),
-            to: reload,
-        };
-        tokio::spawn(signals(shutdown.clone(), tls.clone(), reload));
-        net::run_with(cfg, listeners, tls, stores, shutdown, Some(reloads)).await?;
+        let (hup, requests) = tokio::sync::mpsc::channel(1);
+        let reloads = a.config.clone().map(|path| {
+            let reload = Reload {
+                path,
+                overrides: (a.line, a.irc, a.http),
+            };
+            net::Reloads {
+                load: Arc::new(move || reload.load()),
+                requests,
+            }
+        });
+        tokio::spawn(signals(shutdown.clone(), tls.clone(), hup));
+        net::run_with(cfg, listeners, tls, stores, shutdown, reloads).await?;
         Ok(())
     })
 }
 
-/// What SIGHUP reads again, and where the configuration read goes.
+/// What SIGHUP and REHASH read again.
 struct Reload {
-    path: Option<PathBuf>,
+    path: PathBuf,
     /// The listeners given on the command line, which keep winning.
     overrides: (Option<Listen>, Option<Listen>, Option<Listen>),
-    to: tokio::sync::mpsc::Sender<Arc<Config>>,
 }
 
 impl Reload {
-    /// Reads the file again; a file that does not load keeps the running
-    /// configuration, and the log says why.
-    async fn run(&self) {
-        let Some(path) = &self.path else {
-            tracing::info!("SIGHUP: no --config file to read again");
-            return;
-        };
-        let mut cfg = match Config::load(path) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "configuration not reloaded, keeping the running one");
-                return;
-            }
-        };
+    /// Reads the file again, with the command line's listeners.
+    fn load(&self) -> Result<Config, String> {
+        let mut cfg = Config::load(&self.path).map_err(|e| e.to_string())?;
         let (line, irc, http) = &self.overrides;
         if let Some(l) = line {
             cfg.listeners.line = l.addr();
@@ -226,13 +219,17 @@ impl Reload {
         if let Some(h) = http {
             cfg.listeners.http = h.addr();
         }
-        let _ = self.to.send(Arc::new(cfg)).await;
+        Ok(cfg)
     }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM; reads the configuration file and
 /// the TLS certificate again on SIGHUP.
-async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>, reload: Reload) {
+async fn signals(
+    token: CancellationToken,
+    tls: Option<Arc<net::tls::Tls>>,
+    reload: tokio::sync::mpsc::Sender<()>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -247,7 +244,8 @@ async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>, relo
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                reload.run().await;
+                // Without --config, nobody listens: nothing to read again.
+                let _ = reload.try_send(());
                 match &tls {
                     Some(t) => match t.reload() {
                         Ok(()) => tracing::info!("TLS certificate reloaded"),

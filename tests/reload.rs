@@ -1,8 +1,9 @@
 //! Live reload: the `bavard` binary with a configuration file, sent
-//! SIGHUP after the file changed, greets new line users with the new
-//! welcome text; after a broken file, it keeps the running configuration.
+//! SIGHUP (or an operator's REHASH, in either dialect) after the file
+//! changed, greets new line users with the new welcome text; after a
+//! broken file, it keeps the running configuration and says why.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,11 +15,15 @@ fn free_addr() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-fn write_config(path: &Path, db: &Path, line: SocketAddr, welcome: &str) {
+/// `secret`'s hash, from `bavard mkpasswd`.
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$5tzf10mhUEdcYfqHO8pEcA$uSm20XK9QHbK22Hefg5/fjhLDWNXya6MiQnTDElBAOo";
+
+fn write_config(path: &Path, db: &Path, line: SocketAddr, irc: SocketAddr, welcome: &str) {
     let text = format!(
         "welcome = \"{welcome}\"\n\
-         [listeners]\nline = \"{line}\"\nirc = \"off\"\nhttp = \"off\"\n\
-         [storage]\npath = \"{}\"\n",
+         [listeners]\nline = \"{line}\"\nirc = \"{irc}\"\nhttp = \"off\"\n\
+         [storage]\npath = \"{}\"\n\
+         [[oper]]\nname = \"admin\"\npassword = \"{HASH}\"\n",
         db.display()
     );
     std::fs::write(path, text).expect("write the config");
@@ -54,6 +59,46 @@ fn hangup(child: &Child) {
     assert_eq!(r, 0, "kill -HUP");
 }
 
+/// A plain-socket client of either dialect.
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Client {
+            w: s.try_clone().expect("clone"),
+            r: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.w
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+    }
+
+    /// Reads lines until one contains `want`, and returns it.
+    fn until(&mut self, want: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            let mut l = String::new();
+            match self.r.read_line(&mut l) {
+                Ok(n) if n > 0 => {}
+                _ => panic!("no line with {want:?}; got {seen:?}"),
+            }
+            if l.contains(want) {
+                return l.trim_end().to_string();
+            }
+            seen.push(l);
+        }
+    }
+}
+
 /// Kills the server when the test ends, passed or not.
 struct Running(Child);
 
@@ -69,8 +114,8 @@ fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let cfg = dir.path().join("bavard.toml");
     let db = dir.path().join("bavard.db");
-    let line = free_addr();
-    write_config(&cfg, &db, line, "first welcome");
+    let (line, irc) = (free_addr(), free_addr());
+    write_config(&cfg, &db, line, irc, "first welcome");
     let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
         .args(["serve", "--config"])
         .arg(&cfg)
@@ -81,7 +126,7 @@ fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
     let mut server = Running(child);
     greeted_with(line, "[server] first welcome");
 
-    write_config(&cfg, &db, line, "second welcome");
+    write_config(&cfg, &db, line, irc, "second welcome");
     hangup(&server.0);
     greeted_with(line, "[server] second welcome");
 
@@ -93,4 +138,54 @@ fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
         "the server died"
     );
     greeted_with(line, "[server] second welcome");
+}
+
+#[test]
+fn rehash_in_both_dialects_for_operators_only() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let cfg = dir.path().join("bavard.toml");
+    let db = dir.path().join("bavard.db");
+    let (line, irc) = (free_addr(), free_addr());
+    write_config(&cfg, &db, line, irc, "first welcome");
+    let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bavard");
+    let _server = Running(child);
+    greeted_with(line, "[server] first welcome");
+
+    let mut op = Client::connect(irc);
+    op.send("NICK op");
+    op.send("USER op 0 * :op");
+    op.until(" 001 ");
+    op.send("REHASH");
+    op.until(" 481 op :Permission Denied");
+    op.send("OPER admin secret");
+    op.until(" 381 ");
+
+    write_config(&cfg, &db, line, irc, "second welcome");
+    op.send("REHASH");
+    op.until(" 382 op config :Rehashing");
+    greeted_with(line, "[server] second welcome");
+
+    std::fs::write(&cfg, "welcome = [not toml").expect("write");
+    op.send("REHASH");
+    let fail = op.until("FAIL REHASH CONFIG_INVALID");
+    assert!(fail.contains("keeping the running one"), "{fail}");
+    greeted_with(line, "[server] second welcome");
+
+    // The line dialect.
+    let mut liner = Client::connect(line);
+    liner.until("[server] second welcome");
+    liner.send("REHASH");
+    liner.until("[server] Permission denied");
+    liner.send("OPER admin secret");
+    liner.until("[server] You are now");
+    write_config(&cfg, &db, line, irc, "third welcome");
+    liner.send("REHASH");
+    liner.until("[server] Configuration reloaded");
+    greeted_with(line, "[server] third welcome");
 }

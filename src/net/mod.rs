@@ -5,6 +5,7 @@ pub mod flood;
 pub mod http;
 pub mod limits;
 mod reload;
+pub use reload::Reloads;
 pub mod tls;
 
 use std::future::Future;
@@ -99,15 +100,15 @@ pub async fn run(
     run_with(cfg, listeners, tls, stores, shutdown, None).await
 }
 
-/// [`run`], taking each configuration `reloads` brings as the running
-/// one (SIGHUP).
+/// [`run`], reading the configuration again when `reloads` asks (SIGHUP)
+/// or an operator sends REHASH.
 pub async fn run_with(
     cfg: Arc<Config>,
     listeners: Vec<Listener>,
     tls: Option<Arc<tls::Tls>>,
     stores: Stores,
     shutdown: CancellationToken,
-    reloads: Option<tokio::sync::mpsc::Receiver<Arc<Config>>>,
+    reloads: Option<Reloads>,
 ) -> std::io::Result<()> {
     let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
@@ -129,17 +130,8 @@ pub async fn run_with(
         let shared = shared.clone();
         async move { shared.alarms.run().await }
     });
-    if let Some(mut reloads) = reloads {
-        let shared = shared.clone();
-        tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(cfg) = reloads.recv() => reload::apply(&shared, cfg),
-                    _ = shared.shutdown.cancelled() => break,
-                    else => break,
-                }
-            }
-        });
+    if let Some(reloads) = reloads {
+        reload::start(&shared, reloads);
     }
     for l in listeners {
         let addr = l.socket.local_addr()?;

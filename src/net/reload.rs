@@ -53,6 +53,59 @@ pub(super) fn conn_limits(cfg: &Config) -> limits::ConnLimits {
     }
 }
 
+/// How the configuration is read again: `load` reads the file (the
+/// command line's listeners applied), each message on `requests` (SIGHUP)
+/// asks for a reload; REHASH asks through the hub's effects.
+pub struct Reloads {
+    pub load: Arc<dyn Fn() -> Result<Config, String> + Send + Sync>,
+    pub requests: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Reads the configuration with `load` and applies it; a file that does
+/// not load keeps the running configuration, and the log says why.
+pub(super) fn reload(
+    shared: &Shared,
+    load: &(dyn Fn() -> Result<Config, String> + Send + Sync),
+) -> Result<(), String> {
+    match load() {
+        Ok(cfg) => {
+            apply(shared, Arc::new(cfg));
+            Ok(())
+        }
+        Err(why) => {
+            tracing::error!(error = %why, "configuration not reloaded, keeping the running one");
+            Err(why)
+        }
+    }
+}
+
+/// Starts serving reload requests: SIGHUP's, and REHASH's through the
+/// hub's effects.
+pub(super) fn start(shared: &Arc<Shared>, reloads: Reloads) {
+    let Reloads { load, mut requests } = reloads;
+    let weak = Arc::downgrade(shared);
+    let on_rehash = load.clone();
+    shared
+        .hub
+        .effects()
+        .set_rehash(Arc::new(move || match weak.upgrade() {
+            Some(shared) => reload(&shared, &*on_rehash),
+            None => Err("the server is shutting down".into()),
+        }));
+    let shared = shared.clone();
+    shared.tracker.clone().spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = requests.recv() => {
+                    let _ = reload(&shared, &*load);
+                }
+                _ = shared.shutdown.cancelled() => break,
+                else => break,
+            }
+        }
+    });
+}
+
 /// Makes `cfg` the running configuration.
 pub(super) fn apply(shared: &Shared, cfg: Arc<Config>) {
     shared

@@ -225,6 +225,7 @@ impl Sim {
                 return Outcome::Account(None);
             }
             Effect::ScramLookup { .. } => return Outcome::Scram(None),
+            Effect::Rehash => return Outcome::Failed("no configuration file here".into()),
             Effect::RegisterAccount { .. } => return Outcome::Failed("no accounts here".into()),
             Effect::ClaimNick { key, owner } => self.registry.claim_nick(&key, owner),
             Effect::FoundChannel { key } => self.registry.found_channel(&key),
