@@ -171,15 +171,21 @@ def main():
     args = ap.parse_args()
     if not args.chromium:
         sys.exit("no chromium on PATH")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile as it
+    # exits: its removal is best effort.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc, devtools = start_chromium(args.chromium, profile)
         try:
             asyncio.run(run(args, devtools))
         except Exception as e:  # the reason, without a traceback to dig through
             sys.exit(f"browser test failed: {e}")
         finally:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     print(f"ok: screenshot in {args.screenshot}")
 
 
