@@ -99,42 +99,75 @@ impl Client {
     }
 }
 
-/// Kills the server when the test ends, passed or not.
-struct Running(Child);
+/// The binary serving `bavard.toml` in a directory of its own, with an
+/// operator `admin` (password `secret`) and welcome text `first welcome`;
+/// killed when the test ends, passed or not.
+struct Running {
+    child: Child,
+    dir: tempfile::TempDir,
+    line: SocketAddr,
+    irc: SocketAddr,
+}
+
+impl Running {
+    fn start() -> Running {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (line, irc) = (free_addr(), free_addr());
+        let cfg = dir.path().join("bavard.toml");
+        write_config(
+            &cfg,
+            &dir.path().join("bavard.db"),
+            line,
+            irc,
+            "first welcome",
+        );
+        let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn bavard");
+        let server = Running {
+            child,
+            dir,
+            line,
+            irc,
+        };
+        greeted_with(line, "[server] first welcome");
+        server
+    }
+
+    fn cfg(&self) -> std::path::PathBuf {
+        self.dir.path().join("bavard.toml")
+    }
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("bavard.db")
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[test]
 fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let cfg = dir.path().join("bavard.toml");
-    let db = dir.path().join("bavard.db");
-    let (line, irc) = (free_addr(), free_addr());
-    write_config(&cfg, &db, line, irc, "first welcome");
-    let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn bavard");
-    let mut server = Running(child);
-    greeted_with(line, "[server] first welcome");
+    let mut server = Running::start();
+    let (cfg, db, line, irc) = (server.cfg(), server.db(), server.line, server.irc);
 
     write_config(&cfg, &db, line, irc, "second welcome");
-    hangup(&server.0);
+    hangup(&server.child);
     greeted_with(line, "[server] second welcome");
 
     std::fs::write(&cfg, "welcome = [not toml").expect("write");
-    hangup(&server.0);
+    hangup(&server.child);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        server.0.try_wait().expect("try_wait").is_none(),
+        server.child.try_wait().expect("try_wait").is_none(),
         "the server died"
     );
     greeted_with(line, "[server] second welcome");
@@ -142,20 +175,8 @@ fn sighup_reloads_the_configuration_and_keeps_it_on_a_broken_file() {
 
 #[test]
 fn rehash_in_both_dialects_for_operators_only() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let cfg = dir.path().join("bavard.toml");
-    let db = dir.path().join("bavard.db");
-    let (line, irc) = (free_addr(), free_addr());
-    write_config(&cfg, &db, line, irc, "first welcome");
-    let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn bavard");
-    let _server = Running(child);
-    greeted_with(line, "[server] first welcome");
+    let server = Running::start();
+    let (cfg, db, line, irc) = (server.cfg(), server.db(), server.line, server.irc);
 
     let mut op = Client::connect(irc);
     op.send("NICK op");
