@@ -192,7 +192,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 requests,
             }
         });
-        tokio::spawn(signals(shutdown.clone(), tls.clone(), hup));
+        tokio::spawn(signals(shutdown.clone(), hup));
         net::run_with(cfg, listeners, tls, stores, shutdown, reloads).await?;
         Ok(())
     })
@@ -225,12 +225,9 @@ impl Reload {
 
 /// Cancels `token` on SIGINT or SIGTERM; reads the configuration file and
 /// the TLS certificate again on SIGHUP.
-async fn signals(
-    token: CancellationToken,
-    tls: Option<Arc<net::tls::Tls>>,
-    reload: tokio::sync::mpsc::Sender<()>,
-) {
+async fn signals(token: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
     use tokio::signal::unix::{SignalKind, signal};
+    use tokio::sync::mpsc::error::TrySendError;
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -244,14 +241,11 @@ async fn signals(
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                // Without --config, nobody listens: nothing to read again.
-                let _ = reload.try_send(());
-                match &tls {
-                    Some(t) => match t.reload() {
-                        Ok(()) => tracing::info!("TLS certificate reloaded"),
-                        Err(e) => tracing::error!(error = %e, "TLS reload failed, keeping the old certificate"),
-                    },
-                    None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                // Without --config (and so without [tls]), nobody listens:
+                // nothing to read again.
+                // Full: a reload is already on its way.
+                if let Err(TrySendError::Closed(())) = reload.try_send(()) {
+                    tracing::info!("SIGHUP: no --config file to read again");
                 }
             }
         }

@@ -70,6 +70,16 @@ pub(super) fn reload(
     match load() {
         Ok(cfg) => {
             apply(shared, Arc::new(cfg));
+            // The certificate and key, from the paths the server started
+            // with; a pair that does not load keeps the running one.
+            if let Some(tls) = &shared.tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed, keeping the old certificate")
+                    }
+                }
+            }
             Ok(())
         }
         Err(why) => {
