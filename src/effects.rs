@@ -80,7 +80,13 @@ pub struct Effects {
     /// Conversations' history (draft/chathistory).
     history: Arc<dyn HistoryStore>,
     secrets: RwLock<Arc<Secrets>>,
+    /// What REHASH runs: reads the configuration file and applies it, or
+    /// says why not. None: the server has no file to read.
+    rehash: RwLock<Option<Rehash>>,
 }
+
+/// Reads the configuration file again and makes it the running one.
+pub type Rehash = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Effects {
     pub fn new(registry: Arc<dyn NameRegistry>, stores: Stores, secrets: Secrets) -> Effects {
@@ -89,12 +95,18 @@ impl Effects {
             accounts: stores.accounts,
             history: stores.history,
             secrets: RwLock::new(Arc::new(secrets)),
+            rehash: RwLock::new(None),
         }
     }
 
     /// Takes new secrets (a reload): the next checks use them.
     pub fn set_secrets(&self, secrets: Secrets) {
         *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(secrets);
+    }
+
+    /// Sets what REHASH runs.
+    pub fn set_rehash(&self, rehash: Rehash) {
+        *self.rehash.write().unwrap_or_else(|e| e.into_inner()) = Some(rehash);
     }
 
     fn secrets(&self) -> Arc<Secrets> {
@@ -126,6 +138,27 @@ impl Effects {
                     Some(o) => verify_later(o.password.clone(), password),
                     None => Started::Now(Outcome::Verified(false)),
                 }
+            }
+            Effect::Rehash => {
+                let rehash = self
+                    .rehash
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let Some(rehash) = rehash else {
+                    return Started::Now(Outcome::Failed(
+                        "the server was started without --config".into(),
+                    ));
+                };
+                // Off the hub's lock, which applying the file takes, and
+                // off the workers: it reads a file.
+                Started::Later(Box::pin(async move {
+                    match tokio::task::spawn_blocking(move || rehash()).await {
+                        Ok(Ok(())) => Outcome::Done,
+                        Ok(Err(why)) => Outcome::Failed(why),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }))
             }
             Effect::ClaimNick { key, owner } => claimed(self.registry.claim_nick(&key, owner)),
             Effect::FoundChannel { key } => claimed(self.registry.found_channel(&key)),

@@ -15,7 +15,7 @@ use bavard_core::state::changes::{Connect, Quit, Shutdown};
 use bavard_core::{ConnId, CoreConfig, Cx, Network, Outputs, Session, Step};
 
 use crate::delivery::{Delivery, Peer, Wakes};
-use crate::effects::{Effects, Later, Started};
+use crate::effects::{Effects, Later, Secrets, Started};
 use crate::metrics::{HubFigures, Metrics};
 
 /// What a session wants after a call through the hub.
@@ -78,6 +78,23 @@ impl Hub {
             write_timeout_ms: AtomicU64::new(ms(send.write_timeout)),
             metrics: Metrics::default(),
         }
+    }
+
+    /// Takes a reloaded configuration: the network's limits, texts and
+    /// operators for the next command, the send queues' deadlines and the
+    /// secrets for the next check.
+    pub fn reconfigure(&self, cfg: Arc<CoreConfig>, send: SendLimits, secrets: Secrets) {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        {
+            let mut g = self.lock();
+            g.net.set_config(cfg);
+            g.delivery.set_grace(send.stall_grace);
+        }
+        self.stall_grace_ms
+            .store(ms(send.stall_grace), Ordering::Relaxed);
+        self.write_timeout_ms
+            .store(ms(send.write_timeout), Ordering::Relaxed);
+        self.effects.set_secrets(secrets);
     }
 
     /// The send queues' limits now.

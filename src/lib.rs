@@ -43,3 +43,4 @@ pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod passwd;
+pub mod web;

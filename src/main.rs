@@ -181,15 +181,53 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone(), tls.clone()));
-        net::run(cfg, listeners, tls, stores, shutdown).await?;
+        let (hup, requests) = tokio::sync::mpsc::channel(1);
+        let reloads = a.config.clone().map(|path| {
+            let reload = Reload {
+                path,
+                overrides: (a.line, a.irc, a.http),
+            };
+            net::Reloads {
+                load: Arc::new(move || reload.load()),
+                requests,
+            }
+        });
+        tokio::spawn(signals(shutdown.clone(), hup));
+        net::run_with(cfg, listeners, tls, stores, shutdown, reloads).await?;
         Ok(())
     })
 }
 
-/// Cancels `token` on SIGINT or SIGTERM; reloads the TLS certificate on SIGHUP.
-async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
+/// What SIGHUP and REHASH read again.
+struct Reload {
+    path: PathBuf,
+    /// The listeners given on the command line, which keep winning.
+    overrides: (Option<Listen>, Option<Listen>, Option<Listen>),
+}
+
+impl Reload {
+    /// Reads the file again, with the command line's listeners.
+    fn load(&self) -> Result<Config, String> {
+        let mut cfg = Config::load(&self.path).map_err(|e| e.to_string())?;
+        let (line, irc, http) = &self.overrides;
+        if let Some(l) = line {
+            cfg.listeners.line = l.addr();
+        }
+        if let Some(i) = irc {
+            cfg.listeners.irc = i.addr();
+        }
+        if let Some(h) = http {
+            cfg.listeners.http = h.addr();
+        }
+        Ok(cfg)
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM; reads the configuration file and
+/// the TLS certificate again on SIGHUP.
+async fn signals(token: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
     use tokio::signal::unix::{SignalKind, signal};
+    use tokio::sync::mpsc::error::TrySendError;
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -202,13 +240,14 @@ async fn signals(token: CancellationToken, tls: Option<Arc<net::tls::Tls>>) {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => match &tls {
-                Some(t) => match t.reload() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "TLS reload failed, keeping the old certificate"),
-                },
-                None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-            },
+            _ = hup.recv() => {
+                // Without --config (and so without [tls]), nobody listens:
+                // nothing to read again.
+                // Full: a reload is already on its way.
+                if let Err(TrySendError::Closed(())) = reload.try_send(()) {
+                    tracing::info!("SIGHUP: no --config file to read again");
+                }
+            }
         }
     }
     token.cancel();

@@ -7,7 +7,7 @@ use bavard::config::Config;
 use support::irc::{IrcClient, join};
 use support::line::LineClient;
 use support::server::Server;
-use support::ws::{WsClient, get, sample, try_connect};
+use support::ws::{WsClient, get, get_raw, sample, try_connect};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -218,4 +218,24 @@ fn promtool_check(page: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn the_web_client_is_served_with_its_types_and_a_strict_policy() {
+    let s = Server::start_default().await;
+    for (path, kind, needle) in [
+        ("/", "text/html", "<title>bavard</title>"),
+        ("/app.js", "text/javascript", "text.ircv3.net"),
+        ("/app.css", "text/css", "@media"),
+    ] {
+        let r = get_raw(s.http, path).await.to_ascii_lowercase();
+        assert!(r.starts_with("http/1.1 200"), "{path}: {r}");
+        assert!(r.contains(&format!("content-type: {kind}")), "{path}: {r}");
+        assert!(
+            r.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+            "{path}: {r}"
+        );
+        assert!(r.contains("x-content-type-options: nosniff"), "{path}");
+        assert!(r.contains(&needle.to_ascii_lowercase()), "{path}");
+    }
 }

@@ -97,6 +97,31 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
+/// A file of the built-in web client, with headers that keep the page to
+/// its own scripts, styles and the same host's WebSocket.
+fn page(asset: &crate::web::Asset) -> Response<Full<Bytes>> {
+    let mut r = plain(StatusCode::OK, Bytes::from_static(asset.body));
+    let hs = r.headers_mut();
+    hs.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    hs.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::web::CSP),
+    );
+    hs.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    hs.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
 /// One HTTP connection, as its requests see it.
 struct Conn {
     addr: SocketAddr,
@@ -128,11 +153,10 @@ impl Conn {
                 );
                 r
             }
-            "/" => plain(
-                StatusCode::OK,
-                "bavard: IRC over WebSocket here (subprotocol text.ircv3.net or binary.ircv3.net)\n",
-            ),
-            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+            path => match crate::web::asset(path) {
+                Some(asset) => page(asset),
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            },
         }
     }
 
@@ -158,7 +182,7 @@ impl Conn {
             return r;
         }
         if let Some(origin) = h.get(header::ORIGIN)
-            && !origin_allowed(origin.as_bytes(), &shared.cfg.http.allowed_origins)
+            && !origin_allowed(origin.as_bytes(), &shared.live.cfg().http.allowed_origins)
         {
             shared.hub.metrics().refused(Refused::Origin);
             tracing::info!(peer = %addr, origin = ?origin, "WebSocket origin refused");

@@ -106,6 +106,11 @@ impl Admission {
         }
     }
 
+    /// Takes new limits (a reload); the connections open stay counted.
+    pub fn set_limits(&mut self, limits: ConnLimits) {
+        self.limits = limits;
+    }
+
     fn millis(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_millis() as u64
     }

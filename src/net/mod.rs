@@ -4,6 +4,8 @@ pub mod alarms;
 pub mod flood;
 pub mod http;
 pub mod limits;
+mod reload;
+pub use reload::Reloads;
 pub mod tls;
 
 use std::future::Future;
@@ -71,9 +73,8 @@ pub fn listen_with(kind: Kind, tls: bool, addr: SocketAddr) -> std::io::Result<L
 
 /// What every connection task shares.
 struct Shared {
-    cfg: Arc<Config>,
-    /// `cfg.flood`'s limits, shared by every connection's buckets.
-    flood: Option<Arc<flood::FloodLimits>>,
+    /// The configuration and flood limits, swapped on reload.
+    live: reload::Live,
     hub: Arc<Hub>,
     /// Connection ids of this node, in order.
     next_id: std::sync::atomic::AtomicU64,
@@ -96,20 +97,25 @@ pub async fn run(
     stores: Stores,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    run_with(cfg, listeners, tls, stores, shutdown, None).await
+}
+
+/// [`run`], reading the configuration again when `reloads` asks (SIGHUP)
+/// or an operator sends REHASH.
+pub async fn run_with(
+    cfg: Arc<Config>,
+    listeners: Vec<Listener>,
+    tls: Option<Arc<tls::Tls>>,
+    stores: Stores,
+    shutdown: CancellationToken,
+    reloads: Option<Reloads>,
+) -> std::io::Result<()> {
     let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
-    let l = &cfg.limits;
-    let admission = Mutex::new(limits::Admission::new(limits::ConnLimits {
-        max_connections: l.max_connections,
-        per_address: l.connections_per_ip,
-        rate: l.connection_rate,
-        burst: l.connection_burst,
-        exempt: l.exempt_networks.clone(),
-    }));
+    let admission = Mutex::new(limits::Admission::new(reload::conn_limits(&cfg)));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
-        flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
-        cfg: cfg.clone(),
+        live: reload::Live::new(cfg.clone()),
         hub: hub.clone(),
         next_id: std::sync::atomic::AtomicU64::new(1),
         admission,
@@ -124,6 +130,9 @@ pub async fn run(
         let shared = shared.clone();
         async move { shared.alarms.run().await }
     });
+    if let Some(reloads) = reloads {
+        reload::start(&shared, reloads);
+    }
     for l in listeners {
         let addr = l.socket.local_addr()?;
         if l.tls && shared.tls.is_none() {
@@ -318,7 +327,7 @@ fn serve_with<T: Transport + 'static>(
     shared: Arc<Shared>,
 ) -> impl Future<Output = ()> + Send {
     use futures_util::future::Either;
-    let flood = shared.flood.clone();
+    let flood = shared.live.flood();
     // Sessions are boxed: the connection's future lives as long as the
     // connection, and a pointer costs 8 bytes there instead of the whole
     // session.
@@ -358,7 +367,7 @@ fn join_hub<S>(
         .next_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = ConnId::new(0, serial);
-    let out = Outbox::watched(shared.cfg.limits.send_queue, shared.drains.clone());
+    let out = Outbox::watched(shared.live.cfg().limits.send_queue, shared.drains.clone());
     let peer = Arc::new(Peer::new(id, dialect, out));
     let core = shared.hub.read(|net| net.config().clone());
     let session = Box::new(session(id, core));
@@ -429,10 +438,9 @@ mod tests {
         let cfg = Arc::new(Config::default());
         let effects = Effects::new(Arc::new(SoleRegistry), Stores::memory(), cfg.secrets());
         let shared = Arc::new(Shared {
-            flood: flood::FloodLimits::from_config(&cfg.flood).map(Arc::new),
+            live: reload::Live::new(cfg.clone()),
             hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),
             next_id: std::sync::atomic::AtomicU64::new(1),
-            cfg,
             admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
                 max_connections: 10,
                 per_address: 10,

@@ -134,15 +134,7 @@ impl WsClient {
 
 /// A plain HTTP/1.1 GET; returns the status and the body.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
-        .await
-        .expect("timed out reading an HTTP response")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let text = get_raw(addr, path).await;
     let status = text
         .split(' ')
         .nth(1)
@@ -152,6 +144,19 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
+}
+
+/// The whole response to `GET path`, status line and headers included.
+pub async fn get_raw(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .expect("timed out reading an HTTP response")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// The value of the sample `name` (with its labels, as written) in a

@@ -73,6 +73,9 @@ pub enum Effect {
     /// The account a TLS client certificate belongs to (SASL EXTERNAL):
     /// [`Outcome::Account`].
     AccountByCert { certfp: String },
+    /// Read the configuration file again and make it the running one
+    /// (REHASH): [`Outcome::Done`], or [`Outcome::Failed`] with why not.
+    Rehash,
     /// Register an account: the server derives the password's hash and
     /// SCRAM verifiers, then stores it. [`Outcome::Created`]: false when the
     /// name is taken.
@@ -114,7 +117,6 @@ pub struct AccountInfo {
     pub email: Option<String>,
 }
 
-/// The answer to an [`Effect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Verified(bool),

@@ -225,6 +225,7 @@ impl Sim {
                 return Outcome::Account(None);
             }
             Effect::ScramLookup { .. } => return Outcome::Scram(None),
+            Effect::Rehash => return Outcome::Failed("no configuration file here".into()),
             Effect::RegisterAccount { .. }
             | Effect::DropAccount { .. }
             | Effect::SetPassword { .. }

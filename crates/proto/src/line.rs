@@ -19,6 +19,7 @@ pub enum Command<'a> {
         nick: &'a str,
         text: &'a str,
     },
+    Rehash,
     Join {
         channel: &'a str,
         key: Option<&'a str>,
@@ -97,6 +98,7 @@ pub fn parse(line: &str) -> Command<'_> {
             },
         },
         "PART" => Command::Part,
+        "REHASH" => Command::Rehash,
         "LIST" => Command::List,
         "TOPIC" if arg.is_empty() => Command::Topic(None),
         "TOPIC" => Command::Topic(Some(arg)),

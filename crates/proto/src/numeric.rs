@@ -107,6 +107,7 @@ pub const ERR_NOTONCHANNEL: Numeric = n(442, "You're not on that channel");
 pub const ERR_USERONCHANNEL: Numeric = n(443, "is already on channel");
 pub const ERR_NOTREGISTERED: Numeric = n(451, "You have not registered");
 pub const ERR_NEEDMOREPARAMS: Numeric = n(461, "Not enough parameters");
+pub const RPL_REHASHING: Numeric = n(382, "Rehashing");
 pub const ERR_ALREADYREGISTERED: Numeric = n(462, "You may not reregister");
 pub const ERR_INVALIDUSERNAME: Numeric = n(468, "Your username is not valid");
 pub const ERR_PASSWDMISMATCH: Numeric = n(464, "Password incorrect");

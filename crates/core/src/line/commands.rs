@@ -37,6 +37,8 @@ pub enum Cont {
     Oper {
         name: String,
     },
+    /// The server read its configuration file again (or could not).
+    Rehash,
     /// A channel to move to was founded (or someone was first).
     Join {
         channel: String,
@@ -61,6 +63,7 @@ const HELP: &[&str] = &[
     "  LOGOUT                  log out of your account",
     "  OPER <name> <password>  become a server operator",
     "  KILL <nick> <text>      disconnect a user (operators only)",
+    "  REHASH                  read the configuration file again (operators only)",
     "  QUIT [text]             leave, saying <text> to your channel",
     "  HELP                    this list",
 ];
@@ -317,6 +320,10 @@ pub fn handle(lx: &mut Lx<'_, '_>, cmd: Command<'_>) -> Flow {
                 Flow::Continue
             })
         }
+        Command::Rehash if !lx.cx.net.user(id).is_some_and(|u| u.modes.oper) => {
+            Err(ChangeError::NoPrivileges)
+        }
+        Command::Rehash => Ok(Flow::Wait(Effect::Rehash, Cont::Rehash)),
         Command::Join { channel, key } => join(lx, current.as_deref(), channel, key),
         Command::Part => {
             let lobby = lx.cfg.default_channel.clone();
@@ -375,6 +382,15 @@ pub fn resume(lx: &mut Lx<'_, '_>, cont: Cont, outcome: Outcome) -> Flow {
         Cont::Nick { nick } => nick_claimed(lx, &nick, outcome),
         Cont::Oper { name } => {
             oper_checked(lx, &name, outcome == Outcome::Verified(true));
+            Ok(Flow::Continue)
+        }
+        Cont::Rehash => {
+            match outcome {
+                Outcome::Failed(why) => lx.notice(&format!(
+                    "Configuration not reloaded, keeping the running one: {why}"
+                )),
+                _ => lx.notice("Configuration reloaded"),
+            }
             Ok(Flow::Continue)
         }
         Cont::Join { channel, key } => join_founded(lx, &channel, key, outcome),

@@ -90,6 +90,8 @@ pub enum Cont {
     Pass,
     /// OPER: the operator's password was checked.
     Oper { name: String },
+    /// REHASH: the server read its configuration file (or could not).
+    Rehash,
     /// NICK: the nick was claimed (or not) in the registry.
     Nick { nick: String },
     /// JOIN: the channel `chans[next]` was founded (or someone was first);
@@ -204,6 +206,7 @@ pub static COMMANDS: &[Command] = &[
     c("QUIT", 0, true, conn::quit, "QUIT [:reason]", "Disconnects."),
     c("REDACT", 2, false, ircv3::redact, "REDACT target msgid [:reason]", "Deletes a message: your own, or any in a channel you operate (draft/message-redaction)."),
     c("REGISTER", 3, true, account::register, "REGISTER account|* email|* password", "Registers an account named after your nick, and logs you in to it."),
+    c("REHASH", 0, false, oper::rehash, "REHASH", "Reads the configuration file again (server operators)."),
     c("RENAME", 2, false, chan::rename, "RENAME #channel #new [:reason]", "Renames a channel, keeping its members, modes and topic (channel operators)."),
     c("SETNAME", 1, false, oper::setname, "SETNAME :realname", "Changes your real name."),
     c("TAGMSG", 1, false, msg::tagmsg, "TAGMSG target", "Sends only message tags (typing notifications, reactions)."),
@@ -259,6 +262,7 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
     let flow = match cont {
         Cont::Pass => conn::pass_checked(ctx, outcome),
         Cont::Oper { name } => oper::oper_checked(ctx, &name, outcome),
+        Cont::Rehash => oper::rehashed(ctx, outcome),
         Cont::Nick { nick } => conn::nick_claimed(ctx, &nick, outcome),
         Cont::Join { chans, next } => chan::join_founded(ctx, chans, next, outcome),
         Cont::Rename {

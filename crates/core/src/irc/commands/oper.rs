@@ -52,6 +52,31 @@ pub fn oper_checked(ctx: &mut Ctx<'_>, name: &str, outcome: Outcome) -> Result<F
     Ok(Flow::Continue)
 }
 
+/// REHASH: asks the server to read its configuration file again.
+pub fn rehash(ctx: &mut Ctx<'_>, _m: &Message<'_>) -> Result<Flow, CommandError> {
+    if !ctx.net.user(ctx.st.id()).is_some_and(|u| u.modes.oper) {
+        return Err(CommandError::Numeric(ERR_NOPRIVILEGES, vec![]));
+    }
+    Ok(Flow::Wait(Effect::Rehash, Cont::Rehash))
+}
+
+/// REHASH, once the server read the file: `382`, or `FAIL REHASH` with
+/// why the running configuration stays.
+pub fn rehashed(ctx: &mut Ctx<'_>, outcome: Outcome) -> Result<Flow, CommandError> {
+    tracing::info!(conn = %ctx.st.id(), nick = %ctx.nick(), ?outcome, "rehash");
+    match outcome {
+        Outcome::Failed(why) => ctx.r.standard(
+            "FAIL",
+            "REHASH",
+            "CONFIG_INVALID",
+            &[],
+            &format!("Configuration not reloaded, keeping the running one: {why}"),
+        ),
+        _ => ctx.r.num(RPL_REHASHING, &["config"]),
+    }
+    Ok(Flow::Continue)
+}
+
 pub fn kill(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
     let reason = m
         .param(1)
