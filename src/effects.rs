@@ -141,11 +141,12 @@ impl Effects {
             }
             Effect::HistoryTargets {
                 targets,
+                prefix,
                 from,
                 to,
                 limit,
             } => answered(
-                self.history.latest(targets, from, to, limit),
+                self.history.latest(targets, prefix, from, to, limit),
                 Outcome::Targets,
             ),
             Effect::CheckAccount { account, password } => {

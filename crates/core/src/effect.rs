@@ -53,10 +53,12 @@ pub enum Effect {
     AppendHistory { stored: Box<Stored>, keep: usize },
     /// Read a conversation's history: [`Outcome::History`].
     ReadHistory { target: String, range: Range },
-    /// Of these conversations, those whose latest message is between two
-    /// times, at most `limit`: [`Outcome::Targets`].
+    /// Of these conversations (and those whose key starts with `prefix`),
+    /// those whose latest message is between two times, at most `limit`:
+    /// [`Outcome::Targets`].
     HistoryTargets {
         targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,

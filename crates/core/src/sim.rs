@@ -248,11 +248,12 @@ impl Sim {
             }
             Effect::HistoryTargets {
                 targets,
+                prefix,
                 from,
                 to,
                 limit,
             } => {
-                return match self.history.latest(targets, from, to, limit) {
+                return match self.history.latest(targets, prefix, from, to, limit) {
                     Reply::Now(Ok(found)) => Outcome::Targets(found),
                     _ => Outcome::Failed("history unavailable".into()),
                 };

@@ -127,6 +127,7 @@ pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Sto
 pub(crate) fn latest(
     c: &Connection,
     targets: &[String],
+    prefix: Option<&str>,
     from: Millis,
     to: Millis,
     limit: usize,
@@ -136,7 +137,23 @@ pub(crate) fn latest(
         .prepare_cached("SELECT time FROM history WHERE target = ?1 ORDER BY time DESC LIMIT 1")
         .map_err(failed)?;
     let mut found = Vec::new();
-    for t in targets {
+    let mut all = targets.to_vec();
+    if let Some(p) = prefix {
+        // Keys are text: those starting with `p` sort from `p` up to `p`
+        // followed by the highest character.
+        let mut names = c
+            .prepare_cached("SELECT name FROM targets WHERE name >= ?1 AND name < ?2")
+            .map_err(failed)?;
+        let rows = names
+            .query_map([p.to_string(), format!("{p}\u{10FFFF}")], |r| r.get(0))
+            .map_err(failed)?;
+        for name in rows {
+            all.push(name.map_err(failed)?);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    for t in &all {
         let Some(id) = target_id(c, t).map_err(failed)? else {
             continue;
         };

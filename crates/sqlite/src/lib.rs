@@ -140,12 +140,13 @@ impl HistoryStore for SqliteStore {
     fn latest(
         &self,
         targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,
     ) -> Reply<Result<Vec<(String, Millis)>, StoreError>> {
         self.threads.read(Box::new(move |c| {
-            history::latest(c, &targets, from, to, limit)
+            history::latest(c, &targets, prefix.as_deref(), from, to, limit)
         }))
     }
 }
