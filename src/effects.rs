@@ -136,6 +136,7 @@ impl Effects {
             }
             Effect::RedactHistory { target, msgid } => done(self.history.remove(&target, msgid)),
             Effect::ForgetHistory { target } => done(self.history.forget(&target)),
+            Effect::RenameHistory { from, to } => done(self.history.rename(&from, &to)),
             Effect::ReadHistory { target, range } => {
                 answered(self.history.read(&target, range), Outcome::History)
             }

@@ -67,6 +67,8 @@ pub enum Effect {
     RedactHistory { target: String, msgid: MsgId },
     /// A channel is gone, and its history with it; nobody waits for this one.
     ForgetHistory { target: String },
+    /// A channel was renamed, its history moves; nobody waits for this one.
+    RenameHistory { from: String, to: String },
     /// Check an account's password (SASL PLAIN): [`Outcome::Account`], with
     /// the account's name as registered when it matches.
     CheckAccount { account: String, password: Secret },

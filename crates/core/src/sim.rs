@@ -240,6 +240,7 @@ impl Sim {
                 return done(self.history.remove(&target, msgid));
             }
             Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
+            Effect::RenameHistory { from, to } => return done(self.history.rename(&from, &to)),
             Effect::ReadHistory { target, range } => {
                 return match self.history.read(&target, range) {
                     Reply::Now(Ok(events)) => Outcome::History(events),

@@ -113,6 +113,14 @@ pub(crate) fn forget(c: &Connection, target: &str) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// Moves the conversation `from` to `to`, replacing what `to` had.
+pub(crate) fn rename(c: &Connection, from: &str, to: &str) -> rusqlite::Result<()> {
+    forget(c, to)?;
+    c.prepare_cached("UPDATE targets SET name = ?2 WHERE name = ?1")?
+        .execute([from, to])
+        .map(drop)
+}
+
 pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
     let Some(id) = target_id(c, target).map_err(failed)? else {
         return Ok(Vec::new());

@@ -137,6 +137,11 @@ impl HistoryStore for SqliteStore {
         self.queue(Write::Forget { target })
     }
 
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.queue(Write::Rename { from, to })
+    }
+
     fn latest(
         &self,
         targets: Vec<String>,

@@ -339,7 +339,7 @@ impl Change for Message {
             policy::can_send(ch, u, ch.member(self.from))?;
             policy::allows_text(ch, &self.text)?;
             conversation.0 = Some(ch.serial);
-            keys.push(history_key(ch.serial));
+            keys.push(history_key(&ch.key));
             match status {
                 None => {
                     let audience = Audience::Channel {
@@ -459,9 +459,8 @@ impl Change for Quit {
             if let Some(ch) = net.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
                 if ch.members.is_empty() && !ch.permanent {
-                    let serial = ch.serial;
                     net.channels.remove(key);
-                    Network::channel_gone(key, serial, out);
+                    Network::channel_gone(key, out);
                 }
             }
         }

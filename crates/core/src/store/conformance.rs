@@ -169,6 +169,10 @@ pub async fn history(h: &dyn HistoryStore) {
     assert_eq!(found.len(), 2, "by prefix");
     let found = h.latest(vec!["#a".into()], dm(), 100, 0, 5).get().await;
     assert_eq!(found.unwrap().len(), 2, "a target found twice is said once");
+    h.rename("#b", "#c").get().await.unwrap();
+    assert!(ids(h, "#b", nothing).await.is_empty());
+    assert_eq!(ids(h, "#c", nothing).await, [8], "renamed");
+    h.rename("#c", "#b").get().await.unwrap();
     h.forget("#a").get().await.unwrap();
     assert!(ids(h, "#a", nothing).await.is_empty());
     assert_eq!(ids(h, "#b", nothing).await, [8]);

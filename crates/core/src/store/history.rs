@@ -18,11 +18,11 @@ pub struct Stored {
     pub event: Event,
 }
 
-/// The history key of a channel: its serial, which a rename keeps and a
-/// later channel of the same name does not share (so history neither splits
-/// at a rename nor passes to strangers who found the name again).
-pub fn history_key(channel_serial: u64) -> String {
-    format!("channel:{channel_serial}")
+/// The history key of a channel: its casefolded name (its key), which a
+/// restart keeps; a rename moves the history to the new name
+/// ([`HistoryStore::rename`]).
+pub fn history_key(channel_key: &str) -> String {
+    format!("channel:{channel_key}")
 }
 
 /// The history key of a private conversation as kept for the account
@@ -76,6 +76,9 @@ pub trait HistoryStore: Send + Sync {
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>>;
     /// Forgets a conversation (its channel is gone).
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>>;
+    /// Moves a conversation to another key (its channel was renamed),
+    /// replacing what that key had.
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>>;
     /// Of `targets` and the conversations whose key starts with `prefix`,
     /// those whose latest event is strictly between the two times, with that
     /// time: the `limit` first from `from` (backwards when `from` is the
@@ -176,6 +179,18 @@ impl HistoryStore for MemoryHistory {
 
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>> {
         lock(&self.events).remove(target);
+        Reply::Now(Ok(()))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
+        let mut all = lock(&self.events);
+        all.remove(to);
+        if let Some(mut q) = all.remove(from) {
+            for e in &mut q {
+                e.target = to.to_string();
+            }
+            all.insert(to.to_string(), q);
+        }
         Reply::Now(Ok(()))
     }
 

@@ -113,7 +113,7 @@ fn conversation(ctx: &Ctx<'_>, target: &str) -> Option<(String, Option<String>)>
     if target.starts_with('#') {
         let ch = ctx.net.channel(target)?;
         ch.member(ctx.st.id())?;
-        return Some((ch.name.to_string(), Some(history_key(ch.serial))));
+        return Some((ch.name.to_string(), Some(history_key(&ch.key))));
     }
     ctx.net.validate_nick(target).ok()?;
     let me = ctx.net.user(ctx.st.id()).and_then(|u| u.account());
@@ -169,7 +169,7 @@ fn targets(
             u.channels
                 .iter()
                 .filter_map(|k| ctx.net.channel(k))
-                .map(|ch| (history_key(ch.serial), ch.name.to_string()))
+                .map(|ch| (history_key(&ch.key), ch.name.to_string()))
                 .collect()
         })
         .unwrap_or_default();
