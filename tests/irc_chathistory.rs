@@ -1,11 +1,11 @@
-//! IRCv3 `draft/chathistory` over real TCP: off by default, then with
-//! `limits.history`: every subcommand and reference type, refusals, what is
+//! IRCv3 `draft/chathistory` over real TCP: off with `history.enabled =
+//! false`, then with `history.max_per_target`: every subcommand and reference type, refusals, what is
 //! kept (channel PRIVMSGs and NOTICEs) and what leaves (redactions), renames,
 //! a channel that empties, a restart.
 
 mod support;
 
-use bavard::config::{Config, Limits};
+use bavard::config::{Config, HistoryConfig};
 use support::irc::{IrcClient as Client, Msg, ask, cmds};
 use support::server::Server;
 use tokio::io::AsyncWriteExt;
@@ -45,8 +45,8 @@ fn fail(r: &[Msg]) -> Vec<&str> {
 
 fn kept(n: usize) -> Config {
     Config {
-        limits: Limits {
-            history: n,
+        history: HistoryConfig {
+            max_per_target: n,
             ..Default::default()
         },
         ..Default::default()
@@ -66,8 +66,10 @@ async fn say(c: &mut Client, chan: &str, text: &str) -> (String, String) {
 }
 
 #[tokio::test]
-async fn history_is_off_by_default() {
-    let s = Server::start_default().await;
+async fn history_can_be_turned_off() {
+    let mut cfg = Config::default();
+    cfg.history.enabled = false;
+    let s = Server::start(cfg).await;
     let mut c = Client::connect(s.irc).await;
     c.send("CAP LS 302").await;
     let ls = c.expect("CAP").await;

@@ -7,7 +7,7 @@ mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bavard::config::{Config, Limits};
+use bavard::config::{Config, HistoryConfig};
 use support::irc::{IrcClient as Client, Msg, ask};
 use support::server::Server;
 
@@ -15,8 +15,8 @@ const CAPS: &[&str] = &["draft/chathistory", "batch", "message-tags", "server-ti
 
 fn kept(n: usize) -> Config {
     Config {
-        limits: Limits {
-            history: n,
+        history: HistoryConfig {
+            max_per_target: n,
             ..Default::default()
         },
         ..Default::default()

@@ -113,6 +113,22 @@ pub(crate) fn forget(c: &Connection, target: &str) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// Removes the events older than `before`, and the conversations left
+/// empty. A scan of the whole table: it runs seldom (the retention task).
+pub(crate) fn prune(c: &Connection, before: Millis) -> rusqlite::Result<()> {
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let gone = c.execute("DELETE FROM history WHERE time < ?1", [before])?;
+    if gone > 0 {
+        c.execute(
+            "UPDATE targets SET events = \
+             (SELECT COUNT(*) FROM history WHERE history.target = targets.id)",
+            [],
+        )?;
+        c.execute("DELETE FROM targets WHERE events = 0", [])?;
+    }
+    Ok(())
+}
+
 /// Moves the conversation `from` to `to`, replacing what `to` had.
 pub(crate) fn rename(c: &Connection, from: &str, to: &str) -> rusqlite::Result<()> {
     forget(c, to)?;

@@ -137,6 +137,10 @@ impl HistoryStore for SqliteStore {
         self.queue(Write::Forget { target })
     }
 
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>> {
+        self.queue(Write::Prune { before })
+    }
+
     fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
         let (from, to) = (from.to_string(), to.to_string());
         self.queue(Write::Rename { from, to })

@@ -173,6 +173,9 @@ pub async fn history(h: &dyn HistoryStore) {
     assert!(ids(h, "#b", nothing).await.is_empty());
     assert_eq!(ids(h, "#c", nothing).await, [8], "renamed");
     h.rename("#c", "#b").get().await.unwrap();
+    h.prune(70).get().await.unwrap();
+    assert_eq!(ids(h, "#a", nothing).await, [7], "pruned");
+    assert_eq!(ids(h, "#b", nothing).await, [8], "kept");
     h.forget("#a").get().await.unwrap();
     assert!(ids(h, "#a", nothing).await.is_empty());
     assert_eq!(ids(h, "#b", nothing).await, [8]);

@@ -76,6 +76,8 @@ pub trait HistoryStore: Send + Sync {
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>>;
     /// Forgets a conversation (its channel is gone).
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>>;
+    /// Removes every event older than `before` (the retention).
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>>;
     /// Moves a conversation to another key (its channel was renamed),
     /// replacing what that key had.
     fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>>;
@@ -179,6 +181,15 @@ impl HistoryStore for MemoryHistory {
 
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>> {
         lock(&self.events).remove(target);
+        Reply::Now(Ok(()))
+    }
+
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>> {
+        let mut all = lock(&self.events);
+        for q in all.values_mut() {
+            q.retain(|e| e.time >= before);
+        }
+        all.retain(|_, q| !q.is_empty());
         Reply::Now(Ok(()))
     }
 
