@@ -29,3 +29,17 @@ pub async fn run(history: Arc<dyn HistoryStore>, max_age: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::period;
+    use std::time::Duration;
+
+    #[test]
+    fn the_period_is_a_tenth_of_the_age_between_a_second_and_an_hour() {
+        let s = Duration::from_secs;
+        assert_eq!(period(s(30 * 86_400)), s(3600));
+        assert_eq!(period(s(100)), s(10));
+        assert_eq!(period(s(5)), s(1));
+    }
+}
