@@ -7,21 +7,10 @@ mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bavard::config::{Config, HistoryConfig};
 use support::irc::{IrcClient as Client, Msg, ask};
 use support::server::Server;
 
 const CAPS: &[&str] = &["draft/chathistory", "batch", "message-tags", "server-time"];
-
-fn kept(n: usize) -> Config {
-    Config {
-        history: HistoryConfig {
-            max_per_target: n,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
 
 /// A client registered as `nick` and logged in to the account of that name,
 /// which it registers.
@@ -47,7 +36,7 @@ async fn latest(c: &mut Client, target: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn private_history_belongs_to_the_logged_in_sides() {
-    let s = Server::start(kept(10)).await;
+    let s = Server::start_default().await;
     let mut a = member(&s, "alice").await;
     let mut b = member(&s, "bob").await;
     let mut c = Client::registered_with_caps(s.irc, "carol", CAPS).await;
@@ -101,7 +90,7 @@ async fn second_session(s: &Server, nick: &str, account: &str) -> Client {
 
 #[tokio::test]
 async fn read_markers_are_the_accounts() {
-    let s = Server::start(kept(10)).await;
+    let s = Server::start_default().await;
     let mut a = member(&s, "alice").await;
     ask(&mut a, "CAP REQ draft/read-marker").await;
     let mut other = second_session(&s, "alice2", "alice").await;
