@@ -64,6 +64,59 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// The HTTP listener's WebSocket and pages.
     pub http: HttpConfig,
+    /// What is kept for IRCv3 draft/chathistory, and for how long.
+    pub history: HistoryConfig,
+}
+
+/// History (docs/storage.md): kept in the database of `[storage]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Whether messages are kept and draft/chathistory offered.
+    pub enabled: bool,
+    /// Messages each conversation keeps; also the most one CHATHISTORY
+    /// returns (ISUPPORT `CHATHISTORY`).
+    pub max_per_target: usize,
+    /// Seconds a message is kept, or a duration such as "30d", "12h", "90m";
+    /// 0 keeps messages until `max_per_target` pushes them out.
+    #[serde(deserialize_with = "duration_secs")]
+    pub max_age: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            enabled: true,
+            max_per_target: 1000,
+            max_age: 0,
+        }
+    }
+}
+
+/// Seconds, as a number or as a number with a unit (`s`, `m`, `h`, `d`).
+fn duration_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Secs {
+        Number(u64),
+        Text(String),
+    }
+    let text = match Secs::deserialize(d)? {
+        Secs::Number(n) => return Ok(n),
+        Secs::Text(t) => t,
+    };
+    let t = text.trim();
+    let (n, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(serde::de::Error::custom(format!("not a duration: {text}"))),
+    };
+    n.parse::<u64>()
+        .map(|n| n.saturating_mul(scale))
+        .map_err(|_| serde::de::Error::custom(format!("not a duration: {text}")))
 }
 
 /// The database file (docs/storage.md).
@@ -265,10 +318,6 @@ pub struct Limits {
     /// ... among the last this many messages, which the server remembers
     /// (40 bytes each); 0 with either turns redaction off.
     pub redact_messages: usize,
-    /// Messages of each channel kept in the database for IRCv3 draft/chathistory,
-    /// and the most one CHATHISTORY returns; 0 (the default) keeps none and
-    /// does not offer the capability.
-    pub history: usize,
     /// IRCv3 draft/metadata-3: keys one user or channel may have ...
     pub metadata_keys: usize,
     /// ... the longest key and the longest value, in bytes (a key and a value
@@ -336,6 +385,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             accounts: AccountsConfig::default(),
             http: HttpConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -373,7 +423,6 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
-            history: 0,
             metadata_keys: 20,
             metadata_key_bytes: 64,
             metadata_value_bytes: 256,
@@ -437,7 +486,11 @@ impl Config {
                 read_markers: l.read_markers,
                 redact_window: l.redact_window,
                 redact_messages: l.redact_messages,
-                history: l.history,
+                history: if self.history.enabled {
+                    self.history.max_per_target
+                } else {
+                    0
+                },
                 metadata_keys: l.metadata_keys,
                 metadata_key_bytes: l.metadata_key_bytes,
                 metadata_value_bytes: l.metadata_value_bytes,
@@ -685,6 +738,17 @@ mod tests {
     #[test]
     fn the_core_slice_has_the_core_defaults() {
         assert_eq!(Config::default().core(), CoreConfig::default());
+    }
+
+    #[test]
+    fn history_max_age_takes_seconds_or_a_unit() {
+        let age = |v: &str| Config::parse(&format!("[history]\nmax_age = {v}\n"));
+        assert_eq!(age("90").unwrap().history.max_age, 90);
+        assert_eq!(age("\"30d\"").unwrap().history.max_age, 30 * 86_400);
+        assert_eq!(age("\"12h\"").unwrap().history.max_age, 12 * 3600);
+        assert!(age("\"soon\"").is_err());
+        let off = Config::parse("[history]\nenabled = false\n").unwrap();
+        assert_eq!(off.core().limits.history, 0);
     }
 
     #[test]

@@ -170,16 +170,18 @@ impl Effects {
             }
             Effect::RedactHistory { target, msgid } => done(self.history.remove(&target, msgid)),
             Effect::ForgetHistory { target } => done(self.history.forget(&target)),
+            Effect::RenameHistory { from, to } => done(self.history.rename(&from, &to)),
             Effect::ReadHistory { target, range } => {
                 answered(self.history.read(&target, range), Outcome::History)
             }
             Effect::HistoryTargets {
                 targets,
+                prefix,
                 from,
                 to,
                 limit,
             } => answered(
-                self.history.latest(targets, from, to, limit),
+                self.history.latest(targets, prefix, from, to, limit),
                 Outcome::Targets,
             ),
             Effect::CheckAccount { account, password } => {

@@ -9,6 +9,7 @@
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
 //! - [`metrics`]: the counters `/metrics` shows, in the Prometheus format.
 //! - [`delivery`]: notifications become bytes in connections' queues.
+//! - [`retention`]: the task that prunes history past `history.max_age`.
 //! - [`effects`]: password checks, name claims, accounts and history: the
 //!   IO the core waits on, and the stores it runs against.
 //! - [`outbox`]: each connection's bounded outgoing queue.
@@ -43,4 +44,5 @@ pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod passwd;
+pub mod retention;
 pub mod web;

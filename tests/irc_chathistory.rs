@@ -1,11 +1,11 @@
-//! IRCv3 `draft/chathistory` over real TCP: off by default, then with
-//! `limits.history`: every subcommand and reference type, refusals, what is
-//! kept (channel PRIVMSGs and NOTICEs) and what leaves (redactions, a
-//! channel that empties), renames.
+//! IRCv3 `draft/chathistory` over real TCP: off with `history.enabled =
+//! false`, then with `history.max_per_target`: every subcommand and reference type, refusals, what is
+//! kept (channel PRIVMSGs and NOTICEs) and what leaves (redactions), renames,
+//! a channel that empties, a restart.
 
 mod support;
 
-use bavard::config::{Config, Limits};
+use bavard::config::{Config, HistoryConfig};
 use support::irc::{IrcClient as Client, Msg, ask, cmds};
 use support::server::Server;
 use tokio::io::AsyncWriteExt;
@@ -45,8 +45,8 @@ fn fail(r: &[Msg]) -> Vec<&str> {
 
 fn kept(n: usize) -> Config {
     Config {
-        limits: Limits {
-            history: n,
+        history: HistoryConfig {
+            max_per_target: n,
             ..Default::default()
         },
         ..Default::default()
@@ -66,8 +66,10 @@ async fn say(c: &mut Client, chan: &str, text: &str) -> (String, String) {
 }
 
 #[tokio::test]
-async fn history_is_off_by_default() {
-    let s = Server::start_default().await;
+async fn history_can_be_turned_off() {
+    let mut cfg = Config::default();
+    cfg.history.enabled = false;
+    let s = Server::start(cfg).await;
     let mut c = Client::connect(s.irc).await;
     c.send("CAP LS 302").await;
     let ls = c.expect("CAP").await;
@@ -209,14 +211,40 @@ async fn redactions_renames_and_empty_channels() {
     let r = ask(&mut a, "CHATHISTORY LATEST #new * 10").await;
     let lines = batch(&r, "chathistory", Some("#new"));
     assert_eq!(lines[0].params[..2], ["#new", "fine"]);
-    // Once everyone left, the channel and its history are gone: a channel
-    // founded again under the name starts empty.
+    // The old name's history moved: a channel founded under it starts empty.
+    ask(&mut a, "JOIN #h").await;
+    let r = ask(&mut a, "CHATHISTORY LATEST #h * 10").await;
+    assert!(texts(&r, "#h").is_empty());
+    // Once everyone left, the history stays for the channel founded again.
     drop(line);
     a.expect("QUIT").await;
     ask(&mut a, "PART #new").await;
     ask(&mut a, "JOIN #new").await;
     let r = ask(&mut a, "CHATHISTORY LATEST #new * 10").await;
-    assert!(texts(&r, "#new").is_empty());
+    assert_eq!(texts(&r, "#new"), ["fine", "from line"]);
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kept(10);
+    cfg.storage.path = dir.path().join("bavard.db");
+    let s = Server::start_with_db(cfg.clone()).await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", CAPS).await;
+    ask(&mut a, "JOIN #h").await;
+    let (id, _) = say(&mut a, "#h", "before the restart").await;
+    drop(a);
+    s.stop().await;
+    let s = Server::start_with_db(cfg).await;
+    let mut a = Client::registered_with_caps(s.irc, "alice", CAPS).await;
+    // Founded again, in another case: the same conversation.
+    ask(&mut a, "JOIN #H").await;
+    say(&mut a, "#H", "after").await;
+    let r = ask(&mut a, "CHATHISTORY LATEST #h * 10").await;
+    assert_eq!(texts(&r, "#H"), ["before the restart", "after"]);
+    let lines = batch(&r, "chathistory", Some("#H"));
+    assert_eq!(lines[0].tag("msgid"), Some(&*id), "msgids stay unique");
+    assert_ne!(lines[1].tag("msgid"), Some(&*id));
 }
 
 #[tokio::test]

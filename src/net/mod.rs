@@ -110,6 +110,9 @@ pub async fn run_with(
     shutdown: CancellationToken,
     reloads: Option<Reloads>,
 ) -> std::io::Result<()> {
+    let max_age = Duration::from_secs(cfg.history.max_age);
+    let retention = (cfg.history.enabled && !max_age.is_zero())
+        .then(|| tokio::spawn(crate::retention::run(stores.history.clone(), max_age)));
     let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
     let admission = Mutex::new(limits::Admission::new(reload::conn_limits(&cfg)));
@@ -147,6 +150,9 @@ pub async fn run_with(
     tracker.close();
     tracker.wait().await;
     sweeper.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     tracing::info!("all connections closed");
     Ok(())
 }

@@ -118,9 +118,10 @@ pub struct Limits {
     pub redact_window: u64,
     /// ... among the last this many messages, which the network remembers.
     pub redact_messages: usize,
-    /// Messages of each channel kept for draft/chathistory (`CHATHISTORY`),
-    /// and the most one request returns; 0 keeps none and offers no
-    /// history.
+    /// Messages each conversation keeps for draft/chathistory
+    /// (`CHATHISTORY`), and the most one request returns; 0 keeps none and
+    /// offers no history (`history.max_per_target`, or 0 with
+    /// `history.enabled = false`, in the server's configuration).
     pub history: usize,
     /// draft/metadata-3: keys one user or channel may have (`max-keys`) ...
     pub metadata_keys: usize,
@@ -186,7 +187,7 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
-            history: 0,
+            history: 1000,
             metadata_keys: 20,
             metadata_key_bytes: 64,
             metadata_value_bytes: 256,

@@ -53,10 +53,12 @@ pub enum Effect {
     AppendHistory { stored: Box<Stored>, keep: usize },
     /// Read a conversation's history: [`Outcome::History`].
     ReadHistory { target: String, range: Range },
-    /// Of these conversations, those whose latest message is between two
-    /// times, at most `limit`: [`Outcome::Targets`].
+    /// Of these conversations (and those whose key starts with `prefix`),
+    /// those whose latest message is between two times, at most `limit`:
+    /// [`Outcome::Targets`].
     HistoryTargets {
         targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,
@@ -65,6 +67,8 @@ pub enum Effect {
     RedactHistory { target: String, msgid: MsgId },
     /// A channel is gone, and its history with it; nobody waits for this one.
     ForgetHistory { target: String },
+    /// A channel was renamed, its history moves; nobody waits for this one.
+    RenameHistory { from: String, to: String },
     /// Check an account's password (SASL PLAIN): [`Outcome::Account`], with
     /// the account's name as registered when it matches.
     CheckAccount { account: String, password: Secret },

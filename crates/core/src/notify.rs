@@ -258,6 +258,13 @@ pub enum Event {
     },
     /// The server is going down.
     Shutdown { text: String },
+    /// Another connection of the same account moved a read marker (IRCv3
+    /// `draft/read-marker`): `MARKREAD <target> timestamp=<at>`.
+    ReadMarker {
+        server: String,
+        target: String,
+        at: Millis,
+    },
     /// An event about a user (its AWAY, its SETNAME) for the users who
     /// MONITOR it and share no channel with it: IRCv3 extended-monitor
     /// shows it to those that asked, as if they shared a channel.

@@ -245,6 +245,7 @@ impl Sim {
                 return done(self.history.remove(&target, msgid));
             }
             Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
+            Effect::RenameHistory { from, to } => return done(self.history.rename(&from, &to)),
             Effect::ReadHistory { target, range } => {
                 return match self.history.read(&target, range) {
                     Reply::Now(Ok(events)) => Outcome::History(events),
@@ -253,11 +254,12 @@ impl Sim {
             }
             Effect::HistoryTargets {
                 targets,
+                prefix,
                 from,
                 to,
                 limit,
             } => {
-                return match self.history.latest(targets, from, to, limit) {
+                return match self.history.latest(targets, prefix, from, to, limit) {
                     Reply::Now(Ok(found)) => Outcome::Targets(found),
                     _ => Outcome::Failed("history unavailable".into()),
                 };

@@ -113,6 +113,30 @@ pub(crate) fn forget(c: &Connection, target: &str) -> rusqlite::Result<()> {
         .map(drop)
 }
 
+/// Removes the events older than `before`, and the conversations left
+/// empty. A scan of the whole table: it runs seldom (the retention task).
+pub(crate) fn prune(c: &Connection, before: Millis) -> rusqlite::Result<()> {
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let gone = c.execute("DELETE FROM history WHERE time < ?1", [before])?;
+    if gone > 0 {
+        c.execute(
+            "UPDATE targets SET events = \
+             (SELECT COUNT(*) FROM history WHERE history.target = targets.id)",
+            [],
+        )?;
+        c.execute("DELETE FROM targets WHERE events = 0", [])?;
+    }
+    Ok(())
+}
+
+/// Moves the conversation `from` to `to`, replacing what `to` had.
+pub(crate) fn rename(c: &Connection, from: &str, to: &str) -> rusqlite::Result<()> {
+    forget(c, to)?;
+    c.prepare_cached("UPDATE targets SET name = ?2 WHERE name = ?1")?
+        .execute([from, to])
+        .map(drop)
+}
+
 pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
     let Some(id) = target_id(c, target).map_err(failed)? else {
         return Ok(Vec::new());
@@ -127,6 +151,7 @@ pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Sto
 pub(crate) fn latest(
     c: &Connection,
     targets: &[String],
+    prefix: Option<&str>,
     from: Millis,
     to: Millis,
     limit: usize,
@@ -136,7 +161,23 @@ pub(crate) fn latest(
         .prepare_cached("SELECT time FROM history WHERE target = ?1 ORDER BY time DESC LIMIT 1")
         .map_err(failed)?;
     let mut found = Vec::new();
-    for t in targets {
+    let mut all = targets.to_vec();
+    if let Some(p) = prefix {
+        // Keys are text: those starting with `p` sort from `p` up to `p`
+        // followed by the highest character.
+        let mut names = c
+            .prepare_cached("SELECT name FROM targets WHERE name >= ?1 AND name < ?2")
+            .map_err(failed)?;
+        let rows = names
+            .query_map([p.to_string(), format!("{p}\u{10FFFF}")], |r| r.get(0))
+            .map_err(failed)?;
+        for name in rows {
+            all.push(name.map_err(failed)?);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    for t in &all {
         let Some(id) = target_id(c, t).map_err(failed)? else {
             continue;
         };

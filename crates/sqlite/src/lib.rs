@@ -137,15 +137,25 @@ impl HistoryStore for SqliteStore {
         self.queue(Write::Forget { target })
     }
 
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>> {
+        self.queue(Write::Prune { before })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.queue(Write::Rename { from, to })
+    }
+
     fn latest(
         &self,
         targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,
     ) -> Reply<Result<Vec<(String, Millis)>, StoreError>> {
         self.threads.read(Box::new(move |c| {
-            history::latest(c, &targets, from, to, limit)
+            history::latest(c, &targets, prefix.as_deref(), from, to, limit)
         }))
     }
 }

@@ -41,6 +41,13 @@ pub(crate) enum Write {
         target: String,
         msgid: MsgId,
     },
+    Prune {
+        before: bavard_core::notify::Millis,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
     Forget {
         target: String,
     },
@@ -327,6 +334,8 @@ fn apply(
             Write::Append { events, keep } => history::append(&tx, &events, keep)?,
             Write::Remove { target, msgid } => history::remove(&tx, &target, msgid)?,
             Write::Forget { target } => history::forget(&tx, &target)?,
+            Write::Prune { before } => history::prune(&tx, before)?,
+            Write::Rename { from, to } => history::rename(&tx, &from, &to)?,
             Write::Account { job, reply } => {
                 let sp = tx.savepoint()?;
                 let r = job(&sp);

@@ -260,3 +260,24 @@ async fn two_stores_share_one_file() {
         .unwrap();
     assert_eq!(server.read("#a", latest(5)).get().await.unwrap().len(), 1);
 }
+
+/// Pruning recounts what each conversation has left, so that the per-target
+/// cap still counts right, and drops the conversations it empties.
+#[tokio::test]
+async fn pruning_recounts_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(db(&dir)).unwrap();
+    let events = (1..=5).map(|i| conformance::message("#a", i, i * 10));
+    s.append(events.collect(), 100).get().await.unwrap();
+    s.prune(30).get().await.unwrap();
+    s.append(vec![conformance::message("#a", 6, 60)], 3)
+        .get()
+        .await
+        .unwrap();
+    let left = s.read("#a", latest(10)).get().await.unwrap();
+    let ids: Vec<u64> = left.iter().map(|e| e.msgid.serial()).collect();
+    assert_eq!(ids, [4, 5, 6]);
+    s.prune(1000).get().await.unwrap();
+    let all = s.latest(Vec::new(), Some("#".into()), 0, 2000, 10);
+    assert!(all.get().await.unwrap().is_empty(), "no conversation left");
+}

@@ -230,6 +230,8 @@ impl Dialect for IrcDialect {
             Event::Redact { .. } if caps & cap::MESSAGE_REDACTION == 0 => return None,
             Event::Metadata { .. } if caps & cap::METADATA == 0 => return None,
             Event::Metadata { .. } => 0,
+            Event::ReadMarker { .. } if caps & cap::READ_MARKER == 0 => return None,
+            Event::ReadMarker { .. } => 0,
             Event::Rename { to: None, .. } if caps & cap::CHANNEL_RENAME != 0 => time,
             Event::Rename { to: None, .. } => return None,
             Event::Rename { .. } if caps & cap::CHANNEL_RENAME != 0 => return None,
@@ -503,6 +505,11 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
         Event::Shutdown { text } => write!(out, "ERROR :{text}\r\n")?,
         Event::Watched(inner) => encode(inner, v, out)?,
         // As Ergo and irctest have it: the numerics of a GET, for `*`.
+        Event::ReadMarker { server, target, at } => {
+            write!(out, ":{server} MARKREAD {target} timestamp=")?;
+            format_time(*at, out);
+            out.extend_from_slice(b"\r\n");
+        }
         Event::Metadata {
             server,
             target,

@@ -29,6 +29,7 @@ impl Dialect for LineDialect {
             | Event::Monitor { .. }
             | Event::Watched(_)
             | Event::Metadata { .. }
+            | Event::ReadMarker { .. }
             | Event::Rename { to: Some(_), .. } => None,
             _ => Some(0),
         }
@@ -179,7 +180,8 @@ fn write_event(ev: &Event, out: &mut Vec<u8>) -> std::io::Result<()> {
         | Event::Account { .. }
         | Event::Monitor { .. }
         | Event::Watched(_)
-        | Event::Metadata { .. } => {}
+        | Event::Metadata { .. }
+        | Event::ReadMarker { .. } => {}
     }
     Ok(())
 }

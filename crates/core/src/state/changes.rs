@@ -20,7 +20,7 @@ use crate::ids::{ConnId, MsgId};
 use crate::names::{ChannelName, Nickname, folded};
 use crate::notify::{Audience, Event, Millis, MsgKind, MultilinePart, Notification};
 use crate::session::Outputs;
-use crate::store::{Stored, history_key};
+use crate::store::{Stored, dm_key, history_key};
 
 /// A connection joins the network, with no nick yet.
 pub struct Connect {
@@ -329,6 +329,8 @@ impl Change for Message {
         };
         // Where it goes, for redaction: a channel's serial, or the user.
         let mut conversation = (None, self.from);
+        // Where it is kept: the channel's history, or each logged-in side's.
+        let mut keys = Vec::new();
         let (audience, sent) = if name.starts_with('#') {
             let ch = net
                 .channels
@@ -337,6 +339,7 @@ impl Change for Message {
             policy::can_send(ch, u, ch.member(self.from))?;
             policy::allows_text(ch, &self.text)?;
             conversation.0 = Some(ch.serial);
+            keys.push(history_key(&ch.key));
             match status {
                 None => {
                     let audience = Audience::Channel {
@@ -362,6 +365,7 @@ impl Change for Message {
             let to = net.registered(&self.target)?;
             let away = to.away().map(str::to_string);
             conversation.1 = to.id;
+            keys = dm_keys(u, to);
             (Audience::User(to.id), (Arc::from(to.nick()), false, away))
         };
         let msgid = net.next_msgid();
@@ -383,15 +387,16 @@ impl Change for Message {
             msgid,
             parts: self.parts,
         };
-        // draft/chathistory: channels' PRIVMSGs and NOTICEs (private
-        // messages are not kept: without accounts the next holder of a nick
-        // would read them), status messages excluded.
+        // draft/chathistory: PRIVMSGs and NOTICEs of channels and of
+        // private conversations with a logged-in side, status messages
+        // excluded.
         let keep = net.cfg.limits.history;
-        if let (Some(serial), true, None) = (conversation.0, keep > 0, status)
-            && self.kind != MsgKind::Tagmsg
-        {
+        if keep == 0 || status.is_some() || self.kind == MsgKind::Tagmsg {
+            keys.clear();
+        }
+        for target in keys {
             let stored = Stored {
-                target: history_key(serial),
+                target,
                 msgid,
                 time: now,
                 event: event.clone(),
@@ -409,6 +414,19 @@ impl Change for Message {
             away,
         })
     }
+}
+
+/// The history keys of a private message from `a` to `b`: one for each side
+/// logged in to an account (once for a message to oneself). Without accounts
+/// nothing is kept: the next holder of a nick would read it.
+fn dm_keys(a: &User, b: &User) -> Vec<String> {
+    let name = |u: &User| u.account().unwrap_or(u.nick()).to_string();
+    let mut keys: Vec<String> = [(a, b), (b, a)]
+        .into_iter()
+        .filter_map(|(owner, other)| Some(dm_key(owner.account()?, &name(other))))
+        .collect();
+    keys.dedup();
+    keys
 }
 
 /// Removes a user entirely: its channels see it quit, its nick is freed,
@@ -441,9 +459,8 @@ impl Change for Quit {
             if let Some(ch) = net.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
                 if ch.members.is_empty() && !ch.permanent {
-                    let serial = ch.serial;
                     net.channels.remove(key);
-                    Network::channel_gone(key, serial, out);
+                    Network::channel_gone(key, out);
                 }
             }
         }

@@ -1,16 +1,18 @@
 //! Read markers (IRCv3 `draft/read-marker`): for each owner, the time of the
 //! last message it read in each conversation.
 //!
-//! The owner is who reads: without accounts, a user is its nick, so markers
-//! are keyed by the casefolded nick, follow it through nick changes and are
-//! forgotten when the user quits (keeping them for the next holder of the
-//! nick would show one person's reading to another). With accounts, the
-//! owner becomes the account and the markers can outlive a connection.
+//! The owner is who reads: a user logged in to an account is its account
+//! (`~` and the casefolded name, which no nick can be), so every connection
+//! of the account shares the markers and they outlive a connection. Without
+//! an account, a user is its nick: markers are keyed by the casefolded nick,
+//! follow it through nick changes and are forgotten when the user quits
+//! (keeping them for the next holder of the nick would show one person's
+//! reading to another).
 
 use super::{Change, ChangeError, Map, Network, User};
 use crate::ids::ConnId;
 use crate::names::casefold;
-use crate::notify::Millis;
+use crate::notify::{Audience, Event, Millis, Notification};
 use crate::session::Outputs;
 
 /// Every owner's markers.
@@ -83,9 +85,12 @@ impl ReadMarkers {
 }
 
 impl Network {
-    /// Whose markers `u` reads and sets: its nick until there are accounts.
-    fn marker_owner(u: &User) -> &str {
-        u.nick_key()
+    /// Whose markers `u` reads and sets: its account's, else its nick's.
+    fn marker_owner(u: &User) -> std::borrow::Cow<'_, str> {
+        match u.account() {
+            Some(a) => format!("~{}", casefold(a)).into(),
+            None => u.nick_key().into(),
+        }
     }
 
     /// When `id` last read in the conversation `target` (a channel or a
@@ -93,7 +98,7 @@ impl Network {
     pub fn read_marker(&self, id: ConnId, target: &str) -> Option<Millis> {
         let u = self.users.get(&id)?;
         self.markers
-            .get(Network::marker_owner(u), &casefold(target))
+            .get(&Network::marker_owner(u), &casefold(target))
     }
 
     pub fn read_markers(&self) -> &ReadMarkers {
@@ -114,7 +119,7 @@ impl Change for MarkRead {
     fn apply(
         self,
         net: &mut Network,
-        _out: &mut Outputs,
+        out: &mut Outputs,
         now: Millis,
     ) -> Result<Millis, ChangeError> {
         let u = net.users.get(&self.id).ok_or(ChangeError::NoPrivileges)?;
@@ -122,9 +127,29 @@ impl Change for MarkRead {
         // No reading in the future: a marker says which messages were read.
         let at = self.at.min(now);
         let limit = net.cfg.limits.read_markers;
-        Ok(net
+        let at = net
             .markers
-            .advance(&owner, &casefold(&self.target), at, limit))
+            .advance(&owner, &casefold(&self.target), at, limit);
+        // The account's other connections are told.
+        if let Some(account) = u.account() {
+            let others: Vec<ConnId> = net
+                .users
+                .values()
+                .filter(|o| o.id != self.id && o.account() == Some(account))
+                .map(|o| o.id)
+                .collect();
+            if !others.is_empty() {
+                out.note(Notification {
+                    audience: Audience::Users(others),
+                    event: Event::ReadMarker {
+                        server: net.cfg.server_name.clone(),
+                        target: self.target,
+                        at,
+                    },
+                });
+            }
+        }
+        Ok(at)
     }
 }
 

@@ -345,21 +345,18 @@ impl Network {
         if let Some(ch) = self.channels.get_mut(ch_key) {
             ch.members.retain(|m| m.id != id);
             if ch.members.is_empty() && !ch.permanent {
-                let serial = ch.serial;
                 self.channels.remove(ch_key);
-                Network::channel_gone(ch_key, serial, out);
+                Network::channel_gone(ch_key, out);
             }
         }
     }
 
-    /// A channel emptied and went: its name is free in the registry, its
-    /// history forgotten.
-    fn channel_gone(key: &str, serial: u64, out: &mut Outputs) {
+    /// A channel emptied and went: its name is free in the registry. Its
+    /// history stays, bounded by the history limits, for whoever founds it
+    /// again (after a restart, every channel is founded again).
+    fn channel_gone(key: &str, out: &mut Outputs) {
         out.later.push(crate::effect::Effect::DropChannel {
             key: key.to_string(),
-        });
-        out.later.push(crate::effect::Effect::ForgetHistory {
-            target: crate::store::history_key(serial),
         });
     }
 

@@ -175,10 +175,12 @@ impl Change for Redact {
             return Err(ChangeError::RedactForbidden(shown, self.msgid));
         }
         net.redactable.recent.remove(i);
-        if let Conversation::Channel(serial) = to {
+        if let Conversation::Channel(_) = to
+            && let Some(ch) = net.channel(&self.target)
+        {
             // A redacted message leaves the channel's history too.
             out.later.push(crate::effect::Effect::RedactHistory {
-                target: crate::store::history_key(serial),
+                target: crate::store::history_key(&ch.key),
                 msgid,
             });
         }

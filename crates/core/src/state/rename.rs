@@ -57,6 +57,10 @@ impl Change for Rename {
         net.channels.insert(new_key.clone(), ch);
         if old_key != new_key {
             net.rekey_channel(&old_key, &new_key, &members);
+            out.later.push(Effect::RenameHistory {
+                from: crate::store::history_key(&old_key),
+                to: crate::store::history_key(&new_key),
+            });
             out.later.push(Effect::DropChannel {
                 key: old_key.clone(),
             });

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use super::{Reply, StoreError, lock};
 use crate::ids::MsgId;
+use crate::names::casefold;
 use crate::notify::{Event, Millis};
 
 /// One stored event of a conversation.
@@ -17,11 +18,24 @@ pub struct Stored {
     pub event: Event,
 }
 
-/// The history key of a channel: its serial, which a rename keeps and a
-/// later channel of the same name does not share (so history neither splits
-/// at a rename nor passes to strangers who found the name again).
-pub fn history_key(channel_serial: u64) -> String {
-    format!("channel:{channel_serial}")
+/// The history key of a channel: its casefolded name (its key), which a
+/// restart keeps; a rename moves the history to the new name
+/// ([`HistoryStore::rename`]).
+pub fn history_key(channel_key: &str) -> String {
+    format!("channel:{channel_key}")
+}
+
+/// The history key of a private conversation as kept for the account
+/// `owner`: the other side is named by its account when it has one, else by
+/// its nick (so someone who registers a nick later does not find what was
+/// said to its previous holder, whose side has no key at all).
+pub fn dm_key(owner: &str, other: &str) -> String {
+    format!("{}{}", dm_prefix(owner), casefold(other))
+}
+
+/// The start of every private conversation key of the account `owner`.
+pub fn dm_prefix(owner: &str) -> String {
+    format!("dm:{} ", casefold(owner))
 }
 
 /// A point of a conversation: a time, or a message (its own time, and before
@@ -62,12 +76,19 @@ pub trait HistoryStore: Send + Sync {
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>>;
     /// Forgets a conversation (its channel is gone).
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>>;
-    /// Of `targets`, those whose latest event is strictly between the two
-    /// times, with that time: the `limit` first from `from` (backwards when
-    /// `from` is the later one).
+    /// Removes every event older than `before` (the retention).
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>>;
+    /// Moves a conversation to another key (its channel was renamed),
+    /// replacing what that key had.
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>>;
+    /// Of `targets` and the conversations whose key starts with `prefix`,
+    /// those whose latest event is strictly between the two times, with that
+    /// time: the `limit` first from `from` (backwards when `from` is the
+    /// later one).
     fn latest(
         &self,
         targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,
@@ -163,14 +184,41 @@ impl HistoryStore for MemoryHistory {
         Reply::Now(Ok(()))
     }
 
+    fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>> {
+        let mut all = lock(&self.events);
+        for q in all.values_mut() {
+            q.retain(|e| e.time >= before);
+        }
+        all.retain(|_, q| !q.is_empty());
+        Reply::Now(Ok(()))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
+        let mut all = lock(&self.events);
+        all.remove(to);
+        if let Some(mut q) = all.remove(from) {
+            for e in &mut q {
+                e.target = to.to_string();
+            }
+            all.insert(to.to_string(), q);
+        }
+        Reply::Now(Ok(()))
+    }
+
     fn latest(
         &self,
-        targets: Vec<String>,
+        mut targets: Vec<String>,
+        prefix: Option<String>,
         from: Millis,
         to: Millis,
         limit: usize,
     ) -> Reply<Result<Vec<(String, Millis)>, StoreError>> {
         let all = lock(&self.events);
+        if let Some(p) = prefix {
+            targets.extend(all.keys().filter(|k| k.starts_with(&p)).cloned());
+        }
+        targets.sort_unstable();
+        targets.dedup();
         let (lo, hi) = (from.min(to), from.max(to));
         let mut found: Vec<(String, Millis)> = targets
             .into_iter()

@@ -56,7 +56,9 @@ mod history;
 mod registry;
 
 pub use accounts::{Account, AccountStore, MemoryAccounts, Scram};
-pub use history::{HistoryStore, MemoryHistory, Point, Range, Stored, history_key};
+pub use history::{
+    HistoryStore, MemoryHistory, Point, Range, Stored, dm_key, dm_prefix, history_key,
+};
 pub use registry::{MemoryRegistry, NameRegistry, SoleRegistry};
 
 #[cfg(test)]

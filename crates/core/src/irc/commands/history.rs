@@ -1,7 +1,8 @@
 //! CHATHISTORY (IRCv3 `draft/chathistory`): the past messages of a channel
-//! the user is in, read from the history store (`limits.history` kept per
-//! channel). Private messages are not kept: without accounts, the next
-//! holder of a nick would read them.
+//! the user is in, or of a private conversation of the user's account, read
+//! from the history store (`limits.history` kept per conversation). A user
+//! not logged in has no private history: the next holder of its nick would
+//! read it.
 
 use super::query::middle;
 use super::{CommandError, Cont, Ctx, Flow};
@@ -9,7 +10,7 @@ use crate::effect::{Effect, Outcome};
 use crate::ids::MsgId;
 use crate::irc::render::{format_time, parse_time};
 use crate::notify::Event;
-use crate::store::{Point, Range, Stored, history_key};
+use crate::store::{Point, Range, Stored, dm_key, dm_prefix, history_key};
 use bavard_proto::message::Message;
 
 fn fail(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) -> Result<Flow, CommandError> {
@@ -69,28 +70,14 @@ pub fn chathistory(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandEr
         return targets(ctx, &points, limit);
     }
     let target = &*m.params[1];
-    let Some(ch) = ctx.net.channel(target).filter(|_| target.starts_with('#')) else {
-        if target.starts_with('#') || ctx.net.validate_nick(target).is_err() {
-            return fail(
-                ctx,
-                "INVALID_TARGET",
-                &[&sub, target],
-                "Messages could not be retrieved",
-            );
-        }
-        // A nick: private messages are not kept.
-        ctx.r.start_batch("chathistory", &[target]);
-        ctx.r.end_batch();
-        return Ok(Flow::Continue);
-    };
-    if ch.member(ctx.st.id()).is_none() {
+    let Some((name, key)) = conversation(ctx, target) else {
         return fail(
             ctx,
             "INVALID_TARGET",
             &[&sub, target],
             "Messages could not be retrieved",
         );
-    }
+    };
     // Only LATEST takes `*` (None); the others' references are all Some.
     let at = points.first().copied().flatten().unwrap_or(Point::Time(0));
     let range = match sub.as_str() {
@@ -107,10 +94,9 @@ pub fn chathistory(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandEr
             limit,
         },
     };
-    let (name, key) = (ch.name.clone(), history_key(ch.serial));
-    if ctx.cfg.limits.history == 0 {
+    let Some(key) = key.filter(|_| ctx.cfg.limits.history > 0) else {
         return Ok(played(ctx, &sub, &name, Outcome::History(Vec::new())));
-    }
+    };
     Ok(Flow::Wait(
         Effect::ReadHistory { target: key, range },
         Cont::History {
@@ -118,6 +104,23 @@ pub fn chathistory(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandEr
             target: name.to_string(),
         },
     ))
+}
+
+/// The conversation `target` names for the user: its name as shown and its
+/// history key (none for a nick while not logged in). `None` when it names no
+/// channel the user is in and no valid nick.
+fn conversation(ctx: &Ctx<'_>, target: &str) -> Option<(String, Option<String>)> {
+    if target.starts_with('#') {
+        let ch = ctx.net.channel(target)?;
+        ch.member(ctx.st.id())?;
+        return Some((ch.name.to_string(), Some(history_key(&ch.key))));
+    }
+    ctx.net.validate_nick(target).ok()?;
+    let me = ctx.net.user(ctx.st.id()).and_then(|u| u.account());
+    // The other side by its account while it is logged in, else its nick.
+    let other = ctx.net.find_nick(target).and_then(|u| u.account());
+    let key = me.map(|me| dm_key(me, other.unwrap_or(target)));
+    Some((target.to_string(), key))
 }
 
 /// CHATHISTORY, once the store answered: a `chathistory` batch of the
@@ -134,7 +137,10 @@ pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) ->
     };
     ctx.r.start_batch("chathistory", &[name]);
     for mut s in events {
-        if let Event::Message { target, .. } = &mut s.event {
+        // A channel's messages under its current name; private ones as sent.
+        if let Event::Message { target, .. } = &mut s.event
+            && name.starts_with('#')
+        {
             *target = name.into();
         }
         ctx.r.event(&s.event);
@@ -143,7 +149,8 @@ pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) ->
     Flow::Continue
 }
 
-/// `CHATHISTORY TARGETS <from> <to> <limit>`: the user's channels whose
+/// `CHATHISTORY TARGETS <from> <to> <limit>`: the user's channels and
+/// private conversations (by the other side's casefolded name) whose
 /// latest message is between the two times.
 fn targets(
     ctx: &mut Ctx<'_>,
@@ -162,15 +169,21 @@ fn targets(
             u.channels
                 .iter()
                 .filter_map(|k| ctx.net.channel(k))
-                .map(|ch| (history_key(ch.serial), ch.name.to_string()))
+                .map(|ch| (history_key(&ch.key), ch.name.to_string()))
                 .collect()
         })
         .unwrap_or_default();
-    if ctx.cfg.limits.history == 0 || names.is_empty() {
+    let prefix = ctx
+        .net
+        .user(ctx.st.id())
+        .and_then(|u| u.account())
+        .map(dm_prefix);
+    if ctx.cfg.limits.history == 0 || (names.is_empty() && prefix.is_none()) {
         return Ok(targets_found(ctx, &names, Outcome::Targets(Vec::new())));
     }
     let effect = Effect::HistoryTargets {
         targets: names.iter().map(|(k, _)| k.clone()).collect(),
+        prefix,
         from,
         to,
         limit,
@@ -190,8 +203,10 @@ pub fn targets_found(ctx: &mut Ctx<'_>, names: &[(String, String)], outcome: Out
         _ => Vec::new(),
     };
     ctx.r.start_batch("draft/chathistory-targets", &[]);
+    let partner = |key: &str| Some(key.strip_prefix("dm:")?.split_once(' ')?.1.to_string());
     for (key, at) in found {
-        if let Some((_, name)) = names.iter().find(|(k, _)| *k == key) {
+        let channel = names.iter().find(|(k, _)| *k == key);
+        if let Some(name) = channel.map(|(_, n)| n.clone()).or_else(|| partner(&key)) {
             let mut t = Vec::new();
             format_time(at, &mut t);
             let t = String::from_utf8_lossy(&t);

@@ -27,12 +27,18 @@ fn a_rename_moves_the_channel_and_its_room() {
     let (r, told) = rename(&mut w, a, "#OLD", "#New");
     r.unwrap();
     // One shared copy for the channel but the renamer, then one for each
-    // other member; the old name goes back to the registry.
+    // other member; the old name goes back to the registry, the history
+    // moves to the new one.
     let shared = |e: &Event| matches!(e, Event::Rename { to: None, .. });
     let own = |e: &Event| matches!(e, Event::Rename { to: Some(_), .. });
     assert_eq!(told.who(shared), [b]);
     assert_eq!(told.who(own), [b]);
-    assert_eq!(told.later, [Effect::DropChannel { key: "#old".into() }]);
+    let moved = Effect::RenameHistory {
+        from: "channel:#old".into(),
+        to: "channel:#new".into(),
+    };
+    let dropped = Effect::DropChannel { key: "#old".into() };
+    assert_eq!(told.later, [moved, dropped]);
     assert!(w.net.channel("#old").is_none());
     let ch = w.net.channel("#new").unwrap();
     assert_eq!((&*ch.name, &*ch.key), ("#New", "#new"));
