@@ -323,11 +323,30 @@ fn claimed(reply: Reply<Result<bool, StoreError>>) -> Started {
     }
 }
 
+/// Logs a failed effect nobody waits for (a history write the database
+/// could not take), at most once a second with the count since: a store
+/// that falls behind a flood refuses thousands of writes a second, and a
+/// line for each would cost more than the flood itself.
+fn unwaited_failure(e: &StoreError) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let failed = SINCE.fetch_add(1, Relaxed) + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Relaxed);
+    if now > last && LAST.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+        SINCE.store(0, Relaxed);
+        tracing::warn!(error = %e, failed, "effects nobody waits for failed (count since the last report)");
+    }
+}
+
 fn done(reply: Reply<Result<(), StoreError>>) -> Started {
     let outcome = |r: Result<(), StoreError>| match r {
         Ok(()) => Outcome::Done,
         Err(e) => {
-            tracing::warn!(error = %e, "an effect nobody waits for failed");
+            unwaited_failure(&e);
             Outcome::Failed(e.to_string())
         }
     };

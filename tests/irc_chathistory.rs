@@ -7,7 +7,7 @@ mod support;
 
 use bavard::config::{Config, HistoryConfig};
 use support::irc::{IrcClient as Client, Msg, ask, cmds};
-use support::server::Server;
+use support::server::{Server, with_history};
 use tokio::io::AsyncWriteExt;
 
 const CAPS: &[&str] = &[
@@ -46,6 +46,7 @@ fn fail(r: &[Msg]) -> Vec<&str> {
 fn kept(n: usize) -> Config {
     Config {
         history: HistoryConfig {
+            enabled: true,
             max_per_target: n,
             ..Default::default()
         },
@@ -67,7 +68,7 @@ async fn say(c: &mut Client, chan: &str, text: &str) -> (String, String) {
 
 #[tokio::test]
 async fn history_can_be_turned_off() {
-    let mut cfg = Config::default();
+    let mut cfg = with_history();
     cfg.history.enabled = false;
     let s = Server::start(cfg).await;
     let mut c = Client::connect(s.irc).await;

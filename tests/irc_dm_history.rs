@@ -8,7 +8,7 @@ mod support;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use support::irc::{IrcClient as Client, Msg, ask};
-use support::server::Server;
+use support::server::{Server, with_history};
 
 const CAPS: &[&str] = &["draft/chathistory", "batch", "message-tags", "server-time"];
 
@@ -36,7 +36,7 @@ async fn latest(c: &mut Client, target: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn private_history_belongs_to_the_logged_in_sides() {
-    let s = Server::start_default().await;
+    let s = Server::start(with_history()).await;
     let mut a = member(&s, "alice").await;
     let mut b = member(&s, "bob").await;
     let mut c = Client::registered_with_caps(s.irc, "carol", CAPS).await;
@@ -90,7 +90,7 @@ async fn second_session(s: &Server, nick: &str, account: &str) -> Client {
 
 #[tokio::test]
 async fn read_markers_are_the_accounts() {
-    let s = Server::start_default().await;
+    let s = Server::start(with_history()).await;
     let mut a = member(&s, "alice").await;
     ask(&mut a, "CAP REQ draft/read-marker").await;
     let mut other = second_session(&s, "alice2", "alice").await;

@@ -100,3 +100,10 @@ impl Server {
         r.expect("run panicked").expect("run failed");
     }
 }
+
+/// The default configuration with history kept (it is off by default).
+pub fn with_history() -> Config {
+    let mut cfg = Config::default();
+    cfg.history.enabled = true;
+    cfg
+}
