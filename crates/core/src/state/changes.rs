@@ -6,8 +6,6 @@
 //! applies against a state it was not checked against.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-
 use thin_vec::ThinVec;
 
 use super::user::Names;
@@ -16,11 +14,13 @@ use super::{
     truncate_bytes, unix_secs,
 };
 use crate::effect::Effect;
-use crate::ids::{ConnId, MsgId};
-use crate::names::{ChannelName, Nickname, folded};
-use crate::notify::{Audience, Event, Millis, MsgKind, MultilinePart, Notification};
+use crate::ids::ConnId;
+use crate::names::{ChannelName, Nickname};
+use crate::notify::{Audience, Event, Millis, Notification};
 use crate::session::Outputs;
-use crate::store::{Stored, dm_key, history_key};
+
+// Re-exported: a message is one of the changes, in a file of its own.
+pub use super::message::{Message, MessageSent};
 
 /// A connection joins the network, with no nick yet.
 pub struct Connect {
@@ -285,148 +285,6 @@ impl Change for Part {
         net.leave(self.id, &key, out);
         Ok(name)
     }
-}
-
-/// A chat message to a channel or a nick.
-pub struct Message {
-    pub from: ConnId,
-    pub target: String,
-    pub text: String,
-    /// The lines of a `draft/multiline` batch (empty for one line).
-    pub parts: Vec<MultilinePart>,
-    pub kind: MsgKind,
-    pub client_tags: String,
-}
-
-/// What [`Message`] reports to the sender's dialect.
-#[derive(Clone, Debug)]
-pub struct MessageSent {
-    pub msgid: MsgId,
-    /// The target as shown: the channel's or the recipient's own spelling.
-    pub target: Arc<str>,
-    pub to_channel: bool,
-    /// The recipient's away message, for a private message.
-    pub away: Option<String>,
-}
-
-impl Change for Message {
-    type Output = MessageSent;
-    fn apply(
-        self,
-        net: &mut Network,
-        out: &mut Outputs,
-        now: Millis,
-    ) -> Result<MessageSent, ChangeError> {
-        if self.kind != MsgKind::Tagmsg && self.text.is_empty() {
-            return Err(ChangeError::NoTextToSend);
-        }
-        let u = net.users.get(&self.from).ok_or(ChangeError::NoPrivileges)?;
-        // STATUSMSG (`@#chan`, `+#chan`): only the members with that status
-        // or a higher one get it.
-        let (status, name) = match self.target.as_bytes() {
-            [p @ (b'@' | b'+'), b'#', ..] => (Some(char::from(*p)), &self.target[1..]),
-            _ => (None, self.target.as_str()),
-        };
-        // Where it goes, for redaction: a channel's serial, or the user.
-        let mut conversation = (None, self.from);
-        // Where it is kept: the channel's history, or each logged-in side's.
-        let mut keys = Vec::new();
-        let (audience, sent) = if name.starts_with('#') {
-            let ch = net
-                .channels
-                .get(&*folded(name))
-                .ok_or_else(|| ChangeError::NoSuchChannel(self.target.clone()))?;
-            policy::can_send(ch, u, ch.member(self.from))?;
-            policy::allows_text(ch, &self.text)?;
-            conversation.0 = Some(ch.serial);
-            keys.push(history_key(&ch.key));
-            match status {
-                None => {
-                    let audience = Audience::Channel {
-                        key: ch.key.clone(),
-                        except: Some(self.from),
-                    };
-                    (audience, (ch.name.clone(), true, None))
-                }
-                Some(p) => {
-                    let ids = ch
-                        .members
-                        .iter()
-                        .filter(|m| m.id != self.from && (m.op || (p == '+' && m.voice)))
-                        .map(|m| m.id)
-                        .collect();
-                    (
-                        Audience::Users(ids),
-                        (Arc::from(format!("{p}{}", ch.name)), true, None),
-                    )
-                }
-            }
-        } else {
-            let to = net.registered(&self.target)?;
-            let away = to.away().map(str::to_string);
-            conversation.1 = to.id;
-            keys = dm_keys(u, to);
-            (Audience::User(to.id), (Arc::from(to.nick()), false, away))
-        };
-        let msgid = net.next_msgid();
-        net.remember_message(msgid, self.from, conversation.0, conversation.1, now);
-        let (target, to_channel, away) = sent;
-        let Some(u) = net.users.get_mut(&self.from) else {
-            return Err(ChangeError::NoPrivileges);
-        };
-        u.last_active = unix_secs(now);
-        let from = u.speaking_source();
-        let event = Event::Message {
-            from,
-            target: target.clone(),
-            to_channel,
-            text: self.text,
-            kind: self.kind,
-            client_tags: self.client_tags,
-            time: now,
-            msgid,
-            parts: self.parts,
-        };
-        // draft/chathistory: PRIVMSGs and NOTICEs of channels and of
-        // private conversations with a logged-in side, status messages
-        // excluded.
-        let keep = net.cfg.limits.history;
-        if keep == 0 || status.is_some() || self.kind == MsgKind::Tagmsg {
-            keys.clear();
-        }
-        for target in keys {
-            let stored = Stored {
-                target,
-                msgid,
-                time: now,
-                event: event.clone(),
-            };
-            out.later.push(Effect::AppendHistory {
-                stored: Box::new(stored),
-                keep,
-            });
-        }
-        out.note(Notification { audience, event });
-        Ok(MessageSent {
-            msgid,
-            target,
-            to_channel,
-            away,
-        })
-    }
-}
-
-/// The history keys of a private message from `a` to `b`: one for each side
-/// logged in to an account (once for a message to oneself). Without accounts
-/// nothing is kept: the next holder of a nick would read it.
-fn dm_keys(a: &User, b: &User) -> Vec<String> {
-    let name = |u: &User| u.account().unwrap_or(u.nick()).to_string();
-    let mut keys: Vec<String> = [(a, b), (b, a)]
-        .into_iter()
-        .filter_map(|(owner, other)| Some(dm_key(owner.account()?, &name(other))))
-        .collect();
-    keys.dedup();
-    keys
 }
 
 /// Removes a user entirely: its channels see it quit, its nick is freed,

@@ -14,6 +14,7 @@ pub mod changes;
 mod channel;
 pub mod ghost;
 pub mod markers;
+mod message;
 pub mod metadata;
 mod modes;
 mod nicks;
