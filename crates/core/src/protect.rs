@@ -6,7 +6,7 @@
 //! renamed to a guest nick. Time is passed in; the session keeps the
 //! [`Guard`] only while a lookup or a grace is under way.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use crate::config::CoreConfig;
@@ -42,9 +42,9 @@ pub fn mark(net: &Network, id: ConnId) -> u64 {
     let Some(u) = net.user(id).filter(|u| u.registered) else {
         return 0;
     };
-    let mut h = DefaultHasher::new();
-    u.nick_key().hash(&mut h);
-    h.finish() | 1
+    // foldhash, not SipHash: this runs around every command while
+    // protection is on (the default), and needs no resistance to attack.
+    foldhash::fast::FixedState::default().hash_one(u.nick_key()) | 1
 }
 
 /// Whether `id` holds the nick `key` without being logged in to it.

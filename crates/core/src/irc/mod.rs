@@ -94,7 +94,14 @@ impl IrcSession {
         mut r: Responder,
         f: impl FnOnce(&mut Ctx<'_>) -> (Flow, &'static str),
     ) -> Step {
-        let before = crate::protect::mark(cx.net, self.st.id());
+        // Nick protection compares the nick before and after the command;
+        // off, it costs this per-message path nothing.
+        let watching = self.cfg.accounts.nick_protection.is_some() || self.st.guard().is_some();
+        let before = if watching {
+            crate::protect::mark(cx.net, self.st.id())
+        } else {
+            0
+        };
         let (flow, command) = {
             let mut ctx = Ctx {
                 net: cx.net,
@@ -129,7 +136,7 @@ impl IrcSession {
         }
         self.st.flood_exempt = cx.net.user(id).is_some_and(|u| u.modes.oper);
         let (cfg, net) = (&self.cfg, &*cx.net);
-        let lookup = if cfg.accounts.nick_protection.is_none() && self.st.guard().is_none() {
+        let lookup = if !watching {
             None
         } else {
             self.st

@@ -98,7 +98,14 @@ impl LineSession {
         if !Arc::ptr_eq(&self.cfg, cx.net.config()) {
             self.cfg = cx.net.config().clone();
         }
-        let before = crate::protect::mark(cx.net, self.id);
+        // Nick protection compares the nick before and after the command;
+        // off, it costs this per-message path nothing.
+        let watching = self.cfg.accounts.nick_protection.is_some() || self.guard.is_some();
+        let before = if watching {
+            crate::protect::mark(cx.net, self.id)
+        } else {
+            0
+        };
         let flow = {
             let mut lx = Lx {
                 cx,
