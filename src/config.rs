@@ -72,10 +72,8 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// Whether messages are kept and draft/chathistory offered. Off by
-    /// default: the database's writer takes 50-85 k messages a second, and
-    /// under a flood it costs the server half its deliveries per CPU-second
-    /// (docs/storage.md, "Cost").
+    /// Whether messages are kept and draft/chathistory offered (the cost:
+    /// docs/performance.md, "History").
     pub enabled: bool,
     /// Messages each conversation keeps; also the most one CHATHISTORY
     /// returns (ISUPPORT `CHATHISTORY`).
@@ -89,7 +87,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
-            enabled: false,
+            enabled: true,
             max_per_target: 1000,
             max_age: 0,
         }

@@ -187,7 +187,7 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
-            history: 0,
+            history: 1000,
             metadata_keys: 20,
             metadata_key_bytes: 64,
             metadata_value_bytes: 256,
