@@ -182,20 +182,69 @@ pub(crate) struct Record<'a> {
 pub(crate) fn records(mut chunk: &[u8]) -> Result<Vec<Record<'_>>, Corrupt> {
     let mut out = Vec::new();
     while !chunk.is_empty() {
-        let mut r = Reader(chunk);
-        let (msgid, time) = (MsgId::from_raw(r.u64()?), r.u64()?);
-        let len = r.0.get(..4).ok_or(Corrupt)?;
-        let len = u32::from_le_bytes(len.try_into().map_err(|_| Corrupt)?) as usize;
-        let rest = &r.0[4..];
-        let event = rest.get(..len).ok_or(Corrupt)?;
-        let used = chunk.len() - rest.len() + len;
-        out.push(Record {
-            msgid,
-            time,
-            event,
-            bytes: &chunk[..used],
+        let (rec, rest) = record(chunk)?;
+        out.push(rec);
+        chunk = rest;
+    }
+    Ok(out)
+}
+
+/// The record at the start of `bytes`, and what follows it.
+fn record(bytes: &[u8]) -> Result<(Record<'_>, &[u8]), Corrupt> {
+    let mut r = Reader(bytes);
+    let (msgid, time) = (MsgId::from_raw(r.u64()?), r.u64()?);
+    let len = r.0.get(..4).ok_or(Corrupt)?;
+    let len = u32::from_le_bytes(len.try_into().map_err(|_| Corrupt)?) as usize;
+    let rest = &r.0[4..];
+    let event = rest.get(..len).ok_or(Corrupt)?;
+    let used = bytes.len() - rest.len() + len;
+    let rec = Record {
+        msgid,
+        time,
+        event,
+        bytes: &bytes[..used],
+    };
+    Ok((rec, &bytes[used..]))
+}
+
+/// Queues a history append in `queue`, encoded where it is made: its
+/// conversation, how many events that conversation keeps, then the event
+/// as a row's record. The writer copies records into rows as they are.
+pub(crate) fn push_append(
+    queue: &mut Vec<u8>,
+    target: &str,
+    keep: usize,
+    msgid: MsgId,
+    time: Millis,
+    e: &Event,
+) -> Result<(), Unsupported> {
+    let start = queue.len();
+    Writer(queue).str(target).u64(keep as u64);
+    push(queue, msgid, time, e).inspect_err(|_| queue.truncate(start))
+}
+
+/// A queued append (see [`push_append`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued<'a> {
+    pub(crate) target: &'a str,
+    pub(crate) keep: usize,
+    pub(crate) record: Record<'a>,
+}
+
+/// The appends queued in `bytes`, in order.
+pub(crate) fn queued(mut bytes: &[u8]) -> Result<Vec<Queued<'_>>, Corrupt> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut r = Reader(bytes);
+        let target = r.str()?;
+        let keep = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+        let (record, rest) = record(r.0)?;
+        out.push(Queued {
+            target,
+            keep,
+            record,
         });
-        chunk = &chunk[used..];
+        bytes = rest;
     }
     Ok(out)
 }

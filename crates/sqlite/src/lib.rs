@@ -128,7 +128,7 @@ impl AccountStore for SqliteStore {
 
 impl HistoryStore for SqliteStore {
     fn append(&self, events: Vec<Stored>, keep: usize) -> Reply<Result<(), StoreError>> {
-        self.queue(Write::Append { events, keep })
+        Reply::Now(self.threads.append(&events, keep))
     }
 
     fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {

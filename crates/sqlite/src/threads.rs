@@ -24,7 +24,7 @@ use bavard_core::store::{Reply, StoreError, Stored};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::history;
+use crate::{codec, history};
 
 /// Writes waiting for the writer, at most: past it, history appends are
 /// dropped (and said so) rather than held in memory without bound.
@@ -39,11 +39,17 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Work for a connection, answered with a `T`.
 pub(crate) type Job<T> = Box<dyn FnOnce(&Connection) -> Result<T, StoreError> + Send>;
 
+/// Bytes of encoded history appends waiting for the writer, at most: past
+/// it, appends are dropped (and said so).
+const APPEND_QUEUE_BYTES: usize = 64 << 20;
+
 /// A write, in the order it was queued.
 pub(crate) enum Write {
+    /// The history appends queued since the write before, up to byte `end`
+    /// of the batch's appends (encoded as they are queued, see
+    /// [`Threads::append`]).
     Append {
-        events: Vec<Stored>,
-        keep: usize,
+        end: usize,
     },
     Remove {
         target: String,
@@ -77,6 +83,8 @@ struct Read {
 #[derive(Default)]
 struct Pending {
     writes: Vec<Write>,
+    /// History appends, encoded (`codec::push_append`).
+    appends: Vec<u8>,
     /// Writes queued since the start (taken or not).
     queued: u64,
     /// Commit what is queued now, without waiting for the interval.
@@ -108,9 +116,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn advance(&self, n: u64) {
+    /// The first `n` writes queued are finished.
+    fn finished(&self, n: u64) {
         let mut d = lock(&self.done);
-        *d = d.saturating_add(n);
+        *d = (*d).max(n);
         self.changed.notify_all();
     }
 
@@ -127,12 +136,16 @@ struct Finished(Arc<Progress>);
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        self.0.advance(u64::MAX);
+        self.0.finished(u64::MAX);
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn behind() -> StoreError {
+    StoreError::Unavailable("the database is behind: too many writes waiting".into())
 }
 
 fn closed() -> StoreError {
@@ -160,7 +173,8 @@ impl Threads {
         })
     }
 
-    /// Queues `w`; an error when the queue is full or closed.
+    /// Queues `w` (not an append); an error when the queue is full or
+    /// closed. It is committed at once.
     pub(crate) fn write(&self, w: Write) -> Result<(), StoreError> {
         // Numbered and queued under one lock: numbers follow queue order.
         let mut q = lock(&self.writes.pending);
@@ -168,18 +182,42 @@ impl Threads {
             return Err(closed());
         }
         if q.writes.len() >= WRITE_QUEUE {
-            return Err(StoreError::Unavailable(
-                "the database is behind: too many writes waiting".into(),
-            ));
+            return Err(behind());
         }
-        // History waits for company; anything else is committed at once.
-        let urgent = !matches!(w, Write::Append { .. });
         q.writes.push(w);
         q.queued += 1;
-        if urgent && !q.flush {
+        if !q.flush {
             q.flush = true;
             self.writes.wake.notify_one();
         }
+        Ok(())
+    }
+
+    /// Queues history appends, encoded here, on the caller's thread: the
+    /// writer gets bytes to copy into rows, and nothing the caller
+    /// allocated is freed on another thread. They wait for company up to
+    /// [`FLUSH_INTERVAL`].
+    pub(crate) fn append(&self, events: &[Stored], keep: usize) -> Result<(), StoreError> {
+        let mut q = lock(&self.writes.pending);
+        if q.closed {
+            return Err(closed());
+        }
+        if q.appends.len() >= APPEND_QUEUE_BYTES {
+            return Err(behind());
+        }
+        for e in events {
+            if let Err(codec::Unsupported(kind)) =
+                codec::push_append(&mut q.appends, &e.target, keep, e.msgid, e.time, &e.event)
+            {
+                tracing::warn!(kind, "history does not keep this kind of event");
+            }
+        }
+        let end = q.appends.len();
+        match q.writes.last_mut() {
+            Some(Write::Append { end: last }) => *last = end,
+            _ => q.writes.push(Write::Append { end }),
+        }
+        q.queued += 1;
         Ok(())
     }
 
@@ -288,11 +326,11 @@ fn write_loop(c: Connection, queue: &Queue, finished: Finished) {
         history: history::Cache::default(),
     };
     let mut last = Instant::now();
-    // The queue's two buffers: one filling, one being written, so neither
-    // grows again from nothing at every batch.
-    let mut spare = Vec::new();
+    // The queue's two sets of buffers: one filling, one being written, so
+    // that neither grows again from nothing at every batch.
+    let (mut spare, mut spare_appends) = (Vec::new(), Vec::new());
     loop {
-        let mut batch = {
+        let (mut batch, mut appends, upto) = {
             let mut q = lock(&queue.pending);
             loop {
                 let due = last + FLUSH_INTERVAL;
@@ -318,19 +356,20 @@ fn write_loop(c: Connection, queue: &Queue, finished: Finished) {
             }
             q.flush = false;
             std::mem::swap(&mut q.writes, &mut spare);
-            spare
+            std::mem::swap(&mut q.appends, &mut spare_appends);
+            (spare, spare_appends, q.queued)
         };
         last = Instant::now();
-        let n = batch.len() as u64;
-        w.commit(batch.drain(..));
-        spare = batch;
-        finished.0.advance(n);
+        w.commit(batch.drain(..), &appends);
+        appends.clear();
+        (spare, spare_appends) = (batch, appends);
+        finished.0.finished(upto);
     }
 }
 
 impl Writer {
     /// Commits `batch`, then answers its account changes.
-    fn commit(&mut self, batch: std::vec::Drain<'_, Write>) {
+    fn commit(&mut self, batch: std::vec::Drain<'_, Write>, appends: &[u8]) {
         // History alone commits without waiting for the disk: in WAL mode it
         // still survives the process being killed, and loses at most the
         // last moments to a power cut. Accounts wait for the disk.
@@ -346,7 +385,7 @@ impl Writer {
             }
         }
         let mut answers = Vec::new();
-        let committed = run(&mut self.c, &mut self.history, batch, &mut answers);
+        let committed = run(&mut self.c, &mut self.history, batch, appends, &mut answers);
         if committed.is_err() {
             // The rolled-back batch may have changed what it remembers.
             self.history = history::Cache::default();
@@ -386,10 +425,11 @@ fn run(
     c: &mut Connection,
     cache: &mut history::Cache,
     batch: std::vec::Drain<'_, Write>,
+    appends: &[u8],
     answers: &mut Vec<Answer>,
 ) -> rusqlite::Result<()> {
     let mut writes = batch;
-    let r = apply(c, cache, &mut writes, answers);
+    let r = apply(c, cache, &mut writes, appends, answers);
     if r.is_err() {
         // Answered with the failure by the caller, whatever is said here.
         for w in writes {
@@ -405,6 +445,7 @@ fn apply(
     c: &mut Connection,
     cache: &mut history::Cache,
     writes: &mut impl Iterator<Item = Write>,
+    queued: &[u8],
     answers: &mut Vec<Answer>,
 ) -> rusqlite::Result<()> {
     let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -412,10 +453,10 @@ fn apply(
     let mut appends = history::Appends::default();
     for w in writes {
         if !matches!(w, Write::Append { .. }) {
-            appends.write(&tx, cache)?;
+            appends.write(&tx, cache, queued)?;
         }
         match w {
-            Write::Append { events, keep } => appends.add(events, keep),
+            Write::Append { end } => appends.add(end),
             Write::Remove { target, msgid } => history::remove(&tx, cache, &target, msgid)?,
             Write::Forget { target } => history::forget(&tx, cache, &target)?,
             Write::Prune { before } => history::prune(&tx, cache, before)?,
@@ -431,6 +472,6 @@ fn apply(
             }
         }
     }
-    appends.write(&tx, cache)?;
+    appends.write(&tx, cache, queued)?;
     tx.commit()
 }

@@ -20,7 +20,6 @@ use std::collections::HashMap;
 
 use bavard_core::MsgId;
 use bavard_core::notify::Millis;
-use bavard_core::store::Stored;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::accounts::millis;
@@ -113,72 +112,63 @@ impl Cache {
     }
 }
 
-/// History appends queued one after the other, written together.
+/// History appends queued one after the other (a span of the batch's
+/// encoded appends, `codec::push_append`), written together.
 #[derive(Debug, Default)]
 pub(crate) struct Appends {
-    events: Vec<Stored>,
-    keep: usize,
+    /// The span of the batch's appends not written yet.
+    span: std::ops::Range<usize>,
     chunk: Vec<u8>,
 }
 
 impl Appends {
-    pub(crate) fn add(&mut self, events: Vec<Stored>, keep: usize) {
-        self.keep = keep;
-        self.events.extend(events);
+    /// Adds the batch's appends up to byte `end`.
+    pub(crate) fn add(&mut self, end: usize) {
+        self.span.end = end;
     }
 
-    /// Writes what was added: a row per conversation (or a few: at most
-    /// [`ROW_EVENTS`] each). Each keeps its last `keep` events.
-    pub(crate) fn write(&mut self, c: &Connection, cache: &mut Cache) -> rusqlite::Result<()> {
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        let mut events = std::mem::take(&mut self.events);
-        let r = self.write_events(c, cache, &events);
-        // The buffer is kept for the next batch, not its events.
-        events.clear();
-        self.events = events;
-        r
-    }
-
-    fn write_events(
+    /// Writes what was added of `queued` (the batch's appends): a row per
+    /// conversation (or a few: at most [`ROW_EVENTS`] each). Each keeps
+    /// its last `keep` events.
+    pub(crate) fn write(
         &mut self,
         c: &Connection,
         cache: &mut Cache,
-        events: &[Stored],
+        queued: &[u8],
     ) -> rusqlite::Result<()> {
+        let end = self.span.end;
+        let span = std::mem::replace(&mut self.span, end..end);
+        let Some(bytes) = queued.get(span).filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        // Encoded by this process moments ago: damage is a bug, not a file.
+        let events = codec::queued(bytes).map_err(|_| corrupt(0))?;
         // Each conversation's events, in order; conversations in the order
         // they first appear.
-        let mut order: Vec<(&str, Vec<&Stored>)> = Vec::new();
+        let mut order: Vec<(&str, usize, Vec<codec::Record<'_>>)> = Vec::new();
         let mut place: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
-        for e in events {
-            let i = *place.entry(e.target.as_str()).or_insert_with(|| {
-                order.push((e.target.as_str(), Vec::new()));
+        for e in &events {
+            let i = *place.entry(e.target).or_insert_with(|| {
+                order.push((e.target, e.keep, Vec::new()));
                 order.len() - 1
             });
-            order[i].1.push(e);
+            order[i].1 = e.keep;
+            order[i].2.push(e.record);
         }
-        let keep = i64::try_from(self.keep).unwrap_or(i64::MAX);
         let mut insert = c.prepare_cached(
             "INSERT INTO history (target, first_time, last_time, min_msgid, max_msgid, events, data) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (target, run) in order {
+        for (target, keep, run) in order {
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
             let mut added = 0;
             let mut k = None;
             for part in run.chunks(ROW_EVENTS) {
                 self.chunk.clear();
                 let mut span = Span::default();
-                for e in part {
-                    match codec::push(&mut self.chunk, e.msgid, e.time, &e.event) {
-                        Ok(()) => span.add(e.msgid, e.time),
-                        Err(codec::Unsupported(kind)) => {
-                            tracing::warn!(kind, "history does not keep this kind of event");
-                        }
-                    }
-                }
-                if span.events == 0 {
-                    continue;
+                for r in part {
+                    self.chunk.extend_from_slice(r.bytes);
+                    span.add(r.msgid, r.time);
                 }
                 let known = match k {
                     Some(known) => known,
