@@ -127,12 +127,17 @@ pub struct StorageConfig {
     /// The SQLite file, created if missing; a relative path is from the
     /// server's working directory.
     pub path: std::path::PathBuf,
+    /// The most the file may hold, in bytes (0: no limit). Past it, as
+    /// on a full disk, history is not kept and account changes are
+    /// refused, and the log says so; chat goes on.
+    pub max_size: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: "bavard.db".into(),
+            max_size: 0,
         }
     }
 }

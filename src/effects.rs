@@ -6,7 +6,6 @@
 //! input waits.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
@@ -64,10 +63,9 @@ impl Stores {
         }
     }
 
-    /// Both in the SQLite database at `path` (`storage.path`), created if
-    /// missing.
-    pub fn open(path: &Path) -> Result<Stores, OpenError> {
-        SqliteStore::open(path).map(Stores::sqlite)
+    /// Both in the SQLite database of `[storage]`, created if missing.
+    pub fn open(storage: &crate::config::StorageConfig) -> Result<Stores, OpenError> {
+        SqliteStore::open_with(&storage.path, storage.max_size).map(Stores::sqlite)
     }
 }
 

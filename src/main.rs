@@ -137,7 +137,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let cfg = Arc::new(cfg);
     // Before anything listens: a database the server cannot use stops it here.
-    let stores = Stores::open(&cfg.storage.path)?;
+    let stores = Stores::open(&cfg.storage)?;
     tracing::info!(path = %cfg.storage.path.display(), "database open");
     if net::raise_fd_limit().is_none() {
         tracing::warn!("could not raise the open-file limit");

@@ -49,7 +49,7 @@ impl Server {
     /// test keeps (to restart a server on it, or open it beside the server).
     pub async fn start_with_db(cfg: Config) -> Server {
         let db = cfg.storage.path.clone();
-        let stores = Stores::open(&db).expect("open the database");
+        let stores = Stores::open(&cfg.storage).expect("open the database");
         let addr = "127.0.0.1:0".parse().expect("addr");
         let irc = net::listen(Kind::Irc, addr).expect("bind irc");
         let line = net::listen(Kind::Line, addr).expect("bind line");

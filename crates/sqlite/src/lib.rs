@@ -54,6 +54,13 @@ impl SqliteStore {
     /// bringing its schema up to date; starts its threads. Several
     /// processes may open one file (the server and `bavard account`).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        Self::open_with(path, 0)
+    }
+
+    /// Opens the database at `path` as [`Self::open`] does, and lets it hold
+    /// at most `max_bytes` (0: no limit; a file already larger stays as it
+    /// is and cannot grow). Past it, writes fail as on a full disk.
+    pub fn open_with(path: impl AsRef<Path>, max_bytes: u64) -> Result<SqliteStore, OpenError> {
         let path = path.as_ref();
         let writer = schema::connect(path, true)?;
         let reader = schema::connect(path, false)?;
@@ -70,6 +77,16 @@ impl SqliteStore {
         writer
             .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(|e| unusable(e.to_string()))?;
+        if max_bytes > 0 {
+            let page: i64 = writer
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(|e| unusable(e.to_string()))?;
+            let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+            let pages = (max / page.max(1)).max(1);
+            writer
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(|e| unusable(e.to_string()))?;
+        }
         let threads = Threads::start(writer, reader)
             .map_err(|e| unusable(format!("cannot start its threads: {e}")))?;
         Ok(SqliteStore {

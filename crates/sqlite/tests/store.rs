@@ -281,3 +281,40 @@ async fn pruning_recounts_what_is_left() {
     let all = s.latest(Vec::new(), Some("#".into()), 0, 2000, 10);
     assert!(all.get().await.unwrap().is_empty(), "no conversation left");
 }
+
+/// A store at its size limit refuses what needs more room, as on a full
+/// disk (a batch of history that does not fit is not kept, and logged);
+/// what it holds stays readable, and the file stays within the limit.
+#[tokio::test]
+async fn a_full_store_refuses_writes_and_keeps_what_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_with(db(&dir), 256 * 1024).unwrap();
+    s.create(conformance::account("Alice")).get().await.unwrap();
+    // Far more than 256 KiB: the later batches cannot be kept.
+    let text = "x".repeat(400);
+    for i in 1..=2_000u64 {
+        let mut e = conformance::message("#a", i, i);
+        if let bavard_core::notify::Event::Message { text: t, .. } = &mut e.event {
+            *t = text.clone();
+        }
+        s.append(vec![e], 100_000).get().await.unwrap();
+        if i % 100 == 0 {
+            // A read commits what is queued: batches of 100.
+            s.read("#a", latest(1)).get().await.unwrap();
+        }
+    }
+    let kept = s.read("#a", latest(5_000)).get().await.unwrap();
+    assert!(!kept.is_empty() && kept.len() < 2_000, "{}", kept.len());
+    assert!(s.get("alice").get().await.unwrap().is_some());
+    let size = std::fs::metadata(db(&dir)).unwrap().len();
+    assert!(size <= 256 * 1024, "{size} bytes");
+    // Reopened without the limit: history is kept again.
+    drop(s);
+    let s = SqliteStore::open(db(&dir)).unwrap();
+    s.append(vec![conformance::message("#a", 5_000, 5_000)], 100_000)
+        .get()
+        .await
+        .unwrap();
+    let last = s.read("#a", latest(1)).get().await.unwrap();
+    assert_eq!(last[0].msgid.serial(), 5_000);
+}
