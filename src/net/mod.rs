@@ -110,6 +110,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
     reloads: Option<Reloads>,
 ) -> std::io::Result<()> {
+    crate::hashing::start(cfg.accounts.password_threads);
     let max_age = Duration::from_secs(cfg.history.max_age);
     let retention = (cfg.history.enabled && !max_age.is_zero())
         .then(|| tokio::spawn(crate::retention::run(stores.history.clone(), max_age)));
