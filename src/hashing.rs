@@ -127,6 +127,16 @@ fn lower_priority() {
 mod tests {
     use super::*;
 
+    #[test]
+    fn thread_count_defaults_to_one_per_cpu_but_one() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(thread_count(0), cpus.saturating_sub(1).max(1));
+        assert_eq!(thread_count(1), 1);
+        assert_eq!(thread_count(3), 3);
+        let cfg = crate::config::Config::parse("[accounts]\npassword_threads = 2").unwrap();
+        assert_eq!(cfg.accounts.password_threads, 2);
+    }
+
     #[tokio::test]
     async fn jobs_run_in_order_on_a_lower_priority() {
         let pool = Pool::new(1);
