@@ -13,6 +13,7 @@
 //! connection waits for its effect before sending another), so the
 //! connection limits bound it.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -25,7 +26,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of hashing threads and their queue.
 pub struct Pool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -61,16 +62,16 @@ impl Pool {
                             Ok(job) => job,
                             Err(_) => return,
                         };
-                        job();
+                        // A job that panics loses its answer (its caller sees
+                        // `None`), not the thread.
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
                     }
                 });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Pool {
-            jobs: Mutex::new(tx),
-        }
+        Pool { jobs: tx }
     }
 
     /// Runs `f` on a hashing thread; `None` if no thread could run it.
@@ -87,11 +88,7 @@ impl Pool {
                 let _ = tx.send(f());
             }
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(job)
-            .ok()?;
+        self.jobs.send(job).ok()?;
         rx.await.ok()
     }
 }
@@ -154,6 +151,14 @@ mod tests {
         });
         futures_util::future::join_all(runs).await;
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_keeps_its_thread() {
+        let pool = Pool::new(1);
+        let panicked = pool.run(|| -> u8 { panic!("a bug in a job") }).await;
+        assert_eq!(panicked, None);
+        assert_eq!(pool.run(|| 3).await, Some(3));
     }
 
     #[tokio::test]
