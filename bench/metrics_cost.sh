@@ -8,8 +8,8 @@
 #   BAVARD=path bash bench/metrics_cost.sh     # another binary
 #
 # Prints each run's deliveries, server CPU seconds and deliveries per server
-# CPU-second. The server uses bench/bavard.toml (IRC on 127.0.0.1:6672) and
-# a database in a temporary directory; HTTP on 127.0.0.1:8092.
+# CPU-second. The server uses bench/bavard.toml with a database in a
+# temporary directory, its IRC and HTTP listeners on 127.0.0.1 port 0.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BAVARD=${BAVARD:-$ROOT/target/release/bavard}
@@ -24,22 +24,35 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# port KIND: the port the server logged for its KIND listener.
+port() {
+  sed -n "s/.*listening dialect=$1 addr=[^ ]*:\([0-9]*\).*/\1/p" "$TMP/log" | head -n1
+}
+
 run() {
-  local mode=$1 http=off
-  [ "$mode" = off ] || http=127.0.0.1:8092
+  local mode=$1 http=off irc="" i
+  [ "$mode" = off ] || http=127.0.0.1:0
   rm -f "$TMP"/bavard.db*
   cp "$ROOT/bench/bavard.toml" "$TMP/bavard.toml"
   printf '[storage]\npath = "%s/bavard.db"\n' "$TMP" >>"$TMP/bavard.toml"
-  "$BAVARD" serve --config "$TMP/bavard.toml" --http "$http" --log-level warn 2>"$TMP/log" &
+  "$BAVARD" serve --config "$TMP/bavard.toml" --irc 127.0.0.1:0 --line off --http "$http" \
+    --log-level info 2>"$TMP/log" &
   SERVER=$!
-  sleep 1
+  for i in $(seq 100); do
+    irc=$(port irc)
+    [ -n "$irc" ] && { [ "$mode" = off ] || [ -n "$(port http)" ]; } && break
+    kill -0 "$SERVER" 2>/dev/null || { cat "$TMP/log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$irc" ] || { echo "the server logged no IRC port" >&2; exit 1; }
+  http=127.0.0.1:$(port http)
   if [ "$mode" = scrape ]; then
     (while sleep 1; do curl -s "http://$http/metrics" >/dev/null || true; done) &
     SCRAPER=$!
   fi
   local out
   out=$("$BAVARD" bench rooms --clients 1000 --rooms 100 --window 20 --drain 30 --size 100 \
-    --duration 10 --target 127.0.0.1:6672 --server-pid "$SERVER" 2>&1)
+    --duration 10 --target "127.0.0.1:$irc" --server-pid "$SERVER" 2>&1)
   if [ -n "$SCRAPER" ]; then kill "$SCRAPER"; wait "$SCRAPER" 2>/dev/null || true; SCRAPER=""; fi
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
   printf '%-7s %s | %s | %s\n' "$mode" \
