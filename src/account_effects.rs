@@ -1,6 +1,7 @@
 //! The effects NickServ asks of the account store: INFO, DROP, SET PASSWORD
 //! and CERT. Each reads the account afresh (a change made with
-//! `bavard account` counts at once) and hashes on the blocking pool.
+//! `bavard account` counts at once) and hashes on the hashing threads
+//! ([`crate::hashing`]).
 
 use std::sync::Arc;
 
@@ -38,10 +39,10 @@ pub fn info(accounts: Arc<dyn AccountStore>, account: &str) -> Started {
     })
 }
 
-/// Whether `password` is the account's, checked on the blocking pool.
+/// Whether `password` is the account's, checked on the hashing threads.
 async fn password_matches(account: &Account, password: Secret) -> bool {
     let hash = account.password_hash.clone();
-    tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password.0))
+    crate::hashing::run(move || crate::passwd::verify(&hash, &password.0))
         .await
         .unwrap_or(false)
 }
@@ -72,8 +73,8 @@ pub fn set_password(accounts: Arc<dyn AccountStore>, account: &str, password: Se
                 return Outcome::Failed("no such account".into());
             };
             let derived =
-                tokio::task::spawn_blocking(move || crate::passwd::credentials(&password.0)).await;
-            let Ok(Ok((hash, scram))) = derived else {
+                crate::hashing::run(move || crate::passwd::credentials(&password.0)).await;
+            let Some(Ok((hash, scram))) = derived else {
                 return Outcome::Failed("the password could not be hashed".into());
             };
             a.password_hash = hash;

@@ -160,6 +160,9 @@ pub struct AccountsConfig {
     /// before further attempts wait `login_window` seconds; 0: never.
     pub login_failures: u32,
     pub login_window: u64,
+    /// Threads hashing passwords (argon2) at once, at a low priority
+    /// (`crate::hashing`); 0: one per CPU but one. Read at start.
+    pub password_threads: usize,
 }
 
 /// `accounts.nick_protection`: `"off"` or a grace in seconds.
@@ -195,6 +198,7 @@ impl Default for AccountsConfig {
             nick_protection: NickProtection::Grace(30),
             login_failures: 5,
             login_window: 60,
+            password_threads: 0,
         }
     }
 }

@@ -232,10 +232,10 @@ impl Effects {
     }
 }
 
-/// Checks `password` against `hash` on the blocking pool.
+/// Checks `password` against `hash` on the hashing threads.
 fn verify_later(hash: String, password: String) -> Started {
     Started::Later(Box::pin(async move {
-        let ok = tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password))
+        let ok = crate::hashing::run(move || crate::passwd::verify(&hash, &password))
             .await
             .unwrap_or(false);
         Outcome::Verified(ok)
@@ -248,8 +248,8 @@ fn nonce() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks `password` against the account `found`'s hash on the blocking
-/// pool. An unknown account answers without hashing.
+/// Checks `password` against the account `found`'s hash on the hashing
+/// threads. An unknown account answers without hashing.
 fn check_account(found: Reply<Result<Option<Account>, StoreError>>, password: Secret) -> Started {
     Started::Later(Box::pin(async move {
         let account = match found.get().await {
@@ -258,14 +258,14 @@ fn check_account(found: Reply<Result<Option<Account>, StoreError>>, password: Se
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let hash = account.password_hash;
-        let ok = tokio::task::spawn_blocking(move || crate::passwd::verify(&hash, &password.0))
+        let ok = crate::hashing::run(move || crate::passwd::verify(&hash, &password.0))
             .await
             .unwrap_or(false);
         Outcome::Account(ok.then_some(account.name))
     }))
 }
 
-/// Derives the credentials on the blocking pool, then creates the account.
+/// Derives the credentials on the hashing threads, then creates the account.
 fn register(
     accounts: Arc<dyn AccountStore>,
     name: String,
@@ -274,8 +274,8 @@ fn register(
     created: u64,
 ) -> Started {
     Started::Later(Box::pin(async move {
-        let Ok(Ok((password_hash, scram))) =
-            tokio::task::spawn_blocking(move || crate::passwd::credentials(&password.0)).await
+        let Some(Ok((password_hash, scram))) =
+            crate::hashing::run(move || crate::passwd::credentials(&password.0)).await
         else {
             return Outcome::Failed("the password could not be hashed".into());
         };
@@ -385,7 +385,7 @@ mod tests {
         }
     }
 
-    /// A password check runs on the blocking pool: with one worker, other
+    /// A password check runs on the hashing threads: with one worker, other
     /// tasks go on while it hashes.
     #[test]
     fn password_checks_do_not_hold_up_the_worker() {

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`config`], [`passwd`]: the configuration file and its slices; argon2
 //!   and the credentials an account keeps.
+//! - [`hashing`]: the low-priority threads password hashing runs on.
 //! - [`account_cli`]: `bavard account`, accounts from the shell.
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
 //! - [`metrics`]: the counters `/metrics` shows, in the Prometheus format.
@@ -39,6 +40,7 @@ pub mod config;
 pub mod delivery;
 pub mod driver;
 pub mod effects;
+pub mod hashing;
 pub mod hub;
 pub mod metrics;
 pub mod net;

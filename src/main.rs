@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use bavard::config::Config;
 use bavard::effects::Stores;
-use bavard::net::{self, Kind};
+use bavard::net;
 
 // jemalloc keeps size classes without a header per block and serves tokio's
 // 128-byte-aligned task and socket records without padding, so an idle
@@ -159,26 +159,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     rt.block_on(async move {
-        let mut wanted = vec![
-            (Kind::Line, false, cfg.listeners.line),
-            (Kind::Irc, false, cfg.listeners.irc),
-            // HTTP speaks TLS (https, wss) when a certificate is configured.
-            (Kind::Http, tls.is_some(), cfg.listeners.http),
-        ];
-        if tls.is_some() {
-            wanted.push((Kind::Line, true, cfg.listeners.line_tls));
-            wanted.push((Kind::Irc, true, cfg.listeners.irc_tls));
-        }
-        let mut listeners = Vec::new();
-        for (kind, secure, addr) in wanted {
-            if let Some(addr) = addr {
-                let l = net::listen_with(kind, secure, addr).with_context(|| {
-                    let tls = if secure { " over TLS" } else { "" };
-                    format!("cannot listen on {addr} ({kind}{tls})")
-                })?;
-                listeners.push(l);
-            }
-        }
+        // The same set a reload compares the file's with (net::wanted).
+        let listeners = net::wanted(&cfg, tls.is_some())
+            .into_iter()
+            .map(net::bind)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
         anyhow::ensure!(!listeners.is_empty(), "no listener configured");
         let shutdown = CancellationToken::new();
         let (hup, requests) = tokio::sync::mpsc::channel(1);

@@ -21,8 +21,8 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
 
 /// What an account keeps of `password`: its argon2 hash (SASL PLAIN,
 /// IDENTIFY, LOGIN) and its SCRAM-SHA-256 verifiers under a fresh 16-byte
-/// salt. Both are slow on purpose: the server calls this on the blocking
-/// pool, like [`verify`].
+/// salt. Both are slow on purpose: the server calls this on the hashing
+/// threads, like [`verify`].
 pub fn credentials(password: &str) -> Result<(String, Scram), argon2::password_hash::Error> {
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
@@ -35,7 +35,7 @@ pub fn credentials(password: &str) -> Result<(String, Scram), argon2::password_h
 /// True when `password` matches `hash`; a malformed hash never matches.
 ///
 /// Deliberately slow (argon2: tens of milliseconds of CPU): the server calls
-/// it on the blocking pool ([`crate::effects`]), never on a worker.
+/// it on the hashing threads ([`crate::hashing`]), never on a worker.
 pub fn verify(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()

@@ -1,7 +1,10 @@
 //! The built-in web client in a real browser: headless Chromium, driven
 //! over the DevTools protocol by tests/browser/web_client.py, loads the
-//! page from a server on port 0, joins #lobby and talks with a line user
-//! both ways, then saves a screenshot in a temporary directory.
+//! page from a server on port 0 that keeps history, logs in with SASL to an
+//! account a line user registered, joins #lobby, scrolls back through its
+//! history, talks with the line user both ways, follows the line user's
+//! nick change in a private conversation, then saves a screenshot in a
+//! temporary directory.
 //!
 //! Without `chromium` or Python's `websockets` module the test says so and
 //! skips, except under `CI=true`, where .ci/run installs both.
@@ -11,7 +14,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::server::Server;
+use support::server::{Server, with_history};
 
 /// What is missing to run the browser, if anything.
 fn missing() -> Option<String> {
@@ -45,7 +48,7 @@ async fn the_web_client_talks_with_a_line_user() {
         eprintln!("SKIPPED the_web_client_talks_with_a_line_user: no {what}");
         return;
     }
-    let s = Server::start_default().await;
+    let s = Server::start(with_history()).await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let shot = dir.path().join("web-client.png");
     let mut cmd = Command::new("python3");

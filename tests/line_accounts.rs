@@ -23,6 +23,12 @@ async fn register_login_logout_and_who() {
         .await;
     a.send("LOGOUT").await;
     a.expect("[server] You are now logged out").await;
+    // Still holding frank, now unidentified: nick protection warns.
+    a.expect(
+        "[server] The nick frank belongs to a registered account: log in \
+         (LOGIN frank <password>) within 30 seconds, or you will be renamed",
+    )
+    .await;
     a.send("LOGOUT").await;
     a.expect("[server] You are not logged in").await;
     a.send("WHO").await;
@@ -90,5 +96,15 @@ async fn protected_nick_is_renamed_unless_logged_in() {
     b.send("WHO").await;
     let l = b.line().await;
     assert!(l.contains("frank(frank)"), "{l:?}");
+
+    // Logging out while holding frank starts the grace again.
+    b.send("LOGOUT").await;
+    b.expect("[server] You are now logged out").await;
+    b.expect(WARNING).await;
+    let l = b.line().await;
+    assert!(
+        l.starts_with("[server] You did not log in in time: your nick is changed to guest"),
+        "{l:?}"
+    );
     s.stop().await;
 }

@@ -218,6 +218,29 @@ async fn protected_nick_is_renamed_after_the_grace() {
     s.stop().await;
 }
 
+/// Logging out while holding the account's nick is taking it unidentified:
+/// the grace starts, then the rename.
+#[tokio::test]
+async fn logging_out_on_the_nick_starts_protection() {
+    let s = protecting(Some(1)).await;
+    let mut a = IrcClient::registered(s.irc, "alice").await;
+    let (t, _) = ns(&mut a, "REGISTER sesame").await;
+    assert!(has(&t, "registered"), "{t:?}");
+    let r = a.sync().await;
+    assert!(!r.iter().any(warned), "logged in: {r:?}");
+    let (_, r) = ns(&mut a, "LOGOUT").await;
+    assert!(cmds(&r).contains(&"901"), "{r:?}");
+    // The warning follows, once the account is looked up.
+    let w = match r.iter().find(|m| warned(m)) {
+        Some(w) => w.clone(),
+        None => a.until(warned).await,
+    };
+    assert!(w.params[1].contains("within 1 seconds"), "{w:?}");
+    let n = a.expect("NICK").await;
+    assert!(n.params[0].starts_with("guest"), "{n:?}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn identifying_or_changing_nick_in_time_keeps_the_nick() {
     let s = protecting(Some(1)).await;

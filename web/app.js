@@ -284,7 +284,11 @@ function onBatch(m) {
   const b = state.batches.get(id);
   state.batches.delete(id);
   if (!b) return;
-  for (const line of b.lines) onMessage(line, true);
+  // A page of older history goes before what is shown, lines of the same
+  // millisecond included; within the page, in its own order.
+  const target = b.type === "chathistory" && b.target ? buffer(b.target, false) : null;
+  const older = target && target.oldest ? { before: target.oldest } : null;
+  for (const line of b.lines) onMessage(line, true, older);
   if (b.type === "chathistory" && b.target) {
     const buf = buffer(b.target);
     if (b.lines.length < HISTORY_PAGE) buf.historyDone = true;
@@ -292,7 +296,7 @@ function onBatch(m) {
   }
 }
 
-function onMessage(m, history) {
+function onMessage(m, history, older) {
   const [target, textIn = ""] = m.params;
   const from = nickOf(m.source);
   if (!m.source || !from.length || (!m.source.includes("!") && !isChannel(target) && m.command === "NOTICE" && !state.registered)) {
@@ -315,7 +319,9 @@ function onMessage(m, history) {
     kind = "action";
     text = ctcp[2];
   }
-  show(name, { time: m.tags.time, kind, nick: from, text, history });
+  const l = { time: m.tags.time, kind, nick: from, text, history, msgid: m.tags.msgid };
+  if (older && new Date(m.tags.time) <= older.before) l.older = older;
+  show(name, l);
 }
 
 function onJoin(m) {
@@ -375,7 +381,40 @@ function onNick(m) {
       show(b.name, { time: m.tags.time, kind: "event", text: old + " is now known as " + nick });
     }
   }
+  renameQuery(old, nick, m.tags.time);
   renderMembers();
+}
+
+// A private conversation follows its peer's new nick: the same tab, renamed
+// in place (merged into the new nick's tab if one is open already).
+function renameQuery(old, nick, time) {
+  const from = state.buffers.get(fold(old));
+  if (!from || isChannel(old) || from.name === SERVER) return;
+  if (fold(old) === fold(nick)) {
+    from.name = nick;
+    if (state.current === from) $("buffer-title").textContent = nick;
+    renderBufferList();
+    return;
+  }
+  const into = state.buffers.get(fold(nick));
+  if (into) {
+    for (const l of from.lines) if (!into.lines.includes(l)) into.lines.push(l);
+    into.lines.sort((x, y) => x.date - y.date);
+    for (const id of from.msgids) into.msgids.add(id);
+    into.unread ||= from.unread;
+    state.buffers.delete(from.key);
+    if (state.current === from) state.current = into;
+  } else {
+    // Rebuilt rather than deleted and set again: the tab keeps its place.
+    state.buffers = new Map([...state.buffers].map(([k, b]) =>
+      (b === from ? [fold(nick), b] : [k, b])));
+    from.name = nick;
+    from.key = fold(nick);
+  }
+  const b = state.buffers.get(fold(nick));
+  show(b.name, { time, kind: "event", text: old + " is now known as " + nick });
+  if (state.current === b) switchTo(b);
+  else renderBufferList();
 }
 
 // --- rendering ---------------------------------------------------------------
@@ -413,7 +452,9 @@ function show(name, l) {
   l.date = l.time ? new Date(l.time) : new Date();
   if (isNaN(l.date)) l.date = new Date();
   let i = b.lines.length;
-  while (i > 0 && b.lines[i - 1].date > l.date) i--;
+  const after = (x) => x.date > l.date ||
+    (l.older && x.older !== l.older && x.date.getTime() === l.date.getTime());
+  while (i > 0 && after(b.lines[i - 1])) i--;
   b.lines.splice(i, 0, l);
   if (l.kind === "message" || l.kind === "action" || l.kind === "notice") {
     if (!b.oldest || l.date < b.oldest) b.oldest = l.date;
@@ -649,7 +690,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("older").addEventListener("click", () => {
     const b = state.current;
     if (!b || !b.oldest) return;
-    send("CHATHISTORY BEFORE " + b.name + " timestamp=" + b.oldest.toISOString() + " " + HISTORY_PAGE);
+    // Before the first message shown, by its id when it has one: several
+    // messages may share its millisecond, and a timestamp would skip them.
+    const first = b.lines.find((l) => l.msgid && l.kind !== "event" && l.kind !== "error-line");
+    const ref = first ? "msgid=" + first.msgid : "timestamp=" + b.oldest.toISOString();
+    send("CHATHISTORY BEFORE " + b.name + " " + ref + " " + HISTORY_PAGE);
   });
 
   $("lists-toggle").addEventListener("click", () => {

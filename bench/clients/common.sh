@@ -1,8 +1,9 @@
 # Shared helpers for the headless client checks (sourced, not run).
 #
-# Starts bavard on 127.0.0.1 port 0, a netcat-style `line` user over bash's
-# /dev/tcp, and a private tmux server (its own socket, so nothing else is
-# touched). Everything started is stopped by `cleanup`, set as the EXIT trap.
+# Starts bavard on 127.0.0.1 port 0 with a database of its own in $TMP
+# (accounts added with `bavard account add` beforehand, see add_account), a
+# netcat-style `line` user over bash's /dev/tcp, and a private tmux server
+# (its own socket, so nothing else is touched). Everything started is stopped by `cleanup`, set as the EXIT trap.
 # Every wait is bounded.
 
 set -euo pipefail
@@ -74,14 +75,30 @@ need() {
   done
 }
 
-# start_server: runs bavard; sets IRC_PORT and LINE_PORT from its log.
-start_server() {
+build_bavard() {
   if [ ! -x "$BAVARD" ]; then
     log "building bavard (cargo build --release)"
     (cd "$ROOT" && cargo build --release -q)
   fi
-  "$BAVARD" serve --line 127.0.0.1:0 --irc 127.0.0.1:0 --log-level info \
-    </dev/null >/dev/null 2>"$TMP/bavard.log" &
+}
+
+# The server's configuration: only its database, in $TMP.
+CONFIG="$TMP/bavard.toml"
+printf '[storage]\npath = "%s"\n' "$TMP/bavard.db" >"$CONFIG"
+
+# add_account NAME PASSWORD: registers an account the way an administrator
+# does, with the password on stdin, in the database the server will use.
+add_account() {
+  build_bavard
+  printf '%s\n' "$2" | "$BAVARD" account add "$1" --config "$CONFIG" >/dev/null 2>>"$TMP/account.log" \
+    || fail "bavard account add $1 failed"
+}
+
+# start_server: runs bavard; sets IRC_PORT and LINE_PORT from its log.
+start_server() {
+  build_bavard
+  "$BAVARD" serve --config "$CONFIG" --line 127.0.0.1:0 --irc 127.0.0.1:0 --http off \
+    --log-level info </dev/null >/dev/null 2>"$TMP/bavard.log" &
   SERVER_PID=$!
   local i
   for i in $(seq $((WAIT * 10))); do

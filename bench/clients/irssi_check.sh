@@ -11,21 +11,31 @@
 # capture-pane checks what irssi shows. irssi's /rawlog records the raw IRC
 # traffic; any 4xx/5xx numeric in it fails the check. Screens are saved in
 # $TMP (printed with KEEP=1) and, with SCREENS=DIR, copied to DIR.
+#
+# irssi connects through a network entry that logs in with SASL PLAIN to
+# the account `ircy`, created with `bavard account add` before the server
+# starts.
 source "$(dirname "$0")/common.sh"
 need irssi tmux
 
 NICK=ircy
+PASSWORD=ircy-secret
+add_account "$NICK" "$PASSWORD"
 start_server
 line_connect linus
 
 mkdir -p "$TMP/irssi"
 # Startup commands run before the connection: keep a long raw log in memory.
-cat >"$TMP/irssi/startup" <<'EOF'
+cat >"$TMP/irssi/startup" <<EOF
 /set rawlog_lines 5000
 /set settings_autosave off
+/network add -sasl_mechanism PLAIN -sasl_username $NICK -sasl_password $PASSWORD bavard
+/server add -network bavard 127.0.0.1 $IRC_PORT
 EOF
 log "starting $(irssi --version)"
-start_tmux irssi env TERM=screen-256color irssi --home="$TMP/irssi" -c 127.0.0.1 -p "$IRC_PORT" -n "$NICK"
+start_tmux irssi env TERM=screen-256color irssi --home="$TMP/irssi" -c bavard -n "$NICK"
+log "SASL PLAIN"
+wait_screen "You are now logged in as $NICK"
 wait_screen "End of /MOTD"
 keys "/rawlog open $TMP/irssi.raw"
 
@@ -34,6 +44,8 @@ keys "/join #lobby"
 wait_line "[server] $NICK joined #lobby"
 wait_screen "$NICK ["                       # -!- ircy [~ircy@...] has joined #lobby
 wait_screen "linus"                          # in the names list
+line_send "WHO"
+wait_file "$TMP/line.out" "$NICK($NICK)" "the line user's WHO (logged in as $NICK)"
 line_send "MSG hello irssi, this is netcat"
 wait_screen "linus> hello irssi, this is netcat"
 keys "hello netcat user, irssi here"
@@ -111,4 +123,6 @@ if [ -n "${SCREENS:-}" ]; then
   cp "$TMP"/screen-*.txt "$TMP/irssi.raw" "$SCREENS/"
 fi
 [ "$KEEP" = 1 ] && for f in "$TMP"/screen-*.txt; do echo "--- $f"; cat "$f"; done
-echo "OK: $(irssi --version) talked to bavard and to a line user"
+grep -qE " 903 [^ ]+ :SASL authentication successful" "$TMP/irssi.raw" \
+  || fail "no 903 in irssi's raw log"
+echo "OK: $(irssi --version) logged in with SASL PLAIN, talked to bavard and to a line user"

@@ -13,10 +13,16 @@
 # message. Two triggers copy the raw IRC traffic into the core buffer's log;
 # any 4xx/5xx numeric in it fails the check. With SCREENS=DIR, the buffer
 # logs and the raw traffic are copied to DIR.
+#
+# Before anything else, WeeChat logs in with SASL: PLAIN on the server it
+# then chats on, SCRAM-SHA-256 on a second connection, both to the account
+# `wee`, created with `bavard account add` before the server starts.
 source "$(dirname "$0")/common.sh"
 need weechat-headless tmux
 
 NICK=wee
+PASSWORD=wee-secret
+add_account "$NICK" "$PASSWORD"
 start_server
 line_connect linus
 
@@ -47,14 +53,35 @@ wc "" "/trigger add rawin signal \"*,irc_raw_in_*\" \"\" \"\" \"/print -core <<<
 wc "" "/trigger add rawout signal \"*,irc_out_*\" \"\" \"\" \"/print -core >>> \${tg_signal_data}\""
 wc "" "/server add b 127.0.0.1/$IRC_PORT"
 wc "" "/set irc.server.b.nicks $NICK"
+wc "" "/set irc.server.b.sasl_mechanism plain"
+wc "" "/set irc.server.b.sasl_username $NICK"
+wc "" "/set irc.server.b.sasl_password $PASSWORD"
 wc "" "/connect b"
+log "SASL PLAIN"
+wait_buf irc.server.b "You are now logged in as $NICK"
+wait_buf irc.server.b "SASL authentication successful"
 wait_buf irc.server.b "End of /MOTD command."
+
+log "SASL SCRAM-SHA-256 (a second connection)"
+wc "" "/server add s 127.0.0.1/$IRC_PORT"
+wc "" "/set irc.server.s.nicks weescram"
+wc "" "/set irc.server.s.sasl_mechanism scram-sha-256"
+wc "" "/set irc.server.s.sasl_username $NICK"
+wc "" "/set irc.server.s.sasl_password $PASSWORD"
+wc "" "/connect s"
+wait_buf irc.server.s "You are now logged in as $NICK"
+wait_buf irc.server.s "SASL authentication successful"
+wait_buf irc.server.s "End of /MOTD command."
+wait_file "$(buflog core.weechat)" ">>> AUTHENTICATE SCRAM-SHA-256" "WeeChat's raw traffic"
+wc irc.server.s "/disconnect s"
 
 log "join #lobby"
 wc irc.server.b "/join #lobby"
 wait_line "[server] $NICK joined #lobby"
 wait_buf "irc.b.#lobby" "has joined #lobby"
 wait_buf "irc.b.#lobby" "Channel #lobby: 2 nicks"
+line_send "WHO"
+wait_file "$TMP/line.out" "$NICK($NICK)" "the line user's WHO (logged in as $NICK)"
 line_send "MSG hello weechat, this is netcat"
 wait_buf "irc.b.#lobby" "linus${TAB}hello weechat, this is netcat"
 wc "irc.b.#lobby" "hello netcat user, weechat here"
@@ -128,4 +155,4 @@ if [ -n "${SCREENS:-}" ]; then
   done
   cp "$RAW" "$SCREENS/"
 fi
-echo "OK: WeeChat $(weechat-headless --version) (headless) talked to bavard and to a line user"
+echo "OK: WeeChat $(weechat-headless --version) (headless) logged in with SASL PLAIN and SCRAM-SHA-256, talked to bavard and to a line user"

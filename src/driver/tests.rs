@@ -308,7 +308,7 @@ async fn a_pause_lasts_while_a_reader_is_behind_and_still_reading() {
     assert!(pause.is_none());
 }
 
-/// PASS is checked on the blocking pool; the lines after it wait for the
+/// PASS is checked on the hashing threads; the lines after it wait for the
 /// answer (were NICK and USER handled before it, registration would fail
 /// for want of a checked password).
 #[tokio::test]

@@ -4,6 +4,8 @@ pub mod alarms;
 pub mod flood;
 pub mod http;
 pub mod limits;
+mod listeners;
+pub use listeners::{Wanted, bind, wanted};
 mod reload;
 pub use reload::Reloads;
 pub mod tls;
@@ -56,6 +58,9 @@ pub struct Listener {
     pub kind: Kind,
     pub tls: bool,
     pub socket: TcpListener,
+    /// The address it was bound for, as configured (port 0 stays 0): what
+    /// a reload compares with the file's.
+    pub asked: SocketAddr,
 }
 
 /// Binds a plain listener for `kind` on `addr` (call inside a tokio runtime).
@@ -68,7 +73,12 @@ pub fn listen_with(kind: Kind, tls: bool, addr: SocketAddr) -> std::io::Result<L
     let std = bind_listener(addr, 4096)?;
     std.set_nonblocking(true)?;
     let socket = TcpListener::from_std(std)?;
-    Ok(Listener { kind, tls, socket })
+    Ok(Listener {
+        kind,
+        tls,
+        socket,
+        asked: addr,
+    })
 }
 
 /// What every connection task shares.
@@ -85,6 +95,8 @@ struct Shared {
     alarms: alarms::Alarms,
     /// Where every connection's queue tells that it drained (backpressure).
     drains: Arc<Drains>,
+    /// The listeners running, which a reload adds to and removes from.
+    listeners: listeners::Running,
 }
 
 /// Runs the server on `listeners` with `stores` until `shutdown` is
@@ -110,6 +122,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
     reloads: Option<Reloads>,
 ) -> std::io::Result<()> {
+    crate::hashing::start(cfg.accounts.password_threads);
     let max_age = Duration::from_secs(cfg.history.max_age);
     let retention = (cfg.history.enabled && !max_age.is_zero())
         .then(|| tokio::spawn(crate::retention::run(stores.history.clone(), max_age)));
@@ -127,6 +140,7 @@ pub async fn run_with(
         shutdown: shutdown.clone(),
         alarms: alarms::Alarms::default(),
         drains: Arc::default(),
+        listeners: listeners::Running::default(),
     });
     // Outside the tracker: it runs until the last connection has ended.
     let sweeper = tokio::spawn({
@@ -136,13 +150,11 @@ pub async fn run_with(
     if let Some(reloads) = reloads {
         reload::start(&shared, reloads);
     }
+    if listeners.iter().any(|l| l.tls) && shared.tls.is_none() {
+        return Err(std::io::Error::other("a TLS listener needs a certificate"));
+    }
     for l in listeners {
-        let addr = l.socket.local_addr()?;
-        if l.tls && shared.tls.is_none() {
-            return Err(std::io::Error::other("a TLS listener needs a certificate"));
-        }
-        tracing::info!(dialect = %l.kind, %addr, tls = l.tls, "listening");
-        tracker.spawn(accept_loop(l, shared.clone()));
+        shared.listeners.start(&shared, l);
     }
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -157,11 +169,13 @@ pub async fn run_with(
     Ok(())
 }
 
-async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+/// Accepts connections on `l` until `stop` (a reload removed it, or the
+/// server shuts down); the connections it accepted go on.
+async fn accept_loop(l: Listener, shared: Arc<Shared>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = l.socket.accept() => r,
         };
         let (stream, addr) = match accepted {
@@ -459,6 +473,7 @@ mod tests {
             shutdown: CancellationToken::new(),
             alarms: alarms::Alarms::default(),
             drains: Arc::default(),
+            listeners: listeners::Running::default(),
         });
         let (stream, peer_addr) = {
             let c2 = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -1,13 +1,16 @@
-//! Live reload: a configuration read again (SIGHUP) replaces the running
-//! one where it can without dropping anyone. The network's limits, texts
-//! and operators, the send queues' deadlines, the secrets, the admission
-//! limits, flood control (for connections made from then on) and
-//! `http.allowed_origins` follow the new file; listeners and the database
-//! stay as they were started (docs/operations.md, "Reloading").
+//! Live reload: a configuration read again (SIGHUP, REHASH) replaces the
+//! running one where it can without dropping anyone. The network's limits,
+//! texts and operators, the send queues' deadlines, the secrets, the
+//! admission limits, flood control (for connections made from then on),
+//! `http.allowed_origins` and the listeners ([`super::listeners`]) follow
+//! the new file; the database, and whether TLS is on, stay as they were
+//! started (README, "Reloading the configuration").
 
 use std::sync::{Arc, RwLock};
 
 use super::{Shared, flood, limits};
+
+type Load = dyn Fn() -> Result<Config, String> + Send + Sync;
 use crate::config::Config;
 
 /// The parts of the configuration the connection tasks read as they go.
@@ -62,14 +65,24 @@ pub struct Reloads {
 }
 
 /// Reads the configuration with `load` and applies it; a file that does
-/// not load keeps the running configuration, and the log says why.
-pub(super) fn reload(
-    shared: &Shared,
-    load: &(dyn Fn() -> Result<Config, String> + Send + Sync),
-) -> Result<(), String> {
-    match load() {
-        Ok(cfg) => {
+/// not load, or a new listener that cannot be bound, keeps the running
+/// configuration, and the log says why.
+pub(super) fn reload(shared: &Arc<Shared>, load: &Load) -> Result<(), String> {
+    let _one_at_a_time = shared.listeners.changing();
+    let loaded = load().and_then(|cfg| {
+        let change = shared.listeners.prepare(&cfg, shared.tls.is_some())?;
+        Ok((cfg, change))
+    });
+    match loaded {
+        Ok((cfg, change)) => {
+            if cfg.tls.is_some() != shared.tls.is_some() {
+                tracing::warn!(
+                    "[tls] is read at start: adding or removing it needs a restart \
+                     (TLS listeners unchanged)"
+                );
+            }
             apply(shared, Arc::new(cfg));
+            shared.listeners.apply(shared, change);
             // The certificate and key, from the paths the server started
             // with; a pair that does not load keeps the running one.
             if let Some(tls) = &shared.tls {

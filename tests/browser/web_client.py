@@ -4,10 +4,15 @@ protocol, against a running bavard, with a line-dialect user beside it.
 
     web_client.py --http 127.0.0.1:8080 --line 127.0.0.1:7000 --screenshot out.png
 
-Loads the page, picks a nick, joins #lobby (the form's default), checks the
-line user's message shows in the page and the page's message reaches the
-line user, then saves a screenshot. Exits non-zero with the reason on
-failure. Needs `chromium` (or --chromium PATH) and the `websockets` module.
+The line user registers an account (`reader`) and says 60 numbered lines
+in #lobby first. Then the page logs in to that account with SASL (nick
+`webber`), joins #lobby (the form's default) and shows the latest 50 lines
+of history; "Load older messages" brings the first ten (scroll-back through
+CHATHISTORY, so the server must keep history). Messages go both ways; a
+private message from the line user opens a conversation, which follows the
+line user's NICK change. Last, a screenshot of #lobby. Exits non-zero with
+the reason on failure. Needs `chromium` (or --chromium PATH) and the
+`websockets` module.
 """
 
 import argparse
@@ -75,7 +80,8 @@ class LineUser:
     def send(self, line):
         self.sock.sendall(line.encode() + b"\n")
 
-    def until(self, want):
+    def until(self, want, exact=True):
+        """Reads lines until one is `want` (or contains it)."""
         seen = []
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
@@ -83,7 +89,7 @@ class LineUser:
                 line, self.buf = self.buf.split(b"\n", 1)
                 text = line.decode(errors="replace").rstrip("\r")
                 seen.append(text)
-                if text == want:
+                if text == want or (not exact and want in text):
                     return
             chunk = self.sock.recv(4096)
             if not chunk:
@@ -129,21 +135,52 @@ async def run(args, devtools):
         await cdp.call("Page.navigate", url=f"http://{args.http}/")
         await cdp.until("document.readyState === 'complete' && !!document.getElementById('nick')",
                         "the page to load")
+
+        # An account, and history in #lobby, before the page comes.
+        line = LineUser(args.line)
+        line.until("[server] Welcome to Chat Server !")
+        line.send("NICK reader")
+        line.until("[server] You are now known as reader")
+        line.send("REGISTER pw-reader")
+        line.until("[server] Account reader registered: you are logged in")
+        line.send("NICK liner")
+        line.until("[server] You are now known as liner")
+        for i in range(1, 61):
+            line.send(f"MSG old {i}")
+        line.send("WHO")
+        line.until("liner(reader)", exact=False)
+
+        # Log in with SASL PLAIN to the account, under another nick.
         await cdp.eval("""(() => {
             document.getElementById('nick').value = 'webber';
+            document.getElementById('account').value = 'reader';
+            document.getElementById('password').value = 'pw-reader';
             document.getElementById('login-form').requestSubmit();
         })()""")
         await cdp.until(
             "document.getElementById('buffer-title').textContent === '#lobby' && "
             "document.getElementById('member-list').textContent.includes('webber')",
             "#lobby with webber in it")
-
-        line = LineUser(args.line)
-        line.until("[server] Welcome to Chat Server !")
-        line.send("NICK liner")
-        line.until("[server] You are now known as liner")
+        line.send("WHO")
+        line.until("webber(reader)", exact=False)
         await cdp.until("document.getElementById('member-list').textContent.includes('liner')",
                         "liner in the member list")
+
+        # Scroll-back: the latest 50 lines on joining, the 10 before on asking.
+        log_has = "[...document.querySelectorAll('#log .text')].some(e => e.textContent === {!r})"
+        await cdp.until(log_has.format("old 60") + " && " + log_has.format("old 11"),
+                        "the latest history in #lobby")
+        if await cdp.eval(log_has.format("old 10")):
+            raise RuntimeError("older history shown before it was asked for")
+        await cdp.until("!document.getElementById('older').hidden", "the 'Load older' button")
+        await cdp.eval("document.getElementById('older').click()")
+        await cdp.until(log_has.format("old 1") + " && " + log_has.format("old 10"),
+                        "the older history in #lobby")
+        order = await cdp.eval("[...document.querySelectorAll('#log .text')]"
+                               ".map(e => e.textContent).filter(t => /^old \\d+$/.test(t))")
+        if order != [f"old {i}" for i in range(1, 61)]:
+            raise RuntimeError(f"history out of order: {order}")
+
         line.send("MSG hello from nc")
         await cdp.until("document.getElementById('log').textContent.includes('hello from nc')",
                         "the line user's message in the page")
@@ -155,6 +192,24 @@ async def run(args, devtools):
         line.until("[webber] hello from the browser")
         await cdp.until("document.getElementById('log').textContent.includes('hello from the browser')",
                         "the page's own message (echo-message) in the page")
+
+        # A private conversation follows the other side's nick change.
+        tabs = "[...document.querySelectorAll('#buffer-list button')].map(b => b.textContent)"
+        line.send("PM webber psst")
+        await cdp.until(tabs + ".includes('liner')", "a tab for liner's private message")
+        line.send("NICK liner2")
+        line.until("[server] You are now known as liner2")
+        await cdp.until(tabs + ".includes('liner2') && !" + tabs + ".includes('liner')",
+                        "liner's tab renamed liner2")
+        line.send("PM webber again")
+        await cdp.eval("document.querySelector('#buffer-list button[data-buffer=\"liner2\"]').click()")
+        await cdp.until("document.getElementById('buffer-title').textContent === 'liner2' && "
+                        "document.getElementById('log').textContent.includes('psst') && "
+                        "document.getElementById('log').textContent.includes('again')",
+                        "both private messages in the liner2 tab")
+        await cdp.eval("document.querySelector('#buffer-list button[data-buffer=\"#lobby\"]').click()")
+        await cdp.until("document.getElementById('buffer-title').textContent === '#lobby'",
+                        "#lobby shown again")
 
         shot = await cdp.call("Page.captureScreenshot", format="png")
         with open(args.screenshot, "wb") as f:

@@ -106,10 +106,11 @@ pub enum Cont {
     HistoryTargets { names: Vec<(String, String)> },
     /// AUTHENTICATE PLAIN or EXTERNAL: the account was looked up; its
     /// authorization identity, if the client gave one.
-    /// `tried`: the account a password was given for (PLAIN), for throttling.
+    /// `tried`: what the login named (PLAIN's account, EXTERNAL's
+    /// certificate), for throttling.
     SaslAccount {
         authzid: Option<String>,
-        tried: Option<String>,
+        tried: Option<sasl::Tried>,
     },
     /// AUTHENTICATE SCRAM-SHA-256: the account's verifiers were looked up.
     ScramFirst {

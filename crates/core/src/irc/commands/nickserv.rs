@@ -10,6 +10,7 @@ use crate::effect::{CertEdit, Effect, Outcome, Secret};
 use crate::names::casefold;
 use crate::state::account::SetAccount;
 use crate::state::ghost::Ghost;
+use crate::throttle::Subject;
 use bavard_proto::message::Message;
 
 /// The pseudo-user's nick, which nobody else may take.
@@ -73,24 +74,24 @@ fn account(ctx: &Ctx<'_>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The refusal's text when failed logins from this user or for `account` are
-/// throttled.
-pub fn throttled(ctx: &Ctx<'_>, account: &str) -> Option<String> {
+/// The refusal's text when failed logins from this user or for `subject`
+/// (an account, or a certificate) are throttled.
+pub fn throttled<'a>(ctx: &Ctx<'_>, subject: impl Into<Subject<'a>>) -> Option<String> {
     let ip = ctx.net.user(ctx.st.id())?.ip;
-    let wait = ctx.net.logins.check(account, ip, ctx.now).err()?;
+    let wait = ctx.net.logins.check(subject, ip, ctx.now).err()?;
     Some(format!("Too many failed attempts, try again in {wait} s"))
 }
 
 /// Records a login attempt's result for throttling.
-pub fn attempt(ctx: &mut Ctx<'_>, account: &str, ok: bool) {
+pub fn attempt<'a>(ctx: &mut Ctx<'_>, subject: impl Into<Subject<'a>>, ok: bool) {
     let Some(ip) = ctx.net.user(ctx.st.id()).map(|u| u.ip) else {
         return;
     };
     if ok {
-        ctx.net.logins.succeeded(account);
+        ctx.net.logins.succeeded(subject);
     } else {
         let limits = ctx.cfg.accounts.throttle();
-        ctx.net.logins.failed(account, ip, ctx.now, limits);
+        ctx.net.logins.failed(subject, ip, ctx.now, limits);
     }
 }
 
@@ -181,7 +182,7 @@ pub fn message(ctx: &mut Ctx<'_>, text: &str) -> Result<Flow, CommandError> {
             }
         }
         ("DROP", [account, password]) => {
-            if let Some(text) = throttled(ctx, account) {
+            if let Some(text) = throttled(ctx, *account) {
                 return done(ctx, &text);
             }
             let effect = Effect::DropAccount {

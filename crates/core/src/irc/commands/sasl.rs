@@ -12,6 +12,7 @@ use crate::sasl::{
     Chunks, ClientFirst, MECHANISMS, Mechanism, SaslError, ScramServer, authorized,
     challenge_lines, parse_client_first, parse_plain,
 };
+use crate::throttle::Subject;
 use bavard_proto::message::Message;
 use bavard_proto::numeric::*;
 
@@ -66,7 +67,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandE
                 ctx.r.num_text(ERR_SASLFAIL, &[], &text);
                 return Ok(Flow::Continue);
             }
-            let tried = Some(plain.authcid.clone());
+            let tried = Some(Tried::Password(plain.authcid.clone()));
             let effect = Effect::CheckAccount {
                 account: plain.authcid,
                 password: Secret(plain.password),
@@ -87,11 +88,18 @@ pub fn authenticate(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandE
             let Some(certfp) = ctx.net.user(id).and_then(|u| u.certfp()) else {
                 return fail(ctx, SaslError::Rejected);
             };
+            let certfp = certfp.to_string();
+            // A certificate no account knows is a failed login like a
+            // wrong password: counted per certificate and per address.
+            if let Some(text) = throttled(ctx, Subject::Certificate(&certfp)) {
+                ctx.r.num_text(ERR_SASLFAIL, &[], &text);
+                return Ok(Flow::Continue);
+            }
             let effect = Effect::AccountByCert {
-                certfp: certfp.to_string(),
+                certfp: certfp.clone(),
             };
             let authzid = Some(authzid).filter(|a| !a.is_empty());
-            let tried = None;
+            let tried = Some(Tried::Certificate(certfp));
             Ok(Flow::Wait(effect, Cont::SaslAccount { authzid, tried }))
         }
         (Mechanism::ScramSha256, Step::First) => match parse_client_first(&response) {
@@ -156,17 +164,32 @@ fn start(ctx: &mut Ctx<'_>, name: &str) -> Result<Flow, CommandError> {
     Ok(Flow::Continue)
 }
 
+/// What a PLAIN or EXTERNAL login tried, counted by the failed-login
+/// throttle.
+#[derive(Debug)]
+pub enum Tried {
+    /// PLAIN: the account a password was given for.
+    Password(String),
+    /// EXTERNAL: the client certificate's fingerprint.
+    Certificate(String),
+}
+
 /// PLAIN or EXTERNAL, once the account was looked up (and its password
 /// checked).
 pub fn account_checked(
     ctx: &mut Ctx<'_>,
     authzid: Option<String>,
-    tried: Option<String>,
+    tried: Option<Tried>,
     outcome: Outcome,
 ) -> Result<Flow, CommandError> {
     if let Some(tried) = &tried {
-        let ok = matches!(outcome, Outcome::Account(Some(_)));
-        attempt(ctx, tried, ok);
+        let ok = matches!(&outcome, Outcome::Account(Some(a))
+            if authorized(authzid.as_deref().unwrap_or(""), a).is_ok());
+        let subject = match tried {
+            Tried::Password(account) => Subject::Account(account),
+            Tried::Certificate(fp) => Subject::Certificate(fp),
+        };
+        attempt(ctx, subject, ok);
     }
     match outcome {
         Outcome::Account(Some(account))
@@ -349,6 +372,58 @@ mod tests {
         c.line("AUTHENTICATE EXTERNAL");
         c.line("AUTHENTICATE +");
         assert!(c.resume(Outcome::Failed("down".into())).contains(" 904 "));
+    }
+
+    /// EXTERNAL failures count like wrong passwords: past
+    /// `accounts.login_failures` the certificate is refused without a
+    /// lookup, and so is PLAIN from the same address.
+    #[test]
+    fn external_failures_are_throttled() {
+        let mut c = Client::new(Some("ab12"));
+        c.line("CAP REQ sasl");
+        let limit = CoreConfig::default().accounts.login_failures;
+        for _ in 0..limit {
+            c.line("AUTHENTICATE EXTERNAL");
+            let (_, effect) = c.line("AUTHENTICATE +");
+            assert!(effect.is_some(), "looked up while under the limit");
+            assert!(c.resume(Outcome::Account(None)).contains(" 904 "));
+        }
+        c.line("AUTHENTICATE EXTERNAL");
+        let (text, effect) = c.line("AUTHENTICATE +");
+        assert_eq!(effect, None, "no lookup once throttled");
+        assert!(
+            text.contains(" 904 * :Too many failed attempts, try again in "),
+            "{text}"
+        );
+        c.line("AUTHENTICATE PLAIN");
+        let (text, effect) = c.line("AUTHENTICATE AGppbGxlcwBzZXNhbWU=");
+        assert_eq!(effect, None);
+        assert!(text.contains("Too many failed attempts"), "{text}");
+
+        // A certificate whose account does not match the authorization
+        // identity is a failure too; a success clears the certificate.
+        let mut c = Client::new(Some("cd34"));
+        c.line("CAP REQ sasl");
+        for _ in 0..limit - 1 {
+            c.line("AUTHENTICATE EXTERNAL");
+            c.line("AUTHENTICATE Ym9i");
+            assert!(
+                c.resume(Outcome::Account(Some("alice".into())))
+                    .contains(" 904 ")
+            );
+        }
+        c.line("AUTHENTICATE EXTERNAL");
+        c.line("AUTHENTICATE +");
+        assert!(
+            c.resume(Outcome::Account(Some("alice".into())))
+                .contains(" 903 ")
+        );
+        let account = c.net.logins.check(
+            crate::throttle::Subject::Certificate("cd34"),
+            "10.9.9.9".parse().unwrap(),
+            0,
+        );
+        assert_eq!(account, Ok(()));
     }
 
     #[test]
