@@ -171,9 +171,14 @@ impl Effects {
             Effect::RedactHistory { target, msgid } => done(self.history.remove(&target, msgid)),
             Effect::ForgetHistory { target } => done(self.history.forget(&target)),
             Effect::RenameHistory { from, to } => done(self.history.rename(&from, &to)),
-            Effect::ReadHistory { target, range } => {
-                answered(self.history.read(&target, range), Outcome::History)
-            }
+            Effect::ReadHistory {
+                target,
+                range,
+                kinds,
+            } => answered(
+                self.history.read_kinds(&target, range, kinds),
+                Outcome::History,
+            ),
             Effect::HistoryTargets {
                 targets,
                 prefix,

@@ -246,8 +246,12 @@ impl Sim {
             }
             Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
             Effect::RenameHistory { from, to } => return done(self.history.rename(&from, &to)),
-            Effect::ReadHistory { target, range } => {
-                return match self.history.read(&target, range) {
+            Effect::ReadHistory {
+                target,
+                range,
+                kinds,
+            } => {
+                return match self.history.read_kinds(&target, range, kinds) {
                     Reply::Now(Ok(events)) => Outcome::History(events),
                     _ => Outcome::Failed("history unavailable".into()),
                 };

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use bavard_core::MsgId;
 use bavard_core::notify::Millis;
-use bavard_core::store::{Point, Range, StoreError, Stored};
+use bavard_core::store::{Kinds, Point, Range, StoreError, Stored};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::accounts::millis;
@@ -137,17 +137,29 @@ pub(crate) fn rename(c: &Connection, from: &str, to: &str) -> rusqlite::Result<(
         .map(drop)
 }
 
-pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
+pub(crate) fn read(
+    c: &Connection,
+    target: &str,
+    range: Range,
+    kinds: Kinds,
+) -> Result<Vec<Stored>, StoreError> {
     let Some(id) = target_id(c, target).map_err(failed)? else {
         return Ok(Vec::new());
     };
-    let conv = Conversation { c, id, target };
+    let conv = Conversation {
+        c,
+        id,
+        target,
+        kinds,
+    };
     // A point naming a message this conversation does not have: nothing.
     Ok(conv.range(range)?.unwrap_or_default())
 }
 
-/// Of `targets`, those whose latest event is strictly between `from` and
-/// `to`, with its time, the `limit` first from `from`.
+/// Of `targets`, those whose latest chat message (PRIVMSG or NOTICE) is
+/// strictly between `from` and `to`, with its time, the `limit` first from
+/// `from`. Other events are told apart once decoded: a conversation's
+/// latest rows are read until a message.
 pub(crate) fn latest(
     c: &Connection,
     targets: &[String],
@@ -158,7 +170,9 @@ pub(crate) fn latest(
 ) -> Result<Vec<(String, Millis)>, StoreError> {
     let (lo, hi) = (from.min(to), from.max(to));
     let mut s = c
-        .prepare_cached("SELECT time FROM history WHERE target = ?1 ORDER BY time DESC LIMIT 1")
+        .prepare_cached(
+            "SELECT time, event FROM history WHERE target = ?1 ORDER BY time DESC, seq DESC",
+        )
         .map_err(failed)?;
     let mut found = Vec::new();
     let mut all = targets.to_vec();
@@ -181,7 +195,15 @@ pub(crate) fn latest(
         let Some(id) = target_id(c, t).map_err(failed)? else {
             continue;
         };
-        let at: Option<i64> = s.query_row([id], |r| r.get(0)).optional().map_err(failed)?;
+        let mut rows = s.query([id]).map_err(failed)?;
+        let mut at: Option<i64> = None;
+        while let Some(row) = rows.next().map_err(failed)? {
+            let bytes: Vec<u8> = row.get(1).map_err(failed)?;
+            if codec::decode(&bytes).is_ok_and(|e| Kinds::Messages.admits(&e)) {
+                at = Some(row.get(0).map_err(failed)?);
+                break;
+            }
+        }
         if let Some(at) = at.map(|at| at.max(0) as u64)
             && at > lo
             && at < hi
@@ -202,6 +224,7 @@ struct Conversation<'a> {
     c: &'a Connection,
     id: i64,
     target: &'a str,
+    kinds: Kinds,
 }
 
 impl Conversation<'_> {
@@ -297,7 +320,9 @@ impl Conversation<'_> {
     }
 
     /// The events strictly between `above` and `below`: the `limit` oldest
-    /// or newest of them, oldest first.
+    /// or newest of them that the conversation's kinds admit, oldest first.
+    /// The kinds are told apart once decoded, so a filtered read steps
+    /// past the others without a limit in SQL.
     fn between(
         &self,
         above: Key,
@@ -314,11 +339,15 @@ impl Conversation<'_> {
              AND (time, seq) > (?2, ?3) AND (time, seq) < (?4, ?5) \
              ORDER BY time {order}, seq {order} LIMIT ?6"
         );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let every = self.kinds == Kinds::All;
+        let sql_limit = match every {
+            true => i64::try_from(limit).unwrap_or(i64::MAX),
+            false => -1,
+        };
         let mut s = self.c.prepare_cached(&sql).map_err(failed)?;
         let rows = s
             .query_map(
-                params![self.id, above.0, above.1, below.0, below.1, limit],
+                params![self.id, above.0, above.1, below.0, below.1, sql_limit],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -330,10 +359,16 @@ impl Conversation<'_> {
             .map_err(failed)?;
         let mut events = Vec::new();
         for row in rows {
+            if events.len() >= limit {
+                break;
+            }
             let (msgid, time, bytes) = row.map_err(failed)?;
             let event = codec::decode(&bytes).map_err(|codec::Corrupt| {
                 StoreError::Unavailable(format!("a damaged history entry in {}", self.target))
             })?;
+            if !every && !self.kinds.admits(&event) {
+                continue;
+            }
             events.push(Stored {
                 target: self.target.to_string(),
                 msgid: MsgId::from_raw(msgid as u64),

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 use bavard_core::MsgId;
 use bavard_core::notify::Millis;
-use bavard_core::store::{Account, AccountStore, HistoryStore, Range, Reply, StoreError, Stored};
+use bavard_core::store::{
+    Account, AccountStore, HistoryStore, Kinds, Range, Reply, StoreError, Stored,
+};
 
 pub use schema::{OpenError, SCHEMA_VERSION};
 use threads::{Threads, Write};
@@ -121,10 +123,15 @@ impl HistoryStore for SqliteStore {
         self.queue(Write::Append { events, keep })
     }
 
-    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {
+    fn read_kinds(
+        &self,
+        target: &str,
+        range: Range,
+        kinds: Kinds,
+    ) -> Reply<Result<Vec<Stored>, StoreError>> {
         let target = target.to_string();
         self.threads
-            .read(Box::new(move |c| history::read(c, &target, range)))
+            .read(Box::new(move |c| history::read(c, &target, range, kinds)))
     }
 
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>> {

@@ -457,7 +457,7 @@ fn nick_claimed(lx: &mut Lx<'_, '_>, nick: &str, outcome: Outcome) -> Result<Flo
 
 fn set_nick(lx: &mut Lx<'_, '_>, new: &str) -> Result<(), ChangeError> {
     let n = lx.cx.net.validate_nick(new)?;
-    let old = lx.apply(SetNick { id: lx.id, nick: n })?;
+    let (old, _) = lx.apply(SetNick { id: lx.id, nick: n })?;
     if old.nick() != new {
         tracing::info!(conn = %lx.id, old = %old.nick(), %new, "nick change");
         lx.notice(&format!("You are now known as {new}"));
@@ -534,7 +534,7 @@ fn topic(
         }
         return Ok(());
     };
-    let (channel, text) = lx.apply(SetTopic {
+    let (channel, text, msgid) = lx.apply(SetTopic {
         id: lx.id,
         channel: name,
         text: text.to_string(),
@@ -546,6 +546,7 @@ fn topic(
             channel,
             text,
             time: lx.cx.now,
+            msgid,
         };
         let mut line = Vec::new();
         super::render::LineDialect.encode(&ev, 0, &mut line);

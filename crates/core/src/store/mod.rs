@@ -57,7 +57,7 @@ mod registry;
 
 pub use accounts::{Account, AccountStore, MemoryAccounts, Scram};
 pub use history::{
-    HistoryStore, MemoryHistory, Point, Range, Stored, dm_key, dm_prefix, history_key,
+    HistoryStore, Kinds, MemoryHistory, Point, Range, Stored, dm_key, dm_prefix, history_key,
 };
 pub use registry::{MemoryRegistry, NameRegistry, SoleRegistry};
 

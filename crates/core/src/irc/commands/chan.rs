@@ -2,6 +2,7 @@
 
 use super::{CommandError, Cont, Ctx, Flow, list, report};
 use crate::effect::{Effect, Outcome};
+use crate::ids::MsgId;
 use crate::irc::state::cap;
 use crate::names::ChannelName;
 use crate::notify::Event;
@@ -128,11 +129,11 @@ fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founde
         founder,
     };
     match ctx.apply(change) {
-        Ok(true) => {
-            joined(ctx, &name);
+        Ok(Some(msgid)) => {
+            joined(ctx, &name, msgid);
             true
         }
-        Ok(false) => true,
+        Ok(None) => true,
         Err(e) => {
             report(ctx.r, "JOIN", e.into());
             false
@@ -141,7 +142,7 @@ fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founde
 }
 
 /// Greets a user who just joined `name`: its JOIN echo, the topic, the names.
-fn joined(ctx: &mut Ctx<'_>, name: &str) {
+fn joined(ctx: &mut Ctx<'_>, name: &str, msgid: MsgId) {
     let id = ctx.st.id();
     let (Some(u), Some(ch)) = (ctx.net.user(id), ctx.net.channel(name)) else {
         return;
@@ -153,6 +154,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
         realname: u.realname().to_string(),
         on_connect: false,
         time: ctx.now,
+        msgid,
     });
     if let Some(t) = &ch.topic {
         ctx.r.num(RPL_TOPIC, &[&ch.name, &t.text]);
@@ -175,7 +177,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {
     let id = ctx.st.id();
     let who = ctx.net.user(id).map(User::source);
-    let channel = ctx.apply(Part {
+    let (channel, msgid) = ctx.apply(Part {
         id,
         channel: name.to_string(),
         reason: reason.to_string(),
@@ -187,6 +189,7 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeErr
             channel,
             reason: reason.to_string(),
             time: ctx.now,
+            msgid,
         });
     }
     Ok(())
@@ -232,13 +235,14 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 channel: ch.name.to_string(),
                 text: text.to_string(),
             };
-            let (channel, text) = ctx.apply(change)?;
+            let (channel, text, msgid) = ctx.apply(change)?;
             if let Some(u) = ctx.net.user(id) {
                 ctx.r.event(&Event::Topic {
                     by: u.source(),
                     channel,
                     text,
                     time: ctx.now,
+                    msgid,
                 });
             }
         }

@@ -259,12 +259,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, m: &Message<'_>, name: &str) -> Result<Flow, 
     if set.applied.is_empty() {
         return Ok(Flow::Continue);
     }
-    if let Some(u) = ctx.net.user(id) {
+    if let (Some(u), Some(msgid)) = (ctx.net.user(id), set.msgid) {
         ctx.r.event(&Event::Mode {
             by: u.source(),
             channel: chname,
             changes: wire_modes(&set.applied),
             time: ctx.now,
+            msgid,
         });
     }
     Ok(Flow::Continue)
@@ -461,7 +462,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
             target: nick.to_string(),
             reason: reason.clone(),
         };
-        let (channel, target) = match ctx.apply(change) {
+        let (channel, target, msgid) = match ctx.apply(change) {
             Ok(done) => done,
             Err(e) => {
                 report(ctx.r, "KICK", e.into());
@@ -476,6 +477,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 target_id,
                 reason: reason.clone(),
                 time: ctx.now,
+                msgid,
             });
         }
     }
