@@ -84,6 +84,12 @@ pub struct HistoryConfig {
     /// 0 keeps messages until `max_per_target` pushes them out.
     #[serde(deserialize_with = "duration_secs")]
     pub max_age: u64,
+    /// Chat messages played to a client that joins a channel and cannot ask
+    /// for them (IRC without draft/chathistory, the line dialect); 0: none.
+    /// Off per channel with mode `+W`.
+    pub playback_on_join: usize,
+    /// The most messages the line dialect's `HISTORY` shows at once.
+    pub line_history_max: usize,
 }
 
 impl Default for HistoryConfig {
@@ -92,6 +98,8 @@ impl Default for HistoryConfig {
             enabled: false,
             max_per_target: 1000,
             max_age: 0,
+            playback_on_join: 0,
+            line_history_max: 100,
         }
     }
 }
@@ -494,6 +502,8 @@ impl Config {
                 } else {
                     0
                 },
+                playback_on_join: self.history.playback_on_join,
+                line_history: self.history.line_history_max,
                 metadata_keys: l.metadata_keys,
                 metadata_key_bytes: l.metadata_key_bytes,
                 metadata_value_bytes: l.metadata_value_bytes,
@@ -605,6 +615,9 @@ impl Config {
             return bad(
                 "limits.stall_grace_ms must be 10 to 600000, limits.write_timeout (seconds) longer than it",
             );
+        }
+        if self.history.line_history_max == 0 {
+            return bad("history.line_history_max must be > 0");
         }
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
             return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");

@@ -61,7 +61,7 @@ async fn channel_events_are_replayed_as_they_were_relayed() {
     ask(&mut b, "JOIN #ev").await;
     // Every event as alice saw it live (her echoes and what others did).
     let mut live: Vec<Msg> = Vec::new();
-    let mut keep = |r: Vec<Msg>, live: &mut Vec<Msg>| {
+    let keep = |r: Vec<Msg>, live: &mut Vec<Msg>| {
         live.extend(
             r.into_iter()
                 .filter(|m| m.tag("msgid").is_some() && m.command != "BATCH"),
@@ -87,7 +87,15 @@ async fn channel_events_are_replayed_as_they_were_relayed() {
             "KICK"
         ]
     );
-    let who = |m: &Msg| m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
+    let who = |m: &Msg| {
+        m.source
+            .as_deref()
+            .unwrap()
+            .split('!')
+            .next()
+            .unwrap()
+            .to_string()
+    };
     let by: Vec<String> = lines.iter().map(who).collect();
     assert_eq!(
         by,

@@ -284,6 +284,7 @@ fn set_simple_mode(
         'C' => &mut m.no_ctcp,
         'M' => &mut m.registered_speak,
         'R' => &mut m.registered_only,
+        'W' => &mut m.no_playback,
         'k' => {
             return match (add, arg) {
                 (true, Some(k)) if m.key.as_deref() != Some(k) => {

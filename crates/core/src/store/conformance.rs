@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    Account, AccountStore, HistoryStore, Kinds, Point, Range, Scram, StoreError, Stored,
-};
+use super::{Account, AccountStore, HistoryStore, Kinds, Point, Range, Scram, StoreError, Stored};
 use crate::ids::MsgId;
 use crate::notify::{Event, MsgKind, Source};
 

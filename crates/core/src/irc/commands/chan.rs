@@ -45,8 +45,9 @@ pub fn join(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
 }
 
 /// Joins `chans[next..]` in order; stops to found a channel that does not
-/// exist yet (claimed in the name registry).
-fn join_from(
+/// exist yet (claimed in the name registry), and to read the history a
+/// client that cannot ask for it is played on joining.
+pub(super) fn join_from(
     ctx: &mut Ctx<'_>,
     chans: Vec<(String, Option<String>)>,
     mut next: usize,
@@ -61,7 +62,11 @@ fn join_from(
             }
         };
         if ctx.net.channel(name).is_some() {
-            join_one(ctx, cname, key.clone(), false);
+            if join_one(ctx, cname, key.clone(), false) == Joined::Now
+                && let Some(flow) = playback(ctx, &chans, next)
+            {
+                return Ok(flow);
+            }
             continue;
         }
         let full = ctx
@@ -106,9 +111,18 @@ pub fn join_founded(
             (outcome, Ok(cname)) => {
                 let founder = outcome == Outcome::Claimed(true);
                 let ch_key = cname.key().to_string();
-                if !join_one(ctx, cname, key.clone(), founder) && founder {
+                match join_one(ctx, cname, key.clone(), founder) {
                     // Founded but not created: give the name back.
-                    ctx.out.later.push(Effect::DropChannel { key: ch_key });
+                    Joined::Refused if founder => {
+                        ctx.out.later.push(Effect::DropChannel { key: ch_key });
+                    }
+                    // A channel founded again finds the history it had.
+                    Joined::Now => {
+                        if let Some(flow) = playback(ctx, &chans, next + 1) {
+                            return Ok(flow);
+                        }
+                    }
+                    _ => {}
                 }
             }
             (_, Err(e)) => report(ctx.r, "JOIN", e.into()),
@@ -117,8 +131,30 @@ pub fn join_founded(
     join_from(ctx, chans, next + 1)
 }
 
-/// Joins one channel and greets the user; false when the join failed.
-fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founder: bool) -> bool {
+/// The read of the history played to the client on joining `chans[next -
+/// 1]`, when it gets some; the JOIN goes on with `chans[next..]` once it
+/// is played.
+fn playback(ctx: &Ctx<'_>, chans: &[(String, Option<String>)], next: usize) -> Option<Flow> {
+    let (name, _) = chans.get(next.checked_sub(1)?)?;
+    let effect = super::history::join_playback(ctx, name)?;
+    let cont = Cont::JoinPlayback {
+        chans: chans.to_vec(),
+        next,
+        channel: name.clone(),
+    };
+    Some(Flow::Wait(effect, cont))
+}
+
+/// How a JOIN of one channel went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joined {
+    Now,
+    Already,
+    Refused,
+}
+
+/// Joins one channel and greets the user.
+fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founder: bool) -> Joined {
     let id = ctx.st.id();
     let name = channel.as_str().to_string();
     let change = Join {
@@ -131,12 +167,12 @@ fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founde
     match ctx.apply(change) {
         Ok(Some(msgid)) => {
             joined(ctx, &name, msgid);
-            true
+            Joined::Now
         }
-        Ok(None) => true,
+        Ok(None) => Joined::Already,
         Err(e) => {
             report(ctx.r, "JOIN", e.into());
-            false
+            Joined::Refused
         }
     }
 }

@@ -299,7 +299,7 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         "CASEMAPPING=rfc1459".into(),
         format!("CHANLIMIT=#:{}", l.channels_per_user),
         "ACCOUNTEXTBAN=a".into(),
-        "CHANMODES=beI,k,l,CMRimnpst".into(),
+        "CHANMODES=beI,k,l,CMRWimnpst".into(),
         format!("CHANNELLEN={}", l.channel_length),
         "CHANTYPES=#".into(),
         "ELIST=CMNTU".into(),

@@ -150,6 +150,48 @@ pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) ->
         }
         _ => Vec::new(),
     };
+    play(ctx, name, events);
+    Flow::Continue
+}
+
+/// The read of what a client that just joined `name` is played of its
+/// history: the last `history.playback_on_join` chat messages, for a
+/// client without draft/chathistory (which asks for what it wants) in a
+/// channel without `+W`.
+pub fn join_playback(ctx: &Ctx<'_>, name: &str) -> Option<Effect> {
+    let l = &ctx.cfg.limits;
+    let n = l.playback_on_join.min(l.history);
+    if n == 0 || ctx.r.caps() & cap::CHATHISTORY != 0 {
+        return None;
+    }
+    let ch = ctx.net.channel(name)?;
+    if ch.modes.no_playback {
+        return None;
+    }
+    Some(Effect::ReadHistory {
+        target: history_key(&ch.key),
+        range: Range::Latest {
+            after: None,
+            limit: n,
+        },
+        kinds: Kinds::Messages,
+    })
+}
+
+/// The history read for a join, played: as a `chathistory` batch with
+/// `batch`, else as plain lines (with their time under server-time). A
+/// failed read plays nothing: the client did not ask.
+pub fn played_on_join(ctx: &mut Ctx<'_>, name: &str, outcome: Outcome) {
+    if let Outcome::History(events) = outcome
+        && !events.is_empty()
+    {
+        play(ctx, name, events);
+    }
+}
+
+/// `events` of the channel or conversation `name`, in a `chathistory`
+/// batch when the client has `batch`.
+fn play(ctx: &mut Ctx<'_>, name: &str, events: Vec<Stored>) {
     ctx.r.start_batch("chathistory", &[name]);
     for mut s in events {
         // A channel's events under its current name; private ones as sent.
@@ -159,7 +201,6 @@ pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) ->
         ctx.r.event(&s.event);
     }
     ctx.r.end_batch();
-    Flow::Continue
 }
 
 /// Names the channel of a kept event `name` (its name now: a renamed

@@ -64,7 +64,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> Vec<ModeItem> {
             'b' | 'e' | 'I' | 'o' | 'v' => true,
             'k' => true,
             'l' => add,
-            'C' | 'M' | 'R' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
+            'C' | 'M' | 'R' | 'W' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
             _ => {
                 out.push(ModeItem::Unknown(c));
                 continue;
@@ -140,6 +140,7 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
         (m.no_ctcp, 'C'),
         (m.registered_speak, 'M'),
         (m.registered_only, 'R'),
+        (m.no_playback, 'W'),
         (m.invite_only, 'i'),
         (m.moderated, 'm'),
         (m.no_external, 'n'),
