@@ -52,7 +52,11 @@ async fn irc_clients_without_chathistory_are_played_the_last_messages() {
     assert_eq!(cmds(&r), ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"]);
     assert_eq!(r[0].params[1..], ["chathistory", "#p"]);
     assert_eq!(texts(&r), ["m2", "m3"]);
-    assert!(r[1..3].iter().all(|m| m.tag("time").is_some() && m.tag("msgid").is_some()));
+    assert!(
+        r[1..3]
+            .iter()
+            .all(|m| m.tag("time").is_some() && m.tag("msgid").is_some())
+    );
     // Without batch, with server-time: plain lines, timed.
     let mut c = IrcClient::registered_with_caps(s.irc, "carol", &["server-time"]).await;
     let r = after_names(&mut c, "#p").await;
@@ -105,8 +109,11 @@ async fn mode_w_turns_playback_off_in_a_channel() {
     assert!(after_names(&mut b, "#p").await.is_empty());
     let mut l = LineClient::connect(s.line).await;
     l.send("JOIN #p").await;
-    l.until(&format!("[server] Members of #p: alice bob {}", l.nick.clone()))
-        .await;
+    l.until(&format!(
+        "[server] Members of #p: alice bob {}",
+        l.nick.clone()
+    ))
+    .await;
     l.expect_quiet().await;
     ask(&mut a, "MODE #p -W").await;
     let mut c = IrcClient::registered(s.irc, "carol").await;

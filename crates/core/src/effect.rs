@@ -6,7 +6,7 @@
 
 use crate::ids::{ConnId, MsgId};
 use crate::notify::Millis;
-use crate::store::{Kinds, Range, Scram, Stored};
+use crate::store::{Kinds, Marker, Range, Scram, Stored};
 
 /// A password on its way to be checked or hashed: its `Debug` shows
 /// nothing, so that no log of an effect ever holds one.
@@ -74,6 +74,15 @@ pub enum Effect {
     ForgetHistory { target: String },
     /// A channel was renamed, its history moves; nobody waits for this one.
     RenameHistory { from: String, to: String },
+    /// An account's read marker moved: kept, the account keeping `keep`;
+    /// nobody waits for this one.
+    SaveReadMarker { marker: Marker, keep: usize },
+    /// A channel was renamed (casefolded names): the accounts' read markers
+    /// on it move; nobody waits for this one.
+    RenameReadMarkers { from: String, to: String },
+    /// An account was dropped, and its read markers with it; nobody waits
+    /// for this one.
+    ForgetReadMarkers { account: String },
     /// Check an account's password (SASL PLAIN): [`Outcome::Account`], with
     /// the account's name as registered when it matches.
     CheckAccount { account: String, password: Secret },

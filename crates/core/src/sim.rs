@@ -246,6 +246,10 @@ impl Sim {
             }
             Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
             Effect::RenameHistory { from, to } => return done(self.history.rename(&from, &to)),
+            // The simulations keep markers in the network alone.
+            Effect::SaveReadMarker { .. }
+            | Effect::RenameReadMarkers { .. }
+            | Effect::ForgetReadMarkers { .. } => return Outcome::Done,
             Effect::ReadHistory {
                 target,
                 range,

@@ -50,6 +50,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX history_by_time ON history (target, time);
     CREATE INDEX history_by_msgid ON history (msgid);",
+    // 2: the accounts' read markers (draft/read-marker).
+    "CREATE TABLE read_markers (
+        account TEXT NOT NULL,
+        target TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (account, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX read_markers_by_target ON read_markers (target);",
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use super::{Account, AccountStore, HistoryStore, Kinds, Point, Range, Scram, StoreError, Stored};
+use super::{
+    Account, AccountStore, HistoryStore, Kinds, Marker, MarkerStore, Point, Range, Scram,
+    StoreError, Stored,
+};
 use crate::ids::MsgId;
 use crate::notify::{Event, MsgKind, Source};
 
@@ -253,6 +256,51 @@ async fn kinds(h: &dyn HistoryStore) {
     assert_eq!(found, Ok(Vec::new()), "comings and goings only");
     h.forget("#k").get().await.unwrap();
     h.forget("#j").get().await.unwrap();
+}
+
+/// Read markers move forward only, are bounded per account, follow a
+/// rename, go with their account, and all come back.
+pub async fn markers(s: &dyn MarkerStore) {
+    let m = |account: &str, target: &str, at| Marker {
+        account: account.into(),
+        target: target.into(),
+        at,
+    };
+    assert_eq!(s.all().get().await, Ok(Vec::new()));
+    s.save(m("alice", "#a", 10), 2).get().await.unwrap();
+    s.save(m("alice", "#a", 5), 2).get().await.unwrap();
+    s.save(m("alice", "bob", 30), 2).get().await.unwrap();
+    s.save(m("bob", "#a", 7), 2).get().await.unwrap();
+    let all = s.all().get().await.unwrap();
+    assert_eq!(
+        all,
+        [
+            m("alice", "#a", 10),
+            m("alice", "bob", 30),
+            m("bob", "#a", 7)
+        ],
+        "never back"
+    );
+    // A third target replaces the one read longest ago (#a at 20), even
+    // when it was read longer ago still.
+    s.save(m("alice", "#a", 20), 2).get().await.unwrap();
+    s.save(m("alice", "#c", 15), 2).get().await.unwrap();
+    let all = s.all().get().await.unwrap();
+    assert_eq!(
+        all,
+        [
+            m("alice", "#c", 15),
+            m("alice", "bob", 30),
+            m("bob", "#a", 7)
+        ]
+    );
+    s.save(m("carol", "#a", 1), 0).get().await.unwrap();
+    assert_eq!(s.all().get().await.unwrap().len(), 3, "0 keeps none");
+    s.rename("#a", "#z").get().await.unwrap();
+    s.rename("#nothing", "#y").get().await.unwrap();
+    s.forget("alice").get().await.unwrap();
+    assert_eq!(s.all().get().await, Ok(vec![m("bob", "#z", 7)]));
+    s.forget("bob").get().await.unwrap();
 }
 
 async fn ids(h: &dyn HistoryStore, target: &str, r: Range) -> Vec<u64> {
