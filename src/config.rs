@@ -72,12 +72,10 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// Whether messages are kept and draft/chathistory offered. Off by
-    /// default: the database's writer takes 50-85 k messages a second, and
-    /// under a flood it costs the server half its deliveries per CPU-second
-    /// (docs/storage.md, "Cost").
+    /// Whether messages are kept and draft/chathistory offered (the cost:
+    /// docs/performance.md, "History").
     pub enabled: bool,
-    /// Messages each conversation keeps; also the most one CHATHISTORY
+    /// Events each conversation keeps; also the most one CHATHISTORY
     /// returns (ISUPPORT `CHATHISTORY`).
     pub max_per_target: usize,
     /// Seconds a message is kept, or a duration such as "30d", "12h", "90m";
@@ -95,7 +93,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
-            enabled: false,
+            enabled: true,
             max_per_target: 1000,
             max_age: 0,
             playback_on_join: 0,

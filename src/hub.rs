@@ -32,6 +32,17 @@ struct Inner {
     delivery: Delivery,
     /// Kept between calls with its capacity.
     out: Outputs,
+    /// The last time the network was given: history finds times by
+    /// assuming they never decrease, so a wall clock set back waits here.
+    clock: Millis,
+}
+
+impl Inner {
+    /// The wall clock, never before the last time given.
+    fn now(&mut self) -> Millis {
+        self.clock = self.clock.max(now_millis());
+        self.clock
+    }
 }
 
 /// How the send queues treat readers that fall behind.
@@ -72,6 +83,7 @@ impl Hub {
                 net: Network::new(cfg, now_millis()),
                 delivery: Delivery::new(send.stall_grace),
                 out: Outputs::default(),
+                clock: 0,
             }),
             effects,
             stall_grace_ms: AtomicU64::new(ms(send.stall_grace)),
@@ -168,6 +180,7 @@ impl Hub {
         f: impl FnOnce(&mut S, &mut Cx<'_>) -> Step,
     ) -> Turn {
         let mut g = self.lock();
+        let now = g.now();
         let Inner { net, out, .. } = &mut *g;
         // Registrations are counted as the registered users this call
         // added: the session's registration is one of its commands.
@@ -175,7 +188,7 @@ impl Hub {
         let mut cx = Cx {
             net,
             out,
-            now: now_millis(),
+            now,
             instant: Instant::now(),
         };
         let mut step = f(session, &mut cx);
@@ -241,8 +254,9 @@ impl Hub {
         me: Option<&Arc<Peer>>,
         wakes: &mut Wakes,
     ) {
+        let now = g.now();
         let Inner { net, out, .. } = g;
-        let _ = net.apply(change, out, now_millis());
+        let _ = net.apply(change, out, now);
         self.settle(g, me, wakes);
     }
 
@@ -250,7 +264,10 @@ impl Hub {
     /// on; drops the clients whose queue overflowed, repeatedly, since
     /// telling others about a drop can overflow more queues.
     fn settle(&self, g: &mut Inner, mut me: Option<&Arc<Peer>>, wakes: &mut Wakes) {
-        let Inner { net, delivery, out } = g;
+        let now = g.now();
+        let Inner {
+            net, delivery, out, ..
+        } = g;
         loop {
             for effect in out.later.drain(..) {
                 self.effects.start_detached(effect);
@@ -261,7 +278,6 @@ impl Hub {
             if dropped.is_empty() {
                 return;
             }
-            let now = now_millis();
             for id in dropped {
                 if let Some(u) = net.user(id) {
                     tracing::info!(conn = %id, nick = u.nick(), "send queue exceeded, dropping client");

@@ -193,7 +193,7 @@ impl Default for Limits {
             read_markers: 100,
             redact_window: 900,
             redact_messages: 10_000,
-            history: 0,
+            history: 1000,
             playback_on_join: 0,
             line_history: 100,
             metadata_keys: 20,

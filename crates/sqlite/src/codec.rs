@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use bavard_core::notify::{Event, MsgKind, MultilinePart, Source};
+use bavard_core::notify::{Event, Millis, MsgKind, MultilinePart, Source};
 use bavard_core::{ConnId, MsgId};
 
 /// An event kind history does not keep.
@@ -30,8 +30,16 @@ const MODE: u8 = 8;
 
 /// `e` as bytes; history keeps chat messages and what event-playback
 /// replays (JOIN, PART, QUIT, NICK, KICK, TOPIC, MODE).
+#[cfg(test)]
 pub(crate) fn encode(e: &Event) -> Result<Vec<u8>, Unsupported> {
-    let mut w = Writer(Vec::with_capacity(64));
+    let mut out = Vec::with_capacity(64);
+    encode_into(e, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `e` as bytes to `out` (nothing when it is not kept).
+fn encode_into(e: &Event, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+    let mut w = Writer(out);
     match e {
         Event::Message {
             from,
@@ -134,12 +142,86 @@ pub(crate) fn encode(e: &Event) -> Result<Vec<u8>, Unsupported> {
         }
         other => return Err(Unsupported(variant_name(other))),
     }
-    Ok(w.0)
+    Ok(())
 }
 
 /// The event `bytes` encode.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Event, Corrupt> {
     let mut r = Reader(bytes);
+    let event = read_event(&mut r)?;
+    if r.0.is_empty() {
+        Ok(event)
+    } else {
+        Err(Corrupt)
+    }
+}
+
+/// Appends one event of a conversation to `chunk`, the bytes of a
+/// `history` row: its msgid and time (LEB128), the event's length (four
+/// bytes, little-endian: written once the event is), then the event. The
+/// length lets a search, a trim or a redaction skip events unread.
+pub(crate) fn push(
+    chunk: &mut Vec<u8>,
+    msgid: MsgId,
+    time: Millis,
+    e: &Event,
+) -> Result<(), Unsupported> {
+    let start = chunk.len();
+    Writer(chunk).u64(msgid.raw()).u64(time);
+    let len_at = chunk.len();
+    chunk.extend_from_slice(&[0; 4]);
+    if let Err(e) = encode_into(e, chunk) {
+        chunk.truncate(start);
+        return Err(e);
+    }
+    let len = u32::try_from(chunk.len() - len_at - 4).unwrap_or(u32::MAX);
+    chunk[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Appends an event already encoded (a row of schema 1's table) to `chunk`.
+pub(crate) fn push_encoded(chunk: &mut Vec<u8>, msgid: MsgId, time: Millis, event: &[u8]) {
+    Writer(chunk).u64(msgid.raw()).u64(time);
+    let len = u32::try_from(event.len()).unwrap_or(u32::MAX);
+    chunk.extend_from_slice(&len.to_le_bytes());
+    chunk.extend_from_slice(event);
+}
+
+/// One event of a `history` row, not decoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) msgid: MsgId,
+    pub(crate) time: Millis,
+    /// The event's bytes, for [`decode`].
+    pub(crate) event: &'a [u8],
+    /// The whole record's bytes.
+    pub(crate) bytes: &'a [u8],
+}
+
+/// The events of a `history` row, in order, not decoded.
+pub(crate) fn records(mut chunk: &[u8]) -> Result<Vec<Record<'_>>, Corrupt> {
+    let mut out = Vec::new();
+    while !chunk.is_empty() {
+        let mut r = Reader(chunk);
+        let (msgid, time) = (MsgId::from_raw(r.u64()?), r.u64()?);
+        let len = r.0.get(..4).ok_or(Corrupt)?;
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| Corrupt)?) as usize;
+        let rest = &r.0[4..];
+        let event = rest.get(..len).ok_or(Corrupt)?;
+        let used = chunk.len() - rest.len() + len;
+        out.push(Record {
+            msgid,
+            time,
+            event,
+            bytes: &chunk[..used],
+        });
+        chunk = &chunk[used..];
+    }
+    Ok(out)
+}
+
+/// Reads one event, leaving what follows it in `r`.
+fn read_event(r: &mut Reader<'_>) -> Result<Event, Corrupt> {
     let event = match r.u8()? {
         MESSAGE => {
             let (from, target, to_channel) = (r.source()?, r.str()?, r.bool()?);
@@ -221,11 +303,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Event, Corrupt> {
         },
         _ => return Err(Corrupt),
     };
-    if r.0.is_empty() {
-        Ok(event)
-    } else {
-        Err(Corrupt)
-    }
+    Ok(event)
 }
 
 fn kind_byte(k: MsgKind) -> u8 {
@@ -263,9 +341,9 @@ fn variant_name(e: &Event) -> &'static str {
     }
 }
 
-struct Writer(Vec<u8>);
+struct Writer<'a>(&'a mut Vec<u8>);
 
-impl Writer {
+impl Writer<'_> {
     fn kind(&mut self, k: u8) -> &mut Self {
         self.u8(k)
     }

@@ -33,6 +33,10 @@ use bavard_core::store::{
 pub use schema::{OpenError, SCHEMA_VERSION};
 use threads::{Threads, Write};
 
+/// The writer connection's page cache, in KiB (as `PRAGMA cache_size`
+/// takes it: negative). Filled only as far as writes need it.
+const WRITER_CACHE_KIB: i64 = -32_768;
+
 /// The accounts and the history, in the SQLite file at [`Self::path`].
 /// Cheap to share behind an `Arc`; dropping the last one finishes the
 /// queued writes and closes the file.
@@ -63,6 +67,12 @@ impl SqliteStore {
         };
         reader
             .pragma_update(None, "query_only", true)
+            .map_err(|e| unusable(e.to_string()))?;
+        // A commit of a busy second's history touches thousands of pages:
+        // with SQLite's default 2 MB cache it would spill them mid-way and
+        // read back pages it wrote moments before.
+        writer
+            .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(|e| unusable(e.to_string()))?;
         let threads = Threads::start(writer, reader)
             .map_err(|e| unusable(format!("cannot start its threads: {e}")))?;

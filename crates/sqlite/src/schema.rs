@@ -15,11 +15,19 @@ const APPLICATION_ID: i64 = 0x6261_7664;
 /// `bavard account` CLI while the server writes, or the other way round).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One version's change of the schema: SQL, then Rust for what SQL cannot
+/// do (events re-encoded).
+struct Step {
+    sql: &'static str,
+    then: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
 /// The schema, one step per version: a database at version `n` has run the
 /// first `n`. Steps are never edited once released, only added.
-const MIGRATIONS: &[&str] = &[
-    // 1: accounts and history.
-    "CREATE TABLE accounts (
+const MIGRATIONS: &[Step] = &[
+    // 1: accounts and history, a row per event.
+    Step {
+        sql: "CREATE TABLE accounts (
         key TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         password_hash TEXT NOT NULL,
@@ -50,14 +58,42 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX history_by_time ON history (target, time);
     CREATE INDEX history_by_msgid ON history (msgid);",
-    // 2: the accounts' read markers (draft/read-marker).
-    "CREATE TABLE read_markers (
+        then: None,
+    },
+    // 2: history, a row per run of a conversation's events (what one commit
+    // added): the row-per-event table is converted, then dropped.
+    Step {
+        sql: "DROP INDEX history_by_time;
+    DROP INDEX history_by_msgid;
+    ALTER TABLE history RENAME TO history_v1;
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        target INTEGER NOT NULL,
+        first_time INTEGER NOT NULL,
+        last_time INTEGER NOT NULL,
+        min_msgid INTEGER NOT NULL,
+        max_msgid INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX history_by_target ON history (target);
+    CREATE INDEX history_by_time ON history (target, last_time);
+    CREATE INDEX history_by_msgid ON history (target, max_msgid, min_msgid);
+    ALTER TABLE targets ADD COLUMN floor_row INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE targets ADD COLUMN floor_idx INTEGER NOT NULL DEFAULT 0;",
+        then: Some(crate::history::convert_v1),
+    },
+    // 3: the accounts' read markers (draft/read-marker).
+    Step {
+        sql: "CREATE TABLE read_markers (
         account TEXT NOT NULL,
         target TEXT NOT NULL,
         at INTEGER NOT NULL,
         PRIMARY KEY (account, target)
     ) WITHOUT ROWID;
     CREATE INDEX read_markers_by_target ON read_markers (target);",
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
@@ -202,7 +238,10 @@ fn migrate_to_latest(c: &mut Connection, path: &Path) -> Result<(), OpenError> {
         return Ok(());
     }
     for step in &MIGRATIONS[version as usize..] {
-        tx.execute_batch(step).map_err(err)?;
+        tx.execute_batch(step.sql).map_err(err)?;
+        if let Some(then) = step.then {
+            then(&tx).map_err(err)?;
+        }
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .map_err(err)?;
@@ -211,4 +250,63 @@ fn migrate_to_latest(c: &mut Connection, path: &Path) -> Result<(), OpenError> {
     tx.commit().map_err(err)?;
     tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "database schema migrated");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bavard_core::store::{HistoryStore, Range, conformance};
+    use rusqlite::params;
+
+    use super::*;
+    use crate::codec;
+
+    /// A file of schema 1 (a row per event) is read back alike, in order,
+    /// once converted to rows of runs.
+    #[tokio::test]
+    async fn schema_1_history_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bavard.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0].sql).unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute("INSERT INTO targets (name, events) VALUES ('#a', 600)", [])
+                .unwrap();
+            for i in 1..=600u64 {
+                let e = conformance::message("#a", i, 1_000 + i / 2);
+                c.execute(
+                    "INSERT INTO history (target, msgid, time, event) VALUES (1, ?1, ?2, ?3)",
+                    params![i as i64, e.time as i64, codec::encode(&e.event).unwrap()],
+                )
+                .unwrap();
+            }
+        }
+        let s = crate::SqliteStore::open(&path).unwrap();
+        let all = s
+            .read(
+                "#a",
+                Range::Latest {
+                    after: None,
+                    limit: 1_000,
+                },
+            )
+            .get()
+            .await
+            .unwrap();
+        let ids: Vec<u64> = all.iter().map(|e| e.msgid.serial()).collect();
+        assert_eq!(ids, (1..=600).collect::<Vec<_>>());
+        assert_eq!(all[0], conformance::message("#a", 1, 1_000));
+        drop(s);
+        let c = Connection::open(&path).unwrap();
+        let version: u32 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3, "runs of 256 events");
+    }
 }

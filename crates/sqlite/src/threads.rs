@@ -4,6 +4,11 @@
 //! lets it read while the writer commits). Answers go back through oneshot
 //! channels, which async callers await as [`Reply::Later`].
 //!
+//! History writes wait up to [`FLUSH_INTERVAL`] to be committed together: a
+//! busy channel's messages of that span become one row (`history`), and the
+//! cost of a commit is shared by thousands of messages rather than paid by
+//! each. An account change, a read and the store's end commit at once.
+//!
 //! Reads see every write queued before them: writes are numbered as they
 //! are queued, the writer publishes how many it has finished, and a read
 //! waits for its number before it runs. A client that sends a message and
@@ -12,6 +17,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bavard_core::MsgId;
 use bavard_core::store::{Reply, StoreError, Stored};
@@ -22,11 +28,13 @@ use crate::history;
 
 /// Writes waiting for the writer, at most: past it, history appends are
 /// dropped (and said so) rather than held in memory without bound.
-const WRITE_QUEUE: usize = 65_536;
+const WRITE_QUEUE: usize = 262_144;
 /// Reads waiting for the reader, at most.
 const READ_QUEUE: usize = 4_096;
-/// Writes committed in one transaction, at most.
-const BATCH: usize = 4_096;
+/// How long a history write may wait for others to share its commit: the
+/// most a `kill -9` can lose of what the server has sent (plus the commit
+/// itself, a few milliseconds).
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Work for a connection, answered with a `T`.
 pub(crate) type Job<T> = Box<dyn FnOnce(&Connection) -> Result<T, StoreError> + Send>;
@@ -65,16 +73,29 @@ struct Read {
     job: Box<dyn FnOnce(&Connection) + Send>,
 }
 
-/// Writes queued so far, and the queue.
-struct Writes {
+/// Writes queued and not yet taken by the writer.
+#[derive(Default)]
+struct Pending {
+    writes: Vec<Write>,
+    /// Writes queued since the start (taken or not).
     queued: u64,
-    tx: SyncSender<Write>,
+    /// Commit what is queued now, without waiting for the interval.
+    flush: bool,
+    /// No more writes: the writer finishes what is queued and ends.
+    closed: bool,
+}
+
+/// The writer's queue, and what wakes the writer.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
 }
 
 /// The threads and their queues. Dropping it lets the writer finish what
 /// is queued, and waits for both threads.
 pub(crate) struct Threads {
-    writes: Option<Mutex<Writes>>,
+    writes: Arc<Queue>,
     reads: Option<SyncSender<Read>>,
     handles: Vec<JoinHandle<()>>,
 }
@@ -122,17 +143,18 @@ impl Threads {
     /// Starts the writer on `writer` and the reader on `reader`.
     pub(crate) fn start(writer: Connection, reader: Connection) -> std::io::Result<Threads> {
         let done = Arc::new(Progress::default());
-        let (wtx, wrx) = sync_channel(WRITE_QUEUE);
+        let queue = Arc::new(Queue::default());
         let (rtx, rrx) = sync_channel(READ_QUEUE);
         let finished = Finished(done.clone());
+        let q = queue.clone();
         let w = std::thread::Builder::new()
             .name("bavard-db-writer".into())
-            .spawn(move || write_loop(writer, wrx, finished))?;
+            .spawn(move || write_loop(writer, &q, finished))?;
         let r = std::thread::Builder::new()
             .name("bavard-db-reader".into())
             .spawn(move || read_loop(reader, rrx, done))?;
         Ok(Threads {
-            writes: Some(Mutex::new(Writes { queued: 0, tx: wtx })),
+            writes: queue,
             reads: Some(rtx),
             handles: vec![w, r],
         })
@@ -140,21 +162,25 @@ impl Threads {
 
     /// Queues `w`; an error when the queue is full or closed.
     pub(crate) fn write(&self, w: Write) -> Result<(), StoreError> {
-        let Some(writes) = &self.writes else {
-            return Err(closed());
-        };
         // Numbered and queued under one lock: numbers follow queue order.
-        let mut q = lock(writes);
-        match q.tx.try_send(w) {
-            Ok(()) => {
-                q.queued += 1;
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => Err(StoreError::Unavailable(
-                "the database is behind: too many writes waiting".into(),
-            )),
-            Err(TrySendError::Disconnected(_)) => Err(closed()),
+        let mut q = lock(&self.writes.pending);
+        if q.closed {
+            return Err(closed());
         }
+        if q.writes.len() >= WRITE_QUEUE {
+            return Err(StoreError::Unavailable(
+                "the database is behind: too many writes waiting".into(),
+            ));
+        }
+        // History waits for company; anything else is committed at once.
+        let urgent = !matches!(w, Write::Append { .. });
+        q.writes.push(w);
+        q.queued += 1;
+        if urgent && !q.flush {
+            q.flush = true;
+            self.writes.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// An account change, answered once committed to disk.
@@ -168,12 +194,21 @@ impl Threads {
 
     /// Runs `job` on the reader once every write queued so far is finished.
     pub(crate) fn read<T: Send + 'static>(&self, job: Job<T>) -> Reply<Result<T, StoreError>> {
-        let (Some(reads), Some(writes)) = (&self.reads, &self.writes) else {
+        let Some(reads) = &self.reads else {
             return Reply::Now(Err(closed()));
         };
         let (reply, answer) = oneshot::channel();
+        let after = {
+            // What the read waits for is committed now, not at the interval.
+            let mut q = lock(&self.writes.pending);
+            if !q.writes.is_empty() && !q.flush {
+                q.flush = true;
+                self.writes.wake.notify_one();
+            }
+            q.queued
+        };
         let read = Read {
-            after: lock(writes).queued,
+            after,
             job: Box::new(move |c| {
                 let _ = reply.send(job(c));
             }),
@@ -204,7 +239,8 @@ impl Drop for Threads {
             }
         };
         reader.into_iter().for_each(joined);
-        self.writes = None;
+        lock(&self.writes.pending).closed = true;
+        self.writes.wake.notify_one();
         handles.into_iter().for_each(joined);
     }
 }
@@ -240,35 +276,68 @@ struct Writer {
     /// Whether the last batch failed, so a full disk is logged once, not
     /// at every batch.
     failing: bool,
+    /// What the writer knows of the conversations it writes to.
+    history: history::Cache,
 }
 
-fn write_loop(c: Connection, rx: Receiver<Write>, finished: Finished) {
+fn write_loop(c: Connection, queue: &Queue, finished: Finished) {
     let mut w = Writer {
         c,
         full_sync: true,
         failing: false,
+        history: history::Cache::default(),
     };
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
+    let mut last = Instant::now();
+    // The queue's two buffers: one filling, one being written, so neither
+    // grows again from nothing at every batch.
+    let mut spare = Vec::new();
+    loop {
+        let mut batch = {
+            let mut q = lock(&queue.pending);
+            loop {
+                let due = last + FLUSH_INTERVAL;
+                let now = Instant::now();
+                if !q.writes.is_empty() && (q.flush || q.closed || now >= due) {
+                    break;
+                }
+                if q.closed {
+                    return;
+                }
+                // Nothing queued: sleep until something urgent arrives or
+                // the interval of what does arrive runs out.
+                let wait = if q.writes.is_empty() {
+                    FLUSH_INTERVAL
+                } else {
+                    due - now
+                };
+                q = queue
+                    .wake
+                    .wait_timeout(q, wait)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
-        }
+            q.flush = false;
+            std::mem::swap(&mut q.writes, &mut spare);
+            spare
+        };
+        last = Instant::now();
         let n = batch.len() as u64;
-        w.commit(batch);
+        w.commit(batch.drain(..));
+        spare = batch;
         finished.0.advance(n);
     }
 }
 
 impl Writer {
     /// Commits `batch`, then answers its account changes.
-    fn commit(&mut self, batch: Vec<Write>) {
+    fn commit(&mut self, batch: std::vec::Drain<'_, Write>) {
         // History alone commits without waiting for the disk: in WAL mode it
         // still survives the process being killed, and loses at most the
         // last moments to a power cut. Accounts wait for the disk.
-        let full_sync = batch.iter().any(|w| matches!(w, Write::Account { .. }));
+        let full_sync = batch
+            .as_slice()
+            .iter()
+            .any(|w| matches!(w, Write::Account { .. }));
         if full_sync != self.full_sync {
             let mode = if full_sync { "FULL" } else { "NORMAL" };
             match self.c.pragma_update(None, "synchronous", mode) {
@@ -277,7 +346,11 @@ impl Writer {
             }
         }
         let mut answers = Vec::new();
-        let committed = run(&mut self.c, batch, &mut answers);
+        let committed = run(&mut self.c, &mut self.history, batch, &mut answers);
+        if committed.is_err() {
+            // The rolled-back batch may have changed what it remembers.
+            self.history = history::Cache::default();
+        }
         match &committed {
             Ok(()) if self.failing => {
                 self.failing = false;
@@ -309,9 +382,14 @@ type Answer = (
 /// of its own, so a refused one (a name taken) leaves the rest; any SQL
 /// failure rolls the whole batch back, and every account change in it is
 /// answered with that failure.
-fn run(c: &mut Connection, batch: Vec<Write>, answers: &mut Vec<Answer>) -> rusqlite::Result<()> {
-    let mut writes = batch.into_iter();
-    let r = apply(c, &mut writes, answers);
+fn run(
+    c: &mut Connection,
+    cache: &mut history::Cache,
+    batch: std::vec::Drain<'_, Write>,
+    answers: &mut Vec<Answer>,
+) -> rusqlite::Result<()> {
+    let mut writes = batch;
+    let r = apply(c, cache, &mut writes, answers);
     if r.is_err() {
         // Answered with the failure by the caller, whatever is said here.
         for w in writes {
@@ -325,17 +403,23 @@ fn run(c: &mut Connection, batch: Vec<Write>, answers: &mut Vec<Answer>) -> rusq
 
 fn apply(
     c: &mut Connection,
+    cache: &mut history::Cache,
     writes: &mut impl Iterator<Item = Write>,
     answers: &mut Vec<Answer>,
 ) -> rusqlite::Result<()> {
     let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Appends in a row are written together: one row per conversation.
+    let mut appends = history::Appends::default();
     for w in writes {
+        if !matches!(w, Write::Append { .. }) {
+            appends.write(&tx, cache)?;
+        }
         match w {
-            Write::Append { events, keep } => history::append(&tx, &events, keep)?,
-            Write::Remove { target, msgid } => history::remove(&tx, &target, msgid)?,
-            Write::Forget { target } => history::forget(&tx, &target)?,
-            Write::Prune { before } => history::prune(&tx, before)?,
-            Write::Rename { from, to } => history::rename(&tx, &from, &to)?,
+            Write::Append { events, keep } => appends.add(events, keep),
+            Write::Remove { target, msgid } => history::remove(&tx, cache, &target, msgid)?,
+            Write::Forget { target } => history::forget(&tx, cache, &target)?,
+            Write::Prune { before } => history::prune(&tx, cache, before)?,
+            Write::Rename { from, to } => history::rename(&tx, cache, &from, &to)?,
             Write::Account { job, reply } => {
                 let sp = tx.savepoint()?;
                 let r = job(&sp);
@@ -347,5 +431,6 @@ fn apply(
             }
         }
     }
+    appends.write(&tx, cache)?;
     tx.commit()
 }

@@ -35,11 +35,11 @@ async fn both_stores_answer_alike() {
     conformance::markers(&s).await;
 }
 
-/// A file of schema version 1 (before read markers were kept) gains the
+/// A file of schema version 2 (before read markers were kept) gains the
 /// markers' table and keeps what it had; an account deleted takes its
 /// markers with it.
 #[tokio::test]
-async fn a_version_1_file_is_migrated_to_keep_read_markers() {
+async fn a_version_2_file_is_migrated_to_keep_read_markers() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);
     {
@@ -47,7 +47,7 @@ async fn a_version_1_file_is_migrated_to_keep_read_markers() {
         s.create(conformance::account("alice")).get().await.unwrap();
     }
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("DROP TABLE read_markers; PRAGMA user_version = 1;")
+    c.execute_batch("DROP TABLE read_markers; PRAGMA user_version = 2;")
         .unwrap();
     drop(c);
     let s = SqliteStore::open(&path).unwrap();
