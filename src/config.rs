@@ -75,13 +75,19 @@ pub struct HistoryConfig {
     /// Whether messages are kept and draft/chathistory offered (the cost:
     /// docs/performance.md, "History").
     pub enabled: bool,
-    /// Messages each conversation keeps; also the most one CHATHISTORY
+    /// Events each conversation keeps; also the most one CHATHISTORY
     /// returns (ISUPPORT `CHATHISTORY`).
     pub max_per_target: usize,
     /// Seconds a message is kept, or a duration such as "30d", "12h", "90m";
     /// 0 keeps messages until `max_per_target` pushes them out.
     #[serde(deserialize_with = "duration_secs")]
     pub max_age: u64,
+    /// Chat messages played to a client that joins a channel and cannot ask
+    /// for them (IRC without draft/chathistory, the line dialect); 0: none.
+    /// Off per channel with mode `+W`.
+    pub playback_on_join: usize,
+    /// The most messages the line dialect's `HISTORY` shows at once.
+    pub line_history_max: usize,
 }
 
 impl Default for HistoryConfig {
@@ -90,6 +96,8 @@ impl Default for HistoryConfig {
             enabled: true,
             max_per_target: 1000,
             max_age: 0,
+            playback_on_join: 0,
+            line_history_max: 100,
         }
     }
 }
@@ -501,6 +509,8 @@ impl Config {
                 } else {
                     0
                 },
+                playback_on_join: self.history.playback_on_join,
+                line_history: self.history.line_history_max,
                 metadata_keys: l.metadata_keys,
                 metadata_key_bytes: l.metadata_key_bytes,
                 metadata_value_bytes: l.metadata_value_bytes,
@@ -612,6 +622,9 @@ impl Config {
             return bad(
                 "limits.stall_grace_ms must be 10 to 600000, limits.write_timeout (seconds) longer than it",
             );
+        }
+        if self.history.line_history_max == 0 {
+            return bad("history.line_history_max must be > 0");
         }
         if l.max_targets == 0 || l.ping_interval == 0 || l.ping_timeout == 0 {
             return bad("limits.max_targets, ping_interval and ping_timeout must be > 0");

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 use bavard_core::effect::{Effect, Outcome, ScramStart, Secret};
 use bavard_core::names::casefold;
 use bavard_core::store::{
-    Account, AccountStore, HistoryStore, MemoryAccounts, MemoryHistory, NameRegistry, Reply,
-    StoreError,
+    Account, AccountStore, HistoryStore, MarkerStore, MemoryAccounts, MemoryHistory, MemoryMarkers,
+    NameRegistry, Reply, StoreError,
 };
 use bavard_sqlite::{OpenError, SqliteStore};
 
@@ -38,11 +38,13 @@ pub struct Secrets {
     pub opers: Vec<Oper>,
 }
 
-/// What outlives a connection: the accounts and the history.
+/// What outlives a connection: the accounts, the history, the accounts'
+/// read markers.
 #[derive(Clone)]
 pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
     pub history: Arc<dyn HistoryStore>,
+    pub markers: Arc<dyn MarkerStore>,
 }
 
 impl Stores {
@@ -51,15 +53,17 @@ impl Stores {
         Stores {
             accounts: Arc::new(MemoryAccounts::default()),
             history: Arc::new(MemoryHistory::default()),
+            markers: Arc::new(MemoryMarkers::default()),
         }
     }
 
-    /// Both in one SQLite database.
+    /// All in one SQLite database.
     pub fn sqlite(db: SqliteStore) -> Stores {
         let db = Arc::new(db);
         Stores {
             accounts: db.clone(),
-            history: db,
+            history: db.clone(),
+            markers: db,
         }
     }
 
@@ -77,6 +81,8 @@ pub struct Effects {
     accounts: Arc<dyn AccountStore>,
     /// Conversations' history (draft/chathistory).
     history: Arc<dyn HistoryStore>,
+    /// The accounts' read markers (draft/read-marker), written as they move.
+    markers: Arc<dyn MarkerStore>,
     secrets: RwLock<Arc<Secrets>>,
     /// What REHASH runs: reads the configuration file and applies it, or
     /// says why not. None: the server has no file to read.
@@ -92,6 +98,7 @@ impl Effects {
             registry,
             accounts: stores.accounts,
             history: stores.history,
+            markers: stores.markers,
             secrets: RwLock::new(Arc::new(secrets)),
             rehash: RwLock::new(None),
         }
@@ -169,9 +176,17 @@ impl Effects {
             Effect::RedactHistory { target, msgid } => done(self.history.remove(&target, msgid)),
             Effect::ForgetHistory { target } => done(self.history.forget(&target)),
             Effect::RenameHistory { from, to } => done(self.history.rename(&from, &to)),
-            Effect::ReadHistory { target, range } => {
-                answered(self.history.read(&target, range), Outcome::History)
-            }
+            Effect::SaveReadMarker { marker, keep } => done(self.markers.save(marker, keep)),
+            Effect::RenameReadMarkers { from, to } => done(self.markers.rename(&from, &to)),
+            Effect::ForgetReadMarkers { account } => done(self.markers.forget(&account)),
+            Effect::ReadHistory {
+                target,
+                range,
+                kinds,
+            } => answered(
+                self.history.read_kinds(&target, range, kinds),
+                Outcome::History,
+            ),
             Effect::HistoryTargets {
                 targets,
                 prefix,

@@ -145,6 +145,11 @@ impl Hub {
         }
     }
 
+    /// Takes the accounts' read markers kept in the store (at start).
+    pub fn load_read_markers(&self, markers: Vec<bavard_core::store::Marker>) {
+        self.lock().net.load_read_markers(markers);
+    }
+
     /// Reads the network (tests, status).
     pub fn read<R>(&self, f: impl FnOnce(&Network) -> R) -> R {
         f(&self.lock().net)

@@ -114,9 +114,10 @@ async fn chathistory_plays_back_what_the_channel_said() {
         ids.push(say(&mut a, "#h", &format!("m{i}")).await);
         pause().await;
     }
-    // A NOTICE is kept; a TAGMSG, a status message and a private message are not.
+    // A NOTICE is kept; a typing TAGMSG, a status message and a private
+    // message are not. (The JOIN is kept, and pushed out by the limit.)
     ask(&mut a, "NOTICE #h :n5").await;
-    ask(&mut a, "@+draft/react=x TAGMSG #h").await;
+    ask(&mut a, "@+typing=active TAGMSG #h").await;
     ask(&mut a, "PRIVMSG @#h :ops").await;
     ask(&mut a, "PRIVMSG alice :self").await;
     pause().await;

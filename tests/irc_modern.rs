@@ -251,7 +251,7 @@ async fn no_ctcp_mode_lets_only_action_through() {
     assert!(
         isupport(s.irc)
             .await
-            .contains(&"CHANMODES=beI,k,l,CMRimnpst".to_string())
+            .contains(&"CHANMODES=beI,k,l,CMRWimnpst".to_string())
     );
     let mut op = Client::registered(s.irc, "op").await;
     let mut user = Client::registered(s.irc, "user").await;

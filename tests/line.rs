@@ -583,12 +583,12 @@ async fn help_invalid_usage_and_lowercase_verbs() {
     let first = c[0].line().await;
     assert_eq!(first, "[server] Commands (verbs are case-insensitive):");
     let mut help = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..17 {
         help.push(c[0].line().await);
     }
     for verb in [
-        "MSG", "PM", "NICK", "WHO", "JOIN", "PART", "LIST", "TOPIC", "REGISTER", "LOGIN", "LOGOUT",
-        "OPER", "KILL", "REHASH", "QUIT", "HELP",
+        "MSG", "PM", "NICK", "WHO", "JOIN", "PART", "LIST", "TOPIC", "HISTORY", "REGISTER",
+        "LOGIN", "LOGOUT", "OPER", "KILL", "REHASH", "QUIT", "HELP",
     ] {
         assert!(
             help.iter()

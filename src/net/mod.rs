@@ -126,8 +126,18 @@ pub async fn run_with(
     let max_age = Duration::from_secs(cfg.history.max_age);
     let retention = (cfg.history.enabled && !max_age.is_zero())
         .then(|| tokio::spawn(crate::retention::run(stores.history.clone(), max_age)));
+    // The accounts' read markers are read once; the network answers from
+    // memory afterwards and writes each move back.
+    let markers = match stores.markers.all().get().await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "read markers not loaded: the accounts start without them");
+            Vec::new()
+        }
+    };
     let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
     let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
+    hub.load_read_markers(markers);
     let admission = Mutex::new(limits::Admission::new(reload::conn_limits(&cfg)));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {

@@ -123,6 +123,12 @@ pub struct Limits {
     /// offers no history (`history.max_per_target`, or 0 with
     /// `history.enabled = false`, in the server's configuration).
     pub history: usize,
+    /// Chat messages played to a client that joins a channel and cannot ask
+    /// for history itself (`history.playback_on_join`); 0: none.
+    pub playback_on_join: usize,
+    /// The most messages the line dialect's `HISTORY` shows at once
+    /// (`history.line_history_max`).
+    pub line_history: usize,
     /// draft/metadata-3: keys one user or channel may have (`max-keys`) ...
     pub metadata_keys: usize,
     /// ... the longest key, in bytes ...
@@ -188,6 +194,8 @@ impl Default for Limits {
             redact_window: 900,
             redact_messages: 10_000,
             history: 1000,
+            playback_on_join: 0,
+            line_history: 100,
             metadata_keys: 20,
             metadata_key_bytes: 64,
             metadata_value_bytes: 256,

@@ -6,7 +6,7 @@
 
 use crate::ids::{ConnId, MsgId};
 use crate::notify::Millis;
-use crate::store::{Range, Scram, Stored};
+use crate::store::{Kinds, Marker, Range, Scram, Stored};
 
 /// A password on its way to be checked or hashed: its `Debug` shows
 /// nothing, so that no log of an effect ever holds one.
@@ -51,8 +51,13 @@ pub enum Effect {
     /// Store a message in its conversation's history, which keeps its last
     /// `keep`; nobody waits for this one.
     AppendHistory { stored: Box<Stored>, keep: usize },
-    /// Read a conversation's history: [`Outcome::History`].
-    ReadHistory { target: String, range: Range },
+    /// Read the events of a conversation's history that `kinds` admits:
+    /// [`Outcome::History`].
+    ReadHistory {
+        target: String,
+        range: Range,
+        kinds: Kinds,
+    },
     /// Of these conversations (and those whose key starts with `prefix`),
     /// those whose latest message is between two times, at most `limit`:
     /// [`Outcome::Targets`].
@@ -69,6 +74,15 @@ pub enum Effect {
     ForgetHistory { target: String },
     /// A channel was renamed, its history moves; nobody waits for this one.
     RenameHistory { from: String, to: String },
+    /// An account's read marker moved: kept, the account keeping `keep`;
+    /// nobody waits for this one.
+    SaveReadMarker { marker: Marker, keep: usize },
+    /// A channel was renamed (casefolded names): the accounts' read markers
+    /// on it move; nobody waits for this one.
+    RenameReadMarkers { from: String, to: String },
+    /// An account was dropped, and its read markers with it; nobody waits
+    /// for this one.
+    ForgetReadMarkers { account: String },
     /// Check an account's password (SASL PLAIN): [`Outcome::Account`], with
     /// the account's name as registered when it matches.
     CheckAccount { account: String, password: Secret },

@@ -131,6 +131,8 @@ pub enum Event {
         /// The automatic join of a `line` user that just connected.
         on_connect: bool,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     Part {
         who: Source,
@@ -138,18 +140,24 @@ pub enum Event {
         channel: String,
         reason: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     Quit {
         who: Source,
         id: ConnId,
         reason: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     /// `who` is the user under its old nick.
     Nick {
         who: Source,
         new: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     Kick {
         by: Source,
@@ -158,12 +166,16 @@ pub enum Event {
         target_id: ConnId,
         reason: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     Topic {
         by: Source,
         channel: String,
         text: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     /// Channel mode changes in wire form (`+o-v alice bob`).
     Mode {
@@ -171,6 +183,8 @@ pub enum Event {
         channel: String,
         changes: String,
         time: Millis,
+        /// Its id, as history keeps it (`draft/event-playback`).
+        msgid: MsgId,
     },
     Invite {
         by: Source,

@@ -246,8 +246,16 @@ impl Sim {
             }
             Effect::ForgetHistory { target } => return done(self.history.forget(&target)),
             Effect::RenameHistory { from, to } => return done(self.history.rename(&from, &to)),
-            Effect::ReadHistory { target, range } => {
-                return match self.history.read(&target, range) {
+            // The simulations keep markers in the network alone.
+            Effect::SaveReadMarker { .. }
+            | Effect::RenameReadMarkers { .. }
+            | Effect::ForgetReadMarkers { .. } => return Outcome::Done,
+            Effect::ReadHistory {
+                target,
+                range,
+                kinds,
+            } => {
+                return match self.history.read_kinds(&target, range, kinds) {
                     Reply::Now(Ok(events)) => Outcome::History(events),
                     _ => Outcome::Failed("history unavailable".into()),
                 };

@@ -32,6 +32,8 @@ pub enum Command<'a> {
         text: &'a str,
     },
     Help,
+    /// The last messages of the current channel: the count as typed.
+    History(Option<&'a str>),
     /// Registers the current nick as an account.
     Register(&'a str),
     Login {
@@ -109,6 +111,11 @@ pub fn parse(line: &str) -> Command<'_> {
             _ => Command::Usage("PM <nick> <text>"),
         },
         "HELP" => Command::Help,
+        "HISTORY" => match word(arg) {
+            ("", _) => Command::History(None),
+            (count, "") => Command::History(Some(count)),
+            _ => Command::Usage("HISTORY [count]"),
+        },
         "REGISTER" if arg.is_empty() => Command::Usage("REGISTER <password>"),
         "REGISTER" => Command::Register(arg),
         "LOGIN" => match word(arg) {

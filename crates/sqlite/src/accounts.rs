@@ -69,6 +69,7 @@ pub(crate) fn update(c: &Connection, a: &Account) -> Result<(), StoreError> {
 pub(crate) fn delete(c: &Connection, key: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM certfps WHERE account = ?1", [key])
         .map_err(failed)?;
+    crate::markers::forget(c, key)?;
     match c.execute("DELETE FROM accounts WHERE key = ?1", [key]) {
         Ok(0) => Err(StoreError::Missing(key.to_string())),
         Ok(_) => Ok(()),
@@ -99,6 +100,7 @@ fn certfps_free(c: &Connection, key: &str, a: &Account) -> Result<(), StoreError
 fn put_certfps(c: &Connection, key: &str, a: &Account) -> Result<(), StoreError> {
     c.execute("DELETE FROM certfps WHERE account = ?1", [key])
         .map_err(failed)?;
+    crate::markers::forget(c, key)?;
     let mut s = c
         .prepare_cached("INSERT INTO certfps (fp, account, position) VALUES (?1, ?2, ?3)")
         .map_err(failed)?;

@@ -2,7 +2,9 @@
 //! fields in order (strings and numbers as LEB128 lengths and values). A
 //! hand-written encoding rather than serde in the core: eight variants, no
 //! field names repeated in every row, and the core stays free of a
-//! serialization framework. Changing it means a schema migration.
+//! serialization framework. Every event carries its msgid and time, as it
+//! was relayed. Changing the layout of a kind already written means a
+//! schema migration.
 
 use std::sync::Arc;
 
@@ -64,9 +66,13 @@ fn encode_into(e: &Event, out: &mut Vec<u8>) -> Result<(), Unsupported> {
             realname,
             on_connect,
             time,
+            msgid,
         } => {
             w.kind(JOIN).source(who).u64(id.raw()).str(channel);
-            w.str(realname).bool(*on_connect).u64(*time);
+            w.str(realname)
+                .bool(*on_connect)
+                .u64(*time)
+                .u64(msgid.raw());
         }
         Event::Part {
             who,
@@ -74,24 +80,32 @@ fn encode_into(e: &Event, out: &mut Vec<u8>) -> Result<(), Unsupported> {
             channel,
             reason,
             time,
+            msgid,
         } => {
             w.kind(PART).source(who).u64(id.raw()).str(channel);
-            w.str(reason).u64(*time);
+            w.str(reason).u64(*time).u64(msgid.raw());
         }
         Event::Quit {
             who,
             id,
             reason,
             time,
+            msgid,
         } => {
-            w.kind(QUIT)
-                .source(who)
-                .u64(id.raw())
-                .str(reason)
-                .u64(*time);
+            w.kind(QUIT).source(who).u64(id.raw()).str(reason);
+            w.u64(*time).u64(msgid.raw());
         }
-        Event::Nick { who, new, time } => {
-            w.kind(NICK).source(who).str(new).u64(*time);
+        Event::Nick {
+            who,
+            new,
+            time,
+            msgid,
+        } => {
+            w.kind(NICK)
+                .source(who)
+                .str(new)
+                .u64(*time)
+                .u64(msgid.raw());
         }
         Event::Kick {
             by,
@@ -100,25 +114,31 @@ fn encode_into(e: &Event, out: &mut Vec<u8>) -> Result<(), Unsupported> {
             target_id,
             reason,
             time,
+            msgid,
         } => {
             w.kind(KICK).source(by).str(channel).str(target);
             w.u64(target_id.raw()).str(reason).u64(*time);
+            w.u64(msgid.raw());
         }
         Event::Topic {
             by,
             channel,
             text,
             time,
+            msgid,
         } => {
-            w.kind(TOPIC).source(by).str(channel).str(text).u64(*time);
+            w.kind(TOPIC).source(by).str(channel).str(text);
+            w.u64(*time).u64(msgid.raw());
         }
         Event::Mode {
             by,
             channel,
             changes,
             time,
+            msgid,
         } => {
-            w.kind(MODE).source(by).str(channel).str(changes).u64(*time);
+            w.kind(MODE).source(by).str(channel).str(changes);
+            w.u64(*time).u64(msgid.raw());
         }
         other => return Err(Unsupported(variant_name(other))),
     }
@@ -284,6 +304,7 @@ fn read_event(r: &mut Reader<'_>) -> Result<Event, Corrupt> {
             realname: r.string()?,
             on_connect: r.bool()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         PART => Event::Part {
             who: r.source()?,
@@ -291,17 +312,20 @@ fn read_event(r: &mut Reader<'_>) -> Result<Event, Corrupt> {
             channel: r.string()?,
             reason: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         QUIT => Event::Quit {
             who: r.source()?,
             id: ConnId::from_raw(r.u64()?),
             reason: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         NICK => Event::Nick {
             who: r.source()?,
             new: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         KICK => Event::Kick {
             by: r.source()?,
@@ -310,18 +334,21 @@ fn read_event(r: &mut Reader<'_>) -> Result<Event, Corrupt> {
             target_id: ConnId::from_raw(r.u64()?),
             reason: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         TOPIC => Event::Topic {
             by: r.source()?,
             channel: r.string()?,
             text: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         MODE => Event::Mode {
             by: r.source()?,
             channel: r.string()?,
             changes: r.string()?,
             time: r.u64()?,
+            msgid: MsgId::from_raw(r.u64()?),
         },
         _ => return Err(Corrupt),
     };
@@ -481,6 +508,17 @@ mod tests {
                     },
                 ],
             },
+            Event::Message {
+                from: who(),
+                target: Arc::from("bob"),
+                to_channel: false,
+                text: String::new(),
+                kind: MsgKind::Tagmsg,
+                client_tags: "+draft/persist;+draft/react=\\u{1F44D}".into(),
+                time,
+                msgid: MsgId::new(0, 1),
+                parts: Vec::new(),
+            },
             Event::Join {
                 who: who(),
                 id,
@@ -488,6 +526,7 @@ mod tests {
                 realname: "Alice Liddell".into(),
                 on_connect: true,
                 time,
+                msgid: MsgId::new(0, 1),
             },
             Event::Part {
                 who: who(),
@@ -495,17 +534,20 @@ mod tests {
                 channel: "#lobby".into(),
                 reason: String::new(),
                 time,
+                msgid: MsgId::new(1, 2),
             },
             Event::Quit {
                 who: who(),
                 id,
                 reason: "bye é".into(),
                 time,
+                msgid: MsgId::new(2, 3),
             },
             Event::Nick {
                 who: who(),
                 new: "bob".into(),
                 time: 0,
+                msgid: MsgId::new(3, 0),
             },
             Event::Kick {
                 by: who(),
@@ -514,18 +556,21 @@ mod tests {
                 target_id: id,
                 reason: "out".into(),
                 time,
+                msgid: MsgId::new(4, 281474976710655),
             },
             Event::Topic {
                 by: Source::from_prefix("server.name", false),
                 channel: "#lobby".into(),
                 text: "welcome".into(),
                 time,
+                msgid: MsgId::new(5, 77),
             },
             Event::Mode {
                 by: who(),
                 channel: "#lobby".into(),
                 changes: "+o-v bob alice".into(),
                 time: u64::MAX,
+                msgid: MsgId::new(6, 12345),
             },
         ];
         for e in events {

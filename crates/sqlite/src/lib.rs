@@ -1,13 +1,13 @@
 //! bavard's accounts and history in one embedded SQLite file
 //! (docs/storage.md): [`SqliteStore`] implements the core's
-//! [`AccountStore`] and [`HistoryStore`] seams.
+//! [`AccountStore`], [`HistoryStore`] and [`MarkerStore`] seams.
 //!
 //! # Layout
 //! - [`schema`]: opening a file: settings (WAL), checks, migrations, and
 //!   [`OpenError`].
 //! - `threads`: the writer thread (batched transactions) and the reader
 //!   thread; nothing here blocks the caller.
-//! - `accounts`, `history`: the SQL of each seam.
+//! - `accounts`, `history`, `markers`: the SQL of each seam.
 //! - `codec`: the events history keeps, as bytes.
 //!
 //! Account changes are answered once committed to disk; history writes are
@@ -17,6 +17,7 @@
 mod accounts;
 mod codec;
 mod history;
+mod markers;
 pub mod schema;
 mod threads;
 
@@ -24,7 +25,10 @@ use std::path::{Path, PathBuf};
 
 use bavard_core::MsgId;
 use bavard_core::notify::Millis;
-use bavard_core::store::{Account, AccountStore, HistoryStore, Range, Reply, StoreError, Stored};
+use bavard_core::store::{
+    Account, AccountStore, HistoryStore, Kinds, Marker, MarkerStore, Range, Reply, StoreError,
+    Stored,
+};
 
 pub use schema::{OpenError, SCHEMA_VERSION};
 use threads::{Threads, Write};
@@ -148,10 +152,15 @@ impl HistoryStore for SqliteStore {
         Reply::Now(self.threads.append(&events, keep))
     }
 
-    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {
+    fn read_kinds(
+        &self,
+        target: &str,
+        range: Range,
+        kinds: Kinds,
+    ) -> Reply<Result<Vec<Stored>, StoreError>> {
         let target = target.to_string();
         self.threads
-            .read(Box::new(move |c| history::read(c, &target, range)))
+            .read(Box::new(move |c| history::read(c, &target, range, kinds)))
     }
 
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>> {
@@ -184,5 +193,30 @@ impl HistoryStore for SqliteStore {
         self.threads.read(Box::new(move |c| {
             history::latest(c, &targets, prefix.as_deref(), from, to, limit)
         }))
+    }
+}
+
+/// Marker writes are small and rare (a client reading), so each goes with
+/// the account changes: committed with the writer's next batch, durably.
+impl MarkerStore for SqliteStore {
+    fn save(&self, marker: Marker, keep: usize) -> Reply<Result<(), StoreError>> {
+        self.threads
+            .account(Box::new(move |c| markers::save(c, &marker, keep)))
+    }
+
+    fn all(&self) -> Reply<Result<Vec<Marker>, StoreError>> {
+        self.threads.read(Box::new(markers::all))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.threads
+            .account(Box::new(move |c| markers::rename(c, &from, &to)))
+    }
+
+    fn forget(&self, account: &str) -> Reply<Result<(), StoreError>> {
+        let account = account.to_string();
+        self.threads
+            .account(Box::new(move |c| markers::forget(c, &account)))
     }
 }

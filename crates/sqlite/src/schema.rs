@@ -83,6 +83,17 @@ const MIGRATIONS: &[Step] = &[
     ALTER TABLE targets ADD COLUMN floor_idx INTEGER NOT NULL DEFAULT 0;",
         then: Some(crate::history::convert_v1),
     },
+    // 3: the accounts' read markers (draft/read-marker).
+    Step {
+        sql: "CREATE TABLE read_markers (
+        account TEXT NOT NULL,
+        target TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (account, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX read_markers_by_target ON read_markers (target);",
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.

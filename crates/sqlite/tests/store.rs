@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 
 use bavard_core::MsgId;
 use bavard_core::store::{
-    AccountStore, HistoryStore, MemoryAccounts, MemoryHistory, Point, Range, conformance,
+    AccountStore, HistoryStore, Marker, MarkerStore, MemoryAccounts, MemoryHistory, MemoryMarkers,
+    Point, Range, conformance,
 };
 use bavard_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore};
 
@@ -26,10 +27,43 @@ fn latest(limit: usize) -> Range {
 async fn both_stores_answer_alike() {
     conformance::history(&MemoryHistory::default()).await;
     conformance::accounts(&MemoryAccounts::default()).await;
+    conformance::markers(&MemoryMarkers::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(db(&dir)).unwrap();
     conformance::history(&s).await;
     conformance::accounts(&s).await;
+    conformance::markers(&s).await;
+}
+
+/// A file of schema version 2 (before read markers were kept) gains the
+/// markers' table and keeps what it had; an account deleted takes its
+/// markers with it.
+#[tokio::test]
+async fn a_version_2_file_is_migrated_to_keep_read_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.create(conformance::account("alice")).get().await.unwrap();
+    }
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("DROP TABLE read_markers; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(c);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma(&path, "user_version"), i64::from(SCHEMA_VERSION));
+    assert!(s.get("alice").get().await.unwrap().is_some());
+    let marker = Marker {
+        account: "alice".into(),
+        target: "#a".into(),
+        at: 42,
+    };
+    s.save(marker.clone(), 10).get().await.unwrap();
+    drop(s);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.all().get().await, Ok(vec![marker]));
+    AccountStore::delete(&s, "alice").get().await.unwrap();
+    assert_eq!(s.all().get().await, Ok(Vec::new()));
 }
 
 /// Written, dropped, reopened: everything is there, in order.

@@ -169,6 +169,18 @@ fn user_tags(out: &mut Vec<u8>, variant: u32, time: u64, who: &Source) {
     tags(out, variant, time, m);
 }
 
+/// Tags of a channel event history keeps (JOIN, PART, QUIT, KICK, NICK,
+/// TOPIC, MODE): those of [`user_tags`], and its msgid, which a client may
+/// name in `CHATHISTORY`.
+fn kept_tags(out: &mut Vec<u8>, variant: u32, time: u64, who: &Source, msgid: MsgId) {
+    let m = MsgTags {
+        account: who.account(),
+        msgid: Some(msgid),
+        ..MsgTags::default()
+    };
+    tags(out, variant, time, m);
+}
+
 /// Splits `text` into pieces that fit an IRC line after `overhead` bytes,
 /// cutting at character boundaries (and preferring spaces).
 pub fn split_text(text: &str, room: usize) -> Vec<&str> {
@@ -205,6 +217,8 @@ impl Dialect for IrcDialect {
         let time = caps & cap::SERVER_TIME;
         // What a user did carries its account for those that asked.
         let user = caps & (cap::SERVER_TIME | cap::ACCOUNT_TAG);
+        // What history keeps carries its msgid too.
+        let kept = caps & (cap::SERVER_TIME | cap::ACCOUNT_TAG | cap::MESSAGE_TAGS);
         Some(match ev {
             Event::Message {
                 kind: MsgKind::Tagmsg,
@@ -217,7 +231,7 @@ impl Dialect for IrcDialect {
                     | cap::BATCH
                     | cap::ACCOUNT_TAG)
             }
-            Event::Join { .. } => caps & (cap::SERVER_TIME | cap::EXTENDED_JOIN | cap::ACCOUNT_TAG),
+            Event::Join { .. } => kept | caps & cap::EXTENDED_JOIN,
             Event::Account { .. } if caps & cap::ACCOUNT_NOTIFY == 0 => return None,
             Event::Away { .. } if caps & cap::AWAY_NOTIFY == 0 => return None,
             Event::Setname { .. } if caps & cap::SETNAME == 0 => return None,
@@ -249,8 +263,8 @@ impl Dialect for IrcDialect {
             | Event::Nick { .. }
             | Event::Kick { .. }
             | Event::Topic { .. }
-            | Event::Mode { .. }
-            | Event::Invite { .. }
+            | Event::Mode { .. } => kept,
+            Event::Invite { .. }
             | Event::Away { .. }
             | Event::Setname { .. }
             | Event::Account { .. }
@@ -375,9 +389,10 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             channel,
             realname,
             time,
+            msgid,
             ..
         } => {
-            user_tags(out, v, *time, who);
+            kept_tags(out, v, *time, who, *msgid);
             if v & cap::EXTENDED_JOIN != 0 {
                 let account = who.account().unwrap_or("*");
                 write!(
@@ -394,9 +409,10 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             channel,
             reason,
             time,
+            msgid,
             ..
         } => {
-            user_tags(out, v, *time, who);
+            kept_tags(out, v, *time, who, *msgid);
             if reason.is_empty() {
                 write!(out, ":{} PART {channel}\r\n", who.prefix())?;
             } else {
@@ -404,13 +420,22 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             }
         }
         Event::Quit {
-            who, reason, time, ..
+            who,
+            reason,
+            time,
+            msgid,
+            ..
         } => {
-            user_tags(out, v, *time, who);
+            kept_tags(out, v, *time, who, *msgid);
             write!(out, ":{} QUIT :{reason}\r\n", who.prefix())?;
         }
-        Event::Nick { who, new, time } => {
-            user_tags(out, v, *time, who);
+        Event::Nick {
+            who,
+            new,
+            time,
+            msgid,
+        } => {
+            kept_tags(out, v, *time, who, *msgid);
             write!(out, ":{} NICK {new}\r\n", who.prefix())?;
         }
         Event::Kick {
@@ -419,9 +444,10 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             target,
             reason,
             time,
+            msgid,
             ..
         } => {
-            user_tags(out, v, *time, by);
+            kept_tags(out, v, *time, by, *msgid);
             write!(
                 out,
                 ":{} KICK {channel} {target} :{reason}\r\n",
@@ -433,8 +459,9 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             channel,
             text,
             time,
+            msgid,
         } => {
-            user_tags(out, v, *time, by);
+            kept_tags(out, v, *time, by, *msgid);
             write!(out, ":{} TOPIC {channel} :{text}\r\n", by.prefix())?;
         }
         Event::Mode {
@@ -442,8 +469,9 @@ fn encode(ev: &Event, v: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
             channel,
             changes,
             time,
+            msgid,
         } => {
-            user_tags(out, v, *time, by);
+            kept_tags(out, v, *time, by, *msgid);
             write!(out, ":{} MODE {channel} {changes}\r\n", by.prefix())?;
         }
         Event::Invite {

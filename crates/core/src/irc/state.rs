@@ -37,6 +37,7 @@ pub mod cap {
     pub const ACCOUNT_NOTIFY: u32 = 1 << 21;
     pub const ACCOUNT_TAG: u32 = 1 << 22;
     pub const ACCOUNT_REGISTRATION: u32 = 1 << 23;
+    pub const EVENT_PLAYBACK: u32 = 1 << 24;
 }
 
 /// Capabilities we advertise, with their bit and `CAP LS 302` value.
@@ -51,6 +52,8 @@ pub const CAPS: &[(&str, u32, &str)] = &[
     ("draft/channel-rename", cap::CHANNEL_RENAME, ""),
     // Offered only when history is kept (`conn::offered`).
     ("draft/chathistory", cap::CHATHISTORY, ""),
+    // Offered only when history is kept (`conn::offered`).
+    ("draft/event-playback", cap::EVENT_PLAYBACK, ""),
     ("draft/message-redaction", cap::MESSAGE_REDACTION, ""),
     // Its value comes from the configuration (see `conn::cap_value`).
     ("draft/metadata-3", cap::METADATA, ""),

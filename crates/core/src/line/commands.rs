@@ -46,6 +46,11 @@ pub enum Cont {
     },
     /// REGISTER or LOGIN waits on the account store.
     Account(super::account::Wait),
+    /// HISTORY, or a join, waits on the history store.
+    History {
+        channel: String,
+        asked: super::history::Asked,
+    },
 }
 
 const HELP: &[&str] = &[
@@ -58,6 +63,7 @@ const HELP: &[&str] = &[
     "  PART                    go back to the default channel",
     "  LIST                    list channels, member counts and topics",
     "  TOPIC [text]            show or set your channel's topic",
+    "  HISTORY [count]         the last messages of your channel (20 if no count)",
     "  REGISTER <password>     register your nick as an account, and log in",
     "  LOGIN <account> <pass>  log in to an account (WHO shows nick(account))",
     "  LOGOUT                  log out of your account",
@@ -167,9 +173,14 @@ fn guest_claimed(lx: &mut Lx<'_, '_>, nick: String, tries: u32, outcome: Outcome
         })
     });
     match joined {
-        Ok(_) => lx.notice(&format!(
-            "You are {name}, in {lobby}. Type HELP for the commands."
-        )),
+        Ok(_) => {
+            lx.notice(&format!(
+                "You are {name}, in {lobby}. Type HELP for the commands."
+            ));
+            if let Some(flow) = super::history::on_join(lx, &lobby) {
+                return flow;
+            }
+        }
         Err(e) => lx.notice(&error_text(&e)),
     }
     Flow::Continue
@@ -339,6 +350,7 @@ pub fn handle(lx: &mut Lx<'_, '_>, cmd: Command<'_>) -> Flow {
             Ok(Flow::Continue)
         }
         Command::Topic(text) => topic(lx, current.as_deref(), text).map(|_| Flow::Continue),
+        Command::History(count) => Ok(super::history::command(lx, current.as_deref(), count)),
         Command::Help => {
             for l in HELP {
                 lx.notice(l);
@@ -395,6 +407,9 @@ pub fn resume(lx: &mut Lx<'_, '_>, cont: Cont, outcome: Outcome) -> Flow {
         }
         Cont::Join { channel, key } => join_founded(lx, &channel, key, outcome),
         Cont::Account(wait) => super::account::resume(lx, wait, outcome),
+        Cont::History { channel, asked } => {
+            Ok(super::history::played(lx, &channel, asked, outcome))
+        }
     };
     finish(lx, result)
 }
@@ -457,7 +472,7 @@ fn nick_claimed(lx: &mut Lx<'_, '_>, nick: &str, outcome: Outcome) -> Result<Flo
 
 fn set_nick(lx: &mut Lx<'_, '_>, new: &str) -> Result<(), ChangeError> {
     let n = lx.cx.net.validate_nick(new)?;
-    let old = lx.apply(SetNick { id: lx.id, nick: n })?;
+    let (old, _) = lx.apply(SetNick { id: lx.id, nick: n })?;
     if old.nick() != new {
         tracing::info!(conn = %lx.id, old = %old.nick(), %new, "nick change");
         lx.notice(&format!("You are now known as {new}"));
@@ -534,7 +549,7 @@ fn topic(
         }
         return Ok(());
     };
-    let (channel, text) = lx.apply(SetTopic {
+    let (channel, text, msgid) = lx.apply(SetTopic {
         id: lx.id,
         channel: name,
         text: text.to_string(),
@@ -546,6 +561,7 @@ fn topic(
             channel,
             text,
             time: lx.cx.now,
+            msgid,
         };
         let mut line = Vec::new();
         super::render::LineDialect.encode(&ev, 0, &mut line);
@@ -578,7 +594,9 @@ fn join(
     match (net.channel(target.as_str()), net.user(lx.id)) {
         (Some(ch), Some(u)) => {
             policy::can_join(ch, u, key)?;
-            move_to(lx, target, key.map(str::to_string), false).map(|_| Flow::Continue)
+            let name = target.as_str().to_string();
+            move_to(lx, target, key.map(str::to_string), false)?;
+            Ok(super::history::on_join(lx, &name).unwrap_or(Flow::Continue))
         }
         _ => Ok(Flow::Wait(
             Effect::FoundChannel {
@@ -609,7 +627,9 @@ fn join_founded(
     if moved.is_err() && founder {
         lx.cx.out.later.push(Effect::DropChannel { key: ch_key });
     }
-    moved.map(|_| Flow::Continue)
+    moved?;
+    // A channel founded again finds the history it had.
+    Ok(super::history::on_join(lx, channel).unwrap_or(Flow::Continue))
 }
 
 /// Leaves the current channel for `target` and greets the user there.

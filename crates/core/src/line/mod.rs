@@ -7,6 +7,7 @@
 
 mod account;
 pub mod commands;
+mod history;
 mod render;
 
 use std::sync::Arc;

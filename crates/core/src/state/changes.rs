@@ -14,7 +14,7 @@ use super::{
     truncate_bytes, unix_secs,
 };
 use crate::effect::Effect;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, MsgId};
 use crate::names::{ChannelName, Nickname};
 use crate::notify::{Audience, Event, Millis, Notification};
 use crate::session::Outputs;
@@ -75,8 +75,8 @@ pub struct SetNick {
 }
 
 impl Change for SetNick {
-    /// The user's source before the change.
-    type Output = crate::notify::Source;
+    /// The user's source before the change, and the change's msgid.
+    type Output = (crate::notify::Source, MsgId);
     fn apply(
         self,
         net: &mut Network,
@@ -93,12 +93,14 @@ impl Change for SetNick {
         let old = u.source();
         let old_key = u.nick_key().to_string();
         let registered = u.registered;
-        if u.nick() == n.as_str() {
-            return Ok(old);
+        let same = u.nick() == n.as_str();
+        let msgid = net.next_msgid();
+        if same {
+            return Ok((old, msgid));
         }
         net.nicks.remove(&old_key, id);
         let Some(u) = net.users.get_mut(&id) else {
-            return Ok(old);
+            return Ok((old, msgid));
         };
         u.set_nick(&n);
         // Indexed once the user carries the new key (see `NickIndex::insert`).
@@ -112,13 +114,16 @@ impl Change for SetNick {
             });
         }
         if registered && let Some(u) = net.users.get(&id) {
+            let event = Event::Nick {
+                who: old.clone(),
+                new: u.nick().to_string(),
+                time: now,
+                msgid,
+            };
+            net.keep(u.channels.iter().map(String::as_str), &event, out);
             out.note(Notification {
                 audience: Network::neighbours(u),
-                event: Event::Nick {
-                    who: old.clone(),
-                    new: u.nick().to_string(),
-                    time: now,
-                },
+                event,
             });
             let wh = WhowasEntry {
                 nick: old.nick().to_string(),
@@ -134,7 +139,7 @@ impl Change for SetNick {
                 net.notify_watchers(n.key(), true, out);
             }
         }
-        Ok(old)
+        Ok((old, msgid))
     }
 }
 
@@ -178,13 +183,18 @@ pub struct Join {
 }
 
 impl Change for Join {
-    /// False when the user was already there.
-    type Output = bool;
-    fn apply(self, net: &mut Network, out: &mut Outputs, now: Millis) -> Result<bool, ChangeError> {
+    /// The join's msgid; `None` when the user was already there.
+    type Output = Option<MsgId>;
+    fn apply(
+        self,
+        net: &mut Network,
+        out: &mut Outputs,
+        now: Millis,
+    ) -> Result<Option<MsgId>, ChangeError> {
         let (id, cname) = (self.id, &self.channel);
         let u = net.users.get(&id).ok_or(ChangeError::NoPrivileges)?;
         if u.channels.iter().any(|c| c == cname.key()) {
-            return Ok(false);
+            return Ok(None);
         }
         if u.channels.len() >= net.cfg.limits.channels_per_user {
             return Err(ChangeError::TooManyChannels(cname.to_string()));
@@ -216,21 +226,25 @@ impl Change for Join {
                 u.edit_extra(|e| e.invites.remove(&ch_key));
             }
         }
+        let msgid = net.next_msgid();
         if let (Some(u), Some(ch)) = (net.users.get(&id), net.channels.get(&ch_key)) {
             let audience = Audience::Channel {
                 key: ch.key.clone(),
                 except: Some(id),
             };
+            let event = Event::Join {
+                who: u.source(),
+                id,
+                channel: ch.name.to_string(),
+                realname: u.realname().to_string(),
+                on_connect: self.on_connect,
+                time: now,
+                msgid,
+            };
+            net.keep([&*ch.key], &event, out);
             out.note(Notification {
                 audience: audience.clone(),
-                event: Event::Join {
-                    who: u.source(),
-                    id,
-                    channel: ch.name.to_string(),
-                    realname: u.realname().to_string(),
-                    on_connect: self.on_connect,
-                    time: now,
-                },
+                event,
             });
             // away-notify: members learn at once that the newcomer is away.
             if let Some(text) = u.away() {
@@ -244,7 +258,7 @@ impl Change for Join {
                 });
             }
         }
-        Ok(true)
+        Ok(Some(msgid))
     }
 }
 
@@ -256,34 +270,38 @@ pub struct Part {
 }
 
 impl Change for Part {
-    /// The channel's name as created.
-    type Output = String;
+    /// The channel's name as created, and the part's msgid.
+    type Output = (String, MsgId);
     fn apply(
         self,
         net: &mut Network,
         out: &mut Outputs,
         now: Millis,
-    ) -> Result<String, ChangeError> {
+    ) -> Result<Self::Output, ChangeError> {
         let (u, ch) = net.user_and_channel(self.id, &self.channel)?;
         if ch.member(self.id).is_none() {
             return Err(ChangeError::NotOnChannel(ch.name.to_string()));
         }
-        let (key, name) = (ch.key.clone(), ch.name.to_string());
+        let (key, name, who) = (ch.key.clone(), ch.name.to_string(), u.source());
+        let msgid = net.next_msgid();
+        let event = Event::Part {
+            who,
+            id: self.id,
+            channel: name.clone(),
+            reason: self.reason,
+            time: now,
+            msgid,
+        };
+        net.keep([&*key], &event, out);
         out.note(Notification {
             audience: Audience::Channel {
                 key: key.clone(),
                 except: Some(self.id),
             },
-            event: Event::Part {
-                who: u.source(),
-                id: self.id,
-                channel: name.clone(),
-                reason: self.reason,
-                time: now,
-            },
+            event,
         });
         net.leave(self.id, &key, out);
-        Ok(name)
+        Ok((name, msgid))
     }
 }
 
@@ -302,15 +320,18 @@ impl Change for Quit {
             return Ok(());
         };
         let id = self.id;
+        let event = Event::Quit {
+            who: u.source(),
+            id,
+            reason: self.reason,
+            time: now,
+            msgid: net.next_msgid(),
+        };
+        net.keep(u.channels.iter().map(String::as_str), &event, out);
         // Unregistered users have no channels: the note only closes them.
         out.note(Notification {
             audience: Network::neighbours(&u),
-            event: Event::Quit {
-                who: u.source(),
-                id,
-                reason: self.reason,
-                time: now,
-            },
+            event,
         });
         net.counts.account(u.registered, u.modes, -1);
         for key in &u.channels {
@@ -395,8 +416,9 @@ pub struct SetTopic {
 }
 
 impl Change for SetTopic {
-    /// The channel's name and the topic as set (cut to the limit).
-    type Output = (String, String);
+    /// The channel's name, the topic as set (cut to the limit), and the
+    /// change's msgid.
+    type Output = (String, String, MsgId);
     fn apply(
         self,
         net: &mut Network,
@@ -414,19 +436,23 @@ impl Change for SetTopic {
                 set_at: now / 1000,
             });
         }
+        let msgid = net.next_msgid();
+        let event = Event::Topic {
+            by: source,
+            channel: name.clone(),
+            text: text.clone(),
+            time: now,
+            msgid,
+        };
+        net.keep([&*key], &event, out);
         out.note(Notification {
             audience: Audience::Channel {
                 key,
                 except: Some(self.id),
             },
-            event: Event::Topic {
-                by: source,
-                channel: name.clone(),
-                text: text.clone(),
-                time: now,
-            },
+            event,
         });
-        Ok((name, text))
+        Ok((name, text, msgid))
     }
 }
 
@@ -440,8 +466,8 @@ pub struct Kick {
 }
 
 impl Change for Kick {
-    /// The channel's name and the target's nick.
-    type Output = (String, String);
+    /// The channel's name, the target's nick, and the kick's msgid.
+    type Output = (String, String, MsgId);
     fn apply(
         self,
         net: &mut Network,
@@ -466,22 +492,27 @@ impl Change for Kick {
             t.id,
             t.nick().to_string(),
         );
+        let by = u.source();
+        let msgid = net.next_msgid();
+        let event = Event::Kick {
+            by,
+            channel: name.clone(),
+            target: tnick.clone(),
+            target_id: tid,
+            reason,
+            time: now,
+            msgid,
+        };
+        net.keep([&*key], &event, out);
         out.note(Notification {
             audience: Audience::Channel {
                 key: key.clone(),
                 except: Some(self.by),
             },
-            event: Event::Kick {
-                by: u.source(),
-                channel: name.clone(),
-                target: tnick.clone(),
-                target_id: tid,
-                reason,
-                time: now,
-            },
+            event,
         });
         net.leave(tid, &key, out);
-        Ok((name, tnick))
+        Ok((name, tnick, msgid))
     }
 }
 

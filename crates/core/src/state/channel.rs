@@ -25,6 +25,8 @@ pub struct ChanModes {
     pub registered_only: bool,
     /// `+M`: only users logged in to an account (or voiced) may speak.
     pub registered_speak: bool,
+    /// `+W`: no history played to those who join (`history.playback_on_join`).
+    pub no_playback: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }

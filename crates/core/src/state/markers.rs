@@ -3,17 +3,27 @@
 //!
 //! The owner is who reads: a user logged in to an account is its account
 //! (`~` and the casefolded name, which no nick can be), so every connection
-//! of the account shares the markers and they outlive a connection. Without
+//! of the account shares the markers and they outlive a connection; they
+//! are written to the marker store as they move
+//! ([`crate::store::MarkerStore`]) and loaded from it when the server
+//! starts ([`Network::load_read_markers`]), so they outlive a restart. Without
 //! an account, a user is its nick: markers are keyed by the casefolded nick,
 //! follow it through nick changes and are forgotten when the user quits
 //! (keeping them for the next holder of the nick would show one person's
 //! reading to another).
 
 use super::{Change, ChangeError, Map, Network, User};
+use crate::effect::Effect;
 use crate::ids::ConnId;
 use crate::names::casefold;
 use crate::notify::{Audience, Event, Millis, Notification};
 use crate::session::Outputs;
+use crate::store::Marker;
+
+/// The owner key of an account's markers: no nick starts with `~`.
+fn account_owner(folded_account: &str) -> String {
+    format!("~{folded_account}")
+}
 
 /// Every owner's markers.
 #[derive(Debug, Default)]
@@ -88,8 +98,18 @@ impl Network {
     /// Whose markers `u` reads and sets: its account's, else its nick's.
     fn marker_owner(u: &User) -> std::borrow::Cow<'_, str> {
         match u.account() {
-            Some(a) => format!("~{}", casefold(a)).into(),
+            Some(a) => account_owner(&casefold(a)).into(),
             None => u.nick_key().into(),
+        }
+    }
+
+    /// Takes the accounts' markers kept in the store (at start, before any
+    /// user): each owned by its account, within `limits.read_markers`.
+    pub fn load_read_markers(&mut self, markers: Vec<Marker>) {
+        let limit = self.cfg.limits.read_markers;
+        for m in markers {
+            let owner = account_owner(&m.account);
+            self.markers.advance(&owner, &m.target, m.at, limit);
         }
     }
 
@@ -127,11 +147,18 @@ impl Change for MarkRead {
         // No reading in the future: a marker says which messages were read.
         let at = self.at.min(now);
         let limit = net.cfg.limits.read_markers;
-        let at = net
-            .markers
-            .advance(&owner, &casefold(&self.target), at, limit);
-        // The account's other connections are told.
+        let target = casefold(&self.target);
+        let at = net.markers.advance(&owner, &target, at, limit);
+        // The account's other connections are told, and the store keeps it.
         if let Some(account) = u.account() {
+            out.later.push(Effect::SaveReadMarker {
+                marker: Marker {
+                    account: casefold(account),
+                    target,
+                    at,
+                },
+                keep: limit,
+            });
             let others: Vec<ConnId> = net
                 .users
                 .values()
@@ -150,6 +177,21 @@ impl Change for MarkRead {
             }
         }
         Ok(at)
+    }
+}
+
+/// An account was dropped: its markers go, here and in the store.
+pub struct ForgetAccountMarkers {
+    pub account: String,
+}
+
+impl Change for ForgetAccountMarkers {
+    type Output = ();
+    fn apply(self, net: &mut Network, out: &mut Outputs, _now: Millis) -> Result<(), ChangeError> {
+        let account = casefold(&self.account);
+        net.markers.forget_owner(&account_owner(&account));
+        out.later.push(Effect::ForgetReadMarkers { account });
+        Ok(())
     }
 }
 

@@ -56,10 +56,12 @@ impl Change for Message {
         let mut conversation = (None, self.from);
         // draft/chathistory keeps PRIVMSGs and NOTICEs of channels and of
         // private conversations with a logged-in side, status messages
-        // excluded; the keys are only built when something is kept, as
-        // this is the per-message path.
+        // excluded, and the TAGMSGs worth replaying; the keys are only
+        // built when something is kept, as this is the per-message path.
         let keep = net.cfg.limits.history;
-        let kept = keep > 0 && status.is_none() && self.kind != MsgKind::Tagmsg;
+        let kept = keep > 0
+            && status.is_none()
+            && (self.kind != MsgKind::Tagmsg || worth_keeping(&self.client_tags));
         // Where it is kept: the channel's history, or each logged-in side's.
         let mut keys = Vec::new();
         let (audience, sent) = if name.starts_with('#') {
@@ -142,6 +144,20 @@ impl Change for Message {
             away,
         })
     }
+}
+
+/// Client-only tags that make a TAGMSG part of the conversation's history:
+/// the client asking for it (`draft/persist`, Ergo's and irctest's
+/// convention) and reactions. Other TAGMSGs (typing notifications...) are
+/// of the moment and are not kept.
+pub const KEPT_TAGMSG_TAGS: &[&str] = &["+draft/persist", "+persist", "+draft/react", "+react"];
+
+/// Whether a TAGMSG with these client tags (escaped, `;`-separated) is kept.
+fn worth_keeping(client_tags: &str) -> bool {
+    client_tags
+        .split(';')
+        .map(|t| t.split_once('=').map_or(t, |(k, _)| k))
+        .any(|k| KEPT_TAGMSG_TAGS.contains(&k))
 }
 
 /// The history keys of a private message from `a` to `b`: one for each side

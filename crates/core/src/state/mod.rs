@@ -13,6 +13,7 @@ pub mod account;
 pub mod changes;
 mod channel;
 pub mod ghost;
+mod kept;
 pub mod markers;
 mod message;
 pub mod metadata;

@@ -6,7 +6,7 @@
 //! shows the same outcome.
 
 use super::{Change, ChangeError, Channel, ListEntry, Network, policy};
-use crate::ids::ConnId;
+use crate::ids::{ConnId, MsgId};
 use crate::names::casefold;
 use crate::notify::{Audience, Event, Millis, Notification};
 use crate::session::Outputs;
@@ -70,6 +70,8 @@ pub struct SetChannelModes {
 pub struct ModesSet {
     pub applied: Vec<ModeChange>,
     pub errors: Vec<ChangeError>,
+    /// The msgid of the MODE members saw (when something changed).
+    pub msgid: Option<MsgId>,
 }
 
 impl Change for SetChannelModes {
@@ -155,23 +157,33 @@ impl Change for SetChannelModes {
                 }
             }
         }
-        if !applied.is_empty()
-            && let Some(ch) = net.channels.get(&key)
-        {
-            out.note(Notification {
-                audience: Audience::Channel {
-                    key: ch.key.clone(),
-                    except: Some(id),
-                },
-                event: Event::Mode {
+        let mut msgid = None;
+        if !applied.is_empty() {
+            let id_taken = net.next_msgid();
+            if let Some(ch) = net.channels.get(&key) {
+                msgid = Some(id_taken);
+                let event = Event::Mode {
                     by: setter,
                     channel: ch.name.to_string(),
                     changes: wire_modes(&applied),
                     time: now,
-                },
-            });
+                    msgid: id_taken,
+                };
+                net.keep([&*ch.key], &event, out);
+                out.note(Notification {
+                    audience: Audience::Channel {
+                        key: ch.key.clone(),
+                        except: Some(id),
+                    },
+                    event,
+                });
+            }
         }
-        Ok(ModesSet { applied, errors })
+        Ok(ModesSet {
+            applied,
+            errors,
+            msgid,
+        })
     }
 }
 
@@ -272,6 +284,7 @@ fn set_simple_mode(
         'C' => &mut m.no_ctcp,
         'M' => &mut m.registered_speak,
         'R' => &mut m.registered_only,
+        'W' => &mut m.no_playback,
         'k' => {
             return match (add, arg) {
                 (true, Some(k)) if m.key.as_deref() != Some(k) => {

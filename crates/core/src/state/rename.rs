@@ -61,6 +61,10 @@ impl Change for Rename {
                 from: crate::store::history_key(&old_key),
                 to: crate::store::history_key(&new_key),
             });
+            out.later.push(Effect::RenameReadMarkers {
+                from: old_key.to_string(),
+                to: new_key.to_string(),
+            });
             out.later.push(Effect::DropChannel {
                 key: old_key.clone(),
             });

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use super::{Account, AccountStore, HistoryStore, Point, Range, Scram, StoreError, Stored};
+use super::{
+    Account, AccountStore, HistoryStore, Kinds, Marker, MarkerStore, Point, Range, Scram,
+    StoreError, Stored,
+};
 use crate::ids::MsgId;
 use crate::notify::{Event, MsgKind, Source};
 
@@ -185,6 +188,119 @@ pub async fn history(h: &dyn HistoryStore) {
         .await
         .unwrap();
     assert_eq!(ids(h, "#b", nothing).await, [12, 13, 14]);
+    kinds(h).await;
+}
+
+/// A channel event other than a message: a JOIN with this msgid and time.
+pub fn join(target: &str, id: u64, time: u64) -> Stored {
+    let msgid = MsgId::new(0, id);
+    Stored {
+        target: target.into(),
+        msgid,
+        time,
+        event: Event::Join {
+            who: Source::new("bob", "~b", "host", false),
+            id: crate::ids::ConnId::new(0, 9),
+            channel: "#k".into(),
+            realname: "Bob".into(),
+            on_connect: false,
+            time,
+            msgid,
+        },
+    }
+}
+
+/// Reads of chat messages only: the limit counts messages, points may name
+/// the other events; `latest` dates a conversation by its last message.
+async fn kinds(h: &dyn HistoryStore) {
+    // 1 message, 2 join, 3 tagmsg, 4 message, 5 join, 6 message, 7 join.
+    let mut tagmsg = message("#k", 3, 30);
+    if let Event::Message { kind, .. } = &mut tagmsg.event {
+        *kind = MsgKind::Tagmsg;
+    }
+    let events = vec![
+        message("#k", 1, 10),
+        join("#k", 2, 20),
+        tagmsg,
+        message("#k", 4, 40),
+        join("#k", 5, 50),
+        message("#k", 6, 60),
+        join("#k", 7, 70),
+    ];
+    h.append(events, 100).get().await.unwrap();
+    let (t, m) = (Point::Time, |id| Point::Msgid(MsgId::new(0, id)));
+    let cases: &[(Range, &[u64], &[u64])] = &[
+        (latest(None, 2), &[4, 6], &[6, 7]),
+        (latest(Some(m(2)), 9), &[4, 6], &[3, 4, 5, 6, 7]),
+        (before(m(5), 1), &[4], &[4]),
+        (before(t(70), 2), &[4, 6], &[5, 6]),
+        (after(m(2), 1), &[4], &[3]),
+        (after(t(10), 2), &[4, 6], &[2, 3]),
+        (around(m(5), 2), &[4, 6], &[4, 5]),
+        (between(m(1), m(7), 9), &[4, 6], &[2, 3, 4, 5, 6]),
+        (between(m(7), m(1), 1), &[6], &[6]),
+    ];
+    for (range, messages, all) in cases {
+        let read = |k| async move {
+            let events = h.read_kinds("#k", *range, k).get().await.unwrap();
+            events.iter().map(|e| e.msgid.serial()).collect::<Vec<_>>()
+        };
+        assert_eq!(read(Kinds::Messages).await, *messages, "{range:?} messages");
+        assert_eq!(read(Kinds::All).await, *all, "{range:?} all");
+    }
+    let k = || vec!["#k".to_string()];
+    let found = h.latest(k(), None, 0, 100, 5).get().await.unwrap();
+    assert_eq!(found, [("#k".to_string(), 60)], "by its last message");
+    h.append(vec![join("#j", 8, 80)], 100).get().await.unwrap();
+    let found = h.latest(vec!["#j".into()], None, 0, 100, 5).get().await;
+    assert_eq!(found, Ok(Vec::new()), "comings and goings only");
+    h.forget("#k").get().await.unwrap();
+    h.forget("#j").get().await.unwrap();
+}
+
+/// Read markers move forward only, are bounded per account, follow a
+/// rename, go with their account, and all come back.
+pub async fn markers(s: &dyn MarkerStore) {
+    let m = |account: &str, target: &str, at| Marker {
+        account: account.into(),
+        target: target.into(),
+        at,
+    };
+    assert_eq!(s.all().get().await, Ok(Vec::new()));
+    s.save(m("alice", "#a", 10), 2).get().await.unwrap();
+    s.save(m("alice", "#a", 5), 2).get().await.unwrap();
+    s.save(m("alice", "bob", 30), 2).get().await.unwrap();
+    s.save(m("bob", "#a", 7), 2).get().await.unwrap();
+    let all = s.all().get().await.unwrap();
+    assert_eq!(
+        all,
+        [
+            m("alice", "#a", 10),
+            m("alice", "bob", 30),
+            m("bob", "#a", 7)
+        ],
+        "never back"
+    );
+    // A third target replaces the one read longest ago (#a at 20), even
+    // when it was read longer ago still.
+    s.save(m("alice", "#a", 20), 2).get().await.unwrap();
+    s.save(m("alice", "#c", 15), 2).get().await.unwrap();
+    let all = s.all().get().await.unwrap();
+    assert_eq!(
+        all,
+        [
+            m("alice", "#c", 15),
+            m("alice", "bob", 30),
+            m("bob", "#a", 7)
+        ]
+    );
+    s.save(m("carol", "#a", 1), 0).get().await.unwrap();
+    assert_eq!(s.all().get().await.unwrap().len(), 3, "0 keeps none");
+    s.rename("#a", "#z").get().await.unwrap();
+    s.rename("#nothing", "#y").get().await.unwrap();
+    s.forget("alice").get().await.unwrap();
+    assert_eq!(s.all().get().await, Ok(vec![m("bob", "#z", 7)]));
+    s.forget("bob").get().await.unwrap();
 }
 
 async fn ids(h: &dyn HistoryStore, target: &str, r: Range) -> Vec<u64> {

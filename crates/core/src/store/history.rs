@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::{Reply, StoreError, lock};
 use crate::ids::MsgId;
 use crate::names::casefold;
-use crate::notify::{Event, Millis};
+use crate::notify::{Event, Millis, MsgKind};
 
 /// One stored event of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,11 +67,51 @@ pub enum Range {
     },
 }
 
+/// Which events a read returns. A client without `draft/event-playback`
+/// is played chat messages only, and the limit counts what it gets (as
+/// Ergo does): ten messages asked for are ten messages, however many joins
+/// and topics came between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kinds {
+    /// PRIVMSG and NOTICE.
+    Messages,
+    /// Every event kept: TAGMSG, JOIN, PART, QUIT, KICK, NICK, TOPIC, MODE.
+    #[default]
+    All,
+}
+
+impl Kinds {
+    /// Whether a read of these kinds returns `e`.
+    pub fn admits(self, e: &Event) -> bool {
+        match self {
+            Kinds::All => true,
+            Kinds::Messages => matches!(
+                e,
+                Event::Message {
+                    kind: MsgKind::Privmsg | MsgKind::Notice,
+                    ..
+                }
+            ),
+        }
+    }
+}
+
 /// The conversations' past.
 pub trait HistoryStore: Send + Sync {
     /// Adds events, in order; a conversation keeps its last `keep`.
     fn append(&self, events: Vec<Stored>, keep: usize) -> Reply<Result<(), StoreError>>;
-    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>>;
+    /// Every event of `range`.
+    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {
+        self.read_kinds(target, range, Kinds::All)
+    }
+    /// The events of `range` that `kinds` admits, the limit counting only
+    /// those; a point may name an event `kinds` leaves out.
+    fn read_kinds(
+        &self,
+        target: &str,
+        range: Range,
+        kinds: Kinds,
+    ) -> Reply<Result<Vec<Stored>, StoreError>>;
     /// Removes one message (it was redacted).
     fn remove(&self, target: &str, msgid: MsgId) -> Reply<Result<(), StoreError>>;
     /// Forgets a conversation (its channel is gone).
@@ -82,9 +122,10 @@ pub trait HistoryStore: Send + Sync {
     /// replacing what that key had.
     fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>>;
     /// Of `targets` and the conversations whose key starts with `prefix`,
-    /// those whose latest event is strictly between the two times, with that
-    /// time: the `limit` first from `from` (backwards when `from` is the
-    /// later one).
+    /// those whose latest chat message (PRIVMSG or NOTICE: a channel where
+    /// people only came and went has nothing to read) is strictly between
+    /// the two times, with that time: the `limit` first from `from`
+    /// (backwards when `from` is the later one).
     fn latest(
         &self,
         targets: Vec<String>,
@@ -128,32 +169,42 @@ impl HistoryStore for MemoryHistory {
         Reply::Now(Ok(()))
     }
 
-    fn read(&self, target: &str, range: Range) -> Reply<Result<Vec<Stored>, StoreError>> {
+    fn read_kinds(
+        &self,
+        target: &str,
+        range: Range,
+        kinds: Kinds,
+    ) -> Reply<Result<Vec<Stored>, StoreError>> {
         let all = lock(&self.events);
-        let Some(q) = all.get(target) else {
+        let Some(full) = all.get(target) else {
             return Reply::Now(Ok(Vec::new()));
         };
+        // The admitted events, and the points placed among them: a point is
+        // found in the whole conversation, then counted in admitted events.
+        let q: VecDeque<&Stored> = full.iter().filter(|e| kinds.admits(&e.event)).collect();
+        let admitted = |i: usize| full.range(..i).filter(|e| kinds.admits(&e.event)).count();
+        let place = |p: Point| split(full, p).map(|(lo, hi)| (admitted(lo), admitted(hi)));
         let n = q.len();
         // The indices to return, as a range of `q`.
         let span = |lo: usize, hi: usize| lo..hi.max(lo);
         let r = match range {
             Range::Latest { after, limit } => {
-                let lo = after.map_or(Some(0), |p| split(q, p).map(|(_, hi)| hi));
+                let lo = after.map_or(Some(0), |p| place(p).map(|(_, hi)| hi));
                 lo.map(|lo| span(n.saturating_sub(limit).max(lo), n))
             }
             Range::Before { point, limit } => {
-                split(q, point).map(|(lo, _)| span(lo.saturating_sub(limit), lo))
+                place(point).map(|(lo, _)| span(lo.saturating_sub(limit), lo))
             }
             Range::After { point, limit } => {
-                split(q, point).map(|(_, hi)| span(hi, hi.saturating_add(limit).min(n)))
+                place(point).map(|(_, hi)| span(hi, hi.saturating_add(limit).min(n)))
             }
-            Range::Around { point, limit } => split(q, point).map(|(lo, hi)| {
+            Range::Around { point, limit } => place(point).map(|(lo, hi)| {
                 // As many before as after, the point's own message between.
                 let before = limit / 2;
                 let start = lo.saturating_sub(before);
                 span(start, start.saturating_add(limit).min(n).max(hi.min(n)))
             }),
-            Range::Between { from, to, limit } => match (split(q, from), split(q, to)) {
+            Range::Between { from, to, limit } => match (place(from), place(to)) {
                 (Some((_, fhi)), Some((tlo, _))) if fhi <= tlo => {
                     Some(span(fhi, fhi.saturating_add(limit).min(tlo)))
                 }
@@ -164,7 +215,7 @@ impl HistoryStore for MemoryHistory {
                 _ => None,
             },
         };
-        let events = r.map_or_else(Vec::new, |r| q.range(r).cloned().collect());
+        let events = r.map_or_else(Vec::new, |r| q.range(r).map(|e| (*e).clone()).collect());
         Reply::Now(Ok(events))
     }
 
@@ -223,7 +274,12 @@ impl HistoryStore for MemoryHistory {
         let mut found: Vec<(String, Millis)> = targets
             .into_iter()
             .filter_map(|t| {
-                let at = all.get(&t)?.back()?.time;
+                let q = all.get(&t)?;
+                let at = q
+                    .iter()
+                    .rev()
+                    .find(|e| Kinds::Messages.admits(&e.event))?
+                    .time;
                 (at > lo && at < hi).then_some((t, at))
             })
             .collect();

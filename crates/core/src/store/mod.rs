@@ -53,12 +53,14 @@ mod accounts;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod history;
+mod markers;
 mod registry;
 
 pub use accounts::{Account, AccountStore, MemoryAccounts, Scram};
 pub use history::{
-    HistoryStore, MemoryHistory, Point, Range, Stored, dm_key, dm_prefix, history_key,
+    HistoryStore, Kinds, MemoryHistory, Point, Range, Stored, dm_key, dm_prefix, history_key,
 };
+pub use markers::{Marker, MarkerStore, MemoryMarkers};
 pub use registry::{MemoryRegistry, NameRegistry, SoleRegistry};
 
 #[cfg(test)]

@@ -53,6 +53,11 @@ fn parse_table() {
         ("LIST", Command::List),
         ("TOPIC", Command::Topic(None)),
         ("TOPIC new topic", Command::Topic(Some("new topic"))),
+        ("HISTORY", Command::History(None)),
+        ("history  ", Command::History(None)),
+        ("History 20\r", Command::History(Some("20"))),
+        ("HISTORY x", Command::History(Some("x"))),
+        ("HISTORY 1 2", Command::Usage("HISTORY [count]")),
         (
             "PM bob hi there",
             Command::Pm {

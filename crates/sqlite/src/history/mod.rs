@@ -463,13 +463,6 @@ pub(crate) fn convert_v1(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch("DROP TABLE history_v1;")
 }
 
-/// The id of conversation `name`, if it has one.
-fn target_id(c: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
-    c.prepare_cached("SELECT id FROM targets WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()
-}
-
 mod read;
 
 pub(crate) use read::{latest, read};

@@ -2,37 +2,31 @@
 //! [`Key`], in one direction, until enough events are found.
 
 use bavard_core::notify::Millis;
-use bavard_core::store::{Point, Range, StoreError, Stored};
+use bavard_core::store::{Kinds, Point, Range, StoreError, Stored};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{FIRST, Key, LAST, find_msgid, target_id};
+use super::{FIRST, Key, LAST, find_msgid};
 use crate::accounts::millis;
 use crate::codec::{self, Record};
 use crate::failed;
 
-pub(crate) fn read(c: &Connection, target: &str, range: Range) -> Result<Vec<Stored>, StoreError> {
-    let found = c
-        .prepare_cached("SELECT id, floor_row, floor_idx FROM targets WHERE name = ?1")
-        .and_then(|mut s| {
-            s.query_row([target], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-                .optional()
-        })
-        .map_err(failed)?;
-    let Some((id, floor)) = found else {
+pub(crate) fn read(
+    c: &Connection,
+    target: &str,
+    range: Range,
+    kinds: Kinds,
+) -> Result<Vec<Stored>, StoreError> {
+    let Some(conv) = Conversation::open(c, target, kinds)? else {
         return Ok(Vec::new());
-    };
-    let conv = Conversation {
-        c,
-        id,
-        floor,
-        target,
     };
     // A point naming a message this conversation does not have: nothing.
     Ok(conv.range(range)?.unwrap_or_default())
 }
 
-/// Of `targets`, those whose latest event is strictly between `from` and
-/// `to`, with its time, the `limit` first from `from`.
+/// Of `targets`, those whose latest chat message (PRIVMSG or NOTICE) is
+/// strictly between `from` and `to`, with its time, the `limit` first from
+/// `from`. Other kinds are told apart once decoded: a conversation is read
+/// back from its end until a message.
 pub(crate) fn latest(
     c: &Connection,
     targets: &[String],
@@ -42,9 +36,6 @@ pub(crate) fn latest(
     limit: usize,
 ) -> Result<Vec<(String, Millis)>, StoreError> {
     let (lo, hi) = (from.min(to), from.max(to));
-    let mut s = c
-        .prepare_cached("SELECT last_time FROM history WHERE target = ?1 ORDER BY id DESC LIMIT 1")
-        .map_err(failed)?;
     let mut found = Vec::new();
     let mut all = targets.to_vec();
     if let Some(p) = prefix {
@@ -63,11 +54,11 @@ pub(crate) fn latest(
     all.sort_unstable();
     all.dedup();
     for t in &all {
-        let Some(id) = target_id(c, t).map_err(failed)? else {
+        let Some(conv) = Conversation::open(c, t, Kinds::Messages)? else {
             continue;
         };
-        let at: Option<i64> = s.query_row([id], |r| r.get(0)).optional().map_err(failed)?;
-        if let Some(at) = at.map(|at| at.max(0) as u64)
+        let last = conv.between(FIRST, LAST, Dir::Newest, 1)?;
+        if let Some(at) = last.first().map(|e| e.time)
             && at > lo
             && at < hi
         {
@@ -89,6 +80,8 @@ struct Conversation<'a> {
     /// The key of its oldest event kept.
     floor: Key,
     target: &'a str,
+    /// The events returned, the others stepped over.
+    kinds: Kinds,
 }
 
 /// Which end of a span to take events from; also which way rows are read.
@@ -98,7 +91,29 @@ enum Dir {
     Newest,
 }
 
-impl Conversation<'_> {
+impl<'a> Conversation<'a> {
+    /// The conversation `target`, if it has a row in `targets`.
+    fn open(
+        c: &'a Connection,
+        target: &'a str,
+        kinds: Kinds,
+    ) -> Result<Option<Conversation<'a>>, StoreError> {
+        let found = c
+            .prepare_cached("SELECT id, floor_row, floor_idx FROM targets WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row([target], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+                    .optional()
+            })
+            .map_err(failed)?;
+        Ok(found.map(|(id, floor)| Conversation {
+            c,
+            id,
+            floor,
+            target,
+            kinds,
+        }))
+    }
+
     /// The events of `range`, oldest first; `None` when a point is a
     /// message the conversation does not have.
     fn range(&self, range: Range) -> Result<Option<Vec<Stored>>, StoreError> {
@@ -232,8 +247,9 @@ impl Conversation<'_> {
             .map_err(failed)
     }
 
-    /// The events strictly between `above` and `below`: the `limit` oldest
-    /// or newest of them, oldest first.
+    /// The events strictly between `above` and `below` that the
+    /// conversation's kinds admit: the `limit` oldest or newest of them,
+    /// oldest first.
     fn between(
         &self,
         above: Key,
@@ -264,11 +280,15 @@ impl Conversation<'_> {
                 if key <= above || key >= below {
                     continue;
                 }
+                let event = codec::decode(r.event).map_err(|_| self.damaged())?;
+                if !self.kinds.admits(&event) {
+                    continue;
+                }
                 events.push(Stored {
                     target: self.target.to_string(),
                     msgid: r.msgid,
                     time: r.time,
-                    event: codec::decode(r.event).map_err(|_| self.damaged())?,
+                    event,
                 });
                 if events.len() >= limit {
                     break 'rows;

@@ -2,6 +2,7 @@
 
 use super::{CommandError, Cont, Ctx, Flow, list, report};
 use crate::effect::{Effect, Outcome};
+use crate::ids::MsgId;
 use crate::irc::state::cap;
 use crate::names::ChannelName;
 use crate::notify::Event;
@@ -44,8 +45,9 @@ pub fn join(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
 }
 
 /// Joins `chans[next..]` in order; stops to found a channel that does not
-/// exist yet (claimed in the name registry).
-fn join_from(
+/// exist yet (claimed in the name registry), and to read the history a
+/// client that cannot ask for it is played on joining.
+pub(super) fn join_from(
     ctx: &mut Ctx<'_>,
     chans: Vec<(String, Option<String>)>,
     mut next: usize,
@@ -60,7 +62,11 @@ fn join_from(
             }
         };
         if ctx.net.channel(name).is_some() {
-            join_one(ctx, cname, key.clone(), false);
+            if join_one(ctx, cname, key.clone(), false) == Joined::Now
+                && let Some(flow) = playback(ctx, &chans, next)
+            {
+                return Ok(flow);
+            }
             continue;
         }
         let full = ctx
@@ -105,9 +111,18 @@ pub fn join_founded(
             (outcome, Ok(cname)) => {
                 let founder = outcome == Outcome::Claimed(true);
                 let ch_key = cname.key().to_string();
-                if !join_one(ctx, cname, key.clone(), founder) && founder {
+                match join_one(ctx, cname, key.clone(), founder) {
                     // Founded but not created: give the name back.
-                    ctx.out.later.push(Effect::DropChannel { key: ch_key });
+                    Joined::Refused if founder => {
+                        ctx.out.later.push(Effect::DropChannel { key: ch_key });
+                    }
+                    // A channel founded again finds the history it had.
+                    Joined::Now => {
+                        if let Some(flow) = playback(ctx, &chans, next + 1) {
+                            return Ok(flow);
+                        }
+                    }
+                    _ => {}
                 }
             }
             (_, Err(e)) => report(ctx.r, "JOIN", e.into()),
@@ -116,8 +131,30 @@ pub fn join_founded(
     join_from(ctx, chans, next + 1)
 }
 
-/// Joins one channel and greets the user; false when the join failed.
-fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founder: bool) -> bool {
+/// The read of the history played to the client on joining `chans[next -
+/// 1]`, when it gets some; the JOIN goes on with `chans[next..]` once it
+/// is played.
+fn playback(ctx: &Ctx<'_>, chans: &[(String, Option<String>)], next: usize) -> Option<Flow> {
+    let (name, _) = chans.get(next.checked_sub(1)?)?;
+    let effect = super::history::join_playback(ctx, name)?;
+    let cont = Cont::JoinPlayback {
+        chans: chans.to_vec(),
+        next,
+        channel: name.clone(),
+    };
+    Some(Flow::Wait(effect, cont))
+}
+
+/// How a JOIN of one channel went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joined {
+    Now,
+    Already,
+    Refused,
+}
+
+/// Joins one channel and greets the user.
+fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founder: bool) -> Joined {
     let id = ctx.st.id();
     let name = channel.as_str().to_string();
     let change = Join {
@@ -128,20 +165,20 @@ fn join_one(ctx: &mut Ctx<'_>, channel: ChannelName, key: Option<String>, founde
         founder,
     };
     match ctx.apply(change) {
-        Ok(true) => {
-            joined(ctx, &name);
-            true
+        Ok(Some(msgid)) => {
+            joined(ctx, &name, msgid);
+            Joined::Now
         }
-        Ok(false) => true,
+        Ok(None) => Joined::Already,
         Err(e) => {
             report(ctx.r, "JOIN", e.into());
-            false
+            Joined::Refused
         }
     }
 }
 
 /// Greets a user who just joined `name`: its JOIN echo, the topic, the names.
-fn joined(ctx: &mut Ctx<'_>, name: &str) {
+fn joined(ctx: &mut Ctx<'_>, name: &str, msgid: MsgId) {
     let id = ctx.st.id();
     let (Some(u), Some(ch)) = (ctx.net.user(id), ctx.net.channel(name)) else {
         return;
@@ -153,6 +190,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
         realname: u.realname().to_string(),
         on_connect: false,
         time: ctx.now,
+        msgid,
     });
     if let Some(t) = &ch.topic {
         ctx.r.num(RPL_TOPIC, &[&ch.name, &t.text]);
@@ -175,7 +213,7 @@ fn joined(ctx: &mut Ctx<'_>, name: &str) {
 fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeError> {
     let id = ctx.st.id();
     let who = ctx.net.user(id).map(User::source);
-    let channel = ctx.apply(Part {
+    let (channel, msgid) = ctx.apply(Part {
         id,
         channel: name.to_string(),
         reason: reason.to_string(),
@@ -187,6 +225,7 @@ fn part_one(ctx: &mut Ctx<'_>, name: &str, reason: &str) -> Result<(), ChangeErr
             channel,
             reason: reason.to_string(),
             time: ctx.now,
+            msgid,
         });
     }
     Ok(())
@@ -232,13 +271,14 @@ pub fn topic(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 channel: ch.name.to_string(),
                 text: text.to_string(),
             };
-            let (channel, text) = ctx.apply(change)?;
+            let (channel, text, msgid) = ctx.apply(change)?;
             if let Some(u) = ctx.net.user(id) {
                 ctx.r.event(&Event::Topic {
                     by: u.source(),
                     channel,
                     text,
                     time: ctx.now,
+                    msgid,
                 });
             }
         }

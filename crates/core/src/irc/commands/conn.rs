@@ -18,7 +18,7 @@ pub const USERLEN: usize = 16;
 /// when some is kept.
 fn offered(bit: u32, cfg: &crate::config::CoreConfig) -> bool {
     match bit {
-        cap::CHATHISTORY => cfg.limits.history > 0,
+        cap::CHATHISTORY | cap::EVENT_PLAYBACK => cfg.limits.history > 0,
         cap::ACCOUNT_REGISTRATION => cfg.accounts.registration == Registration::Open,
         _ => true,
     }
@@ -206,13 +206,14 @@ pub fn nick_claimed(ctx: &mut Ctx<'_>, nick: &str, outcome: Outcome) -> Result<F
 fn set_nick(ctx: &mut Ctx<'_>, n: Nickname) -> Result<Flow, CommandError> {
     let id = ctx.st.id();
     let new = n.as_str().to_string();
-    let old = ctx.apply(SetNick { id, nick: n })?;
+    let (old, msgid) = ctx.apply(SetNick { id, nick: n })?;
     if ctx.st.registered() {
         if old.nick() != new {
             ctx.r.event(&Event::Nick {
                 who: old.clone(),
                 new: new.clone(),
                 time: ctx.now,
+                msgid,
             });
             tracing::info!(conn = %id, old = %old.nick(), %new, "nick change");
         }
@@ -298,7 +299,7 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         "CASEMAPPING=rfc1459".into(),
         format!("CHANLIMIT=#:{}", l.channels_per_user),
         "ACCOUNTEXTBAN=a".into(),
-        "CHANMODES=beI,k,l,CMRimnpst".into(),
+        "CHANMODES=beI,k,l,CMRWimnpst".into(),
         format!("CHANNELLEN={}", l.channel_length),
         "CHANTYPES=#".into(),
         "ELIST=CMNTU".into(),

@@ -9,8 +9,9 @@ use super::{CommandError, Cont, Ctx, Flow};
 use crate::effect::{Effect, Outcome};
 use crate::ids::MsgId;
 use crate::irc::render::{format_time, parse_time};
+use crate::irc::state::cap;
 use crate::notify::Event;
-use crate::store::{Point, Range, Stored, dm_key, dm_prefix, history_key};
+use crate::store::{Kinds, Point, Range, Stored, dm_key, dm_prefix, history_key};
 use bavard_proto::message::Message;
 
 fn fail(ctx: &mut Ctx<'_>, code: &str, context: &[&str], text: &str) -> Result<Flow, CommandError> {
@@ -98,12 +99,26 @@ pub fn chathistory(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandEr
         return Ok(played(ctx, &sub, &name, Outcome::History(Vec::new())));
     };
     Ok(Flow::Wait(
-        Effect::ReadHistory { target: key, range },
+        Effect::ReadHistory {
+            target: key,
+            range,
+            kinds: playback_kinds(ctx.r.caps()),
+        },
         Cont::History {
             command: sub,
             target: name.to_string(),
         },
     ))
+}
+
+/// What a client is played of history: every event kept with
+/// `draft/event-playback`, else its chat messages.
+pub(crate) fn playback_kinds(caps: u32) -> Kinds {
+    if caps & cap::EVENT_PLAYBACK != 0 {
+        Kinds::All
+    } else {
+        Kinds::Messages
+    }
 }
 
 /// The conversation `target` names for the user: its name as shown and its
@@ -135,18 +150,71 @@ pub fn played(ctx: &mut Ctx<'_>, command: &str, name: &str, outcome: Outcome) ->
         }
         _ => Vec::new(),
     };
+    play(ctx, name, events);
+    Flow::Continue
+}
+
+/// The read of what a client that just joined `name` is played of its
+/// history: the last `history.playback_on_join` chat messages, for a
+/// client without draft/chathistory (which asks for what it wants) in a
+/// channel without `+W`.
+pub fn join_playback(ctx: &Ctx<'_>, name: &str) -> Option<Effect> {
+    let l = &ctx.cfg.limits;
+    let n = l.playback_on_join.min(l.history);
+    if n == 0 || ctx.r.caps() & cap::CHATHISTORY != 0 {
+        return None;
+    }
+    let ch = ctx.net.channel(name)?;
+    if ch.modes.no_playback {
+        return None;
+    }
+    Some(Effect::ReadHistory {
+        target: history_key(&ch.key),
+        range: Range::Latest {
+            after: None,
+            limit: n,
+        },
+        kinds: Kinds::Messages,
+    })
+}
+
+/// The history read for a join, played: as a `chathistory` batch with
+/// `batch`, else as plain lines (with their time under server-time). A
+/// failed read plays nothing: the client did not ask.
+pub fn played_on_join(ctx: &mut Ctx<'_>, name: &str, outcome: Outcome) {
+    if let Outcome::History(events) = outcome
+        && !events.is_empty()
+    {
+        play(ctx, name, events);
+    }
+}
+
+/// `events` of the channel or conversation `name`, in a `chathistory`
+/// batch when the client has `batch`.
+fn play(ctx: &mut Ctx<'_>, name: &str, events: Vec<Stored>) {
     ctx.r.start_batch("chathistory", &[name]);
     for mut s in events {
-        // A channel's messages under its current name; private ones as sent.
-        if let Event::Message { target, .. } = &mut s.event
-            && name.starts_with('#')
-        {
-            *target = name.into();
+        // A channel's events under its current name; private ones as sent.
+        if name.starts_with('#') {
+            under_name(&mut s.event, name);
         }
         ctx.r.event(&s.event);
     }
     ctx.r.end_batch();
-    Flow::Continue
+}
+
+/// Names the channel of a kept event `name` (its name now: a renamed
+/// channel's history is played under its new name).
+pub(crate) fn under_name(e: &mut Event, name: &str) {
+    match e {
+        Event::Message { target, .. } => *target = name.into(),
+        Event::Join { channel, .. }
+        | Event::Part { channel, .. }
+        | Event::Kick { channel, .. }
+        | Event::Topic { channel, .. }
+        | Event::Mode { channel, .. } => *channel = name.to_string(),
+        _ => {}
+    }
 }
 
 /// `CHATHISTORY TARGETS <from> <to> <limit>`: the user's channels and

@@ -100,6 +100,13 @@ pub enum Cont {
         chans: Vec<(String, Option<String>)>,
         next: usize,
     },
+    /// JOIN: the history played on joining `channel` was read; the
+    /// channels from `chans[next]` on are still to join.
+    JoinPlayback {
+        chans: Vec<(String, Option<String>)>,
+        next: usize,
+        channel: String,
+    },
     /// CHATHISTORY: the history store answered.
     History { command: String, target: String },
     /// CHATHISTORY TARGETS: (history key, channel name) of the user's channels.
@@ -266,6 +273,14 @@ pub fn resume(ctx: &mut Ctx<'_>, command: &'static str, cont: Cont, outcome: Out
         Cont::Rehash => oper::rehashed(ctx, outcome),
         Cont::Nick { nick } => conn::nick_claimed(ctx, &nick, outcome),
         Cont::Join { chans, next } => chan::join_founded(ctx, chans, next, outcome),
+        Cont::JoinPlayback {
+            chans,
+            next,
+            channel,
+        } => {
+            history::played_on_join(ctx, &channel, outcome);
+            chan::join_from(ctx, chans, next)
+        }
         Cont::Rename {
             channel,
             new,

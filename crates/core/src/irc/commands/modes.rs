@@ -64,7 +64,7 @@ pub fn parse_channel_modes(modes: &str, args: &[&str]) -> Vec<ModeItem> {
             'b' | 'e' | 'I' | 'o' | 'v' => true,
             'k' => true,
             'l' => add,
-            'C' | 'M' | 'R' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
+            'C' | 'M' | 'R' | 'W' | 'i' | 'm' | 'n' | 't' | 's' | 'p' => false,
             _ => {
                 out.push(ModeItem::Unknown(c));
                 continue;
@@ -140,6 +140,7 @@ fn mode_string(ch: &Channel, show_key: bool) -> String {
         (m.no_ctcp, 'C'),
         (m.registered_speak, 'M'),
         (m.registered_only, 'R'),
+        (m.no_playback, 'W'),
         (m.invite_only, 'i'),
         (m.moderated, 'm'),
         (m.no_external, 'n'),
@@ -259,12 +260,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, m: &Message<'_>, name: &str) -> Result<Flow, 
     if set.applied.is_empty() {
         return Ok(Flow::Continue);
     }
-    if let Some(u) = ctx.net.user(id) {
+    if let (Some(u), Some(msgid)) = (ctx.net.user(id), set.msgid) {
         ctx.r.event(&Event::Mode {
             by: u.source(),
             channel: chname,
             changes: wire_modes(&set.applied),
             time: ctx.now,
+            msgid,
         });
     }
     Ok(Flow::Continue)
@@ -461,7 +463,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
             target: nick.to_string(),
             reason: reason.clone(),
         };
-        let (channel, target) = match ctx.apply(change) {
+        let (channel, target, msgid) = match ctx.apply(change) {
             Ok(done) => done,
             Err(e) => {
                 report(ctx.r, "KICK", e.into());
@@ -476,6 +478,7 @@ pub fn kick(ctx: &mut Ctx<'_>, m: &Message<'_>) -> Result<Flow, CommandError> {
                 target_id,
                 reason: reason.clone(),
                 time: ctx.now,
+                msgid,
             });
         }
     }

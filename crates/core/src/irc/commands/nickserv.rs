@@ -10,6 +10,7 @@ use crate::effect::{CertEdit, Effect, Outcome, Secret};
 use crate::names::casefold;
 use crate::state::account::SetAccount;
 use crate::state::ghost::Ghost;
+use crate::state::markers::ForgetAccountMarkers;
 use crate::throttle::Subject;
 use bavard_proto::message::Message;
 
@@ -370,6 +371,9 @@ pub fn resume(ctx: &mut Ctx<'_>, wait: Wait, outcome: Outcome) -> Result<Flow, C
                     ctx.apply(SetAccount { id, account: None })?;
                 }
             }
+            ctx.apply(ForgetAccountMarkers {
+                account: name.clone(),
+            })?;
             tracing::info!(conn = %ctx.st.id(), account = %name, "account dropped");
             done(ctx, &format!("Account {name} has been dropped"))
         }

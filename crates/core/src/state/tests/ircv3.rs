@@ -28,7 +28,7 @@ fn a_rename_moves_the_channel_and_its_room() {
     r.unwrap();
     // One shared copy for the channel but the renamer, then one for each
     // other member; the old name goes back to the registry, the history
-    // moves to the new one.
+    // and the read markers move to the new one.
     let shared = |e: &Event| matches!(e, Event::Rename { to: None, .. });
     let own = |e: &Event| matches!(e, Event::Rename { to: Some(_), .. });
     assert_eq!(told.who(shared), [b]);
@@ -37,8 +37,12 @@ fn a_rename_moves_the_channel_and_its_room() {
         from: "channel:#old".into(),
         to: "channel:#new".into(),
     };
+    let markers = Effect::RenameReadMarkers {
+        from: "#old".into(),
+        to: "#new".into(),
+    };
     let dropped = Effect::DropChannel { key: "#old".into() };
-    assert_eq!(told.later, [moved, dropped]);
+    assert_eq!(told.later, [moved, markers, dropped]);
     assert!(w.net.channel("#old").is_none());
     let ch = w.net.channel("#new").unwrap();
     assert_eq!((&*ch.name, &*ch.key), ("#New", "#new"));

@@ -91,6 +91,7 @@ impl World {
             founder,
         })
         .0
+        .map(|joined| joined.is_some())
     }
 
     fn say(
@@ -111,7 +112,10 @@ impl World {
 
     fn set_nick(&mut self, id: ConnId, nick: &str) -> (Result<Source, ChangeError>, Told) {
         match self.net.validate_nick(nick) {
-            Ok(nick) => self.apply(SetNick { id, nick }),
+            Ok(nick) => {
+                let (r, told) = self.apply(SetNick { id, nick });
+                (r.map(|(old, _)| old), told)
+            }
             Err(e) => (Err(e), Told::default()),
         }
     }
