@@ -1,6 +1,7 @@
 //! History survives `kill -9`: the `bavard` binary on its default history
-//! settings gets messages over TCP, is killed a second later, and, started
-//! again on the same database, gives every one of them back in order.
+//! settings gets messages over TCP in both dialects, is killed a second
+//! later, and, started again on the same database, gives them back in
+//! order through `CHATHISTORY` and the line dialect's `HISTORY`.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::irc::{IrcClient, join};
+use support::line::LineClient;
 
 /// A free port on 127.0.0.1 (bound, then released for the server).
 fn free_addr() -> SocketAddr {
@@ -22,10 +24,10 @@ fn free_addr() -> SocketAddr {
 struct Running(Child);
 
 impl Running {
-    fn start(dir: &Path, irc: SocketAddr) -> Running {
+    fn start(dir: &Path, irc: SocketAddr, line: SocketAddr) -> Running {
         let cfg = dir.join("bavard.toml");
         let text = format!(
-            "[listeners]\nirc = \"{irc}\"\nline = \"off\"\nhttp = \"off\"\n\
+            "[listeners]\nirc = \"{irc}\"\nline = \"{line}\"\nhttp = \"off\"\n\
              [flood]\nenabled = false\n\
              [storage]\npath = \"{}\"\n",
             dir.join("bavard.db").display()
@@ -58,10 +60,15 @@ impl Drop for Running {
 #[tokio::test]
 async fn messages_sent_a_second_before_kill_9_are_in_history() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let irc = free_addr();
+    let (irc, line) = (free_addr(), free_addr());
     let caps = ["draft/chathistory", "batch", "server-time", "message-tags"];
     {
-        let _server = Running::start(dir.path(), irc);
+        let _server = Running::start(dir.path(), irc, line);
+        let mut carol = LineClient::connect(line).await;
+        carol.nick("carol").await;
+        for i in 1..=150 {
+            carol.send(&format!("MSG line {i}")).await;
+        }
         let mut alice = IrcClient::registered(irc, "alice").await;
         join(&mut alice, "#kept").await;
         for i in 1..=300 {
@@ -70,7 +77,19 @@ async fn messages_sent_a_second_before_kill_9_are_in_history() {
         alice.sync().await;
         tokio::time::sleep(Duration::from_millis(1_000)).await;
     }
-    let _server = Running::start(dir.path(), irc);
+    let _server = Running::start(dir.path(), irc, line);
+    let mut dave = LineClient::connect(line).await;
+    dave.nick("dave").await;
+    dave.send("HISTORY 100").await;
+    let past: Vec<String> = dave
+        .until("[server] End of the history of #lobby")
+        .await
+        .into_iter()
+        .filter(|l| l.starts_with('['))
+        .filter_map(|l| l.split_once("] [carol] ").map(|(_, t)| t.to_string()))
+        .collect();
+    let want: Vec<String> = (51..=150).map(|i| format!("line {i}")).collect();
+    assert_eq!(past, want, "the line dialect's HISTORY");
     let mut bob = IrcClient::registered_with_caps(irc, "bob", &caps).await;
     join(&mut bob, "#kept").await;
     bob.send("CHATHISTORY LATEST #kept * 1000").await;

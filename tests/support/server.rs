@@ -101,7 +101,8 @@ impl Server {
     }
 }
 
-/// The default configuration with history kept (it is off by default).
+/// The default configuration, history kept (as by default): named for
+/// the tests that rely on it, so they hold if the default changes.
 pub fn with_history() -> Config {
     let mut cfg = Config::default();
     cfg.history.enabled = true;
