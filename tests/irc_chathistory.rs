@@ -106,6 +106,7 @@ async fn chathistory_plays_back_what_the_channel_said() {
         .flat_map(|m| m.params.iter().map(|p| &**p))
         .collect();
     assert!(tokens.contains(&"CHATHISTORY=5") && tokens.contains(&"MSGREFTYPES=msgid,timestamp"));
+    assert!(tokens.contains(&"draft/CHATHISTORY=5"));
     ask(&mut a, "JOIN #h").await;
     let mut ids = Vec::new();
     // Apart by a few milliseconds, so that time references are exact.

@@ -475,6 +475,7 @@ fn binary_serves_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bavard"))
         .args(["serve", "--line", "127.0.0.1:0", "--irc", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -331,6 +331,8 @@ pub fn isupport(cfg: &crate::config::CoreConfig) -> Vec<String> {
         // draft/chathistory: the most one request returns (all that is
         // kept; 0 would mean no limit), and how messages are named.
         tokens.push(format!("CHATHISTORY={}", l.history));
+        // The draft specification's name, which some clients still look for.
+        tokens.push(format!("draft/CHATHISTORY={}", l.history));
         tokens.push("MSGREFTYPES=msgid,timestamp".into());
         tokens.sort();
     }
