@@ -5,8 +5,6 @@
 
 mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use support::irc::{IrcClient as Client, Msg, ask};
 use support::server::{Server, with_history};
 
@@ -74,26 +72,12 @@ async fn private_history_belongs_to_the_logged_in_sides() {
     assert_eq!(names, ["bob", "carol", "alice"]);
 }
 
-/// Another connection, as `nick`, logged in to `account` with SASL PLAIN.
-async fn second_session(s: &Server, nick: &str, account: &str) -> Client {
-    let mut c = Client::connect(s.irc).await;
-    c.send("CAP REQ :sasl draft/read-marker").await;
-    c.expect("CAP").await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect("AUTHENTICATE").await;
-    let plain = B64.encode(format!("\0{account}\0pw-{account}"));
-    c.send(&format!("AUTHENTICATE {plain}")).await;
-    c.expect("903").await;
-    c.send("CAP END").await;
-    c.register(nick).await
-}
-
 #[tokio::test]
 async fn read_markers_are_the_accounts() {
     let s = Server::start(with_history()).await;
     let mut a = member(&s, "alice").await;
     ask(&mut a, "CAP REQ draft/read-marker").await;
-    let mut other = second_session(&s, "alice2", "alice").await;
+    let mut other = Client::logged_in(s.irc, "alice2", "alice").await;
     let ts = "timestamp=2022-11-11T11:11:11.111Z";
     ask(&mut a, &format!("MARKREAD #test {ts}")).await;
     // The other connection is told, and reads the same marker.
@@ -103,7 +87,7 @@ async fn read_markers_are_the_accounts() {
     assert_eq!(r[0].params[..], ["#test", ts]);
     // They outlive the connections.
     drop((a, other));
-    let mut again = second_session(&s, "alys", "alice").await;
+    let mut again = Client::logged_in(s.irc, "alys", "alice").await;
     let r = ask(&mut again, "MARKREAD #test").await;
     assert_eq!(r[0].params[..], ["#test", ts]);
 }

@@ -6,26 +6,9 @@
 
 mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use bavard::config::Config;
 use support::irc::{IrcClient as Client, ask};
 use support::server::{Server, with_history};
-
-/// A connection as `nick` logged in to `account` (password `pw-<account>`)
-/// with SASL PLAIN, with draft/read-marker.
-async fn logged_in(s: &Server, nick: &str, account: &str) -> Client {
-    let mut c = Client::connect(s.irc).await;
-    c.send("CAP REQ :sasl draft/read-marker").await;
-    c.expect("CAP").await;
-    c.send("AUTHENTICATE PLAIN").await;
-    c.expect("AUTHENTICATE").await;
-    let plain = B64.encode(format!("\0{account}\0pw-{account}"));
-    c.send(&format!("AUTHENTICATE {plain}")).await;
-    c.expect("903").await;
-    c.send("CAP END").await;
-    c.register(nick).await
-}
 
 /// The marker MARKREAD shows for `target`.
 async fn marker(c: &mut Client, target: &str) -> String {
@@ -51,7 +34,7 @@ async fn an_accounts_markers_survive_a_restart() {
     let r = ask(&mut a, "REGISTER * * pw-alice").await;
     assert!(r.iter().any(|m| m.command == "REGISTER"), "{r:?}");
     drop(a);
-    let mut a = logged_in(&s, "alice", "alice").await;
+    let mut a = Client::logged_in(s.irc, "alice", "alice").await;
     ask(&mut a, "JOIN #test").await;
     ask(&mut a, &format!("MARKREAD #test {T1}")).await;
     ask(&mut a, &format!("MARKREAD bob {T2}")).await;
@@ -65,7 +48,7 @@ async fn an_accounts_markers_survive_a_restart() {
     s.stop().await;
 
     let s = Server::start_with_db(config(&dir)).await;
-    let mut a = logged_in(&s, "alys", "alice").await;
+    let mut a = Client::logged_in(s.irc, "alys", "alice").await;
     assert_eq!(marker(&mut a, "bob").await, T2);
     assert_eq!(marker(&mut a, "#RENAMED").await, T1, "followed the rename");
     assert_eq!(marker(&mut a, "#test").await, "*");
@@ -75,7 +58,7 @@ async fn an_accounts_markers_survive_a_restart() {
     assert_eq!(r[m].params[..], ["#renamed", T1]);
     assert_eq!(r[m + 1].command, "366");
     // Every connection of the account shares them; moving one is kept too.
-    let mut other = logged_in(&s, "alice2", "alice").await;
+    let mut other = Client::logged_in(s.irc, "alice2", "alice").await;
     let t3 = "timestamp=2024-05-06T07:08:09.010Z";
     ask(&mut other, &format!("MARKREAD bob {t3}")).await;
     assert_eq!(a.expect("MARKREAD").await.params[..], ["bob", t3]);
@@ -85,7 +68,7 @@ async fn an_accounts_markers_survive_a_restart() {
     s.stop().await;
 
     let s = Server::start_with_db(config(&dir)).await;
-    let mut a = logged_in(&s, "alice", "alice").await;
+    let mut a = Client::logged_in(s.irc, "alice", "alice").await;
     assert_eq!(marker(&mut a, "bob").await, t3);
     // Dropped, the account's markers go: registered again, it has none.
     let r = ask(&mut a, "PRIVMSG NickServ :DROP alice pw-alice").await;
@@ -96,6 +79,6 @@ async fn an_accounts_markers_survive_a_restart() {
     drop(a);
     s.stop().await;
     let s = Server::start_with_db(config(&dir)).await;
-    let mut a = logged_in(&s, "alice", "alice").await;
+    let mut a = Client::logged_in(s.irc, "alice", "alice").await;
     assert_eq!(marker(&mut a, "bob").await, "*");
 }

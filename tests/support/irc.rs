@@ -72,6 +72,23 @@ impl IrcClient {
         c
     }
 
+    /// Connects as `nick`, logged in to `account` (password
+    /// `pw-<account>`) with SASL PLAIN, with draft/read-marker.
+    pub async fn logged_in(addr: SocketAddr, nick: &str, account: &str) -> IrcClient {
+        use base64::Engine;
+        let mut c = IrcClient::connect(addr).await;
+        c.send("CAP REQ :sasl draft/read-marker").await;
+        c.expect("CAP").await;
+        c.send("AUTHENTICATE PLAIN").await;
+        c.expect("AUTHENTICATE").await;
+        let plain =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{account}\0pw-{account}"));
+        c.send(&format!("AUTHENTICATE {plain}")).await;
+        c.expect("903").await;
+        c.send("CAP END").await;
+        c.register(nick).await
+    }
+
     pub async fn send(&mut self, line: &str) {
         self.w.write_all(line.as_bytes()).await.unwrap();
         self.w.write_all(b"\r\n").await.unwrap();
