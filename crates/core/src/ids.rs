@@ -9,11 +9,15 @@ const SERIAL_BITS: u32 = 48;
 const SERIAL_MASK: u64 = (1 << SERIAL_BITS) - 1;
 
 /// A connection (and the user it carries) for its whole life; never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ConnId(u64);
 
 /// A chat message, for IRCv3 `msgid` (and, later, history and redaction).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct MsgId(u64);
 
 macro_rules! node_id {

@@ -14,7 +14,7 @@ pub type Millis = u64;
 /// it is logged in to, and the flags that change how its messages are shown.
 /// Cheap to clone: a user who speaks keeps one, and every message it sends
 /// shares it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     /// `nick!user@host`, then the account name, if any: one shared string,
     /// so that carrying the account (for account-tag and extended-join)
@@ -74,7 +74,7 @@ impl Source {
 }
 
 /// Kind of a chat message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MsgKind {
     Privmsg,
     Notice,
@@ -83,7 +83,7 @@ pub enum MsgKind {
 }
 
 /// One line of a client `draft/multiline` batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MultilinePart {
     pub text: String,
     /// `draft/multiline-concat`: continues the previous line without a break.
@@ -104,7 +104,7 @@ pub fn join_parts(parts: &[MultilinePart]) -> String {
 }
 
 /// Something that happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A chat message to a channel or to one user.
     Message {
@@ -287,7 +287,7 @@ pub enum Event {
 
 /// What an IRC client without `draft/channel-rename` is shown of a renamed
 /// channel: itself leaving and joining, then the channel's topic and names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RenameFallback {
     /// The member's `nick!user@host` and real name (for extended-join).
     pub member: Source,
@@ -298,7 +298,7 @@ pub struct RenameFallback {
 }
 
 /// A channel's topic and members, as a JOIN greeting shows them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelView {
     /// `=`, `@` (secret) or `*` (private), for 353.
     pub symbol: char,
@@ -311,7 +311,7 @@ pub struct ChannelView {
 /// Who should see an event. Channel audiences are resolved by delivery
 /// against its own view of who is in a channel *before* the event changes
 /// it: the members a PART or KICK leaves, a JOIN does not reach yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Audience {
     /// The members of the channel with this (casefolded) key, but one.
     Channel {
@@ -329,7 +329,7 @@ pub enum Audience {
 }
 
 /// An event and its audience.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     pub audience: Audience,
     pub event: Event,

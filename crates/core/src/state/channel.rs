@@ -11,7 +11,7 @@ pub struct Member {
 }
 
 /// Channel modes with no list.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChanModes {
     pub invite_only: bool,
     pub moderated: bool,
@@ -32,7 +32,7 @@ pub struct ChanModes {
 }
 
 /// An entry of a ban, exception or invite-exception list.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListEntry {
     pub mask: String,
     pub set_by: String,
@@ -40,7 +40,7 @@ pub struct ListEntry {
 }
 
 /// A channel topic.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Topic {
     pub text: String,
     pub set_by: String,

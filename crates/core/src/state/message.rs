@@ -153,7 +153,7 @@ impl Change for Message {
 pub const KEPT_TAGMSG_TAGS: &[&str] = &["+draft/persist", "+persist", "+draft/react", "+react"];
 
 /// Whether a TAGMSG with these client tags (escaped, `;`-separated) is kept.
-fn worth_keeping(client_tags: &str) -> bool {
+pub(super) fn worth_keeping(client_tags: &str) -> bool {
     client_tags
         .split(';')
         .map(|t| t.split_once('=').map_or(t, |(k, _)| k))
@@ -163,7 +163,7 @@ fn worth_keeping(client_tags: &str) -> bool {
 /// The history keys of a private message from `a` to `b`: one for each side
 /// logged in to an account (once for a message to oneself). Without accounts
 /// nothing is kept: the next holder of a nick would read it.
-fn dm_keys(a: &User, b: &User) -> Vec<String> {
+pub(super) fn dm_keys(a: &User, b: &User) -> Vec<String> {
     let name = |u: &User| u.account().unwrap_or(u.nick()).to_string();
     let mut keys: Vec<String> = [(a, b), (b, a)]
         .into_iter()

@@ -22,6 +22,7 @@ mod nicks;
 pub mod policy;
 pub mod redact;
 pub mod rename;
+pub mod replica;
 mod user;
 mod users;
 

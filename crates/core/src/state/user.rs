@@ -11,7 +11,7 @@ use crate::names::Nickname;
 use crate::notify::Source;
 
 /// User modes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserModes {
     pub invisible: bool,
     pub oper: bool,
@@ -91,7 +91,7 @@ impl Names {
         &self.text[self.user_start() + self.user as usize..]
     }
 
-    fn new(nick: &str, folded: &str, user: &str, realname: &str) -> Names {
+    pub(super) fn new(nick: &str, folded: &str, user: &str, realname: &str) -> Names {
         let nick = cut16(nick);
         let folded = if folded == nick { "" } else { cut16(folded) };
         let user = cut16(user);

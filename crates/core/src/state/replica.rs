@@ -1,0 +1,566 @@
+//! The network copied between nodes: facts about users and channels, the
+//! notifications that happened, and node failures, as values a cluster
+//! carries in one ordered log; [`Network::replay`] applies one received
+//! from another node, [`Network::snapshot`] and [`Network::restore`] bring a
+//! node that starts late up to date.
+//!
+//! A user belongs to the node it is connected to: only that node changes
+//! it, and others take its [`UserFact`] as it is sent. A channel has members
+//! on many nodes: its membership follows the JOIN, PART, KICK and QUIT
+//! notifications, and its modes, lists, topic and member ranks follow the
+//! last [`ChannelFact`] in the log. Every node, the origin included, applies
+//! channel facts in the log's order, so every node ends up with the state
+//! of the last one even when two nodes changed a channel at once.
+
+use std::net::IpAddr;
+
+use thin_vec::ThinVec;
+
+use super::message::{dm_keys, worth_keeping};
+use super::user::Names;
+use super::{ChanModes, Channel, ListEntry, Member, Network, Topic, User, UserModes, WhowasEntry};
+use crate::effect::Effect;
+use crate::ids::ConnId;
+use crate::names::{ChannelName, Nickname, casefold};
+use crate::notify::{Audience, Event, Millis, MsgKind, Notification};
+use crate::session::Outputs;
+use crate::store::history_key;
+
+/// A registered user as every node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserFact {
+    pub id: ConnId,
+    pub nick: String,
+    pub user: String,
+    pub realname: String,
+    pub ip: IpAddr,
+    pub modes: UserModes,
+    pub signon: u32,
+    pub away: Option<String>,
+    pub account: Option<String>,
+}
+
+/// A member's rank in a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rank {
+    pub id: ConnId,
+    pub op: bool,
+    pub voice: bool,
+}
+
+/// A channel's settings and its members' ranks, in joining order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelFact {
+    pub name: String,
+    pub created: u64,
+    pub topic: Option<Topic>,
+    pub modes: ChanModes,
+    pub bans: Vec<ListEntry>,
+    pub excepts: Vec<ListEntry>,
+    pub invex: Vec<ListEntry>,
+    pub ranks: Vec<Rank>,
+}
+
+/// One entry of the log a cluster shares.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Record {
+    /// A user of the origin node registered or changed.
+    User(UserFact),
+    /// Something happened on the origin node.
+    Note(Notification),
+    /// A channel's state after the origin's change.
+    Channel(ChannelFact),
+    /// A node stopped (its lease expired, or it started again): its users
+    /// whose connection serial is below `before` quit.
+    NodeDown {
+        node: u16,
+        before: u64,
+        reason: String,
+    },
+}
+
+/// The shared part of a network, for a node that joins late.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub users: Vec<UserFact>,
+    pub channels: Vec<ChannelFact>,
+}
+
+/// What a node has told the others of its own users: their last facts.
+#[derive(Debug, Default)]
+pub struct Told {
+    facts: super::Map<ConnId, UserFact>,
+}
+
+/// Whether other nodes must learn of `n`, which happened on node `local`.
+fn shared(n: &Notification, local: u16, told: &Told) -> bool {
+    match &n.event {
+        Event::Shutdown { .. } | Event::ReadMarker { .. } | Event::Monitor { .. } => return false,
+        // A user the others never saw (it had not registered) leaves
+        // quietly.
+        Event::Quit { id, .. } if id.node() == local => return told.facts.contains_key(id),
+        _ => {}
+    }
+    match &n.audience {
+        Audience::Channel { .. } | Audience::Channels { .. } | Audience::Everyone => true,
+        Audience::User(id) => id.node() != local,
+        Audience::Users(ids) => ids.iter().any(|id| id.node() != local),
+    }
+}
+
+impl Network {
+    /// What other nodes must learn of a call on node `local` that served
+    /// `me` and produced `items`: the caller's fact if it changed, the
+    /// notifications others may see, then the facts of the channels they
+    /// changed. `told` follows what was sent.
+    pub fn records_for(
+        &self,
+        local: u16,
+        me: Option<ConnId>,
+        told: &mut Told,
+        items: &[crate::session::Output],
+    ) -> Vec<Record> {
+        let mut records = Vec::new();
+        if let Some(id) = me
+            && let Some(f) = self.user_fact(id)
+            && told.facts.get(&id) != Some(&f)
+        {
+            told.facts.insert(id, f.clone());
+            records.push(Record::User(f));
+        }
+        let mut channels: Vec<&str> = Vec::new();
+        for item in items {
+            let crate::session::Output::Note(n) = item else {
+                continue;
+            };
+            if !shared(n, local, told) {
+                continue;
+            }
+            if let Event::Quit { id, .. } = &n.event {
+                told.facts.remove(id);
+            }
+            if let (
+                Event::Join { .. } | Event::Mode { .. } | Event::Topic { .. } | Event::Kick { .. },
+                Audience::Channel { key, .. },
+            ) = (&n.event, &n.audience)
+                && !channels.contains(&&**key)
+            {
+                channels.push(key);
+            }
+            records.push(Record::Note(n.clone()));
+        }
+        records.extend(
+            channels
+                .into_iter()
+                .filter_map(|k| self.channel_fact(k))
+                .map(Record::Channel),
+        );
+        records
+    }
+
+    /// The fact about user `id`, if it is registered.
+    pub fn user_fact(&self, id: ConnId) -> Option<UserFact> {
+        let u = self.users.get(&id).filter(|u| u.registered)?;
+        Some(UserFact {
+            id,
+            nick: u.nick().to_string(),
+            user: u.user().to_string(),
+            realname: u.realname().to_string(),
+            ip: u.ip,
+            modes: u.modes,
+            signon: u.signon,
+            away: u.away().map(str::to_string),
+            account: u.account().map(str::to_string),
+        })
+    }
+
+    /// The fact about the channel with key `key`, if it exists.
+    pub fn channel_fact(&self, key: &str) -> Option<ChannelFact> {
+        let ch = self.channels.get(key)?;
+        Some(ChannelFact {
+            name: ch.name.to_string(),
+            created: ch.created,
+            topic: ch.topic.clone(),
+            modes: ch.modes.clone(),
+            bans: ch.bans.clone(),
+            excepts: ch.excepts.clone(),
+            invex: ch.invex.clone(),
+            ranks: ch
+                .members
+                .iter()
+                .map(|m| Rank {
+                    id: m.id,
+                    op: m.op,
+                    voice: m.voice,
+                })
+                .collect(),
+        })
+    }
+
+    /// Every registered user and every channel, in id and name order.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot {
+            users: self
+                .users
+                .values()
+                .filter_map(|u| self.user_fact(u.id))
+                .collect(),
+            channels: self
+                .channels
+                .keys()
+                .filter_map(|k| self.channel_fact(k))
+                .collect(),
+        };
+        s.users.sort_by_key(|u| u.id);
+        s.channels.sort_by(|a, b| a.name.cmp(&b.name));
+        s
+    }
+
+    /// Takes the users and channels of `snap` (a network that has no users
+    /// of its own yet).
+    pub fn restore(&mut self, snap: &Snapshot, out: &mut Outputs) {
+        for f in &snap.users {
+            self.upsert_user(f, out);
+        }
+        for f in &snap.channels {
+            let Some(key) = self.found_remote(&f.name, f.created) else {
+                continue;
+            };
+            for r in &f.ranks {
+                self.add_member(&key, r.id);
+            }
+            self.set_channel(f);
+        }
+    }
+
+    /// Applies `rec`, logged by node `origin`, on this node (`local`): the
+    /// state changes, and what local users must see is left in `out`.
+    /// The origin's own notifications were delivered when they happened
+    /// and change nothing here; its channel facts apply again, in the log's
+    /// order.
+    pub fn replay(
+        &mut self,
+        rec: &Record,
+        origin: u16,
+        local: u16,
+        out: &mut Outputs,
+        now: Millis,
+    ) {
+        match rec {
+            Record::User(f) if origin != local => self.upsert_user(f, out),
+            Record::Note(n) if origin != local => self.replay_note(n, out),
+            Record::Channel(f) => self.set_channel(f),
+            Record::NodeDown {
+                node,
+                before,
+                reason,
+            } => self.node_down(*node, *before, reason, out, now),
+            Record::User(_) | Record::Note(_) => {}
+        }
+    }
+
+    /// Creates or updates a user of another node.
+    fn upsert_user(&mut self, f: &UserFact, out: &mut Outputs) {
+        let Ok(nick) = Nickname::parse(&f.nick, usize::MAX) else {
+            return;
+        };
+        let id = f.id;
+        let old_key = self.users.get(&id).map(|u| u.nick_key().to_string());
+        if old_key.is_none() {
+            self.users.insert(Box::new(User {
+                id,
+                names: Names::default(),
+                ip: f.ip,
+                registered: true,
+                channels: ThinVec::new(),
+                modes: UserModes::default(),
+                signon: f.signon,
+                last_active: f.signon,
+                extra: None,
+                spoken: None,
+            }));
+            self.counts.account(true, UserModes::default(), 1);
+        }
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        self.counts.account(true, u.modes, -1);
+        self.counts.account(true, f.modes, 1);
+        u.modes = f.modes;
+        u.set_user(&f.user, &f.realname);
+        u.set_nick(&nick);
+        u.set_account(f.account.as_deref());
+        u.edit_extra(|e| e.away = f.away.clone());
+        let renamed = old_key.as_deref() != Some(nick.key());
+        if renamed {
+            if let Some(old) = old_key.as_deref().filter(|k| !k.is_empty()) {
+                self.nicks.remove(old, id);
+                self.notify_watchers(old, false, out);
+            }
+            // The registry granted the nick to its node; a stale holder
+            // here (a user of a node that failed) gives way.
+            if self.nicks.get(nick.key(), &self.users).is_none() {
+                self.nicks.insert(nick.key(), id, &self.users);
+            }
+            self.notify_watchers(nick.key(), true, out);
+        }
+        self.max_users = self.max_users.max(self.counts.registered);
+    }
+
+    /// The channel named `name`, created (as another node founded it) if
+    /// missing; its key.
+    fn found_remote(&mut self, name: &str, created: u64) -> Option<String> {
+        let cname = ChannelName::parse(name, usize::MAX).ok()?;
+        let key = cname.key().to_string();
+        if !self.channels.contains_key(&key) {
+            let mut ch = Channel::new(&cname, created);
+            ch.serial = self.msg_ids.next_msg().raw();
+            self.channels.insert(key.clone(), ch);
+        }
+        Some(key)
+    }
+
+    fn add_member(&mut self, key: &str, id: ConnId) {
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        if ch.member(id).is_none() {
+            ch.members.push(Member {
+                id,
+                op: false,
+                voice: false,
+            });
+            u.channels.push(key.to_string());
+            if u.is_invited(key) {
+                u.edit_extra(|e| e.invites.remove(key));
+            }
+        }
+    }
+
+    /// Takes a channel's settings and ranks from `f`; members it lists that
+    /// are not (or no longer) here are left out.
+    fn set_channel(&mut self, f: &ChannelFact) {
+        let Some(ch) = self.channels.get_mut(&casefold(&f.name)) else {
+            return;
+        };
+        ch.topic = f.topic.clone();
+        ch.modes = f.modes.clone();
+        ch.bans = f.bans.clone();
+        ch.excepts = f.excepts.clone();
+        ch.invex = f.invex.clone();
+        ch.created = ch.created.min(f.created);
+        for r in &f.ranks {
+            if let Some(m) = ch.member_mut(r.id) {
+                m.op = r.op;
+                m.voice = r.voice;
+            }
+        }
+    }
+
+    /// A notification from another node: the state it implies, what history
+    /// keeps of it, and the notification itself for local users.
+    fn replay_note(&mut self, n: &Notification, out: &mut Outputs) {
+        let channel_key = match &n.audience {
+            Audience::Channel { key, .. } => Some(key.to_string()),
+            _ => None,
+        };
+        match (&n.event, channel_key) {
+            (
+                Event::Join {
+                    id, channel, time, ..
+                },
+                Some(key),
+            ) => {
+                if self.found_remote(channel, *time / 1000).is_some() {
+                    self.add_member(&key, *id);
+                }
+                self.keep([key.as_str()], &n.event, out);
+            }
+            (Event::Part { id, .. }, Some(key))
+            | (Event::Kick { target_id: id, .. }, Some(key)) => {
+                self.keep([key.as_str()], &n.event, out);
+                self.leave(*id, &key, out);
+            }
+            (Event::Topic { .. } | Event::Mode { .. }, Some(key)) => {
+                self.keep([key.as_str()], &n.event, out)
+            }
+            (Event::Quit { id, .. }, _) => {
+                if let Some(u) = self.users.get(id) {
+                    let keys = u.channels.to_vec();
+                    self.keep(keys.iter().map(String::as_str), &n.event, out);
+                }
+                out.note(n.clone());
+                self.drop_user(*id, out, unix_secs_ms(&n.event));
+                return;
+            }
+            (Event::Nick { new, .. }, _) => {
+                if let Some(u) = self.find_nick(new) {
+                    let keys = u.channels.to_vec();
+                    self.keep(keys.iter().map(String::as_str), &n.event, out);
+                }
+            }
+            (
+                Event::Invite {
+                    target, channel, ..
+                },
+                _,
+            ) => {
+                let key = casefold(channel);
+                if let Some(id) = self.nicks.get(&casefold(target), &self.users)
+                    && let Some(u) = self.users.get_mut(&id)
+                {
+                    u.edit_extra(|e| e.invites.insert(key));
+                }
+            }
+            (Event::Message { .. }, _) => self.replay_message(&n.event, out),
+            (
+                Event::Redact {
+                    target,
+                    to_channel: true,
+                    msgid,
+                    ..
+                },
+                _,
+            ) => {
+                if let Ok(raw) = msgid.parse::<u64>() {
+                    out.later.push(Effect::RedactHistory {
+                        target: history_key(&casefold(target)),
+                        msgid: crate::ids::MsgId::from_raw(raw),
+                    });
+                }
+            }
+            _ => {}
+        }
+        out.note(n.clone());
+    }
+
+    /// Keeps a message of another node where its origin kept it, and
+    /// remembers it for redaction.
+    fn replay_message(&mut self, e: &Event, out: &mut Outputs) {
+        let Event::Message {
+            from,
+            target,
+            to_channel,
+            kind,
+            client_tags,
+            time,
+            msgid,
+            ..
+        } = e
+        else {
+            return;
+        };
+        let Some(sender) = self.find_nick(from.nick()).map(|u| u.id) else {
+            return;
+        };
+        let keep =
+            self.cfg.limits.history > 0 && (*kind != MsgKind::Tagmsg || worth_keeping(client_tags));
+        if *to_channel {
+            // Status messages (`@#chan`) are not kept.
+            let Some(ch) = self.channels.get(&casefold(target)) else {
+                return;
+            };
+            let serial = ch.serial;
+            if keep {
+                let key = ch.key.to_string();
+                self.keep([key.as_str()], e, out);
+            }
+            self.remember_message(*msgid, sender, Some(serial), sender, *time);
+        } else if let Some(to) = self.find_nick(target) {
+            let to_id = to.id;
+            if keep && let Some(s) = self.users.get(&sender) {
+                for target in dm_keys(s, to) {
+                    out.later.push(Effect::AppendHistory {
+                        stored: Box::new(crate::store::Stored {
+                            target,
+                            msgid: *msgid,
+                            time: *time,
+                            event: e.clone(),
+                        }),
+                        keep: self.cfg.limits.history,
+                    });
+                }
+            }
+            self.remember_message(*msgid, sender, None, to_id, *time);
+        }
+    }
+
+    /// Removes a user of another node, which already told its quit.
+    fn drop_user(&mut self, id: ConnId, out: &mut Outputs, now: Millis) {
+        let Some(u) = self.users.remove(&id) else {
+            return;
+        };
+        self.counts.account(u.registered, u.modes, -1);
+        for key in &u.channels {
+            if let Some(ch) = self.channels.get_mut(key) {
+                ch.members.retain(|m| m.id != id);
+                if ch.members.is_empty() && !ch.permanent {
+                    self.channels.remove(key);
+                }
+            }
+        }
+        let key = u.nick_key();
+        if !key.is_empty() && self.nicks.remove(key, id) {
+            self.remember(WhowasEntry {
+                nick: u.nick().to_string(),
+                nick_key: key.to_string(),
+                user: u.user().to_string(),
+                host: u.host().to_string(),
+                realname: u.realname().to_string(),
+                at: now / 1000,
+            });
+            self.notify_watchers(key, false, out);
+        }
+        for key in u.monitoring() {
+            if let Some(w) = self.watchers.get_mut(key) {
+                w.retain(|&x| x != id);
+                if w.is_empty() {
+                    self.watchers.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Node `node` is gone: its users older than `before` quit, for every
+    /// user here to see.
+    fn node_down(&mut self, node: u16, before: u64, reason: &str, out: &mut Outputs, now: Millis) {
+        let gone: Vec<ConnId> = self
+            .users
+            .values()
+            .map(|u| u.id)
+            .filter(|id| id.node() == node && id.serial() < before)
+            .collect();
+        for id in gone {
+            let Some(u) = self.users.get(&id) else {
+                continue;
+            };
+            let event = Event::Quit {
+                who: u.source(),
+                id,
+                reason: reason.to_string(),
+                time: now,
+                msgid: self.msg_ids.next_msg(),
+            };
+            self.keep(u.channels.iter().map(String::as_str), &event, out);
+            out.note(Notification {
+                audience: Network::neighbours(u),
+                event,
+            });
+            self.drop_user(id, out, now);
+        }
+    }
+}
+
+/// The time an event carries (a quit's), or 0.
+fn unix_secs_ms(e: &Event) -> Millis {
+    match e {
+        Event::Quit { time, .. } => *time,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! Two networks, two nodes, kept equal by the records each sends the other
+//! through one ordered log.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::*;
+use crate::config::CoreConfig;
+use crate::ids::IdGen;
+use crate::state::changes::*;
+use crate::state::{Change, ChangeError, ModeChange, SetChannelModes};
+
+const T: Millis = 1_700_000_000_000;
+
+struct Node {
+    net: Network,
+    ids: IdGen,
+    told: Told,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    /// What local users of each node were shown (events, in order).
+    seen: Vec<Vec<Event>>,
+}
+
+impl Cluster {
+    fn new(n: u16) -> Cluster {
+        let nodes = (1..=n)
+            .map(|k| Node {
+                net: Network::new(Arc::new(CoreConfig::default()), T),
+                ids: IdGen::new(k),
+                told: Told::default(),
+            })
+            .collect();
+        Cluster {
+            nodes,
+            seen: vec![Vec::new(); n as usize],
+        }
+    }
+
+    /// Applies `c` on node `k` (0-based) for `me`, then every node replays
+    /// the records in one order.
+    fn on<C: Change>(&mut self, k: usize, me: ConnId, c: C) -> Result<C::Output, ChangeError> {
+        let mut out = Outputs::default();
+        let node = &mut self.nodes[k];
+        let r = node.net.apply(c, &mut out, T);
+        let local = k as u16 + 1;
+        let records = node
+            .net
+            .records_for(local, Some(me), &mut node.told, &out.items);
+        self.log(local, &records);
+        r
+    }
+
+    fn log(&mut self, origin: u16, records: &[Record]) {
+        for (j, node) in self.nodes.iter_mut().enumerate() {
+            let mut out = Outputs::default();
+            for rec in records {
+                node.net.replay(rec, origin, j as u16 + 1, &mut out, T);
+            }
+            self.seen[j].extend(out.notes().map(|n| n.event.clone()));
+            node.net.check_invariants().unwrap();
+        }
+    }
+
+    fn user(&mut self, k: usize, nick: &str) -> ConnId {
+        let id = self.nodes[k].ids.next_conn();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        self.on(
+            k,
+            id,
+            Connect {
+                id,
+                ip,
+                secure: false,
+                certfp: None,
+            },
+        )
+        .unwrap();
+        let nick = Nickname::parse(nick, 30).unwrap();
+        self.on(k, id, SetNick { id, nick }).unwrap();
+        let reg = Register {
+            id,
+            user: "u".into(),
+            realname: "R".into(),
+        };
+        self.on(k, id, reg).unwrap();
+        id
+    }
+
+    fn join(&mut self, k: usize, id: ConnId, chan: &str, founder: bool) {
+        let channel = ChannelName::parse(chan, 50).unwrap();
+        let join = Join {
+            id,
+            channel,
+            key: None,
+            on_connect: false,
+            founder,
+        };
+        self.on(k, id, join).unwrap();
+    }
+
+    /// Every node's view, sorted, must be the same.
+    fn assert_agree(&self) {
+        let first = self.nodes[0].net.snapshot();
+        for n in &self.nodes[1..] {
+            assert_eq!(n.net.snapshot(), first);
+        }
+    }
+}
+
+#[test]
+fn users_and_channels_are_the_same_on_every_node() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(0, "alice");
+    let bob = c.user(1, "bob");
+    c.assert_agree();
+    assert_eq!(c.nodes[1].net.find_nick("ALICE").map(|u| u.id), Some(alice));
+    c.join(0, alice, "#chat", true);
+    c.join(1, bob, "#chat", false);
+    c.assert_agree();
+    let topic = SetTopic {
+        id: alice,
+        channel: "#chat".into(),
+        text: "hello".into(),
+    };
+    c.on(0, alice, topic).unwrap();
+    let modes = SetChannelModes {
+        by: alice,
+        channel: "#chat".into(),
+        changes: vec![
+            ModeChange::new(true, 'v', Some("bob".into())),
+            ModeChange::new(true, 'k', Some("key".into())),
+        ],
+    };
+    c.on(0, alice, modes).unwrap();
+    c.assert_agree();
+    let ch = c.nodes[1].net.channel("#chat").unwrap();
+    assert_eq!(ch.topic.as_ref().unwrap().text, "hello");
+    assert!(ch.member(bob).unwrap().voice && ch.member(alice).unwrap().op);
+    assert_eq!(ch.modes.key.as_deref(), Some("key"));
+
+    // bob's message reaches node 1's log, and node 0 shows it.
+    let msg = crate::state::message::Message {
+        from: bob,
+        target: "#chat".into(),
+        text: "hi".into(),
+        parts: vec![],
+        kind: MsgKind::Privmsg,
+        client_tags: String::new(),
+    };
+    c.on(1, bob, msg).unwrap();
+    assert!(
+        c.seen[0]
+            .iter()
+            .any(|e| matches!(e, Event::Message { text, .. } if text == "hi"))
+    );
+    // Node 1 delivered it itself: its own records are not shown twice.
+    assert!(!c.seen[1].iter().any(|e| matches!(e, Event::Message { .. })));
+
+    c.on(
+        1,
+        bob,
+        SetNick {
+            id: bob,
+            nick: Nickname::parse("robert", 30).unwrap(),
+        },
+    )
+    .unwrap();
+    c.assert_agree();
+    assert!(c.nodes[0].net.find_nick("bob").is_none());
+    assert_eq!(c.nodes[0].net.find_nick("robert").map(|u| u.id), Some(bob));
+
+    let part = Part {
+        id: bob,
+        channel: "#chat".into(),
+        reason: String::new(),
+    };
+    c.on(1, bob, part).unwrap();
+    c.assert_agree();
+    c.on(
+        0,
+        alice,
+        Quit {
+            id: alice,
+            reason: "bye".into(),
+        },
+    )
+    .unwrap();
+    c.assert_agree();
+    assert!(c.nodes[1].net.channel("#chat").is_none());
+    assert_eq!(c.nodes[1].net.user_count(), 1);
+}
+
+#[test]
+fn a_failed_node_takes_only_its_users_away() {
+    let mut c = Cluster::new(3);
+    let a = c.user(0, "a");
+    let b = c.user(1, "b");
+    let b2 = c.user(1, "b2");
+    let z = c.user(2, "z");
+    for (k, id) in [(0, a), (1, b), (1, b2), (2, z)] {
+        c.join(k, id, "#x", k == 0);
+    }
+    c.assert_agree();
+    for s in &mut c.seen {
+        s.clear();
+    }
+    let down = Record::NodeDown {
+        node: 2,
+        before: u64::MAX,
+        reason: "node lost".into(),
+    };
+    // Told by node 1 and node 3 both: the second changes nothing.
+    c.log(1, std::slice::from_ref(&down));
+    c.log(3, &[down]);
+    // Node 2's own view is left as it was; the others agree.
+    let n0 = c.nodes[0].net.snapshot();
+    assert_eq!(n0.users.len(), 2);
+    let x = n0.channels.iter().find(|c| c.name == "#x").unwrap();
+    assert_eq!(x.ranks.len(), 2);
+    let quits = |s: &Vec<Event>| s.iter().filter(|e| matches!(e, Event::Quit { .. })).count();
+    assert_eq!(quits(&c.seen[0]), 2);
+    assert_eq!(quits(&c.seen[2]), 2);
+    assert!(c.seen[0].iter().all(|e| matches!(e, Event::Quit { .. })));
+    assert!(c.nodes[2].net.find_nick("b2").is_none());
+}
+
+#[test]
+fn a_late_node_restores_a_snapshot() {
+    let mut c = Cluster::new(2);
+    let a = c.user(0, "a");
+    c.join(0, a, "#x", true);
+    let snap = c.nodes[0].net.snapshot();
+    let mut fresh = Network::new(Arc::new(CoreConfig::default()), T);
+    fresh.restore(&snap, &mut Outputs::default());
+    fresh.check_invariants().unwrap();
+    assert_eq!(fresh.snapshot(), snap);
+}
+
+#[test]
+fn a_kill_from_another_node_removes_the_user_everywhere() {
+    let mut c = Cluster::new(2);
+    let op = c.user(0, "op");
+    let victim = c.user(1, "victim");
+    let modes = UserModes {
+        oper: true,
+        ..UserModes::default()
+    };
+    c.on(0, op, SetUserModes { id: op, modes }).unwrap();
+    c.assert_agree();
+    let kill = Kill {
+        by: op,
+        target: "victim".into(),
+        reason: "spam".into(),
+    };
+    c.on(0, op, kill).unwrap();
+    c.assert_agree();
+    assert!(c.nodes[1].net.user(victim).is_none());
+    // The victim's node shows it the KILL, then its QUIT (closing it).
+    assert!(matches!(
+        c.seen[1][..],
+        [Event::Kill { .. }, Event::Quit { .. }, ..]
+    ));
+}
