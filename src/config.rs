@@ -66,6 +66,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// What is kept for IRCv3 draft/chathistory, and for how long.
     pub history: HistoryConfig,
+    /// Other nodes of the same network, through NATS JetStream; without
+    /// it, this server is the whole network.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// History (docs/storage.md): kept in the database of `[storage]`.
@@ -404,6 +407,7 @@ impl Default for Config {
             accounts: AccountsConfig::default(),
             http: HttpConfig::default(),
             history: HistoryConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -663,6 +667,9 @@ impl Config {
             && crate::passwd::check_hash_format(p).is_err()
         {
             return bad("password must be a hash printed by `bavard mkpasswd`");
+        }
+        if let Some(c) = &self.cluster {
+            c.validate().map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }

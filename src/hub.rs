@@ -14,6 +14,7 @@ use bavard_core::notify::Millis;
 use bavard_core::state::changes::{Connect, Quit, Shutdown};
 use bavard_core::{ConnId, CoreConfig, Cx, Network, Outputs, Session, Step};
 
+use crate::cluster::link::{Batch, Link};
 use crate::delivery::{Delivery, Peer, Wakes};
 use crate::effects::{Effects, Later, Secrets, Started};
 use crate::metrics::{HubFigures, Metrics};
@@ -35,6 +36,8 @@ struct Inner {
     /// The last time the network was given: history finds times by
     /// assuming they never decrease, so a wall clock set back waits here.
     clock: Millis,
+    /// The other nodes of the network, when clustered.
+    link: Option<Link>,
 }
 
 impl Inner {
@@ -84,6 +87,7 @@ impl Hub {
                 delivery: Delivery::new(send.stall_grace),
                 out: Outputs::default(),
                 clock: 0,
+                link: None,
             }),
             effects,
             stall_grace_ms: AtomicU64::new(ms(send.stall_grace)),
@@ -247,6 +251,83 @@ impl Hub {
         self.apply_locked(&mut g, change, None, &mut Wakes::default());
     }
 
+    /// Joins a cluster: from now on calls log what other nodes must learn
+    /// through `link`, and wait for their turn in the log.
+    pub fn link(&self, link: Link) {
+        self.lock().link = Some(link);
+    }
+
+    /// Leaves the cluster (the node lost it): what still waited for the
+    /// log is delivered as it is.
+    pub fn unlink(&self) {
+        let mut wakes = Wakes::default();
+        let mut g = self.lock();
+        let Some(mut link) = g.link.take() else {
+            return;
+        };
+        for p in link.drain() {
+            g.out.items = p.items;
+            let Inner { delivery, out, .. } = &mut *g;
+            delivery.deliver(p.me.as_ref(), out, &mut wakes);
+        }
+    }
+
+    /// Takes a batch from the log, at sequence `seq`: another node's is
+    /// replayed and shown; this node's own lets what waited for it through.
+    /// `own` says whether this incarnation of this node logged it.
+    pub fn from_log(&self, seq: u64, batch: &Batch, own: bool) {
+        let mut wakes = Wakes::default();
+        let mut g = self.lock();
+        let now = g.now();
+        let Inner {
+            net,
+            delivery,
+            out,
+            link,
+            ..
+        } = &mut *g;
+        let Some(link) = link else {
+            return;
+        };
+        link.applied = seq;
+        for rec in &batch.records {
+            net.replay(rec, own, out, now);
+        }
+        delivery.deliver(None, out, &mut wakes);
+        for p in link.ready(own.then_some(batch.serial)) {
+            out.items = p.items;
+            delivery.deliver(p.me.as_ref(), out, &mut wakes);
+        }
+        self.settle(&mut g, None, &mut wakes);
+    }
+
+    /// How many calls' outputs wait for the log.
+    pub fn waiting(&self) -> usize {
+        self.lock().link.as_ref().map_or(0, |l| l.pending.len())
+    }
+
+    /// Logs records this node makes outside any call (a node found gone).
+    pub fn log(&self, records: Vec<bavard_core::state::replica::Record>) {
+        let mut g = self.lock();
+        if let Some(link) = &mut g.link {
+            link.after_records(records, None, Vec::new());
+        }
+    }
+
+    /// The network's shared part, and the log sequence it stands at.
+    pub fn snapshot(&self) -> (u64, bavard_core::state::replica::Snapshot) {
+        let g = self.lock();
+        (g.link.as_ref().map_or(0, |l| l.applied), g.net.snapshot())
+    }
+
+    /// Takes another node's snapshot, before any local user connects.
+    pub fn restore(&self, snap: &bavard_core::state::replica::Snapshot) {
+        let mut g = self.lock();
+        let Inner { net, out, .. } = &mut *g;
+        net.restore(snap, out);
+        out.items.clear();
+    }
+
     fn apply_locked<C: bavard_core::state::Change>(
         &self,
         g: &mut Inner,
@@ -266,13 +347,28 @@ impl Hub {
     fn settle(&self, g: &mut Inner, mut me: Option<&Arc<Peer>>, wakes: &mut Wakes) {
         let now = g.now();
         let Inner {
-            net, delivery, out, ..
+            net,
+            delivery,
+            out,
+            link,
+            ..
         } = g;
         loop {
             for effect in out.later.drain(..) {
                 self.effects.start_detached(effect);
             }
-            delivery.deliver(me, out, wakes);
+            match link {
+                // What others must learn goes to the log; what the call
+                // produced is shown in the log's order.
+                Some(link) => {
+                    let items = std::mem::take(&mut out.items);
+                    if let Some(items) = link.after_call(net, me, items) {
+                        out.items = items;
+                        delivery.deliver(me, out, wakes);
+                    }
+                }
+                None => delivery.deliver(me, out, wakes),
+            }
             me = None;
             let dropped = delivery.take_overflowed();
             if dropped.is_empty() {

@@ -8,6 +8,7 @@
 //! - [`hashing`]: the low-priority threads password hashing runs on.
 //! - [`account_cli`]: `bavard account`, accounts from the shell.
 //! - [`hub`]: the core's network and this node's delivery behind one lock.
+//! - [`cluster`]: many nodes as one network, through NATS JetStream.
 //! - [`metrics`]: the counters `/metrics` shows, in the Prometheus format.
 //! - [`delivery`]: notifications become bytes in connections' queues.
 //! - [`retention`]: the task that prunes history past `history.max_age`.
@@ -24,6 +25,8 @@
 //! - `bavard-proto` (`crates/proto`): IRC messages, casemapping, names,
 //!   numerics, the line dialect's parser; no IO.
 //! - `bavard-core` (`crates/core`): the network and both dialects; no IO.
+//! - `bavard-nats` (`crates/nats`): the cluster's log, nick registry and
+//!   leases on NATS JetStream.
 //! - `bavard-sqlite` (`crates/sqlite`): accounts and history in one SQLite
 //!   file, on threads of their own.
 //! - `bavard-sockets` (`crates/sockets`): `bind_listener` and `raise_fd_limit`,
@@ -36,6 +39,7 @@
 
 pub mod account_cli;
 pub mod account_effects;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod driver;

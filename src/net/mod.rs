@@ -86,7 +86,8 @@ struct Shared {
     /// The configuration and flood limits, swapped on reload.
     live: reload::Live,
     hub: Arc<Hub>,
-    /// Connection ids of this node, in order.
+    /// This node's number (0 alone), and its connection serials, in order.
+    node: u16,
     next_id: std::sync::atomic::AtomicU64,
     admission: Mutex<limits::Admission>,
     tls: Option<Arc<tls::Tls>>,
@@ -135,15 +136,50 @@ pub async fn run_with(
             Vec::new()
         }
     };
-    let effects = Effects::new(Arc::new(SoleRegistry), stores, cfg.secrets());
-    let hub = Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits()));
+    // Clustered, the node's number goes into every id it makes, and
+    // serials start past those of its earlier runs.
+    let bus = match &cfg.cluster {
+        Some(c) => Some(
+            crate::cluster::connect(c)
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let mut core = cfg.core();
+    let registry: Arc<dyn bavard_core::store::NameRegistry> = match &bus {
+        Some(b) => {
+            core.node = b.number();
+            b.registry()
+        }
+        None => Arc::new(SoleRegistry),
+    };
+    let (node, first_serial) = match &bus {
+        Some(b) => (
+            b.number(),
+            bavard_core::ids::time_serial(crate::hub::now_millis()),
+        ),
+        None => (0, 1),
+    };
+    let effects = Effects::new(registry, stores, cfg.secrets());
+    let hub = Arc::new(Hub::new(Arc::new(core), effects, cfg.send_limits()));
     hub.load_read_markers(markers);
+    let fence = CancellationToken::new();
+    let joined = match bus {
+        Some(bus) => Some(
+            crate::cluster::join(bus, hub.clone(), first_serial, fence.clone())
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     let admission = Mutex::new(limits::Admission::new(reload::conn_limits(&cfg)));
     let tracker = TaskTracker::new();
     let shared = Arc::new(Shared {
         live: reload::Live::new(cfg.clone()),
         hub: hub.clone(),
-        next_id: std::sync::atomic::AtomicU64::new(1),
+        node,
+        next_id: std::sync::atomic::AtomicU64::new(first_serial),
         admission,
         tls,
         tracker: tracker.clone(),
@@ -166,16 +202,36 @@ pub async fn run_with(
     for l in listeners {
         shared.listeners.start(&shared, l);
     }
-    shutdown.cancelled().await;
-    tracing::info!("shutting down");
-    hub.shutdown("Server is shutting down");
+    let fenced = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = fence.cancelled() => true,
+    };
+    if fenced {
+        // Whatever waited for the log is shown as it is; nothing more is
+        // logged, and every client is told to go elsewhere.
+        hub.unlink();
+        hub.shutdown("This server lost the network: reconnect to another server");
+        shutdown.cancel();
+    } else {
+        tracing::info!("shutting down");
+        hub.shutdown("Server is shutting down");
+    }
     tracker.close();
     tracker.wait().await;
+    if let Some(j) = joined {
+        // The quits of its users reach the log before the lease goes.
+        j.close(&hub).await;
+    }
     sweeper.abort();
     if let Some(r) = retention {
         r.abort();
     }
     tracing::info!("all connections closed");
+    if fenced {
+        return Err(std::io::Error::other(
+            "this node lost the cluster and fenced itself",
+        ));
+    }
     Ok(())
 }
 
@@ -396,7 +452,7 @@ fn join_hub<S>(
     let serial = shared
         .next_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = ConnId::new(0, serial);
+    let id = ConnId::new(shared.node, serial);
     let out = Outbox::watched(shared.live.cfg().limits.send_queue, shared.drains.clone());
     let peer = Arc::new(Peer::new(id, dialect, out));
     let core = shared.hub.read(|net| net.config().clone());
@@ -470,6 +526,7 @@ mod tests {
         let shared = Arc::new(Shared {
             live: reload::Live::new(cfg.clone()),
             hub: Arc::new(Hub::new(Arc::new(cfg.core()), effects, cfg.send_limits())),
+            node: 0,
             next_id: std::sync::atomic::AtomicU64::new(1),
             admission: Mutex::new(limits::Admission::new(limits::ConnLimits {
                 max_connections: 10,

@@ -17,6 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
 use super::common::{CpuMark, Progress, Shared, cpu_between};
 use super::config::{BenchConfig, Dialect, Scenario};
 use super::net::{connect, join, quickack, register, source_addr};
+use super::order::{self, OrderDigest};
 use super::report::{ConnectStats, Report};
 use super::stats::{new_histogram, proc_mem, summarize};
 use super::wire::{Incoming, LineBuf, Stamp, classify, decode, encode};
@@ -65,6 +66,8 @@ struct RecvStats {
     self_echoes: u64,
     foreign: u64,
     overlong: u64,
+    /// The measured messages in arrival order, for the one-order check.
+    order: OrderDigest,
     /// Why the connection ended before the run did, if it did.
     lost_conn: Option<String>,
 }
@@ -260,9 +263,15 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
     let _ = phase_tx.send(Phase::Stop);
 
     let mut total = RecvStats::default();
-    for h in handles {
+    // Per channel, the digests of its pure receivers (clients below
+    // `first_sender`, which never send).
+    let mut digests: Vec<Vec<OrderDigest>> = vec![Vec::new(); k];
+    for (i, h) in handles.into_iter().enumerate() {
         match timeout(Duration::from_secs(5), h).await {
             Ok(Ok(r)) => {
+                if i < first_sender {
+                    digests[i % k].push(r.order);
+                }
                 total.received += r.received;
                 total.reordered += r.reordered;
                 total.duplicates += r.duplicates;
@@ -276,6 +285,13 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
             _ => warnings.push("a client task did not stop in time".into()),
         }
     }
+    let names: Vec<String> = (0..k).map(chan_of).collect();
+    let order = order::check(
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(digests.iter().map(Vec::as_slice)),
+    );
     if let Some(e) = &total.lost_conn {
         warnings.push(format!("connection lost during the run: {e}"));
     }
@@ -305,6 +321,7 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
         scenario: cfg.scenario.as_str().into(),
         dialect: cfg.dialect.as_str().into(),
         target: cfg.target.to_string(),
+        targets: cfg.targets.iter().map(|t| t.to_string()).collect(),
         clients: c,
         senders: s,
         rooms: k,
@@ -323,6 +340,11 @@ pub(crate) async fn run_chat(cfg: &BenchConfig) -> anyhow::Result<Report> {
         duplicates: total.duplicates,
         self_echoes: total.self_echoes,
         foreign: total.foreign,
+        order_ok: order.mismatches.is_empty(),
+        order_channels: order.channels,
+        order_compared: order.compared,
+        order_fewer: order.fewer,
+        order_mismatches: order.mismatches,
         sent_per_s: sent as f64 / dur,
         deliveries_per_s: received as f64 / dur,
         latency_us: summarize(&b.lat.merged()),
@@ -364,8 +386,11 @@ async fn client(
         let _permit = sem.acquire().await.context("semaphore closed")?;
         let t0 = Instant::now();
         let deadline = t0 + cfg.connect_timeout;
-        let src = source_addr(cfg.target, plan.idx, cfg.spread_sources);
-        let mut stream = timeout_at(deadline, connect(cfg.target, src))
+        // Round-robin over the cluster's nodes; the source address must be
+        // chosen for the node actually dialled (IPv4 loopback or not).
+        let target = cfg.target_for(plan.idx);
+        let src = source_addr(target, plan.idx, cfg.spread_sources);
+        let mut stream = timeout_at(deadline, connect(target, src))
             .await
             .map_err(|_| anyhow!("connect timed out"))?
             .context("connect")?;
@@ -631,6 +656,7 @@ async fn reader(
                     }
                     if m.ts_ns >= from {
                         measured += 1;
+                        st.order.push(m.sender, m.seq);
                         lat.push(now.saturating_sub(m.ts_ns) / 1000);
                         if lat.len() == lat.capacity() {
                             b.lat.record_batch(cx.idx, &lat);

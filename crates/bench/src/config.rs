@@ -75,8 +75,13 @@ pub struct BenchConfig {
     pub scenario: Scenario,
     /// The protocol.
     pub dialect: Dialect,
-    /// Server address (loopback unless the CLI was given `--allow-remote`).
+    /// Server address (loopback unless the CLI was given `--allow-remote`):
+    /// the first of `targets`, the only one `soak` uses.
     pub target: SocketAddr,
+    /// Every server address, `target` first: the nodes of a cluster, or just
+    /// `target`. Client i of `fanout`, `rooms`, `idle` and `echo` connects to
+    /// `targets[i % targets.len()]` (see [`BenchConfig::target_for`]).
+    pub targets: Vec<SocketAddr>,
     /// Number of connections (C, or N for `idle`/`echo`).
     pub clients: usize,
     /// Number of sending clients (S); they are the last S clients, so client 0
@@ -147,6 +152,7 @@ impl BenchConfig {
             scenario,
             dialect,
             target,
+            targets: vec![target],
             clients,
             senders,
             rooms: if scenario == Scenario::Soak { 20 } else { 100 },
@@ -173,9 +179,22 @@ impl BenchConfig {
         }
     }
 
+    /// The server client `i` connects to: round-robin over `targets`.
+    pub fn target_for(&self, i: usize) -> SocketAddr {
+        match self.targets.len() {
+            0 => self.target,
+            n => self.targets[i % n],
+        }
+    }
+
     /// Checks the combination of options before anything connects.
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
+        // Setting `target` alone after `new` would leave `targets` pointing
+        // at the old address: refuse rather than load the wrong server.
+        if self.targets.first() != Some(&self.target) {
+            bail!("BenchConfig::targets must be non-empty and start with BenchConfig::target");
+        }
         if self.clients == 0 {
             bail!("--clients must be at least 1");
         }

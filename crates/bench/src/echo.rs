@@ -144,6 +144,9 @@ pub(crate) async fn run_echo(cfg: &BenchConfig) -> anyhow::Result<Report> {
         scenario: cfg.scenario.as_str().into(),
         dialect: cfg.dialect.as_str().into(),
         target: cfg.target.to_string(),
+        targets: cfg.targets.iter().map(|t| t.to_string()).collect(),
+        // No order to check: vacuously fine.
+        order_ok: true,
         clients: n,
         senders: conn.registered as usize,
         size: cfg.size,
@@ -182,8 +185,9 @@ async fn echo_conn(
     let setup = async {
         let _permit = sem.acquire().await.context("semaphore closed")?;
         let t0 = Instant::now();
-        let src = source_addr(cfg.target, i, cfg.spread_sources);
-        let s = timeout_at(t0 + cfg.connect_timeout, connect(cfg.target, src))
+        let target = cfg.target_for(i);
+        let src = source_addr(target, i, cfg.spread_sources);
+        let s = timeout_at(t0 + cfg.connect_timeout, connect(target, src))
             .await
             .map_err(|_| anyhow!("connect timed out"))?
             .context("connect")?;

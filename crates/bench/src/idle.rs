@@ -120,6 +120,9 @@ pub(crate) async fn run_idle(cfg: &BenchConfig) -> anyhow::Result<Report> {
         scenario: cfg.scenario.as_str().into(),
         dialect: cfg.dialect.as_str().into(),
         target: cfg.target.to_string(),
+        targets: cfg.targets.iter().map(|t| t.to_string()).collect(),
+        // No order to check: vacuously fine.
+        order_ok: true,
         clients: n,
         size: cfg.size,
         connect: conn,
@@ -145,8 +148,9 @@ async fn idle_conn(
         let _permit = sem.acquire().await.context("semaphore closed")?;
         let t0 = Instant::now();
         let deadline = t0 + cfg.connect_timeout;
-        let src = source_addr(cfg.target, i, cfg.spread_sources);
-        let mut stream = timeout_at(deadline, connect(cfg.target, src))
+        let target = cfg.target_for(i);
+        let src = source_addr(target, i, cfg.spread_sources);
+        let mut stream = timeout_at(deadline, connect(target, src))
             .await
             .map_err(|_| anyhow!("connect timed out"))?
             .context("connect")?;

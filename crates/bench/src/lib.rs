@@ -22,6 +22,10 @@
 //! anonymous only (`RssAnon`, without the binary's pages, steadier).
 //!
 //! Targets must be loopback addresses unless `--allow-remote` is given.
+//! `--target` takes several addresses, the nodes of a cluster: the chat,
+//! idle and echo scenarios spread their clients over them round-robin, and
+//! the chat scenarios check that all the pure receivers of a channel saw
+//! one order of its messages (see the `order` module).
 //!
 //! Library use (what the tests do):
 //!
@@ -42,6 +46,7 @@ mod config;
 mod echo;
 mod idle;
 mod net;
+mod order;
 mod report;
 mod soak;
 mod stats;
@@ -53,6 +58,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 pub use config::{BenchConfig, Dialect, Scenario};
+pub use order::OrderMismatch;
 pub use report::{ConnectStats, LoaderStats, Report, ServerStats};
 pub use soak::{AttackStats, Health, LusersCheck, RssSample, SoakReport};
 pub use stats::Percentiles;
@@ -62,6 +68,7 @@ pub use stats::Percentiles;
 #[command(after_help = "Examples:
   bavard bench fanout --target 127.0.0.1:6670 --clients 1000 --senders 10 --rate 1000
   bavard bench fanout --dialect line --window 8 --server-pid $(pidof bavard)
+  bavard bench fanout --target 127.0.0.1:6667,127.0.0.1:6668,127.0.0.1:6669 --clients 300
   bavard bench rooms --clients 1000 --rooms 100 --rate 2000 --json
   bavard bench idle --conns 10000 --hold 10 --server-pid 1234
   bavard bench echo --target 127.0.0.1:7777 --conns 50 --size 64
@@ -73,9 +80,11 @@ pub struct BenchArgs {
     /// Protocol (default: irc, or echo for the echo scenario).
     #[arg(long, value_enum)]
     pub dialect: Option<Dialect>,
-    /// Server HOST:PORT (default 127.0.0.1:6667 for irc, :7777 for line/echo;
-    /// soak: the IRC listener).
-    #[arg(long)]
+    /// Server HOST:PORT, or a comma-separated list of them (the nodes of a
+    /// cluster): client i connects to the (i mod n)-th; soak uses the first
+    /// only, as its IRC listener (default 127.0.0.1:6667 for irc, :7777 for
+    /// line/echo).
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
     pub target: Option<String>,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
@@ -186,8 +195,9 @@ impl BenchArgs {
             .target
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{}", dialect.default_port()));
-        let target = resolve(&target_s, self.allow_remote)?;
-        let mut cfg = BenchConfig::new(self.scenario, dialect, target);
+        let targets = resolve_list(&target_s, self.allow_remote)?;
+        let mut cfg = BenchConfig::new(self.scenario, dialect, targets[0]);
+        cfg.targets = targets;
         if let Some(c) = self.clients {
             cfg.clients = c;
             if self.scenario != Scenario::Fanout {
@@ -232,6 +242,20 @@ impl BenchArgs {
     }
 }
 
+/// Resolves a comma-separated list of `HOST:PORT`, each as [`resolve`]
+/// does, in order; at least one, and no empty item.
+fn resolve_list(list: &str, allow_remote: bool) -> anyhow::Result<Vec<SocketAddr>> {
+    list.split(',')
+        .map(|item| {
+            let item = item.trim();
+            if item.is_empty() {
+                bail!("--target {list:?} has an empty item");
+            }
+            resolve(item, allow_remote)
+        })
+        .collect()
+}
+
 /// Resolves `HOST:PORT`, refusing non-loopback addresses unless allowed.
 fn resolve(target: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = target
@@ -269,6 +293,11 @@ pub async fn run_scenario(cfg: &BenchConfig) -> anyhow::Result<Report> {
         Scenario::Echo => echo::run_echo(cfg).await?,
         Scenario::Soak => soak::run_soak(cfg).await?,
     };
+    if cfg.scenario == Scenario::Soak && cfg.targets.len() > 1 {
+        report
+            .warnings
+            .push(format!("soak loaded only the first target, {}", cfg.target));
+    }
     if let Some(l) = limit
         && (cfg.clients as u64) + (cfg.hostile as u64) * 2 + 64 > l
     {
@@ -300,4 +329,99 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("soak failed: {}", s.failures.join("; "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn config(args: &[&str]) -> anyhow::Result<BenchConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
+        cli.bench.to_config()
+    }
+
+    fn addrs(v: &[&str]) -> Vec<SocketAddr> {
+        v.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn one_target() {
+        let cfg = config(&["fanout", "--target", "127.0.0.1:6690"]).unwrap();
+        assert_eq!(cfg.target, "127.0.0.1:6690".parse().unwrap());
+        assert_eq!(cfg.targets, vec![cfg.target]);
+        // The default is one target too.
+        let cfg = config(&["rooms"]).unwrap();
+        assert_eq!(cfg.targets, addrs(&["127.0.0.1:6667"]));
+    }
+
+    #[test]
+    fn three_targets_in_order() {
+        let cfg = config(&[
+            "fanout",
+            "--target",
+            "127.0.0.1:6667, 127.0.0.1:6668,[::1]:6669",
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.targets,
+            addrs(&["127.0.0.1:6667", "127.0.0.1:6668", "[::1]:6669"])
+        );
+        assert_eq!(cfg.target, cfg.targets[0]);
+    }
+
+    #[test]
+    fn remote_target_in_a_list_needs_allow_remote() {
+        let list = "127.0.0.1:6667,192.0.2.1:6667";
+        let e = config(&["fanout", "--target", list]).unwrap_err();
+        assert!(e.to_string().contains("not a loopback"), "{e:#}");
+        let cfg = config(&["fanout", "--target", list, "--allow-remote"]).unwrap();
+        assert_eq!(cfg.targets, addrs(&["127.0.0.1:6667", "192.0.2.1:6667"]));
+    }
+
+    #[test]
+    fn empty_target_item_is_refused() {
+        for list in ["127.0.0.1:6667,,127.0.0.1:6668", "127.0.0.1:6667,", ",", ""] {
+            let e = config(&["fanout", "--target", list]).unwrap_err();
+            assert!(e.to_string().contains("empty item"), "{list:?}: {e:#}");
+        }
+    }
+
+    #[test]
+    fn clients_go_round_robin_over_targets() {
+        let mut cfg =
+            config(&["fanout", "--target", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"]).unwrap();
+        let ports: Vec<u16> = (0..7).map(|i| cfg.target_for(i).port()).collect();
+        assert_eq!(ports, [1, 2, 3, 1, 2, 3, 1]);
+        // Each client's source address is chosen for its own target.
+        assert_eq!(
+            net::source_addr(cfg.target_for(4), 4, true),
+            Some("127.0.1.5".parse().unwrap())
+        );
+        cfg.targets = addrs(&["127.0.0.1:1"]);
+        assert!((0..5).all(|i| cfg.target_for(i).port() == 1));
+    }
+
+    #[test]
+    fn targets_must_start_with_target() {
+        let mut cfg = BenchConfig::new(
+            Scenario::Fanout,
+            Dialect::Irc,
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        cfg.validate().unwrap();
+        cfg.target = "127.0.0.1:2".parse().unwrap();
+        assert!(cfg.validate().is_err());
+        cfg.targets = addrs(&["127.0.0.1:2", "127.0.0.1:3"]);
+        cfg.validate().unwrap();
+        cfg.targets.clear();
+        assert!(cfg.validate().is_err());
+    }
 }

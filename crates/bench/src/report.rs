@@ -4,7 +4,12 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::order::{self, OrderMismatch};
 use super::stats::Percentiles;
+
+fn yes() -> bool {
+    true
+}
 
 /// Connection setup figures.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -71,8 +76,11 @@ pub struct Report {
     pub scenario: String,
     /// irc, line or echo.
     pub dialect: String,
-    /// Server address.
+    /// Server address (the first of `targets`).
     pub target: String,
+    /// Every server address the clients were spread over, `target` first.
+    #[serde(default)]
+    pub targets: Vec<String>,
     /// Connections.
     pub clients: usize,
     /// Sending clients.
@@ -109,6 +117,23 @@ pub struct Report {
     pub self_echoes: u64,
     /// Payload-like lines that did not parse as ours.
     pub foreign: u64,
+    /// fanout/rooms: no channel's pure receivers disagree on the order of
+    /// its messages (true as well when nothing was checked).
+    #[serde(default = "yes")]
+    pub order_ok: bool,
+    /// fanout/rooms: channels whose order was checked (those with a pure receiver).
+    #[serde(default)]
+    pub order_channels: u64,
+    /// fanout/rooms: pure receivers compared (their channel's highest count).
+    #[serde(default)]
+    pub order_compared: u64,
+    /// fanout/rooms: pure receivers left out of the comparison because they
+    /// received fewer messages than others of their channel.
+    #[serde(default)]
+    pub order_fewer: u64,
+    /// fanout/rooms: the channels whose receivers saw different orders.
+    #[serde(default)]
+    pub order_mismatches: Vec<OrderMismatch>,
     /// sent / duration.
     pub sent_per_s: f64,
     /// received / duration: deliveries/s (round trips/s for echo).
@@ -178,10 +203,15 @@ impl Report {
         }
         let mut o = String::new();
         let w = &mut o;
+        let targets = if self.targets.len() > 1 {
+            format!("{} ({} nodes)", self.targets.join(","), self.targets.len())
+        } else {
+            self.target.clone()
+        };
         let _ = writeln!(
             w,
-            "bavard bench {} ({}) -> {}",
-            self.scenario, self.dialect, self.target
+            "bavard bench {} ({}) -> {targets}",
+            self.scenario, self.dialect
         );
         let mode = match (self.window, self.rate) {
             (Some(win), _) => format!("window {win}"),
@@ -264,6 +294,15 @@ impl Report {
                 "integrity", self.lost, self.reordered, self.duplicates
             );
             pct_row(w, "latency", &self.latency_us);
+            if matches!(self.scenario.as_str(), "fanout" | "rooms") {
+                order::write_lines(
+                    w,
+                    self.order_channels,
+                    self.order_compared,
+                    self.order_fewer,
+                    &self.order_mismatches,
+                );
+            }
         }
         if let Some(s) = &self.server {
             let kib = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} KiB"));

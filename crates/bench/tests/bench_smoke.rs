@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,70 +41,109 @@ type Members = Arc<Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<String>
 /// Just enough IRC: NICK/USER get 001 (plus noise and a PING), JOIN is
 /// echoed to the channel, PRIVMSG is relayed to the other members.
 async fn fake_irc_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let chans: Members = Arc::default();
-    tokio::spawn(async move {
-        let mut next_id = 0u64;
-        while let Ok((s, _)) = l.accept().await {
-            next_id += 1;
-            let id = next_id;
-            let chans = chans.clone();
-            tokio::spawn(async move {
-                let (rd, mut wr) = s.into_split();
-                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    fake_irc_cluster(1, Duration::ZERO).await.0[0]
+}
+
+/// A line due at a node's remote relay: when, to whom, what.
+type Relayed = (tokio::time::Instant, mpsc::UnboundedSender<String>, String);
+
+/// [`fake_irc_server`] as `nodes` listeners sharing one channel table, like
+/// the nodes of a cluster. Each node delivers its own clients' messages at
+/// once and other nodes' after `remote_delay` (in order per node, through a
+/// relay queue): with a delay, members on different nodes see different
+/// interleavings of the senders. Also returns each node's accept count.
+async fn fake_irc_cluster(
+    nodes: usize,
+    remote_delay: Duration,
+) -> (Vec<SocketAddr>, Vec<Arc<AtomicUsize>>) {
+    type ClusterMembers =
+        Arc<Mutex<HashMap<String, Vec<(u64, usize, mpsc::UnboundedSender<String>)>>>>;
+    let chans: ClusterMembers = Arc::default();
+    let next_id = Arc::new(AtomicU64::new(0));
+    let mut addrs = Vec::new();
+    let mut accepted = Vec::new();
+    let mut relays = Vec::new();
+    for _ in 0..nodes {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Relayed>();
+        tokio::spawn(async move {
+            while let Some((due, t, m)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                let _ = t.send(m);
+            }
+        });
+        relays.push(tx);
+    }
+    for node in 0..nodes {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(l.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        accepted.push(count.clone());
+        let (chans, next_id, relays) = (chans.clone(), next_id.clone(), relays.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let id = next_id.fetch_add(1, Ordering::SeqCst) + 1;
+                let (chans, relays) = (chans.clone(), relays.clone());
                 tokio::spawn(async move {
-                    while let Some(m) = rx.recv().await {
-                        if wr.write_all(m.as_bytes()).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                let mut lines = BufReader::new(rd).lines();
-                let mut nick = String::from("*");
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut parts = line.splitn(2, ' ');
-                    let cmd = parts.next().unwrap_or("");
-                    let rest = parts.next().unwrap_or("");
-                    match cmd {
-                        "NICK" => nick = rest.to_string(),
-                        "USER" => {
-                            let _ = tx.send(format!(
-                                ":fake 001 {nick} :Welcome\r\n:fake 005 {nick} CHANTYPES=# :ok\r\nPING :fake{id}\r\n"
-                            ));
-                        }
-                        "PONG" => {}
-                        "JOIN" => {
-                            let mut c = chans.lock().unwrap();
-                            let m = c.entry(rest.to_string()).or_default();
-                            m.push((id, tx.clone()));
-                            for (_, t) in m.iter() {
-                                let _ = t.send(format!(":{nick}!u@h JOIN :{rest}\r\n"));
+                    let (rd, mut wr) = s.into_split();
+                    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                    tokio::spawn(async move {
+                        while let Some(m) = rx.recv().await {
+                            if wr.write_all(m.as_bytes()).await.is_err() {
+                                break;
                             }
                         }
-                        "PRIVMSG" => {
-                            let chan = rest.split(' ').next().unwrap_or("");
-                            let c = chans.lock().unwrap();
-                            if let Some(m) = c.get(chan) {
+                    });
+                    let mut lines = BufReader::new(rd).lines();
+                    let mut nick = String::from("*");
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let mut parts = line.splitn(2, ' ');
+                        let cmd = parts.next().unwrap_or("");
+                        let rest = parts.next().unwrap_or("");
+                        match cmd {
+                            "NICK" => nick = rest.to_string(),
+                            "USER" => {
+                                let _ = tx.send(format!(
+                                    ":fake 001 {nick} :Welcome\r\n:fake 005 {nick} CHANTYPES=# :ok\r\nPING :fake{id}\r\n"
+                                ));
+                            }
+                            "PONG" => {}
+                            "JOIN" => {
+                                let mut c = chans.lock().unwrap();
+                                let m = c.entry(rest.to_string()).or_default();
+                                m.push((id, node, tx.clone()));
+                                for (_, _, t) in m.iter() {
+                                    let _ = t.send(format!(":{nick}!u@h JOIN :{rest}\r\n"));
+                                }
+                            }
+                            "PRIVMSG" => {
+                                let chan = rest.split(' ').next().unwrap_or("");
+                                let c = chans.lock().unwrap();
+                                let due = tokio::time::Instant::now() + remote_delay;
                                 let out = format!(":{nick}!u@h PRIVMSG {rest}\r\n");
-                                for (other, t) in m {
-                                    if *other != id {
+                                for (other, n, t) in c.get(chan).into_iter().flatten() {
+                                    if *other == id {
+                                        continue;
+                                    }
+                                    if *n == node || remote_delay.is_zero() {
                                         let _ = t.send(out.clone());
+                                    } else {
+                                        let _ = relays[*n].send((due, t.clone(), out.clone()));
                                     }
                                 }
                             }
+                            _ => {}
                         }
-                        _ => {}
                     }
-                }
-                let mut c = chans.lock().unwrap();
-                for m in c.values_mut() {
-                    m.retain(|(o, _)| *o != id);
-                }
-            });
-        }
-    });
-    addr
+                    let mut c = chans.lock().unwrap();
+                    for m in c.values_mut() {
+                        m.retain(|(o, _, _)| *o != id);
+                    }
+                });
+            }
+        });
+    }
+    (addrs, accepted)
 }
 
 /// Just enough of bavard's line protocol: greeting, `NICK`, `JOIN` (one
@@ -318,4 +358,85 @@ fn remote_targets_are_refused_by_default() {
     assert!(err.contains("loopback"), "{err}");
     let cli = Cli::parse_from(["x", "fanout", "--clients", "1"]);
     assert!(cli.b.to_config().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_spread_over_a_cluster_see_one_order() {
+    let (addrs, accepted) = fake_irc_cluster(2, Duration::ZERO).await;
+    let mut cfg = BenchConfig::new(Scenario::Fanout, Dialect::Irc, addrs[0]);
+    cfg.targets = addrs.clone();
+    cfg.clients = 6;
+    cfg.senders = 2;
+    cfg.rate = 400.0;
+    short(&mut cfg);
+    let r = run_scenario(&cfg).await.unwrap();
+    // Round-robin: three clients per node.
+    let per_node: Vec<usize> = accepted.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    assert_eq!(per_node, [3, 3]);
+    assert!(r.sent > 100 && r.lost == 0, "{r:?}");
+    // Four pure receivers (clients 0..4), all complete and in agreement.
+    assert!(r.order_ok, "{r:?}");
+    assert_eq!(
+        (r.order_channels, r.order_compared, r.order_fewer),
+        (1, 4, 0)
+    );
+    let t = r.to_table();
+    assert!(
+        t.contains("one order in 1/1 channels (4 receivers compared)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("{},{} (2 nodes)", addrs[0], addrs[1])),
+        "{t}"
+    );
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["order_ok"], true);
+    assert_eq!(j["targets"].as_array().unwrap().len(), 2);
+
+    // Rooms: three channels, each with two pure receivers.
+    let mut cfg = BenchConfig::new(Scenario::Rooms, Dialect::Irc, addrs[0]);
+    cfg.targets = addrs;
+    cfg.clients = 12;
+    cfg.senders = 6;
+    cfg.rooms = 3;
+    cfg.rate = 600.0;
+    cfg.channel = "#oroom".into();
+    short(&mut cfg);
+    let r = run_scenario(&cfg).await.unwrap();
+    assert!(r.sent > 0 && r.lost == 0, "{r:?}");
+    assert!(r.order_ok, "{r:?}");
+    assert_eq!(
+        (r.order_channels, r.order_compared, r.order_fewer),
+        (3, 6, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_orders_across_nodes_are_reported() {
+    // Each node hears its own sender first and the other's 30 ms later.
+    let (addrs, _) = fake_irc_cluster(2, Duration::from_millis(30)).await;
+    let mut cfg = BenchConfig::new(Scenario::Fanout, Dialect::Irc, addrs[0]);
+    cfg.targets = addrs;
+    cfg.clients = 6;
+    cfg.senders = 2;
+    cfg.rate = 400.0;
+    short(&mut cfg);
+    let r = run_scenario(&cfg).await.unwrap();
+    assert_eq!(r.lost, 0, "{r:?}");
+    assert!(!r.order_ok, "{r:?}");
+    // Receivers 0 and 2 on one node, 1 and 3 on the other: two orders at
+    // least (the relay can also interleave differently for two receivers
+    // of one node).
+    assert_eq!(r.order_mismatches.len(), 1, "{r:?}");
+    let m = &r.order_mismatches[0];
+    assert_eq!((m.channel.as_str(), m.receivers), ("#bench", 4), "{r:?}");
+    assert!(m.distinct >= 2, "{r:?}");
+    let t = r.to_table();
+    assert!(
+        t.contains(&format!(
+            "DIFFERENT orders in channel #bench: {} distinct hashes among 4 receivers",
+            m.distinct
+        )),
+        "{t}"
+    );
 }

@@ -79,11 +79,9 @@ impl IdGen {
     /// per millisecond of its whole life (256,000 a second) to reach where
     /// its next start begins; 48 bits last until 2060.
     pub fn from_time(node: u16, now: crate::notify::Millis) -> IdGen {
-        const EPOCH_2026: u64 = 1_767_225_600_000;
-        let first = (now.saturating_sub(EPOCH_2026) << 8) & SERIAL_MASK;
         IdGen {
             node,
-            next: first.max(1),
+            next: time_serial(now),
         }
     }
 
@@ -100,6 +98,13 @@ impl IdGen {
         self.next += 1;
         n
     }
+}
+
+/// The first serial of a node started at `now` (see [`IdGen::from_time`]):
+/// every serial of an earlier start of the same node is below it.
+pub fn time_serial(now: crate::notify::Millis) -> u64 {
+    const EPOCH_2026: u64 = 1_767_225_600_000;
+    ((now.saturating_sub(EPOCH_2026) << 8) & SERIAL_MASK).max(1)
 }
 
 #[cfg(test)]

@@ -487,6 +487,8 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
         scenario: cfg.scenario.as_str().into(),
         dialect: "irc+line".into(),
         target: cfg.target.to_string(),
+        // Soak loads one server: the first target.
+        targets: vec![cfg.target.to_string()],
         clients: w,
         senders,
         rooms: k,
@@ -505,6 +507,12 @@ pub(crate) async fn run_soak(cfg: &BenchConfig) -> anyhow::Result<Report> {
         duplicates,
         self_echoes: 0,
         foreign,
+        // Soak checks loss, reordering and duplicates, not one order.
+        order_ok: true,
+        order_channels: 0,
+        order_compared: 0,
+        order_fewer: 0,
+        order_mismatches: Vec::new(),
         sent_per_s: sent as f64 / dur,
         deliveries_per_s: received as f64 / dur,
         latency_us: summarize(&b.lat.merged()),

@@ -233,22 +233,15 @@ impl Network {
         }
     }
 
-    /// Applies `rec`, logged by node `origin`, on this node (`local`): the
-    /// state changes, and what local users must see is left in `out`.
-    /// The origin's own notifications were delivered when they happened
-    /// and change nothing here; its channel facts apply again, in the log's
+    /// Applies `rec` on this node: the state changes, and what local users
+    /// must see is left in `out`. A record this node logged itself (`own`)
+    /// changed the state when it happened and its notifications are
+    /// delivered from there; its channel facts apply again, in the log's
     /// order.
-    pub fn replay(
-        &mut self,
-        rec: &Record,
-        origin: u16,
-        local: u16,
-        out: &mut Outputs,
-        now: Millis,
-    ) {
+    pub fn replay(&mut self, rec: &Record, own: bool, out: &mut Outputs, now: Millis) {
         match rec {
-            Record::User(f) if origin != local => self.upsert_user(f, out),
-            Record::Note(n) if origin != local => self.replay_note(n, out),
+            Record::User(f) if !own => self.upsert_user(f, out),
+            Record::Note(n) if !own => self.replay_note(n, out),
             Record::Channel(f) => self.set_channel(f),
             Record::NodeDown {
                 node,

@@ -57,7 +57,7 @@ impl Cluster {
         for (j, node) in self.nodes.iter_mut().enumerate() {
             let mut out = Outputs::default();
             for rec in records {
-                node.net.replay(rec, origin, j as u16 + 1, &mut out, T);
+                node.net.replay(rec, origin == j as u16 + 1, &mut out, T);
             }
             self.seen[j].extend(out.notes().map(|n| n.event.clone()));
             node.net.check_invariants().unwrap();

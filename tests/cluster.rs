@@ -1,0 +1,305 @@
+//! bavard clustered on NATS JetStream, with real processes on loopback:
+//! three `nats-server`s routed together and two `bavard` nodes (the
+//! binary, so that a node can be killed with SIGKILL), IRC and line clients
+//! on different nodes.
+//!
+//! Skipped when `nats-server` is not installed, except under `CI=true`
+//! (`.ci/run` installs it), where that fails.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bavard_nats::harness::{self, NatsCluster};
+use support::irc::{IrcClient, join};
+use support::line::LineClient;
+
+/// The lease of the tests that kill a node or cut one off: its users quit
+/// within it (and a check interval).
+const LEASE_MS: u64 = 2000;
+/// The lease of the others: long enough (twice JetStream's longest leader
+/// election) that losing a NATS server fences nobody, as by default.
+const LONG_LEASE_MS: u64 = 20_000;
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// Three NATS servers, or `None` when the test must be skipped.
+async fn nats() -> Option<NatsCluster> {
+    if !harness::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nats-server is needed under CI"
+        );
+        eprintln!("nats-server not installed: cluster test skipped");
+        return None;
+    }
+    Some(NatsCluster::start(3).await.expect("start nats-server"))
+}
+
+/// One `bavard` node, killed with SIGKILL when dropped.
+struct Node {
+    child: Child,
+    irc: SocketAddr,
+    line: SocketAddr,
+}
+
+impl Node {
+    fn start(dir: &Path, name: &str, nats: &NatsCluster) -> Node {
+        Node::with_lease(dir, name, nats, LONG_LEASE_MS)
+    }
+
+    fn with_lease(dir: &Path, name: &str, nats: &NatsCluster, lease_ms: u64) -> Node {
+        let (irc, line) = (free_addr(), free_addr());
+        let urls: Vec<String> = nats.urls().iter().map(|u| format!("{u:?}")).collect();
+        let cfg = dir.join(format!("{name}.toml"));
+        let text = format!(
+            "[listeners]\nirc = \"{irc}\"\nline = \"{line}\"\nhttp = \"off\"\n\
+             line_tls = \"off\"\nirc_tls = \"off\"\n\
+             [flood]\nenabled = false\n\
+             [storage]\npath = \"{}\"\n\
+             [cluster]\nnats = [{}]\nnode = \"{name}\"\nlease_ms = {lease_ms}\n",
+            dir.join(format!("{name}.db")).display(),
+            urls.join(", ")
+        );
+        std::fs::write(&cfg, text).expect("write the config");
+        let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "bavard=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bavard");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(irc).is_err() {
+            assert!(Instant::now() < deadline, "node {name} never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Node { child, irc, line }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The PRIVMSG texts `c` receives until it has `n` of them.
+async fn texts(c: &mut IrcClient, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m = c.expect("PRIVMSG").await;
+        got.push(m.params[1].to_string());
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_across_nodes_in_both_dialects() {
+    let Some(nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::start(dir.path(), "n1", &nats);
+    let n2 = Node::start(dir.path(), "n2", &nats);
+
+    let mut alice = IrcClient::registered(n1.irc, "alice").await;
+    join(&mut alice, "#lobby").await;
+    // A line user on the other node lands in #lobby: alice sees it come.
+    let mut bob = LineClient::connect(n2.line).await;
+    alice.expect("JOIN").await;
+    bob.nick("bob").await;
+    let nick = alice.expect("NICK").await;
+    assert_eq!(nick.params[0], "bob");
+
+    alice.send("PRIVMSG #lobby :hello from n1").await;
+    bob.expect("[alice] hello from n1").await;
+    bob.send("MSG hello from n2").await;
+    let m = alice.expect("PRIVMSG").await;
+    assert_eq!(m.params, ["#lobby", "hello from n2"]);
+    assert!(m.source.as_deref().unwrap().starts_with("bob!"));
+
+    // WHOIS, NAMES and a private message across nodes.
+    let mut carol = IrcClient::registered(n2.irc, "carol").await;
+    alice.send("WHOIS carol").await;
+    let who = alice.expect("311").await;
+    assert_eq!(who.params[1], "carol");
+    alice.send("NAMES #lobby").await;
+    let names = alice.expect("353").await;
+    assert!(names.params[3].contains("bob"), "{names:?}");
+    alice.send("PRIVMSG carol :psst").await;
+    let pm = carol.expect("PRIVMSG").await;
+    assert_eq!(pm.params, ["carol", "psst"]);
+
+    // A nick held on one node is taken on the other.
+    let mut dup = IrcClient::connect(n1.irc).await;
+    dup.send("NICK carol").await;
+    dup.send("USER c 0 * :C").await;
+    dup.expect("433").await;
+
+    // A topic and modes set on one node show on the other.
+    join(&mut carol, "#ops").await;
+    alice.send("JOIN #ops").await;
+    alice.expect("366").await;
+    carol.send("TOPIC #ops :cluster topic").await;
+    alice.until(|m| m.command == "TOPIC").await;
+    carol.send("MODE #ops +v alice").await;
+    alice.until(|m| m.command == "MODE").await;
+    alice.send("NAMES #ops").await;
+    let names = alice.expect("353").await;
+    assert!(names.params[3].contains("@carol") && names.params[3].contains("+alice"));
+    drop((n1, n2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_nick_claimed_on_two_nodes_goes_to_exactly_one() {
+    let Some(nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::start(dir.path(), "n1", &nats);
+    let n2 = Node::start(dir.path(), "n2", &nats);
+    for round in 0..50 {
+        let nick = format!("race{round}");
+        let (mut a, mut b) = (
+            IrcClient::connect(n1.irc).await,
+            IrcClient::connect(n2.irc).await,
+        );
+        for c in [&mut a, &mut b] {
+            c.send(&format!("NICK {nick}\r\nUSER u 0 * :R")).await;
+        }
+        let outcome = |m: &support::irc::Msg| m.command == "001" || m.command == "433";
+        let (ra, rb) = (a.until(outcome).await, b.until(outcome).await);
+        let won = [&ra, &rb].iter().filter(|m| m.command == "001").count();
+        assert_eq!(won, 1, "round {round}: {ra:?} / {rb:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_member_sees_one_order_of_a_channel() {
+    let Some(nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::start(dir.path(), "n1", &nats);
+    let n2 = Node::start(dir.path(), "n2", &nats);
+    let caps = ["echo-message"];
+    let mut a = IrcClient::registered_with_caps(n1.irc, "a", &caps).await;
+    let mut b = IrcClient::registered_with_caps(n2.irc, "b", &caps).await;
+    let mut watch1 = IrcClient::registered(n1.irc, "w1").await;
+    let mut watch2 = IrcClient::registered(n2.irc, "w2").await;
+    for c in [&mut a, &mut b, &mut watch1, &mut watch2] {
+        join(c, "#order").await;
+    }
+    // Everyone has seen everyone join before the race starts.
+    for c in [&mut a, &mut b, &mut watch1, &mut watch2] {
+        c.send("PING sync").await;
+        c.expect("PONG").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for c in [&mut a, &mut b, &mut watch1, &mut watch2] {
+        c.sync().await;
+    }
+    const N: usize = 100;
+    for i in 0..N {
+        a.send(&format!("PRIVMSG #order :a{i}")).await;
+        b.send(&format!("PRIVMSG #order :b{i}")).await;
+    }
+    let seen = [
+        texts(&mut a, 2 * N).await,
+        texts(&mut b, 2 * N).await,
+        texts(&mut watch1, 2 * N).await,
+        texts(&mut watch2, 2 * N).await,
+    ];
+    for s in &seen[1..] {
+        assert_eq!(s, &seen[0]);
+    }
+    drop((n1, n2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_node_costs_only_its_users() {
+    let Some(nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
+    let mut n2 = Node::with_lease(dir.path(), "n2", &nats, LEASE_MS);
+    let mut alice = IrcClient::registered(n1.irc, "alice").await;
+    join(&mut alice, "#c").await;
+    let mut carol = IrcClient::registered(n2.irc, "carol").await;
+    join(&mut carol, "#c").await;
+    alice.expect("JOIN").await;
+    let killed = Instant::now();
+    n2.kill();
+    let quit = alice.expect("QUIT").await;
+    let took = killed.elapsed();
+    assert!(quit.source.as_deref().unwrap().starts_with("carol!"));
+    assert!(
+        took < Duration::from_millis(LEASE_MS * 3),
+        "carol quit after {took:?}"
+    );
+    eprintln!("a killed node's users quit after {took:?} (lease {LEASE_MS} ms)");
+    // Her nick is free again, and nothing else happened to alice.
+    let _carol2 = IrcClient::registered(n1.irc, "carol").await;
+    alice.send("PING end").await;
+    let rest = alice.collect_until("PONG").await;
+    assert!(
+        rest.iter().all(|m| m.command == "PONG"),
+        "alice saw more: {rest:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_server_lost_pauses_at_most() {
+    let Some(mut nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::start(dir.path(), "n1", &nats);
+    let n2 = Node::start(dir.path(), "n2", &nats);
+    let mut a = IrcClient::registered(n1.irc, "a").await;
+    let mut b = IrcClient::registered(n2.irc, "b").await;
+    join(&mut a, "#p").await;
+    join(&mut b, "#p").await;
+    a.expect("JOIN").await;
+    nats.kill(0);
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        let t = Instant::now();
+        b.send(&format!("PRIVMSG #p :m{i}")).await;
+        let m = a.expect("PRIVMSG").await;
+        assert_eq!(m.params[1], format!("m{i}"));
+        worst = worst.max(t.elapsed());
+    }
+    eprintln!(
+        "one nats-server of three killed: worst message delay {worst:?} over {:?}",
+        start.elapsed()
+    );
+    drop((n1, n2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_cut_off_from_nats_drops_its_clients() {
+    let Some(mut nats) = nats().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
+    let mut a = IrcClient::registered(n1.irc, "a").await;
+    let mut l = LineClient::connect(n1.line).await;
+    for i in 0..3 {
+        nats.kill(i);
+    }
+    let cut = Instant::now();
+    let err = a.expect("ERROR").await;
+    assert!(err.params[0].contains("lost the network"), "{err:?}");
+    a.eof().await;
+    l.until("[server] This server lost the network: reconnect to another server")
+        .await;
+    l.expect_eof().await;
+    let took = cut.elapsed();
+    assert!(took < Duration::from_millis(LEASE_MS * 3), "{took:?}");
+    drop(n1);
+}
