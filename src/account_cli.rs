@@ -1,5 +1,6 @@
 //! `bavard account add|list|del|passwd`: the accounts of the database a
-//! server uses (`storage.path` of the same `--config`), from the shell,
+//! server uses (`storage.path` of the same `--config`, or the cluster's
+//! account bucket when it has a `[cluster]`), from the shell,
 //! while the server runs or not. A running server reads accounts at each
 //! login, so a change counts at the next one.
 
@@ -43,9 +44,15 @@ pub fn run(a: AccountArgs) -> anyhow::Result<()> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let db = SqliteStore::open(&cfg.storage.path)?;
     // The store answers through futures; one thread is enough to await them.
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // A cluster's accounts are its nodes' shared bucket, not this node's file.
+    let db: std::sync::Arc<dyn AccountStore> = match &cfg.cluster {
+        Some(c) => rt.block_on(crate::cluster::connect(c))?.accounts(),
+        None => std::sync::Arc::new(SqliteStore::open(&cfg.storage.path)?),
+    };
     match a.cmd {
         AccountCmd::Add { name } => {
             let name = Nickname::parse(&name, cfg.limits.nick_length)

@@ -89,9 +89,30 @@ impl Link {
         &mut self,
         net: &Network,
         me: Option<&Arc<Peer>>,
-        items: Vec<Output>,
+        mut items: Vec<Output>,
     ) -> Option<Vec<Output>> {
         let records = net.records_for(self.local, me.map(|p| p.id), &mut self.told, &items);
+        // A connection closing on its last words (QUIT, an error) gets them
+        // now, if nothing of its own waits before them: its driver ends
+        // the connection once its queue is written, and would not wait for
+        // the log. What others are told still waits for its turn.
+        let closing = items.iter().any(|o| matches!(o, Output::Final(_)));
+        if closing
+            && let Some(p) = me
+            && !self
+                .pending
+                .iter()
+                .any(|w| w.me.as_ref().is_some_and(|m| m.id == p.id))
+        {
+            let (now, later): (Vec<Output>, Vec<Output>) = items
+                .into_iter()
+                .partition(|o| !matches!(o, Output::Note(_)));
+            items = later;
+            if let Some(more) = self.after_records(records, None, items) {
+                return Some(now.into_iter().chain(more).collect());
+            }
+            return Some(now);
+        }
         self.after_records(records, me, items)
     }
 

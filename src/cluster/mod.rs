@@ -319,7 +319,7 @@ mod tests {
         let c = Config::parse("[cluster]\nnode = \"n1\"\n").unwrap();
         let cl = c.cluster.unwrap();
         assert_eq!(cl.nats, ["nats://127.0.0.1:4222"]);
-        assert_eq!((cl.lease_ms, cl.replicas), (3000, 3));
+        assert_eq!((cl.lease_ms, cl.replicas), (20_000, 3));
         for bad in [
             "[cluster]\n",
             "[cluster]\nnode = \"a b\"\n",

@@ -146,6 +146,11 @@ pub async fn run_with(
         ),
         None => None,
     };
+    // A cluster's accounts are shared by its nodes, in JetStream.
+    let mut stores = stores;
+    if let Some(b) = &bus {
+        stores.accounts = b.accounts();
+    }
     let mut core = cfg.core();
     let registry: Arc<dyn bavard_core::store::NameRegistry> = match &bus {
         Some(b) => {

@@ -100,8 +100,14 @@ impl IrcClient {
 
     /// Next raw line (without CRLF); panics after [`TIMEOUT`]. None at EOF.
     pub async fn line(&mut self) -> Option<String> {
+        self.line_within(TIMEOUT).await
+    }
+
+    /// Next raw line, waiting up to `timeout` (a test that expects a
+    /// pause longer than [`TIMEOUT`]).
+    pub async fn line_within(&mut self, timeout: std::time::Duration) -> Option<String> {
         let mut buf = Vec::new();
-        let n = tokio::time::timeout(TIMEOUT, self.r.read_until(b'\n', &mut buf))
+        let n = tokio::time::timeout(timeout, self.r.read_until(b'\n', &mut buf))
             .await
             .expect("timed out waiting for a line")
             .unwrap_or(0);

@@ -5,6 +5,8 @@
 //!   follows in order ([`Bus::follow`]);
 //! - the nick registry, the KV bucket `bavard_nicks` ([`KvRegistry`]), so
 //!   that two users on two nodes never get the same nick;
+//! - registered accounts, the KV bucket `bavard_accounts` ([`KvAccounts`]),
+//!   so that an account registered through one node logs in on any other;
 //! - node numbers and leases, the KV bucket `bavard_nodes`: each node claims a
 //!   number (the high bits of its ids, `bavard_core::ConnId::node`) and keeps
 //!   a lease that the others watch, to free a dead node's nicks
@@ -25,6 +27,7 @@ use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 
+mod accounts;
 mod follow;
 pub mod harness;
 mod lease;
@@ -32,6 +35,7 @@ mod publisher;
 mod registry;
 mod snapshot;
 
+pub use accounts::KvAccounts;
 pub use follow::Follow;
 pub use lease::{LeaseGuard, NodeDown};
 pub use publisher::Publisher;
@@ -44,6 +48,9 @@ pub const STREAM: &str = "BAVARD_NET";
 pub const SUBJECT: &str = "bavard.net";
 /// Who holds each nick: key [`nick_key`], value the owner's raw `ConnId`.
 pub const NICKS: &str = "bavard_nicks";
+/// Registered accounts: `a.<account key>` = the account as JSON,
+/// `f.<certificate fingerprint>` = the key of the account it logs in as.
+pub const ACCOUNTS: &str = "bavard_accounts";
 /// Node numbers (`num.<number>` = node name) and leases (`lease.<node>` =
 /// number).
 pub const NODES: &str = "bavard_nodes";
@@ -85,6 +92,7 @@ struct Inner {
     stream: stream::Stream,
     nodes: kv::Store,
     registry: Arc<KvRegistry>,
+    accounts: Arc<KvAccounts>,
     cfg: BusConfig,
     number: u16,
     /// The next `Nats-Msg-Id` counter of this node's publishers. It starts
@@ -121,11 +129,17 @@ impl Bus {
         })
         .await?;
         let nicks = retry(deadline, "creating the nicks bucket", || {
-            ensure_bucket(&js, NICKS, cfg.replicas)
+            ensure_bucket(&js, NICKS, cfg.replicas, true)
         })
         .await?;
         let nodes = retry(deadline, "creating the nodes bucket", || {
-            ensure_bucket(&js, NODES, cfg.replicas)
+            ensure_bucket(&js, NODES, cfg.replicas, true)
+        })
+        .await?;
+        // Read through the stream's leader, not any replica: see
+        // `KvAccounts`, whose certificate index relies on fresh reads.
+        let accounts = retry(deadline, "creating the accounts bucket", || {
+            ensure_bucket(&js, ACCOUNTS, cfg.replicas, false)
         })
         .await?;
         let number = retry(deadline, "claiming a node number", || {
@@ -143,6 +157,7 @@ impl Bus {
                 stream,
                 nodes,
                 registry: Arc::new(KvRegistry::new(nicks)),
+                accounts: Arc::new(KvAccounts::new(accounts)),
                 cfg,
                 number,
                 msg_ids: AtomicU64::new(start),
@@ -179,6 +194,12 @@ impl Bus {
     /// The nick registry on bucket `bavard_nicks`.
     pub fn registry(&self) -> Arc<KvRegistry> {
         self.inner.registry.clone()
+    }
+
+    /// The registered accounts on bucket `bavard_accounts`, the same on
+    /// every node of the cluster.
+    pub fn accounts(&self) -> Arc<KvAccounts> {
+        self.inner.accounts.clone()
     }
 
     /// How long a node may go without renewing its lease.
@@ -282,6 +303,11 @@ async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> anyhow::Resu
 /// Gets the bucket, creating it if missing (one value per key, no history:
 /// only the current holder matters). Races as for [`ensure_stream`].
 ///
+/// `direct` lets any replica answer reads (JetStream's direct get): cheaper,
+/// but a replica that lags may not have a write acknowledged a moment ago;
+/// without it every read goes to the stream's leader. A bucket made before
+/// keeps the setting it was made with.
+///
 /// The bucket's stream is made here, as async-nats' `create_key_value`
 /// would: that one first reads the account's info, whose answer from
 /// nats-server 2.9 async-nats 0.51 cannot parse (it lacks the `reserved_*`
@@ -290,6 +316,7 @@ async fn ensure_bucket(
     js: &jetstream::Context,
     bucket: &str,
     replicas: usize,
+    direct: bool,
 ) -> anyhow::Result<kv::Store> {
     if let Ok(s) = js.get_key_value(bucket).await {
         return Ok(s);
@@ -303,7 +330,7 @@ async fn ensure_bucket(
             num_replicas: replicas.max(1),
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: true,
+            allow_direct: direct,
             discard: stream::DiscardPolicy::New,
             ..Default::default()
         })

@@ -20,9 +20,15 @@ const SCAN_CONCURRENCY: usize = 32;
 /// itself too, so two nicks never share a key; `n.` sets nicks apart from
 /// any other kind of key the bucket may get.
 pub fn nick_key(nick: &str) -> String {
-    let mut k = String::with_capacity(2 + nick.len());
-    k.push_str("n.");
-    for b in nick.bytes() {
+    escaped_key("n.", nick)
+}
+
+/// `prefix` then `s` escaped as [`nick_key`] does: a valid KV key token that
+/// no other `s` maps to (the account bucket's keys are made the same way).
+pub(crate) fn escaped_key(prefix: &str, s: &str) -> String {
+    let mut k = String::with_capacity(prefix.len() + s.len());
+    k.push_str(prefix);
+    for b in s.bytes() {
         if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
             k.push(b as char);
         } else {

@@ -449,35 +449,37 @@ impl Network {
         let Some(sender) = self.find_nick(from.nick()).map(|u| u.id) else {
             return;
         };
-        let keep =
-            self.cfg.limits.history > 0 && (*kind != MsgKind::Tagmsg || worth_keeping(client_tags));
+        let limit = self.cfg.limits.history;
+        let keep = limit > 0 && (*kind != MsgKind::Tagmsg || worth_keeping(client_tags));
+        let mut keys = Vec::new();
         if *to_channel {
-            // Status messages (`@#chan`) are not kept.
+            // Status messages (`@#chan`) are not kept: no channel has
+            // their target's name.
             let Some(ch) = self.channels.get(&casefold(target)) else {
                 return;
             };
-            let serial = ch.serial;
             if keep {
-                let key = ch.key.to_string();
-                self.keep([key.as_str()], e, out);
+                keys.push(history_key(&ch.key));
             }
+            let serial = ch.serial;
             self.remember_message(*msgid, sender, Some(serial), sender, *time);
         } else if let Some(to) = self.find_nick(target) {
             let to_id = to.id;
             if keep && let Some(s) = self.users.get(&sender) {
-                for target in dm_keys(s, to) {
-                    out.later.push(Effect::AppendHistory {
-                        stored: Box::new(crate::store::Stored {
-                            target,
-                            msgid: *msgid,
-                            time: *time,
-                            event: e.clone(),
-                        }),
-                        keep: self.cfg.limits.history,
-                    });
-                }
+                keys = dm_keys(s, to);
             }
             self.remember_message(*msgid, sender, None, to_id, *time);
+        }
+        for target in keys {
+            out.later.push(Effect::AppendHistory {
+                stored: Box::new(crate::store::Stored {
+                    target,
+                    msgid: *msgid,
+                    time: *time,
+                    event: e.clone(),
+                }),
+                keep: limit,
+            });
         }
     }
 
