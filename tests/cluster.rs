@@ -29,8 +29,13 @@ fn free_addr() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-/// Three NATS servers, or `None` when the test must be skipped.
-async fn nats() -> Option<NatsCluster> {
+/// Held by each test: one cluster of five processes at a time on a small
+/// machine, or leases lapse under the load of the others.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Three NATS servers (and this file's turn), or `None` when the test
+/// must be skipped.
+async fn nats() -> Option<(NatsCluster, tokio::sync::MutexGuard<'static, ()>)> {
     if !harness::available() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -39,7 +44,11 @@ async fn nats() -> Option<NatsCluster> {
         eprintln!("nats-server not installed: cluster test skipped");
         return None;
     }
-    Some(NatsCluster::start(3).await.expect("start nats-server"))
+    let turn = ONE_AT_A_TIME.lock().await;
+    Some((
+        NatsCluster::start(3).await.expect("start nats-server"),
+        turn,
+    ))
 }
 
 /// One `bavard` node, killed with SIGKILL when dropped.
@@ -96,6 +105,21 @@ impl Drop for Node {
     }
 }
 
+/// A client registered as `nick` on a node that was just started on NATS
+/// servers that were just restarted: the node listens at once, and serves
+/// once JetStream has its leaders again (seconds).
+async fn registered_after_restart(addr: SocketAddr, nick: &str) -> IrcClient {
+    let mut c = IrcClient::connect(addr).await;
+    c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :R")).await;
+    loop {
+        let line = c.line_within(Duration::from_secs(60)).await.unwrap();
+        if line.contains(" 376 ") || line.contains(" 422 ") {
+            c.nick = nick.to_string();
+            return c;
+        }
+    }
+}
+
 /// The PRIVMSG texts `c` receives until it has `n` of them.
 async fn texts(c: &mut IrcClient, n: usize) -> Vec<String> {
     let mut got = Vec::new();
@@ -108,7 +132,9 @@ async fn texts(c: &mut IrcClient, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_across_nodes_in_both_dialects() {
-    let Some(nats) = nats().await else { return };
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);
@@ -170,7 +196,9 @@ async fn chat_across_nodes_in_both_dialects() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_nick_claimed_on_two_nodes_goes_to_exactly_one() {
-    let Some(nats) = nats().await else { return };
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);
@@ -192,7 +220,9 @@ async fn one_nick_claimed_on_two_nodes_goes_to_exactly_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_member_sees_one_order_of_a_channel() {
-    let Some(nats) = nats().await else { return };
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);
@@ -232,7 +262,9 @@ async fn every_member_sees_one_order_of_a_channel() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_node_costs_only_its_users() {
-    let Some(nats) = nats().await else { return };
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
     let mut n2 = Node::with_lease(dir.path(), "n2", &nats, LEASE_MS);
@@ -263,7 +295,9 @@ async fn a_killed_node_costs_only_its_users() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nats_server_lost_pauses_at_most() {
-    let Some(mut nats) = nats().await else { return };
+    let Some((mut nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);
@@ -280,7 +314,7 @@ async fn a_nats_server_lost_pauses_at_most() {
         b.send(&format!("PRIVMSG #p :m{i}")).await;
         // JetStream elects new leaders in 4 to 9 s (nats-server 2.9).
         let line = a.line_within(Duration::from_secs(30)).await.unwrap();
-        assert!(line.ends_with(&format!("PRIVMSG #p :m{i}")), "{line}");
+        assert!(line.ends_with(&format!("PRIVMSG #p :m{i}")), "{i}: {line}");
         worst = worst.max(t.elapsed());
     }
     eprintln!(
@@ -292,9 +326,11 @@ async fn a_nats_server_lost_pauses_at_most() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_cut_off_from_nats_drops_its_clients() {
-    let Some(mut nats) = nats().await else { return };
+    let Some((mut nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
+    let mut n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
     let mut a = IrcClient::registered(n1.irc, "a").await;
     let mut l = LineClient::connect(n1.line).await;
     for i in 0..3 {
@@ -309,12 +345,58 @@ async fn a_node_cut_off_from_nats_drops_its_clients() {
     l.expect_eof().await;
     let took = cut.elapsed();
     assert!(took < Duration::from_millis(LEASE_MS * 3), "{took:?}");
-    drop(n1);
+    // It exits non-zero, for its supervisor to start it again.
+    let status = n1.child.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nats_servers_lost_fence_every_node_and_recovery_agrees() {
+    let Some((mut nats, _turn)) = nats().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
+    let n2 = Node::with_lease(dir.path(), "n2", &nats, LEASE_MS);
+    let mut a = IrcClient::registered(n1.irc, "a").await;
+    let mut b = IrcClient::registered(n2.irc, "b").await;
+    join(&mut a, "#r").await;
+    join(&mut b, "#r").await;
+    // No quorum: writes fail, both nodes fence and tell their clients.
+    nats.kill(0);
+    nats.kill(1);
+    for c in [&mut a, &mut b] {
+        let err = c.until(|m| m.command == "ERROR").await;
+        assert!(err.params[0].contains("lost the network"), "{err:?}");
+    }
+    drop((n1, n2));
+    nats.restart(0).await.unwrap();
+    nats.restart(1).await.unwrap();
+    // Started again (as a supervisor would), the nodes agree.
+    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
+    let n2 = Node::with_lease(dir.path(), "n2", &nats, LEASE_MS);
+    let mut a = registered_after_restart(n1.irc, "a").await;
+    let mut b = registered_after_restart(n2.irc, "b").await;
+    join(&mut a, "#r").await;
+    join(&mut b, "#r").await;
+    a.expect("JOIN").await;
+    let mut names = Vec::new();
+    for c in [&mut a, &mut b] {
+        c.send("NAMES #r").await;
+        let n = c.expect("353").await;
+        let mut v: Vec<String> = n.params[3].split(' ').map(str::to_string).collect();
+        v.sort();
+        names.push(v);
+    }
+    assert_eq!(names[0], names[1]);
+    assert_eq!(names[0], ["@a", "b"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_registered_on_one_node_logs_in_on_another() {
-    let Some(nats) = nats().await else { return };
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);

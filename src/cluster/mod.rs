@@ -155,7 +155,12 @@ pub async fn join(
     fence: CancellationToken,
 ) -> anyhow::Result<Joined> {
     let number = bus.number();
-    // Watching first: the leases of nodes that died while none ran are
+    // The lease first: a node that restarts renews at once the lease of its
+    // previous run, which the others would otherwise count as lapsed (and
+    // declare this new run gone) while it catches up.
+    let (mut fenced, lease) = bus.start_lease();
+    bus.set_ready(false).await?;
+    // Watching next: the leases of nodes that died while none ran are
     // declared gone (and removed) after a lease, so that catching up does
     // not wait forever for them to answer.
     let mut downs = bus.watch_nodes();
@@ -177,6 +182,12 @@ pub async fn join(
         before: first_serial,
         reason: format!("{} restarted", bus.node()),
     }]);
+    // And the nicks they held are free (nothing of this run holds one yet).
+    match bus.release_node(number).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(nicks = n, "nicks of this node's previous run freed"),
+        Err(e) => tracing::warn!(error = %e, "nicks of this node's previous run not freed"),
+    }
     let mut tasks = vec![tokio::spawn(follow(
         bus.clone(),
         hub.clone(),
@@ -193,7 +204,6 @@ pub async fn join(
                 .into()
         }
     }));
-    let (mut fenced, lease) = bus.start_lease();
     tasks.push(tokio::spawn({
         let fence = fence.clone();
         async move {
@@ -215,9 +225,12 @@ pub async fn join(
                     number = d.number,
                     "node lost: its users quit"
                 );
+                // Only the run that died: ids are numbered from the time
+                // a run started, and a run starting after now is not it.
+                let before = bavard_core::ids::time_serial(crate::hub::now_millis());
                 hub.log(vec![Record::NodeDown {
                     node: d.number,
-                    before: u64::MAX,
+                    before,
                     reason: format!("{} lost", d.node),
                 }]);
                 match bus.release_node(d.number).await {
@@ -227,6 +240,7 @@ pub async fn join(
             }
         }
     }));
+    bus.set_ready(true).await?;
     Ok(Joined {
         tasks,
         _lease: lease,
@@ -238,9 +252,15 @@ pub async fn join(
 async fn catch_up(bus: &Bus, hub: &Hub, lease: Duration) -> anyhow::Result<u64> {
     let deadline = tokio::time::Instant::now() + lease + Duration::from_secs(15);
     loop {
+        // Read before asking who runs: a node that becomes ready after
+        // the question logs its users after this.
+        let end = bus.last_seq().await?;
         if !bus.others_alive().await? {
-            // Nobody runs: whatever the log holds is over.
-            return Ok(bus.last_seq().await? + 1);
+            // Nobody runs: whatever the log holds is over, and no channel
+            // exists any more.
+            let freed = bus.forget_channels().await?;
+            tracing::info!(freed, "first node of the network: starting empty");
+            return Ok(end + 1);
         }
         match bus.request_snapshot(Duration::from_secs(3)).await {
             Ok(Some(bytes)) => {

@@ -27,6 +27,14 @@ pub(crate) fn lease_key(node: &str) -> String {
     format!("{LEASE_PREFIX}{node}")
 }
 
+/// Marks a node that has caught up with the network and answers snapshot
+/// requests.
+pub(crate) const READY_PREFIX: &str = "ready.";
+
+pub(crate) fn ready_key(node: &str) -> String {
+    format!("{READY_PREFIX}{node}")
+}
+
 /// A node whose lease expired: its connections are gone, its nicks are to
 /// be freed ([`Bus::release_node`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,6 +203,10 @@ impl Bus {
                                 .await
                             {
                                 tracing::debug!(node, "deleting an expired lease: {e}");
+                            }
+                            // It serves nobody any more (see `Bus::set_ready`).
+                            if let Err(e) = kv.delete(ready_key(&node)).await {
+                                tracing::debug!(node, "deleting a lost node's ready mark: {e}");
                             }
                         }
                     }

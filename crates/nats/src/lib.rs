@@ -202,29 +202,59 @@ impl Bus {
         self.inner.accounts.clone()
     }
 
+    /// Frees every channel name in the registry (for the first node of a
+    /// network that starts again: no channel exists).
+    pub async fn forget_channels(&self) -> anyhow::Result<usize> {
+        self.inner.registry.forget_channels().await
+    }
+
     /// How long a node may go without renewing its lease.
     pub fn lease(&self) -> Duration {
         self.inner.cfg.lease
     }
 
-    /// Whether any other node holds a lease now: a key `lease.*` other than
-    /// ours. A node that died keeps its key until a watcher declares it
-    /// down ([`Bus::watch_nodes`]), so this can say yes for `lease` after
-    /// the last other node died.
+    /// Says whether this node has caught up with the network and answers
+    /// snapshot requests: a node that starts asks only those that have.
+    /// A node starting clears its mark (left by its previous run); a node
+    /// declared down loses it.
+    pub async fn set_ready(&self, ready: bool) -> anyhow::Result<()> {
+        let key = lease::ready_key(self.node());
+        let nodes = &self.inner.nodes;
+        if ready {
+            nodes
+                .put(&key, bytes::Bytes::from(self.number().to_string()))
+                .await
+                .context("marking this node ready")?;
+        } else {
+            nodes
+                .delete(&key)
+                .await
+                .context("clearing this node's ready mark")?;
+        }
+        Ok(())
+    }
+
+    /// Whether another node holds a lease and has caught up (see
+    /// [`Bus::set_ready`]): one that can answer a snapshot request. A node
+    /// that died keeps both until a watcher declares it down
+    /// ([`Bus::watch_nodes`]), so this can say yes for `lease` after the
+    /// last other node died.
     pub async fn others_alive(&self) -> anyhow::Result<bool> {
-        let ours = lease::lease_key(self.node());
-        let mut keys = self
+        let ours = self.node();
+        let keys: Vec<String> = self
             .inner
             .nodes
             .keys()
             .await
+            .context("listing the leases")?
+            .try_collect()
+            .await
             .context("listing the leases")?;
-        while let Some(key) = keys.try_next().await.context("listing the leases")? {
-            if key.starts_with(lease::LEASE_PREFIX) && key != ours {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let has = |prefix: &str, node: &str| keys.iter().any(|k| *k == format!("{prefix}{node}"));
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(lease::LEASE_PREFIX))
+            .any(|node| node != ours && has(lease::READY_PREFIX, node)))
     }
 
     /// Frees every nick whose owner is a connection of node `number` (a

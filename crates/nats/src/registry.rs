@@ -106,6 +106,37 @@ impl KvRegistry {
     }
 }
 
+impl KvRegistry {
+    /// Frees every channel name: the network starts again with no channel
+    /// (no node ran), and names founded in an earlier life are free.
+    pub(crate) async fn forget_channels(&self) -> anyhow::Result<usize> {
+        let keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .context("listing the channels")?
+            .try_collect()
+            .await
+            .context("listing the channels")?;
+        let mut n = 0;
+        for key in keys.iter().filter(|k| k.starts_with(CHANNEL_PREFIX)) {
+            self.kv
+                .delete(key)
+                .await
+                .context("freeing a channel name")?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+const CHANNEL_PREFIX: &str = "c.";
+
+/// The bucket key of a (casefolded) channel name.
+fn channel_key(key: &str) -> String {
+    escaped_key(CHANNEL_PREFIX, key)
+}
+
 /// The node of the owner stored as a nick's value.
 fn owner_node(value: &[u8]) -> Option<u16> {
     let raw: u64 = std::str::from_utf8(value).ok()?.parse().ok()?;
@@ -219,12 +250,29 @@ impl NameRegistry for KvRegistry {
         }))
     }
 
-    fn found_channel(&self, _key: &str) -> Reply<Result<bool, StoreError>> {
-        Reply::Now(Ok(true))
+    /// A channel's founder is decided here too, so that of two users
+    /// joining a new channel on two nodes at once exactly one gets `+o`
+    /// (the other joins it as a plain member).
+    fn found_channel(&self, key: &str) -> Reply<Result<bool, StoreError>> {
+        let kv = self.kv.clone();
+        let key = channel_key(key);
+        Reply::Later(Box::pin(async move {
+            match kv.create(&key, Bytes::from_static(b"founded")).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(unavailable("founding a channel", e)),
+            }
+        }))
     }
 
-    fn drop_channel(&self, _key: &str) -> Reply<Result<(), StoreError>> {
-        Reply::Now(Ok(()))
+    fn drop_channel(&self, key: &str) -> Reply<Result<(), StoreError>> {
+        let kv = self.kv.clone();
+        let key = channel_key(key);
+        Reply::Later(Box::pin(async move {
+            kv.delete(&key)
+                .await
+                .map_err(|e| unavailable("freeing a channel name", e))
+        }))
     }
 }
 

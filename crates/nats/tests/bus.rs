@@ -187,6 +187,8 @@ async fn a_node_that_stops_renewing_is_declared_down() {
     let b = Bus::connect(config(&cluster, "b")).await.unwrap();
     let (a_fenced, a_guard) = a.start_lease();
     let (b_fenced, _b_guard) = b.start_lease();
+    a.set_ready(true).await.unwrap();
+    b.set_ready(true).await.unwrap();
     let mut downs = b.watch_nodes();
     let mut a_downs = a.watch_nodes();
     // Both renewing: nobody is down.

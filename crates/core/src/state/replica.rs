@@ -375,7 +375,10 @@ impl Network {
             (Event::Part { id, .. }, Some(key))
             | (Event::Kick { target_id: id, .. }, Some(key)) => {
                 self.keep([key.as_str()], &n.event, out);
+                // The origin frees the name of a channel that emptied.
+                let effects = out.later.len();
                 self.leave(*id, &key, out);
+                out.later.truncate(effects);
             }
             (Event::Topic { .. } | Event::Mode { .. }, Some(key)) => {
                 self.keep([key.as_str()], &n.event, out)
@@ -483,17 +486,20 @@ impl Network {
         }
     }
 
-    /// Removes a user of another node, which already told its quit.
-    fn drop_user(&mut self, id: ConnId, out: &mut Outputs, now: Millis) {
+    /// Removes a user of another node, which already told its quit; the
+    /// keys of the channels that emptied.
+    fn drop_user(&mut self, id: ConnId, out: &mut Outputs, now: Millis) -> Vec<String> {
         let Some(u) = self.users.remove(&id) else {
-            return;
+            return Vec::new();
         };
         self.counts.account(u.registered, u.modes, -1);
+        let mut emptied = Vec::new();
         for key in &u.channels {
             if let Some(ch) = self.channels.get_mut(key) {
                 ch.members.retain(|m| m.id != id);
                 if ch.members.is_empty() && !ch.permanent {
                     self.channels.remove(key);
+                    emptied.push(key.clone());
                 }
             }
         }
@@ -517,6 +523,7 @@ impl Network {
                 }
             }
         }
+        emptied
     }
 
     /// Node `node` is gone: its users older than `before` quit, for every
@@ -544,7 +551,11 @@ impl Network {
                 audience: Network::neighbours(u),
                 event,
             });
-            self.drop_user(id, out, now);
+            // Nobody is left to free the names of the channels only its
+            // users were in: every node does (a name freed twice is free).
+            for key in self.drop_user(id, out, now) {
+                Network::channel_gone(&key, out);
+            }
         }
     }
 }
