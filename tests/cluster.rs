@@ -216,6 +216,21 @@ async fn one_nick_claimed_on_two_nodes_goes_to_exactly_one() {
         let won = [&ra, &rb].iter().filter(|m| m.command == "001").count();
         assert_eq!(won, 1, "round {round}: {ra:?} / {rb:?}");
     }
+    // What a nick change costs clustered: the claim (a JetStream create),
+    // the release of the old nick, and the log's round trip.
+    let mut c = IrcClient::registered(n2.irc, "timer").await;
+    let mut took = Vec::new();
+    for i in 0..100 {
+        let t = Instant::now();
+        c.send(&format!("NICK timer{i}")).await;
+        c.expect("NICK").await;
+        took.push(t.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "NICK through the registry and the log: p50 {:?}, p99 {:?}",
+        took[49], took[98]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
