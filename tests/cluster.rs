@@ -415,15 +415,7 @@ async fn an_account_registered_on_one_node_logs_in_on_another() {
     let dir = tempfile::tempdir().unwrap();
     let n1 = Node::start(dir.path(), "n1", &nats);
     let n2 = Node::start(dir.path(), "n2", &nats);
-    let mut c = IrcClient::registered(n1.irc, "dora").await;
-    let r = support::irc::ask(&mut c, "REGISTER * * pw-dora").await;
-    assert!(
-        r.iter()
-            .any(|m| m.command == "REGISTER" && m.params[0] == "SUCCESS"),
-        "{r:?}"
-    );
-    c.send("QUIT").await;
-    c.eof().await;
+    support::irc::create_account(n1.irc, "dora", "pw-dora").await;
     // SASL PLAIN on the other node, then a channel message both nodes keep
     // in their history.
     let mut d = IrcClient::logged_in(n2.irc, "dora", "dora").await;

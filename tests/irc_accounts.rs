@@ -9,22 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bavard::config::{Config, RegistrationPolicy};
 use bavard_core::scram::{hmac, salted_password, sha256};
-use support::irc::{IrcClient, Msg, ask, cmds, join};
+use support::irc::{IrcClient, Msg, ask, cmds, create_account, join};
 use support::server::Server;
-
-/// Registers the account `name` with `password` over the wire, as a client
-/// with that nick that then leaves.
-async fn create_account(s: &Server, name: &str, password: &str) {
-    let mut c = IrcClient::registered(s.irc, name).await;
-    let r = ask(&mut c, &format!("REGISTER * * {password}")).await;
-    assert!(
-        r.iter()
-            .any(|m| m.command == "REGISTER" && m.params[0] == "SUCCESS"),
-        "{r:?}"
-    );
-    c.send("QUIT").await;
-    c.eof().await;
-}
 
 /// A connection that negotiated `sasl` (and `caps`) and has not registered.
 async fn sasl_client(s: &Server, caps: &[&str]) -> IrcClient {
@@ -86,7 +72,7 @@ fn fail(r: &[Msg]) -> (String, Vec<String>) {
 #[tokio::test]
 async fn plain_logs_in_before_registration_and_shows_everywhere() {
     let s = Server::start_default().await;
-    create_account(&s, "alice", "sesame1").await;
+    create_account(s.irc, "alice", "sesame1").await;
     let mut c = sasl_client(&s, &[]).await;
     let r = plain(&mut c, b"\0alice\0sesame1").await;
     assert_eq!(cmds(&r), ["900", "903"], "{r:?}");
@@ -110,7 +96,7 @@ async fn plain_logs_in_before_registration_and_shows_everywhere() {
 #[tokio::test]
 async fn plain_refuses_what_it_should_and_allows_a_retry() {
     let s = Server::start_default().await;
-    create_account(&s, "jilles", "sesame").await;
+    create_account(s.irc, "jilles", "sesame").await;
     let mut c = sasl_client(&s, &[]).await;
     for bad in [
         &b"\0jilles\0millet"[..],
@@ -150,7 +136,7 @@ async fn plain_refuses_what_it_should_and_allows_a_retry() {
 async fn chunks_of_exactly_400_bytes_end_with_a_plus() {
     let s = Server::start_default().await;
     let exact = "bar".repeat(97);
-    create_account(&s, "foo", &exact).await;
+    create_account(s.irc, "foo", &exact).await;
     let mut c = sasl_client(&s, &[]).await;
     let response = B64.encode(format!("foo\0foo\0{exact}"));
     assert_eq!(response.len(), 400);
@@ -162,7 +148,7 @@ async fn chunks_of_exactly_400_bytes_end_with_a_plus() {
 
     // Longer: a full chunk then the rest.
     let long = "bar".repeat(100);
-    create_account(&s, "foo2", &long).await;
+    create_account(s.irc, "foo2", &long).await;
     let mut c = sasl_client(&s, &[]).await;
     let response = B64.encode(format!("\0foo2\0{long}"));
     ask(&mut c, "AUTHENTICATE PLAIN").await;
@@ -236,7 +222,7 @@ async fn scram(c: &mut IrcClient, user: &str, password: &str) -> Vec<Msg> {
 #[tokio::test]
 async fn scram_sha_256_proves_both_sides() {
     let s = Server::start_default().await;
-    create_account(&s, "Scramtest", "sesame").await;
+    create_account(s.irc, "Scramtest", "sesame").await;
     let mut c = sasl_client(&s, &[]).await;
     assert_eq!(cmds(&scram(&mut c, "Scramtest", "millet").await), ["904"]);
     assert_eq!(cmds(&scram(&mut c, "nobody", "sesame").await), ["904"]);
@@ -248,8 +234,8 @@ async fn scram_sha_256_proves_both_sides() {
 #[tokio::test]
 async fn login_after_registration_and_again() {
     let s = Server::start_default().await;
-    create_account(&s, "foo", "barbar").await;
-    create_account(&s, "jilles", "sesame").await;
+    create_account(s.irc, "foo", "barbar").await;
+    create_account(s.irc, "jilles", "sesame").await;
     let mut watcher = IrcClient::registered_with_caps(s.irc, "w", &["account-notify"]).await;
     join(&mut watcher, "#c").await;
     let mut c = IrcClient::registered_with_caps(s.irc, "user", &["sasl"]).await;
@@ -370,7 +356,7 @@ async fn registration_settings() {
 #[tokio::test]
 async fn account_tag_and_extended_join() {
     let s = Server::start_default().await;
-    create_account(&s, "jilles", "sesame").await;
+    create_account(s.irc, "jilles", "sesame").await;
     let caps = ["account-tag", "extended-join", "account-notify"];
     let mut foo = IrcClient::registered_with_caps(s.irc, "foo", &caps).await;
     join(&mut foo, "#chan").await;
@@ -418,7 +404,7 @@ async fn extended_monitor_tells_account_changes() {
 #[tokio::test]
 async fn registered_only_channels_and_speech() {
     let s = Server::start_default().await;
-    create_account(&s, "reg", "sesame").await;
+    create_account(s.irc, "reg", "sesame").await;
     let mut op = IrcClient::registered(s.irc, "op").await;
     join(&mut op, "#r").await;
     ask(&mut op, "MODE #r +R").await;
@@ -450,7 +436,7 @@ async fn registered_only_channels_and_speech() {
 #[tokio::test]
 async fn the_account_extban_matches_accounts_not_nicks() {
     let s = Server::start_default().await;
-    create_account(&s, "bob", "sesame").await;
+    create_account(s.irc, "bob", "sesame").await;
     let mut op = IrcClient::registered(s.irc, "chanop").await;
     for ch in ["#b", "#e", "#i"] {
         join(&mut op, ch).await;

@@ -192,6 +192,20 @@ pub async fn ask(c: &mut IrcClient, line: &str) -> Vec<Msg> {
     }
 }
 
+/// Registers the account `name` with `password` over the wire, as a client
+/// with that nick that then leaves.
+pub async fn create_account(addr: SocketAddr, name: &str, password: &str) {
+    let mut c = IrcClient::registered(addr, name).await;
+    let r = ask(&mut c, &format!("REGISTER * * {password}")).await;
+    assert!(
+        r.iter()
+            .any(|m| m.command == "REGISTER" && m.params[0] == "SUCCESS"),
+        "{r:?}"
+    );
+    c.send("QUIT").await;
+    c.eof().await;
+}
+
 /// Joins `chan` and waits until the join is over.
 pub async fn join(c: &mut IrcClient, chan: &str) {
     ask(c, &format!("JOIN {chan}")).await;

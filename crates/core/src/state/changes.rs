@@ -333,43 +333,17 @@ impl Change for Quit {
             audience: Network::neighbours(&u),
             event,
         });
-        net.counts.account(u.registered, u.modes, -1);
-        for key in &u.channels {
-            if let Some(ch) = net.channels.get_mut(key) {
-                ch.members.retain(|m| m.id != id);
-                if ch.members.is_empty() && !ch.permanent {
-                    net.channels.remove(key);
-                    Network::channel_gone(key, out);
-                }
-            }
+        let (emptied, held) = net.forget_user(&u, now, out);
+        for key in &emptied {
+            Network::channel_gone(key, out);
         }
         let key = u.nick_key();
         net.markers.forget_owner(key);
-        if !key.is_empty() && net.nicks.remove(key, id) {
+        if held {
             out.later.push(Effect::ReleaseNick {
                 key: key.to_string(),
                 owner: id,
             });
-            // Remembered only if registered.
-            if u.registered {
-                net.remember(WhowasEntry {
-                    nick: u.nick().to_string(),
-                    nick_key: key.to_string(),
-                    user: u.user().to_string(),
-                    host: u.host().to_string(),
-                    realname: u.realname().to_string(),
-                    at: now / 1000,
-                });
-                net.notify_watchers(key, false, out);
-            }
-        }
-        for key in u.monitoring() {
-            if let Some(w) = net.watchers.get_mut(key) {
-                w.retain(|&x| x != id);
-                if w.is_empty() {
-                    net.watchers.remove(key);
-                }
-            }
         }
         Ok(())
     }

@@ -354,6 +354,48 @@ impl Network {
         }
     }
 
+    /// Takes `u`, just removed from the users, out of every other table:
+    /// its channels (those it leaves empty go; their keys are returned),
+    /// its nick (remembered for WHOWAS and its watchers told, if it had
+    /// registered), the MONITOR lists it kept. Also whether the nick index
+    /// held it.
+    fn forget_user(&mut self, u: &User, now: Millis, out: &mut Outputs) -> (Vec<String>, bool) {
+        let id = u.id;
+        self.counts.account(u.registered, u.modes, -1);
+        let mut emptied = Vec::new();
+        for key in &u.channels {
+            if let Some(ch) = self.channels.get_mut(key) {
+                ch.members.retain(|m| m.id != id);
+                if ch.members.is_empty() && !ch.permanent {
+                    self.channels.remove(key);
+                    emptied.push(key.clone());
+                }
+            }
+        }
+        let key = u.nick_key();
+        let held = !key.is_empty() && self.nicks.remove(key, id);
+        if held && u.registered {
+            self.remember(WhowasEntry {
+                nick: u.nick().to_string(),
+                nick_key: key.to_string(),
+                user: u.user().to_string(),
+                host: u.host().to_string(),
+                realname: u.realname().to_string(),
+                at: now / 1000,
+            });
+            self.notify_watchers(key, false, out);
+        }
+        for key in u.monitoring() {
+            if let Some(w) = self.watchers.get_mut(key) {
+                w.retain(|&x| x != id);
+                if w.is_empty() {
+                    self.watchers.remove(key);
+                }
+            }
+        }
+        (emptied, held)
+    }
+
     /// A channel emptied and went: its name is free in the registry. Its
     /// history stays, bounded by the history limits, for whoever founds it
     /// again (after a restart, every channel is founded again).

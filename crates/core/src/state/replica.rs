@@ -18,7 +18,7 @@ use thin_vec::ThinVec;
 
 use super::message::{dm_keys, worth_keeping};
 use super::user::Names;
-use super::{ChanModes, Channel, ListEntry, Member, Network, Topic, User, UserModes, WhowasEntry};
+use super::{ChanModes, Channel, ListEntry, Member, Network, Topic, User, UserModes};
 use crate::effect::Effect;
 use crate::ids::ConnId;
 use crate::names::{ChannelName, Nickname, casefold};
@@ -489,41 +489,10 @@ impl Network {
     /// Removes a user of another node, which already told its quit; the
     /// keys of the channels that emptied.
     fn drop_user(&mut self, id: ConnId, out: &mut Outputs, now: Millis) -> Vec<String> {
-        let Some(u) = self.users.remove(&id) else {
-            return Vec::new();
-        };
-        self.counts.account(u.registered, u.modes, -1);
-        let mut emptied = Vec::new();
-        for key in &u.channels {
-            if let Some(ch) = self.channels.get_mut(key) {
-                ch.members.retain(|m| m.id != id);
-                if ch.members.is_empty() && !ch.permanent {
-                    self.channels.remove(key);
-                    emptied.push(key.clone());
-                }
-            }
+        match self.users.remove(&id) {
+            Some(u) => self.forget_user(&u, now, out).0,
+            None => Vec::new(),
         }
-        let key = u.nick_key();
-        if !key.is_empty() && self.nicks.remove(key, id) {
-            self.remember(WhowasEntry {
-                nick: u.nick().to_string(),
-                nick_key: key.to_string(),
-                user: u.user().to_string(),
-                host: u.host().to_string(),
-                realname: u.realname().to_string(),
-                at: now / 1000,
-            });
-            self.notify_watchers(key, false, out);
-        }
-        for key in u.monitoring() {
-            if let Some(w) = self.watchers.get_mut(key) {
-                w.retain(|&x| x != id);
-                if w.is_empty() {
-                    self.watchers.remove(key);
-                }
-            }
-        }
-        emptied
     }
 
     /// Node `node` is gone: its users older than `before` quit, for every
