@@ -306,6 +306,22 @@ impl Hub {
         self.lock().link.as_ref().map_or(0, |l| l.pending.len())
     }
 
+    /// Takes a batch another node sent straight here (a private message):
+    /// replayed and shown, outside the log's order.
+    pub fn from_direct(&self, batch: &Batch) {
+        let mut wakes = Wakes::default();
+        let mut g = self.lock();
+        let now = g.now();
+        let Inner {
+            net, delivery, out, ..
+        } = &mut *g;
+        for rec in &batch.records {
+            net.replay(rec, false, out, now);
+        }
+        delivery.deliver(None, out, &mut wakes);
+        self.settle(&mut g, None, &mut wakes);
+    }
+
     /// Logs records this node makes outside any call (a node found gone).
     pub fn log(&self, records: Vec<bavard_core::state::replica::Record>) {
         let mut g = self.lock();

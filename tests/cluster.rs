@@ -80,7 +80,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_bavard"))
             .args(["serve", "--config"])
             .arg(&cfg)
-            .env("RUST_LOG", "bavard=info")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -105,19 +105,33 @@ impl Drop for Node {
     }
 }
 
-/// A client registered as `nick` on a node that was just started on NATS
-/// servers that were just restarted: the node listens at once, and serves
-/// once JetStream has its leaders again (seconds).
-async fn registered_after_restart(addr: SocketAddr, nick: &str) -> IrcClient {
-    let mut c = IrcClient::connect(addr).await;
-    c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :R")).await;
-    loop {
-        let line = c.line_within(Duration::from_secs(60)).await.unwrap();
-        if line.contains(" 376 ") || line.contains(" 422 ") {
-            c.nick = nick.to_string();
-            return c;
+/// Starts node `name` on NATS servers that were just restarted and
+/// registers `nick` on it, as a supervisor would: the node listens at once
+/// and serves once JetStream has its leaders again (seconds); if it cannot
+/// renew its lease meanwhile it fences itself and exits, and is started
+/// again.
+async fn serving_after_restart(
+    dir: &Path,
+    name: &str,
+    nats: &NatsCluster,
+    nick: &str,
+) -> (Node, IrcClient) {
+    for _ in 0..5 {
+        let node = Node::with_lease(dir, name, nats, LEASE_MS);
+        let mut c = IrcClient::connect(node.irc).await;
+        c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :R")).await;
+        loop {
+            match c.line_within(Duration::from_secs(60)).await {
+                Some(l) if l.contains(" 376 ") || l.contains(" 422 ") => {
+                    c.nick = nick.to_string();
+                    return (node, c);
+                }
+                Some(_) => {}
+                None => break,
+            }
         }
     }
+    panic!("node {name} never served after the restart");
 }
 
 /// The PRIVMSG texts `c` receives until it has `n` of them.
@@ -388,10 +402,8 @@ async fn two_nats_servers_lost_fence_every_node_and_recovery_agrees() {
     nats.restart(0).await.unwrap();
     nats.restart(1).await.unwrap();
     // Started again (as a supervisor would), the nodes agree.
-    let n1 = Node::with_lease(dir.path(), "n1", &nats, LEASE_MS);
-    let n2 = Node::with_lease(dir.path(), "n2", &nats, LEASE_MS);
-    let mut a = registered_after_restart(n1.irc, "a").await;
-    let mut b = registered_after_restart(n2.irc, "b").await;
+    let (_n1, mut a) = serving_after_restart(dir.path(), "n1", &nats, "a").await;
+    let (_n2, mut b) = serving_after_restart(dir.path(), "n2", &nats, "b").await;
     join(&mut a, "#r").await;
     join(&mut b, "#r").await;
     a.expect("JOIN").await;

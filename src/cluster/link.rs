@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bavard_core::state::replica::{Record, Told};
+use bavard_core::state::replica::{Record, Told, direct_to};
 use bavard_core::{Network, Output};
 
 use crate::delivery::Peer;
@@ -60,17 +60,20 @@ pub struct Link {
     pub pending: VecDeque<Pending>,
     next: u64,
     send: Box<dyn Fn(bytes::Bytes) + Send + Sync>,
+    /// Sends a batch straight to one node (see [`direct_to`]).
+    direct: Box<dyn Fn(u16, bytes::Bytes) + Send + Sync>,
     /// The last log sequence applied (what a snapshot is taken at).
     pub applied: u64,
 }
 
 impl Link {
     /// A link for node `local` that logs batches through `send`, which
-    /// must keep their order.
+    /// must keep their order, and sends straight to a node through `direct`.
     pub fn new(
         local: u16,
         incarnation: u64,
         send: Box<dyn Fn(bytes::Bytes) + Send + Sync>,
+        direct: Box<dyn Fn(u16, bytes::Bytes) + Send + Sync>,
     ) -> Link {
         Link {
             local,
@@ -79,6 +82,7 @@ impl Link {
             pending: VecDeque::new(),
             next: 1,
             send,
+            direct,
             applied: 0,
         }
     }
@@ -92,6 +96,20 @@ impl Link {
         mut items: Vec<Output>,
     ) -> Option<Vec<Output>> {
         let records = net.records_for(self.local, me.map(|p| p.id), &mut self.told, &items);
+        // Private messages to users of other nodes go straight there, now.
+        for o in &items {
+            if let Output::Note(n) = o
+                && let Some(node) = direct_to(n, self.local)
+            {
+                let b = Batch {
+                    node: self.local,
+                    incarnation: self.incarnation,
+                    serial: 0,
+                    records: vec![Record::Note(n.clone())],
+                };
+                (self.direct)(node, b.encode());
+            }
+        }
         // A connection closing on its last words (QUIT, an error) gets them
         // now, if nothing of its own waits before them: its driver ends
         // the connection once its queue is written, and would not wait for

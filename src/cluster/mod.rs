@@ -172,7 +172,13 @@ pub async fn join(
             fence.cancel();
         })
     });
-    let mut link = Link::new(number, first_serial, Box::new(move |b| publisher.send(b)));
+    let direct = bus.direct_sender();
+    let mut link = Link::new(
+        number,
+        first_serial,
+        Box::new(move |b| publisher.send(b)),
+        Box::new(move |node, b| direct.send(node, b)),
+    );
     link.applied = from.saturating_sub(1);
     hub.link(link);
     // Users of an earlier run of this node, if it stopped without the
@@ -195,6 +201,18 @@ pub async fn join(
         first_serial,
         fence.clone(),
     ))];
+    let mut direct = bus.direct_messages().await?;
+    tasks.push(tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            while let Some(payload) = direct.next().await {
+                match Batch::decode(&payload) {
+                    Ok(batch) => hub.from_direct(&batch),
+                    Err(e) => tracing::error!(error = %e, "unreadable direct message, dropped"),
+                }
+            }
+        }
+    }));
     bus.serve_snapshots(Arc::new({
         let hub = hub.clone();
         move || {

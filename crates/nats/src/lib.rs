@@ -28,6 +28,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 
 mod accounts;
+mod direct;
 mod follow;
 pub mod harness;
 mod lease;
@@ -36,6 +37,7 @@ mod registry;
 mod snapshot;
 
 pub use accounts::KvAccounts;
+pub use direct::DirectSender;
 pub use follow::Follow;
 pub use lease::{LeaseGuard, NodeDown};
 pub use publisher::Publisher;

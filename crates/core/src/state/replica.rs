@@ -92,8 +92,27 @@ pub struct Told {
     facts: super::Map<ConnId, UserFact>,
 }
 
-/// Whether other nodes must learn of `n`, which happened on node `local`.
+/// The node a notification of node `local` goes straight to, rather than
+/// through the log: a private message to a user of that node, which no
+/// other node shows or keeps.
+pub fn direct_to(n: &Notification, local: u16) -> Option<u16> {
+    match (&n.event, &n.audience) {
+        (
+            Event::Message {
+                to_channel: false, ..
+            },
+            Audience::User(id),
+        ) if id.node() != local => Some(id.node()),
+        _ => None,
+    }
+}
+
+/// Whether other nodes must learn of `n`, which happened on node `local`
+/// (through the log).
 fn shared(n: &Notification, local: u16, told: &Told) -> bool {
+    if direct_to(n, local).is_some() {
+        return false;
+    }
     match &n.event {
         Event::Shutdown { .. } | Event::ReadMarker { .. } | Event::Monitor { .. } => return false,
         // A user the others never saw (it had not registered) leaves

@@ -264,3 +264,32 @@ fn a_kill_from_another_node_removes_the_user_everywhere() {
         [Event::Kill { .. }, Event::Quit { .. }, ..]
     ));
 }
+
+#[test]
+fn a_private_message_goes_straight_to_its_node_not_to_the_log() {
+    let mut c = Cluster::new(2);
+    let a = c.user(0, "a");
+    let b = c.user(1, "b");
+    let pm = crate::state::message::Message {
+        from: a,
+        target: "b".into(),
+        text: "psst".into(),
+        parts: vec![],
+        kind: MsgKind::Privmsg,
+        client_tags: String::new(),
+    };
+    let mut out = Outputs::default();
+    c.nodes[0].net.apply(pm, &mut out, T).unwrap();
+    let node = &mut c.nodes[0];
+    let records = node.net.records_for(1, Some(a), &mut node.told, &out.items);
+    assert!(records.is_empty(), "{records:?}");
+    let n = out.notes().next().unwrap();
+    assert_eq!(direct_to(n, 1), Some(b.node()));
+    assert_eq!(direct_to(n, 2), None);
+    // Node 2 shows it to b.
+    let mut shown = Outputs::default();
+    c.nodes[1]
+        .net
+        .replay(&Record::Note(n.clone()), false, &mut shown, T);
+    assert!(matches!(shown.notes().next().unwrap().audience, Audience::User(id) if id == b));
+}
