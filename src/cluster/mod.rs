@@ -243,6 +243,12 @@ pub async fn join(
                     number = d.number,
                     "node lost: its users quit"
                 );
+                // Its nicks first: whoever sees its users quit may take
+                // their nicks at once.
+                match bus.release_node(d.number).await {
+                    Ok(n) => tracing::info!(node = d.node, nicks = n, "nicks freed"),
+                    Err(e) => tracing::error!(node = d.node, error = %e, "nicks not freed"),
+                }
                 // Only the run that died: ids are numbered from the time
                 // a run started, and a run starting after now is not it.
                 let before = bavard_core::ids::time_serial(crate::hub::now_millis());
@@ -251,10 +257,6 @@ pub async fn join(
                     before,
                     reason: format!("{} lost", d.node),
                 }]);
-                match bus.release_node(d.number).await {
-                    Ok(n) => tracing::info!(node = d.node, nicks = n, "nicks freed"),
-                    Err(e) => tracing::error!(node = d.node, error = %e, "nicks not freed"),
-                }
             }
         }
     }));
