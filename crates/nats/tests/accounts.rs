@@ -7,25 +7,12 @@ use std::time::{Duration, Instant};
 
 use bavard_core::store::{Account, AccountStore, Scram, StoreError, conformance};
 use bavard_nats::harness::{self, NatsCluster};
-use bavard_nats::{ACCOUNTS, Bus, BusConfig};
+use bavard_nats::{ACCOUNTS, Bus};
 use bytes::Bytes;
 
-/// Logs to the test's output when RUST_LOG asks for it.
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
+mod common;
 
-fn config(cluster: &NatsCluster, node: &str) -> BusConfig {
-    BusConfig {
-        urls: cluster.urls(),
-        node: node.to_string(),
-        replicas: 3,
-        lease: Duration::from_secs(1),
-    }
-}
+use common::{config, logs};
 
 /// An account named `name` whose hash says `password`.
 fn account(name: &str, password: &str, certfps: &[&str]) -> Account {

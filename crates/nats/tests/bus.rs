@@ -12,24 +12,9 @@ use bavard_nats::{Bus, BusConfig, NodeDown, nick_key, preferred_number};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-const LEASE: Duration = Duration::from_secs(1);
+mod common;
 
-/// Logs to the test's output when RUST_LOG asks for it.
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
-fn config(cluster: &NatsCluster, node: &str) -> BusConfig {
-    BusConfig {
-        urls: cluster.urls(),
-        node: node.to_string(),
-        replicas: 3,
-        lease: LEASE,
-    }
-}
+use common::{LEASE, config, logs};
 
 /// A publisher whose give-ups are collected, to assert there were none.
 /// It gives up after 20 s: when a stream's leader dies, nats-server 2.9

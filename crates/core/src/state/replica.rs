@@ -40,6 +40,20 @@ pub struct UserFact {
     pub account: Option<String>,
 }
 
+impl UserFact {
+    /// Whether this is what `u` shows others now.
+    fn describes(&self, u: &User) -> bool {
+        self.nick == u.nick()
+            && self.user == u.user()
+            && self.realname == u.realname()
+            && self.ip == u.ip
+            && self.modes == u.modes
+            && self.signon == u.signon
+            && self.away.as_deref() == u.away()
+            && self.account.as_deref() == u.account()
+    }
+}
+
 /// A member's rank in a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rank {
@@ -140,9 +154,12 @@ impl Network {
         items: &[crate::session::Output],
     ) -> Vec<Record> {
         let mut records = Vec::new();
+        // Compared in place: this runs after every command, messages
+        // included, and a user's public state seldom changes.
         if let Some(id) = me
+            && let Some(u) = self.users.get(&id).filter(|u| u.registered)
+            && !told.facts.get(&id).is_some_and(|f| f.describes(u))
             && let Some(f) = self.user_fact(id)
-            && told.facts.get(&id) != Some(&f)
         {
             told.facts.insert(id, f.clone());
             records.push(Record::User(f));
@@ -402,13 +419,13 @@ impl Network {
             (Event::Topic { .. } | Event::Mode { .. }, Some(key)) => {
                 self.keep([key.as_str()], &n.event, out)
             }
-            (Event::Quit { id, .. }, _) => {
+            (Event::Quit { id, time, .. }, _) => {
                 if let Some(u) = self.users.get(id) {
                     let keys = u.channels.to_vec();
                     self.keep(keys.iter().map(String::as_str), &n.event, out);
                 }
                 out.note(n.clone());
-                self.drop_user(*id, out, unix_secs_ms(&n.event));
+                self.drop_user(*id, out, *time);
                 return;
             }
             (Event::Nick { new, .. }, _) => {
@@ -545,14 +562,6 @@ impl Network {
                 Network::channel_gone(&key, out);
             }
         }
-    }
-}
-
-/// The time an event carries (a quit's), or 0.
-fn unix_secs_ms(e: &Event) -> Millis {
-    match e {
-        Event::Quit { time, .. } => *time,
-        _ => 0,
     }
 }
 
