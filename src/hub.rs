@@ -291,7 +291,7 @@ impl Hub {
         };
         link.applied = seq;
         for rec in &batch.records {
-            net.replay(rec, own, out, now);
+            net.replay(rec, own, link.local, out, now);
         }
         delivery.deliver(None, out, &mut wakes);
         for p in link.ready(own.then_some(batch.serial)) {
@@ -313,10 +313,15 @@ impl Hub {
         let mut g = self.lock();
         let now = g.now();
         let Inner {
-            net, delivery, out, ..
+            net,
+            delivery,
+            out,
+            link,
+            ..
         } = &mut *g;
+        let local = link.as_ref().map_or(0, |l| l.local);
         for rec in &batch.records {
-            net.replay(rec, false, out, now);
+            net.replay(rec, false, local, out, now);
         }
         delivery.deliver(None, out, &mut wakes);
         self.settle(&mut g, None, &mut wakes);

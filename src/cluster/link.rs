@@ -96,11 +96,12 @@ impl Link {
         mut items: Vec<Output>,
     ) -> Option<Vec<Output>> {
         let records = net.records_for(self.local, me.map(|p| p.id), &mut self.told, &items);
-        // Private messages to users of other nodes go straight there, now.
+        // Private messages to users of other nodes go straight there, now;
+        // every node's history keeps them, which nothing here waits for.
+        let mut kept = Vec::new();
         for o in &items {
-            if let Output::Note(n) = o
-                && let Some(node) = direct_to(n, self.local)
-            {
+            let Output::Note(n) = o else { continue };
+            if let Some(node) = direct_to(n, self.local) {
                 let b = Batch {
                     node: self.local,
                     incarnation: self.incarnation,
@@ -109,6 +110,10 @@ impl Link {
                 };
                 (self.direct)(node, b.encode());
             }
+            kept.extend(net.kept_elsewhere(n));
+        }
+        if !kept.is_empty() {
+            self.log_batch(kept);
         }
         // A connection closing on its last words (QUIT, an error) gets them
         // now, if nothing of its own waits before them: its driver ends
@@ -141,18 +146,7 @@ impl Link {
         me: Option<&Arc<Peer>>,
         items: Vec<Output>,
     ) -> Option<Vec<Output>> {
-        let batch = (!records.is_empty()).then(|| {
-            let serial = self.next;
-            self.next += 1;
-            let b = Batch {
-                node: self.local,
-                incarnation: self.incarnation,
-                serial,
-                records,
-            };
-            (self.send)(b.encode());
-            serial
-        });
+        let batch = (!records.is_empty()).then(|| self.log_batch(records));
         if batch.is_none() && self.pending.is_empty() {
             return Some(items);
         }
@@ -165,6 +159,20 @@ impl Link {
             items,
         });
         None
+    }
+
+    /// Sends `records` to the log as this node's next batch: its serial.
+    fn log_batch(&mut self, records: Vec<Record>) -> u64 {
+        let serial = self.next;
+        self.next += 1;
+        let b = Batch {
+            node: self.local,
+            incarnation: self.incarnation,
+            serial,
+            records,
+        };
+        (self.send)(b.encode());
+        serial
     }
 
     /// The outputs whose turn came now that this node's batch `serial`

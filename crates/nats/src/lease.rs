@@ -22,6 +22,8 @@ use crate::Bus;
 pub(crate) const LEASE_PREFIX: &str = "lease.";
 /// How often the watcher looks for expired leases.
 const TICK: Duration = Duration::from_millis(250);
+/// How soon a failed renewal is tried again.
+const RETRY: Duration = Duration::from_millis(250);
 
 pub(crate) fn lease_key(node: &str) -> String {
     format!("{LEASE_PREFIX}{node}")
@@ -66,7 +68,7 @@ struct Seen {
 
 impl Bus {
     /// Keeps this node's lease: puts `lease.<node>` = `<number>` every
-    /// `lease / 4`. The receiver turns `true` (fenced) once no put issued in
+    /// `lease / 4`, and [`RETRY`] after a put that failed. The receiver turns `true` (fenced) once no put issued in
     /// the last `lease / 2` has succeeded: the node must stop serving, since
     /// the others declare it down at `lease`. Fencing is for good: the task
     /// stops renewing then, as the others may already have freed this
@@ -96,6 +98,11 @@ impl Bus {
                         let (issued, _) = put.take().expect("a put");
                         if r.unwrap_or(false) {
                             last_ok = last_ok.max(issued);
+                        } else {
+                            // A stream electing a leader answers "no stream"
+                            // for seconds: retry soon, not a period later, so
+                            // one failure does not use up the fencing margin.
+                            next_put = next_put.min(Instant::now() + RETRY.min(period));
                         }
                     }
                     () = tokio::time::sleep_until(next_put.into()), if idle => {

@@ -84,6 +84,10 @@ pub enum Record {
     Note(Notification),
     /// A channel's state after the origin's change.
     Channel(ChannelFact),
+    /// A private message, for the other nodes' history only: the
+    /// recipient's node had it straight ([`direct_to`]), and keeps it as the
+    /// origin does; the others keep it for either side logging in there.
+    Kept(Notification),
     /// A node stopped (its lease expired, or it started again): its users
     /// whose connection serial is below `before` quit.
     NodeDown {
@@ -269,15 +273,45 @@ impl Network {
         }
     }
 
-    /// Applies `rec` on this node: the state changes, and what local users
-    /// must see is left in `out`. A record this node logged itself (`own`)
-    /// changed the state when it happened and its notifications are
-    /// delivered from there; its channel facts apply again, in the log's
-    /// order.
-    pub fn replay(&mut self, rec: &Record, own: bool, out: &mut Outputs, now: Millis) {
+    /// What the other nodes keep of `n` without showing it: a private
+    /// message, which goes straight to its recipient's node (or stays on
+    /// this one) but which every node's history keeps, for either side
+    /// logging in anywhere. None when no side has an account (nothing is
+    /// kept then) or history is off.
+    pub fn kept_elsewhere(&self, n: &Notification) -> Option<Record> {
+        let (
+            Event::Message {
+                from,
+                to_channel: false,
+                ..
+            },
+            Audience::User(to),
+        ) = (&n.event, &n.audience)
+        else {
+            return None;
+        };
+        let has_account = |u: Option<&User>| u.is_some_and(|u| u.account().is_some());
+        (self.cfg.limits.history > 0
+            && (has_account(self.users.get(to)) || has_account(self.find_nick(from.nick()))))
+        .then(|| Record::Kept(n.clone()))
+    }
+
+    /// Applies `rec` on this node, number `local`: the state changes, and
+    /// what local users must see is left in `out`. A record this node
+    /// logged itself (`own`) changed the state when it happened and its
+    /// notifications are delivered from there; its channel facts apply
+    /// again, in the log's order.
+    pub fn replay(&mut self, rec: &Record, own: bool, local: u16, out: &mut Outputs, now: Millis) {
         match rec {
             Record::User(f) if !own => self.upsert_user(f, out),
             Record::Note(n) if !own => self.replay_note(n, out),
+            // The recipient's node had it straight, and kept it then.
+            Record::Kept(n)
+                if !own && !matches!(n.audience, Audience::User(id) if id.node() == local) =>
+            {
+                self.replay_message(&n.event, out)
+            }
+            Record::Kept(_) => {}
             Record::Channel(f) => self.set_channel(f),
             Record::NodeDown {
                 node,

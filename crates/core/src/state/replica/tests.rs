@@ -57,7 +57,8 @@ impl Cluster {
         for (j, node) in self.nodes.iter_mut().enumerate() {
             let mut out = Outputs::default();
             for rec in records {
-                node.net.replay(rec, origin == j as u16 + 1, &mut out, T);
+                node.net
+                    .replay(rec, origin == j as u16 + 1, j as u16 + 1, &mut out, T);
             }
             self.seen[j].extend(out.notes().map(|n| n.event.clone()));
             node.net.check_invariants().unwrap();
@@ -290,6 +291,57 @@ fn a_private_message_goes_straight_to_its_node_not_to_the_log() {
     let mut shown = Outputs::default();
     c.nodes[1]
         .net
-        .replay(&Record::Note(n.clone()), false, &mut shown, T);
+        .replay(&Record::Note(n.clone()), false, 2, &mut shown, T);
     assert!(matches!(shown.notes().next().unwrap().audience, Audience::User(id) if id == b));
+}
+
+#[test]
+fn a_private_message_is_kept_by_every_node_but_shown_only_by_its_recipients() {
+    let mut c = Cluster::new(3);
+    let a = c.user(0, "a");
+    let b = c.user(1, "b");
+    let anon = c.user(1, "anon");
+    let login = crate::state::account::SetAccount {
+        id: a,
+        account: Some("alice".into()),
+    };
+    c.on(0, a, login).unwrap();
+    let pm = |target: &str| crate::state::message::Message {
+        from: a,
+        target: target.into(),
+        text: "psst".into(),
+        parts: vec![],
+        kind: MsgKind::Privmsg,
+        client_tags: String::new(),
+    };
+    let mut out = Outputs::default();
+    c.nodes[0].net.apply(pm("b"), &mut out, T).unwrap();
+    let n = out.notes().next().unwrap().clone();
+    let kept = c.nodes[0].net.kept_elsewhere(&n).expect("alice keeps it");
+    let appended = |node: &mut Node, own: bool, local: u16| {
+        let mut out = Outputs::default();
+        node.net.replay(&kept, own, local, &mut out, T);
+        assert_eq!(out.notes().count(), 0, "kept, not shown");
+        out.later
+            .iter()
+            .filter_map(|e| match e {
+                Effect::AppendHistory { stored, .. } => Some(stored.target.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Node 3 keeps alice's side (b has no account); node 2 had it straight
+    // and node 1 made it: neither keeps it twice.
+    assert_eq!(appended(&mut c.nodes[2], false, 3), ["dm:alice b"]);
+    assert!(appended(&mut c.nodes[1], false, 2).is_empty());
+    assert!(appended(&mut c.nodes[0], true, 1).is_empty());
+    // Without an account on either side nothing is kept, nor logged.
+    let mut out = Outputs::default();
+    let by_anon = crate::state::message::Message {
+        from: anon,
+        ..pm("b")
+    };
+    c.nodes[1].net.apply(by_anon, &mut out, T).unwrap();
+    let n = out.notes().next().unwrap();
+    assert_eq!(c.nodes[1].net.kept_elsewhere(n), None);
 }
