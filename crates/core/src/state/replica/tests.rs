@@ -299,7 +299,7 @@ fn a_private_message_goes_straight_to_its_node_not_to_the_log() {
 fn a_private_message_is_kept_by_every_node_but_shown_only_by_its_recipients() {
     let mut c = Cluster::new(3);
     let a = c.user(0, "a");
-    let b = c.user(1, "b");
+    c.user(1, "b");
     let anon = c.user(1, "anon");
     let login = crate::state::account::SetAccount {
         id: a,
