@@ -451,3 +451,81 @@ async fn an_account_registered_on_one_node_logs_in_on_another() {
         "{batch:?} {lines:?}"
     );
 }
+
+/// The texts of the messages `CHATHISTORY LATEST <target>` plays to `c`.
+async fn history_of(c: &mut IrcClient, target: &str) -> Vec<String> {
+    c.send(&format!("CHATHISTORY LATEST {target} * 50")).await;
+    c.collect_until("BATCH").await;
+    c.collect_until("BATCH")
+        .await
+        .into_iter()
+        .filter(|m| m.command == "PRIVMSG")
+        .map(|m| m.params[1].to_string())
+        .collect()
+}
+
+/// Logs in to `account` on `addr` as `nick`, with what CHATHISTORY needs,
+/// in `#h`.
+async fn reader(addr: SocketAddr, nick: &str, account: &str) -> IrcClient {
+    let mut c = IrcClient::logged_in(addr, nick, account).await;
+    c.send("CAP REQ :draft/chathistory batch server-time message-tags")
+        .await;
+    let ack = c.expect("CAP").await;
+    assert_eq!(ack.params[1], "ACK", "{ack:?}");
+    join(&mut c, "#h").await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_has_the_whole_history_even_one_that_was_away() {
+    let Some((nats, _turn)) = nats().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = Node::start(dir.path(), "n1", &nats);
+    for who in ["dora", "fred"] {
+        support::irc::create_account(n1.irc, who, &format!("pw-{who}")).await;
+    }
+    let mut d = IrcClient::logged_in(n1.irc, "dora", "dora").await;
+    let mut f = IrcClient::logged_in(n1.irc, "fred", "fred").await;
+    join(&mut d, "#h").await;
+    for text in ["one", "two"] {
+        d.send(&format!("PRIVMSG #h :{text}")).await;
+    }
+    d.send("PRIVMSG fred :before n2").await;
+    f.expect("PRIVMSG").await;
+    // A node that starts late has what was said before it.
+    let mut n2 = Node::start(dir.path(), "n2", &nats);
+    let mut r = reader(n2.irc, "reader", "dora").await;
+    assert_eq!(history_of(&mut r, "#h").await, ["one", "two"]);
+    assert_eq!(history_of(&mut r, "fred").await, ["before n2"]);
+    // A private message between two users of n1 is kept on n2 too.
+    f.send("PRIVMSG dora :while both run").await;
+    d.expect("PRIVMSG").await;
+    let want = ["before n2", "while both run"];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while history_of(&mut r, "fred").await != want {
+        assert!(Instant::now() < deadline, "n2 never kept it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A node that was away gets what it missed, once.
+    drop(r);
+    n2.kill();
+    d.send("PRIVMSG #h :three").await;
+    let _n2 = Node::start(dir.path(), "n2", &nats);
+    let mut r = reader(_n2.irc, "reader", "dora").await;
+    assert_eq!(history_of(&mut r, "#h").await, ["one", "two", "three"]);
+    assert_eq!(history_of(&mut r, "fred").await, want);
+    // And what comes next is kept once, not again with what it got.
+    d.send("PRIVMSG #h :four").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = history_of(&mut r, "#h").await;
+        if got == ["one", "two", "three", "four"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(n1);
+}

@@ -16,6 +16,7 @@
 //!
 //! `docs/cluster.md` has the design, the bounds and how to run it.
 
+pub mod history;
 pub mod link;
 
 use std::sync::Arc;
@@ -120,6 +121,13 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Bus> {
 
 /// A node in its cluster; dropping it stops its lease (the others then
 /// count the node gone).
+/// A node's history, kept as the others keep theirs: its store, and how
+/// many events a conversation keeps.
+pub struct History {
+    pub store: Arc<history::Synced>,
+    pub keep: usize,
+}
+
 pub struct Joined {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _lease: bavard_nats::LeaseGuard,
@@ -153,6 +161,7 @@ pub async fn join(
     hub: Arc<Hub>,
     first_serial: u64,
     fence: CancellationToken,
+    history: Option<History>,
 ) -> anyhow::Result<Joined> {
     let number = bus.number();
     // The lease first: a node that restarts renews at once the lease of its
@@ -165,6 +174,12 @@ pub async fn join(
     // not wait forever for them to answer.
     let mut downs = bus.watch_nodes();
     let from = catch_up(&bus, &hub, bus.lease()).await?;
+    // What was said while this node was away, before the log goes on.
+    if let Some(h) = &history {
+        history::backfill(&bus, &h.store, h.keep)
+            .await
+            .context("taking the history of a running node")?;
+    }
     let publisher = bus.publisher(PUBLISH_GIVE_UP, {
         let fence = fence.clone();
         Box::new(move |why| {
@@ -215,11 +230,19 @@ pub async fn join(
     }));
     bus.serve_snapshots(Arc::new({
         let hub = hub.clone();
-        move || {
-            let (seq, snapshot) = hub.snapshot();
-            serde_json::to_vec(&Taken { seq, snapshot })
-                .expect("snapshots always serialise")
-                .into()
+        move |_| {
+            let hub = hub.clone();
+            // Off the workers: it copies the whole network.
+            Box::pin(async move {
+                let taken = tokio::task::spawn_blocking(move || {
+                    let (seq, snapshot) = hub.snapshot();
+                    serde_json::to_vec(&Taken { seq, snapshot })
+                        .expect("snapshots always serialise")
+                })
+                .await
+                .ok()?;
+                Some(taken.into())
+            })
         }
     }));
     tasks.push(tokio::spawn({
@@ -260,6 +283,9 @@ pub async fn join(
             }
         }
     }));
+    if let Some(h) = history {
+        bus.serve_history(history::answer(h.store));
+    }
     bus.set_ready(true).await?;
     Ok(Joined {
         tasks,

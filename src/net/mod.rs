@@ -148,10 +148,17 @@ pub async fn run_with(
     };
     // A cluster's accounts are shared by its nodes, in JetStream.
     let mut stores = stores;
-    if let Some(b) = &bus {
-        stores.accounts = b.accounts();
-    }
     let mut core = cfg.core();
+    // And every node keeps the same history.
+    let history = bus.as_ref().map(|b| {
+        stores.accounts = b.accounts();
+        let store = Arc::new(crate::cluster::history::Synced::new(stores.history.clone()));
+        stores.history = store.clone();
+        crate::cluster::History {
+            store,
+            keep: core.limits.history,
+        }
+    });
     let registry: Arc<dyn bavard_core::store::NameRegistry> = match &bus {
         Some(b) => {
             core.node = b.number();
@@ -172,7 +179,7 @@ pub async fn run_with(
     let fence = CancellationToken::new();
     let joined = match bus {
         Some(bus) => Some(
-            crate::cluster::join(bus, hub.clone(), first_serial, fence.clone())
+            crate::cluster::join(bus, hub.clone(), first_serial, fence.clone(), history)
                 .await
                 .map_err(std::io::Error::other)?,
         ),

@@ -13,7 +13,8 @@
 //!   ([`Bus::start_lease`], [`Bus::watch_nodes`], [`Bus::release_node`]);
 //! - snapshots, asked of any live node on `bavard.snapshot`, so a new node
 //!   need not replay the whole log ([`Bus::serve_snapshots`],
-//!   [`Bus::request_snapshot`]).
+//!   [`Bus::request_snapshot`]), and history on `bavard.history`
+//!   ([`Bus::serve_history`], [`Bus::request_history`]).
 //!
 //! [`harness`] starts real `nats-server` clusters for tests, this crate's
 //! and the server's.
@@ -42,7 +43,7 @@ pub use follow::Follow;
 pub use lease::{LeaseGuard, NodeDown};
 pub use publisher::Publisher;
 pub use registry::{KvRegistry, nick_key};
-pub use snapshot::SNAPSHOT_SUBJECT;
+pub use snapshot::{Answer, HISTORY_SUBJECT, SNAPSHOT_SUBJECT};
 
 /// The stream that carries the network's changes.
 pub const STREAM: &str = "BAVARD_NET";

@@ -290,8 +290,8 @@ async fn the_bus_survives_losing_a_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_come_from_any_live_node() {
-    if harness::skip("snapshots_come_from_any_live_node") {
+async fn snapshots_and_history_come_from_any_live_node() {
+    if harness::skip("snapshots_and_history_come_from_any_live_node") {
         return;
     }
     logs();
@@ -305,7 +305,14 @@ async fn snapshots_come_from_any_live_node() {
     // Larger than a message may be (1 MiB): it comes in chunks.
     let big: Bytes = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let served = big.clone();
-    a.serve_snapshots(Arc::new(move || served.clone()));
+    a.serve_snapshots(Arc::new(move |_| {
+        let s = served.clone();
+        Box::pin(async move { Some(s) })
+    }));
+    // History requests carry their question.
+    a.serve_history(Arc::new(|ask: Bytes| {
+        Box::pin(async move { Some(Bytes::from([&b"re: "[..], &ask[..]].concat())) })
+    }));
     let deadline = Instant::now() + Duration::from_secs(5);
     let got = loop {
         // The subscription takes a moment to reach every server.
@@ -319,4 +326,10 @@ async fn snapshots_come_from_any_live_node() {
     };
     assert_eq!(got.len(), big.len());
     assert!(got == big);
+    let ask = Bytes::from_static(b"#a");
+    let answer = b
+        .request_history(ask, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.as_deref(), Some(&b"re: #a"[..]));
 }

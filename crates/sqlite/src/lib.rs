@@ -182,6 +182,10 @@ impl HistoryStore for SqliteStore {
         self.queue(Write::Rename { from, to })
     }
 
+    fn targets(&self) -> Reply<Result<Vec<String>, StoreError>> {
+        self.threads.read(Box::new(history::targets))
+    }
+
     fn latest(
         &self,
         targets: Vec<String>,

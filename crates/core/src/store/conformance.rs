@@ -172,6 +172,7 @@ pub async fn history(h: &dyn HistoryStore) {
     assert_eq!(found.len(), 2, "by prefix");
     let found = h.latest(vec!["#a".into()], dm(), 100, 0, 5).get().await;
     assert_eq!(found.unwrap().len(), 2, "a target found twice is said once");
+    assert_eq!(h.targets().get().await.unwrap(), ["#a", "#b"]);
     h.rename("#b", "#c").get().await.unwrap();
     assert!(ids(h, "#b", nothing).await.is_empty());
     assert_eq!(ids(h, "#c", nothing).await, [8], "renamed");
@@ -181,6 +182,7 @@ pub async fn history(h: &dyn HistoryStore) {
     assert_eq!(ids(h, "#b", nothing).await, [8], "kept");
     h.forget("#a").get().await.unwrap();
     assert!(ids(h, "#a", nothing).await.is_empty());
+    assert_eq!(h.targets().get().await.unwrap(), ["#b"], "forgotten");
     assert_eq!(ids(h, "#b", nothing).await, [8]);
     // `keep` counts per conversation, over several appends.
     h.append((10..15).map(|id| message("#b", id, 80 + id)).collect(), 3)

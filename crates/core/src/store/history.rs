@@ -9,7 +9,7 @@ use crate::names::casefold;
 use crate::notify::{Event, Millis, MsgKind};
 
 /// One stored event of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stored {
     /// The conversation (see [`history_key`]).
     pub target: String,
@@ -40,7 +40,7 @@ pub fn dm_prefix(owner: &str) -> String {
 
 /// A point of a conversation: a time, or a message (its own time, and before
 /// or after the messages of the same millisecond by its place).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Point {
     Time(Millis),
     Msgid(MsgId),
@@ -121,6 +121,8 @@ pub trait HistoryStore: Send + Sync {
     /// Moves a conversation to another key (its channel was renamed),
     /// replacing what that key had.
     fn rename(&self, from: &str, to: &str) -> Reply<Result<(), StoreError>>;
+    /// Every conversation that holds events, by key.
+    fn targets(&self) -> Reply<Result<Vec<String>, StoreError>>;
     /// Of `targets` and the conversations whose key starts with `prefix`,
     /// those whose latest chat message (PRIVMSG or NOTICE: a channel where
     /// people only came and went has nothing to read) is strictly between
@@ -233,6 +235,12 @@ impl HistoryStore for MemoryHistory {
     fn forget(&self, target: &str) -> Reply<Result<(), StoreError>> {
         lock(&self.events).remove(target);
         Reply::Now(Ok(()))
+    }
+
+    fn targets(&self) -> Reply<Result<Vec<String>, StoreError>> {
+        let mut all: Vec<String> = lock(&self.events).keys().cloned().collect();
+        all.sort_unstable();
+        Reply::Now(Ok(all))
     }
 
     fn prune(&self, before: Millis) -> Reply<Result<(), StoreError>> {

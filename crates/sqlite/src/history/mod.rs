@@ -465,4 +465,4 @@ pub(crate) fn convert_v1(c: &Connection) -> rusqlite::Result<()> {
 
 mod read;
 
-pub(crate) use read::{latest, read};
+pub(crate) use read::{latest, read, targets};

@@ -27,6 +27,15 @@ pub(crate) fn read(
 /// strictly between `from` and `to`, with its time, the `limit` first from
 /// `from`. Other kinds are told apart once decoded: a conversation is read
 /// back from its end until a message.
+/// Every conversation that holds events (an emptied one is removed).
+pub(crate) fn targets(c: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut names = c
+        .prepare_cached("SELECT name FROM targets ORDER BY name")
+        .map_err(failed)?;
+    let rows = names.query_map([], |r| r.get(0)).map_err(failed)?;
+    rows.collect::<Result<_, _>>().map_err(failed)
+}
+
 pub(crate) fn latest(
     c: &Connection,
     targets: &[String],
