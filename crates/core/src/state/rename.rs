@@ -47,24 +47,14 @@ impl Change for Rename {
         }
         let by = u.source();
         let old = ch.name.to_string();
-        let Some(mut ch) = net.channels.remove(&old_key) else {
+        let Some(members) = net.move_channel(&old_key, &new_key, self.new.as_str(), out) else {
             return Err(ChangeError::NoSuchChannel(self.channel));
         };
-        ch.name = self.new.as_str().into();
-        ch.key = new_key.as_str().into();
-        let members: Vec<ConnId> = ch.members.iter().map(|m| m.id).collect();
-        let view = Arc::new(view_of(net, &ch));
-        net.channels.insert(new_key.clone(), ch);
+        let Some(ch) = net.channels.get(&new_key) else {
+            return Err(ChangeError::NoSuchChannel(self.channel));
+        };
+        let view = Arc::new(view_of(net, ch));
         if old_key != new_key {
-            net.rekey_channel(&old_key, &new_key, &members);
-            out.later.push(Effect::RenameHistory {
-                from: crate::store::history_key(&old_key),
-                to: crate::store::history_key(&new_key),
-            });
-            out.later.push(Effect::RenameReadMarkers {
-                from: old_key.to_string(),
-                to: new_key.to_string(),
-            });
             out.later.push(Effect::DropChannel {
                 key: old_key.clone(),
             });
@@ -137,6 +127,36 @@ fn view_of(net: &Network, ch: &Channel) -> ChannelView {
 }
 
 impl Network {
+    /// Moves the channel `old_key` to `new_key`, named `name`: its members'
+    /// lists, its history and its read markers follow. Its members, or
+    /// None when there is no such channel. The origin of a rename and
+    /// every node that replays it.
+    pub(super) fn move_channel(
+        &mut self,
+        old_key: &str,
+        new_key: &str,
+        name: &str,
+        out: &mut Outputs,
+    ) -> Option<Vec<ConnId>> {
+        let mut ch = self.channels.remove(old_key)?;
+        ch.name = name.into();
+        ch.key = new_key.into();
+        let members: Vec<ConnId> = ch.members.iter().map(|m| m.id).collect();
+        self.channels.insert(new_key.to_string(), ch);
+        if old_key != new_key {
+            self.rekey_channel(old_key, new_key, &members);
+            out.later.push(Effect::RenameHistory {
+                from: crate::store::history_key(old_key),
+                to: crate::store::history_key(new_key),
+            });
+            out.later.push(Effect::RenameReadMarkers {
+                from: old_key.to_string(),
+                to: new_key.to_string(),
+            });
+        }
+        Some(members)
+    }
+
     /// A channel's key changed from `old` to `new`: its members' lists,
     /// the invitations to it and the read markers on it follow.
     fn rekey_channel(&mut self, old: &str, new: &str, members: &[ConnId]) {

@@ -453,6 +453,20 @@ impl Network {
             (Event::Topic { .. } | Event::Mode { .. }, Some(key)) => {
                 self.keep([key.as_str()], &n.event, out)
             }
+            // The channel moves here too (each node its own history);
+            // delivery moves the room as the note goes out.
+            (
+                Event::Rename {
+                    old_key,
+                    new_key,
+                    new,
+                    to: None,
+                    ..
+                },
+                Some(_),
+            ) => {
+                self.move_channel(old_key, new_key, new, out);
+            }
             (Event::Quit { id, time, .. }, _) => {
                 if let Some(u) = self.users.get(id) {
                     let keys = u.channels.to_vec();

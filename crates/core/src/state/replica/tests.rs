@@ -345,3 +345,46 @@ fn a_private_message_is_kept_by_every_node_but_shown_only_by_its_recipients() {
     let n = out.notes().next().unwrap();
     assert_eq!(c.nodes[1].net.kept_elsewhere(n), None);
 }
+
+#[test]
+fn a_renamed_channel_moves_on_every_node() {
+    let mut c = Cluster::new(2);
+    let alice = c.user(0, "alice");
+    let bob = c.user(1, "bob");
+    c.join(0, alice, "#old", true);
+    c.join(1, bob, "#old", false);
+    let rename = crate::state::rename::Rename {
+        by: alice,
+        channel: "#old".into(),
+        new: ChannelName::parse("#New", 50).unwrap(),
+        reason: "tidy".into(),
+    };
+    c.on(0, alice, rename).unwrap();
+    c.assert_agree();
+    let net = &c.nodes[1].net;
+    assert!(!net.channels.contains_key("#old"));
+    let ch = net.channels.get("#new").expect("moved");
+    assert_eq!(&*ch.name, "#New");
+    assert_eq!(ch.members.len(), 2);
+    // Messages to the new name reach the member of the other node.
+    c.on(
+        0,
+        alice,
+        crate::state::message::Message {
+            from: alice,
+            target: "#new".into(),
+            text: "hi".into(),
+            parts: vec![],
+            kind: MsgKind::Privmsg,
+            client_tags: String::new(),
+        },
+    )
+    .unwrap();
+    assert!(
+        c.seen[1]
+            .iter()
+            .any(|e| matches!(e, Event::Message { text, .. } if text == "hi")),
+        "{:?}",
+        c.seen[1]
+    );
+}
