@@ -477,7 +477,7 @@ async fn reader(addr: SocketAddr, nick: &str, account: &str) -> IrcClient {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_node_has_the_whole_history_even_one_that_was_away() {
+async fn every_node_has_the_whole_history_and_read_markers() {
     let Some((nats, _turn)) = nats().await else {
         return;
     };
@@ -527,5 +527,10 @@ async fn every_node_has_the_whole_history_even_one_that_was_away() {
         assert!(Instant::now() < deadline, "{got:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The account's read marker moves on both nodes.
+    d.send("MARKREAD #h timestamp=2026-01-01T00:00:00.000Z")
+        .await;
+    let m = r.until(|m| m.command == "MARKREAD").await;
+    assert_eq!(m.params[1], "timestamp=2026-01-01T00:00:00.000Z", "{m:?}");
     drop(n1);
 }

@@ -124,6 +124,65 @@ impl Network {
     pub fn read_markers(&self) -> &ReadMarkers {
         &self.markers
     }
+
+    /// The account `account` read `target` up to `at` on another node: the
+    /// marker moves here too, is saved, and the account's connections are
+    /// told.
+    pub(super) fn replay_marker(
+        &mut self,
+        account: &str,
+        target: &str,
+        at: Millis,
+        out: &mut Outputs,
+    ) {
+        let limit = self.cfg.limits.read_markers;
+        let account = casefold(account);
+        let key = casefold(target);
+        let at = self
+            .markers
+            .advance(&account_owner(&account), &key, at, limit);
+        let readers: Vec<ConnId> = self
+            .users
+            .values()
+            .filter(|u| u.account().is_some_and(|a| casefold(a) == account))
+            .map(|u| u.id)
+            .collect();
+        out.later.push(Effect::SaveReadMarker {
+            marker: Marker {
+                account,
+                target: key,
+                at,
+            },
+            keep: limit,
+        });
+        out.note(Notification {
+            audience: Audience::Users(readers),
+            event: Event::ReadMarker {
+                server: self.cfg.server_name.clone(),
+                target: target.to_string(),
+                at,
+            },
+        });
+    }
+
+    /// Every account's markers (for a node that joins a cluster).
+    pub(super) fn account_markers(&self) -> Vec<Marker> {
+        let mut all: Vec<Marker> = self
+            .markers
+            .by_owner
+            .iter()
+            .filter_map(|(owner, marks)| Some((owner.strip_prefix('~')?, marks)))
+            .flat_map(|(account, marks)| {
+                marks.iter().map(|(target, at)| Marker {
+                    account: account.to_string(),
+                    target: target.clone(),
+                    at: *at,
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.account, &a.target).cmp(&(&b.account, &b.target)));
+        all
+    }
 }
 
 /// A user read a conversation up to `at`.
@@ -165,16 +224,16 @@ impl Change for MarkRead {
                 .filter(|o| o.id != self.id && o.account() == Some(account))
                 .map(|o| o.id)
                 .collect();
-            if !others.is_empty() {
-                out.note(Notification {
-                    audience: Audience::Users(others),
-                    event: Event::ReadMarker {
-                        server: net.cfg.server_name.clone(),
-                        target: self.target,
-                        at,
-                    },
-                });
-            }
+            // Told even to nobody here: other nodes learn of it from this
+            // note (`Network::records_for`).
+            out.note(Notification {
+                audience: Audience::Users(others),
+                event: Event::ReadMarker {
+                    server: net.cfg.server_name.clone(),
+                    target: self.target,
+                    at,
+                },
+            });
         }
         Ok(at)
     }

@@ -88,6 +88,13 @@ pub enum Record {
     /// recipient's node had it straight ([`direct_to`]), and keeps it as the
     /// origin does; the others keep it for either side logging in there.
     Kept(Notification),
+    /// An account read a conversation up to a time (draft/read-marker):
+    /// every node moves the marker and tells the account's connections.
+    Marker {
+        account: String,
+        target: String,
+        at: Millis,
+    },
     /// A node stopped (its lease expired, or it started again): its users
     /// whose connection serial is below `before` quit.
     NodeDown {
@@ -102,6 +109,9 @@ pub enum Record {
 pub struct Snapshot {
     pub users: Vec<UserFact>,
     pub channels: Vec<ChannelFact>,
+    /// The accounts' read markers.
+    #[serde(default)]
+    pub markers: Vec<crate::store::Marker>,
 }
 
 /// What a node has told the others of its own users: their last facts.
@@ -173,6 +183,17 @@ impl Network {
             let crate::session::Output::Note(n) = item else {
                 continue;
             };
+            if let Event::ReadMarker { target, at, .. } = &n.event
+                && let Some(account) = me
+                    .and_then(|id| self.users.get(&id))
+                    .and_then(|u| u.account())
+            {
+                records.push(Record::Marker {
+                    account: account.to_string(),
+                    target: target.clone(),
+                    at: *at,
+                });
+            }
             if !shared(n, local, told) {
                 continue;
             }
@@ -250,6 +271,7 @@ impl Network {
                 .keys()
                 .filter_map(|k| self.channel_fact(k))
                 .collect(),
+            markers: self.account_markers(),
         };
         s.users.sort_by_key(|u| u.id);
         s.channels.sort_by(|a, b| a.name.cmp(&b.name));
@@ -270,6 +292,9 @@ impl Network {
                 self.add_member(&key, r.id);
             }
             self.set_channel(f);
+        }
+        for m in &snap.markers {
+            self.replay_marker(&m.account, &m.target, m.at, out);
         }
     }
 
@@ -312,6 +337,12 @@ impl Network {
                 self.replay_message(&n.event, out)
             }
             Record::Kept(_) => {}
+            Record::Marker {
+                account,
+                target,
+                at,
+            } if !own => self.replay_marker(account, target, *at, out),
+            Record::Marker { .. } => {}
             Record::Channel(f) => self.set_channel(f),
             Record::NodeDown {
                 node,

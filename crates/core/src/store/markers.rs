@@ -12,7 +12,7 @@ use super::{Reply, StoreError, lock};
 use crate::notify::Millis;
 
 /// When `account` last read in `target` (both casefolded).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Marker {
     pub account: String,
     pub target: String,

@@ -388,3 +388,38 @@ fn a_renamed_channel_moves_on_every_node() {
         c.seen[1]
     );
 }
+
+#[test]
+fn a_read_marker_moves_on_every_node_and_in_snapshots() {
+    let mut c = Cluster::new(2);
+    let a1 = c.user(0, "a1");
+    let a2 = c.user(1, "a2");
+    for (k, id) in [(0, a1), (1, a2)] {
+        let login = crate::state::account::SetAccount {
+            id,
+            account: Some("Alice".into()),
+        };
+        c.on(k, id, login).unwrap();
+    }
+    let mark = crate::state::markers::MarkRead {
+        id: a1,
+        target: "#Chat".into(),
+        at: T - 5,
+    };
+    c.on(0, a1, mark).unwrap();
+    assert_eq!(c.nodes[1].net.read_marker(a2, "#chat"), Some(T - 5));
+    assert!(
+        c.seen[1]
+            .iter()
+            .any(|e| matches!(e, Event::ReadMarker { target, at, .. } if target == "#Chat" && *at == T - 5)),
+        "{:?}",
+        c.seen[1]
+    );
+    c.assert_agree();
+    // A node that joins later has it too.
+    let snap = c.nodes[0].net.snapshot();
+    assert_eq!(snap.markers.len(), 1);
+    let mut late = Network::new(Arc::new(CoreConfig::default()), T);
+    late.restore(&snap, &mut Outputs::default());
+    assert_eq!(late.snapshot(), snap);
+}
