@@ -199,6 +199,26 @@ async fn chat_across_nodes_in_both_dialects() {
     let names = alice.expect("353").await;
     assert!(names.params[3].contains("@carol") && names.params[3].contains("+alice"));
 
+    // Metadata set on one node reads the same on the other.
+    support::irc::ask(&mut carol, "METADATA * SET avatar :https://c.example/c.png").await;
+    support::irc::ask(&mut carol, "METADATA #ops SET url :https://ops.example").await;
+    for (query, want) in [
+        ("METADATA carol GET avatar", "https://c.example/c.png"),
+        ("METADATA #ops GET url", "https://ops.example"),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = support::irc::ask(&mut alice, query).await;
+            if r.iter()
+                .any(|m| m.command == "761" && m.params.last().map(|v| &**v) == Some(want))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{query}: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     // A QUIT gets its last words at once; the other node sees it go.
     carol.send("QUIT :bye").await;
     carol.expect("ERROR").await;

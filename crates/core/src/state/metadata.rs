@@ -57,6 +57,28 @@ impl Metadata {
     fn remove(&mut self, key: &str) -> bool {
         self.position(key).map(|i| self.0.remove(i)).is_ok()
     }
+
+    /// Every pair, by key, for another node.
+    pub(super) fn pairs(&self) -> Vec<(String, String)> {
+        self.0.clone()
+    }
+
+    /// The keys whose value differs between `self` and `other` (set in
+    /// one only, or to other values), with `other`'s value.
+    fn changes_to<'a>(&self, other: &'a [(String, String)]) -> Vec<(String, Option<&'a str>)> {
+        let mut out: Vec<(String, Option<&'a str>)> = other
+            .iter()
+            .filter(|(k, v)| self.get(k) != Some(v.as_str()))
+            .map(|(k, v)| (k.clone(), Some(v.as_str())))
+            .collect();
+        out.extend(
+            self.0
+                .iter()
+                .filter(|(k, _)| !other.iter().any(|(o, _)| o == k))
+                .map(|(k, _)| (k.clone(), None)),
+        );
+        out
+    }
 }
 
 /// Whether `key` can be a metadata key: 1 to `max` bytes of `a-z 0-9 _ . / -`.
@@ -181,6 +203,54 @@ impl Network {
         ids
     }
 
+    /// Another node's user `id` has the metadata `pairs` (sorted by key):
+    /// taken, and the listeners here told of each key that changed.
+    pub(super) fn take_user_metadata(
+        &mut self,
+        id: ConnId,
+        pairs: &[(String, String)],
+        out: &mut Outputs,
+    ) {
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
+        let changes = u.metadata().changes_to(pairs);
+        if changes.is_empty() {
+            return;
+        }
+        *u.metadata_mut() = Metadata(pairs.to_vec());
+        u.tidy();
+        let shown = u.nick().to_string();
+        for (key, value) in changes {
+            self.tell_metadata(&Subject::User(id), &shown, &key, value, id, out);
+        }
+    }
+
+    /// The channel `key` has the metadata `pairs` (sorted), as another
+    /// node set it: as [`Network::take_user_metadata`].
+    pub(super) fn take_channel_metadata(
+        &mut self,
+        key: &str,
+        pairs: &[(String, String)],
+        out: &mut Outputs,
+    ) {
+        let Some(ch) = self.channels.get_mut(key) else {
+            return;
+        };
+        let changes = ch.metadata.changes_to(pairs);
+        if changes.is_empty() {
+            return;
+        }
+        ch.metadata = Metadata(pairs.to_vec());
+        let shown = ch.name.to_string();
+        let subject = Subject::Channel(key.to_string());
+        // Whoever set it is on another node: nobody here is left out.
+        let nobody = ConnId::new(0, 0);
+        for (k, value) in changes {
+            self.tell_metadata(&subject, &shown, &k, value, nobody, out);
+        }
+    }
+
     /// Tells the listeners of `key` of `subject` its new value (or that it
     /// was removed).
     fn tell_metadata(
@@ -193,7 +263,9 @@ impl Network {
         out: &mut Outputs,
     ) {
         let ids = self.metadata_listeners(subject, key, by);
-        if ids.is_empty() {
+        // A channel's change is told even to nobody here: other nodes
+        // learn of it from this note (`Network::records_for`).
+        if ids.is_empty() && matches!(subject, Subject::User(_)) {
             return;
         }
         out.note(Notification {

@@ -38,6 +38,9 @@ pub struct UserFact {
     pub signon: u32,
     pub away: Option<String>,
     pub account: Option<String>,
+    /// Its metadata (draft/metadata-3), by key.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
 }
 
 impl UserFact {
@@ -51,6 +54,9 @@ impl UserFact {
             && self.signon == u.signon
             && self.away.as_deref() == u.away()
             && self.account.as_deref() == u.account()
+            && u.metadata()
+                .iter()
+                .eq(self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 
@@ -73,6 +79,9 @@ pub struct ChannelFact {
     pub excepts: Vec<ListEntry>,
     pub invex: Vec<ListEntry>,
     pub ranks: Vec<Rank>,
+    /// Its metadata (draft/metadata-3), by key.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
 }
 
 /// One entry of the log a cluster shares.
@@ -194,6 +203,12 @@ impl Network {
                     at: *at,
                 });
             }
+            if let Event::Metadata { target, .. } = &n.event
+                && let Some(ch) = self.channel(target)
+                && !channels.contains(&&*ch.key)
+            {
+                channels.push(&ch.key);
+            }
             if !shared(n, local, told) {
                 continue;
             }
@@ -232,6 +247,7 @@ impl Network {
             signon: u.signon,
             away: u.away().map(str::to_string),
             account: u.account().map(str::to_string),
+            metadata: u.metadata().pairs(),
         })
     }
 
@@ -255,6 +271,7 @@ impl Network {
                     voice: m.voice,
                 })
                 .collect(),
+            metadata: ch.metadata.pairs(),
         })
     }
 
@@ -291,7 +308,7 @@ impl Network {
             for r in &f.ranks {
                 self.add_member(&key, r.id);
             }
-            self.set_channel(f);
+            self.set_channel(f, out);
         }
         for m in &snap.markers {
             self.replay_marker(&m.account, &m.target, m.at, out);
@@ -343,7 +360,7 @@ impl Network {
                 at,
             } if !own => self.replay_marker(account, target, *at, out),
             Record::Marker { .. } => {}
-            Record::Channel(f) => self.set_channel(f),
+            Record::Channel(f) => self.set_channel(f, out),
             Record::NodeDown {
                 node,
                 before,
@@ -385,6 +402,7 @@ impl Network {
         u.set_nick(&nick);
         u.set_account(f.account.as_deref());
         u.edit_extra(|e| e.away = f.away.clone());
+        self.take_user_metadata(id, &f.metadata, out);
         let renamed = old_key.as_deref() != Some(nick.key());
         if renamed {
             if let Some(old) = old_key.as_deref().filter(|k| !k.is_empty()) {
@@ -436,8 +454,10 @@ impl Network {
 
     /// Takes a channel's settings and ranks from `f`; members it lists that
     /// are not (or no longer) here are left out.
-    fn set_channel(&mut self, f: &ChannelFact) {
-        let Some(ch) = self.channels.get_mut(&casefold(&f.name)) else {
+    fn set_channel(&mut self, f: &ChannelFact, out: &mut Outputs) {
+        let key = casefold(&f.name);
+        self.take_channel_metadata(&key, &f.metadata, out);
+        let Some(ch) = self.channels.get_mut(&key) else {
             return;
         };
         ch.topic = f.topic.clone();

@@ -423,3 +423,54 @@ fn a_read_marker_moves_on_every_node_and_in_snapshots() {
     late.restore(&snap, &mut Outputs::default());
     assert_eq!(late.snapshot(), snap);
 }
+
+#[test]
+fn metadata_is_the_same_on_every_node_and_told_to_subscribers() {
+    use crate::state::metadata::{MetaTarget, SetMetadata, Subscribe};
+    let mut c = Cluster::new(2);
+    let alice = c.user(0, "alice");
+    let bob = c.user(1, "bob");
+    c.join(0, alice, "#c", true);
+    c.join(1, bob, "#c", false);
+    let sub = Subscribe {
+        id: bob,
+        keys: vec!["avatar".into(), "url".into()],
+    };
+    c.on(1, bob, sub).unwrap();
+    let set = |target: MetaTarget, key: &str| SetMetadata {
+        by: alice,
+        target,
+        key: key.into(),
+        value: Some("v".into()),
+    };
+    c.on(0, alice, set(MetaTarget::Me, "avatar")).unwrap();
+    c.on(0, alice, set(MetaTarget::Channel("#c".into()), "url"))
+        .unwrap();
+    c.assert_agree();
+    let net = &c.nodes[1].net;
+    assert_eq!(
+        net.users.get(&alice).unwrap().metadata().get("avatar"),
+        Some("v")
+    );
+    assert_eq!(
+        net.channels.get("#c").unwrap().metadata.get("url"),
+        Some("v")
+    );
+    let told: Vec<(&str, &str)> = c.seen[1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metadata { target, key, .. } => Some((target.as_str(), key.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [("alice", "avatar"), ("#c", "url")]);
+    // A node that joins later has both.
+    let snap = c.nodes[0].net.snapshot();
+    let mut late = Network::new(Arc::new(CoreConfig::default()), T);
+    late.restore(&snap, &mut Outputs::default());
+    assert_eq!(late.snapshot(), snap);
+    assert_eq!(
+        late.channels.get("#c").unwrap().metadata.get("url"),
+        Some("v")
+    );
+}
