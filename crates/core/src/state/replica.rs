@@ -587,6 +587,10 @@ impl Network {
         let Some(sender) = self.find_nick(from.nick()).map(|u| u.id) else {
             return;
         };
+        // WHOIS idle time, as on the sender's node.
+        if let Some(u) = self.users.get_mut(&sender) {
+            u.last_active = u.last_active.max(super::unix_secs(*time));
+        }
         let limit = self.cfg.limits.history;
         let keep = limit > 0 && (*kind != MsgKind::Tagmsg || worth_keeping(client_tags));
         let mut keys = Vec::new();
