@@ -335,6 +335,11 @@ impl Hub {
         }
     }
 
+    /// The last log sequence applied (0 when not clustered).
+    pub fn applied(&self) -> u64 {
+        self.lock().link.as_ref().map_or(0, |l| l.applied)
+    }
+
     /// The network's shared part, and the log sequence it stands at.
     pub fn snapshot(&self) -> (u64, bavard_core::state::replica::Snapshot) {
         let g = self.lock();

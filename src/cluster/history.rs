@@ -33,8 +33,18 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTEMPTS: usize = 3;
 /// Events of one millisecond compared, at most.
 const SAME_MS: usize = 10_000;
+/// How long a running node waits to reach a joining node's sequence.
+const CATCH_UP: Duration = Duration::from_secs(5);
 
-/// A joining node's question.
+/// A joining node's question, about the history as it stands once the
+/// log's sequence `seq` (its snapshot's) is applied: a node that answers
+/// waits until it has applied it, so that it has kept all it holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Question {
+    seq: u64,
+    ask: Ask,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Ask {
     /// Every conversation with events.
@@ -138,26 +148,41 @@ impl HistoryStore for Synced {
     }
 }
 
-/// What a running node answers a joining node's questions with.
-pub fn answer(history: Arc<dyn HistoryStore>) -> Answer {
+/// What a running node answers a joining node's questions with;
+/// `applied` tells the last log sequence it applied.
+pub fn answer(
+    history: Arc<dyn HistoryStore>,
+    applied: Arc<dyn Fn() -> u64 + Send + Sync>,
+) -> Answer {
     Arc::new(move |payload| {
-        let history = history.clone();
+        let (history, applied) = (history.clone(), applied.clone());
         Box::pin(async move {
-            let told = match serde_json::from_slice::<Ask>(&payload) {
-                Ok(Ask::Targets) => history.targets().get().await.map(Told::Targets),
-                Ok(Ask::Latest {
-                    target,
-                    after,
-                    limit,
-                }) => history
-                    .read(&target, Range::Latest { after, limit })
-                    .get()
-                    .await
-                    .map(Told::Events),
+            let q = match serde_json::from_slice::<Question>(&payload) {
+                Ok(q) => q,
                 Err(e) => {
                     tracing::warn!(error = %e, "an unreadable history request");
                     return None;
                 }
+            };
+            let deadline = Instant::now() + CATCH_UP;
+            while applied() < q.seq {
+                if Instant::now() > deadline {
+                    let behind = format!("this node has not reached sequence {} yet", q.seq);
+                    return Some(serde_json::to_vec(&Err::<Told, _>(behind)).ok()?.into());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let told = match q.ask {
+                Ask::Targets => history.targets().get().await.map(Told::Targets),
+                Ask::Latest {
+                    target,
+                    after,
+                    limit,
+                } => history
+                    .read(&target, Range::Latest { after, limit })
+                    .get()
+                    .await
+                    .map(Told::Events),
             };
             let told = told.map_err(|e| e.to_string());
             Some(serde_json::to_vec(&told).ok()?.into())
@@ -170,9 +195,9 @@ pub fn answer(history: Arc<dyn HistoryStore>) -> Answer {
 /// and the conversations the network no longer has are forgotten. The
 /// events got are dropped if the log brings them again. Nothing to do
 /// when no node serves history (this is the first).
-pub async fn backfill(bus: &Bus, history: &Synced, keep: usize) -> anyhow::Result<()> {
+pub async fn backfill(bus: &Bus, history: &Synced, keep: usize, seq: u64) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Some(Told::Targets(theirs)) = ask(bus, &Ask::Targets).await? else {
+    let Some(Told::Targets(theirs)) = ask(bus, seq, Ask::Targets).await? else {
         tracing::info!("no running node serves history: keeping this node's own");
         return Ok(());
     };
@@ -181,7 +206,7 @@ pub async fn backfill(bus: &Bus, history: &Synced, keep: usize) -> anyhow::Resul
         history.inner.forget(gone).get().await?;
     }
     let mut fetches = futures_util::stream::iter(theirs.clone())
-        .map(|target| async move { one(bus, history, &target, keep).await })
+        .map(|target| async move { one(bus, history, &target, keep, seq).await })
         .buffer_unordered(PARALLEL);
     let mut events = 0;
     while let Some(r) = fetches.next().await {
@@ -199,7 +224,13 @@ pub async fn backfill(bus: &Bus, history: &Synced, keep: usize) -> anyhow::Resul
 
 /// Fetches what `target` lacks: the events from the time of its latest on
 /// (that millisecond's again, less those it has), or its last `keep`.
-async fn one(bus: &Bus, history: &Synced, target: &str, keep: usize) -> anyhow::Result<usize> {
+async fn one(
+    bus: &Bus,
+    history: &Synced,
+    target: &str,
+    keep: usize,
+    seq: u64,
+) -> anyhow::Result<usize> {
     let newest = history
         .inner
         .read(
@@ -228,7 +259,7 @@ async fn one(bus: &Bus, history: &Synced, target: &str, keep: usize) -> anyhow::
         after: since.map(|t| Point::Time(t.saturating_sub(1))),
         limit: keep,
     };
-    let Some(Told::Events(mut events)) = ask(bus, &q).await? else {
+    let Some(Told::Events(mut events)) = ask(bus, seq, q).await? else {
         return Err(anyhow!("no answer about {target}"));
     };
     events.retain(|e| !have.contains(&e.msgid));
@@ -249,8 +280,8 @@ async fn one(bus: &Bus, history: &Synced, target: &str, keep: usize) -> anyhow::
 }
 
 /// Asks a running node, a few times: `None` when none serves history.
-async fn ask(bus: &Bus, q: &Ask) -> anyhow::Result<Option<Told>> {
-    let payload = bytes::Bytes::from(serde_json::to_vec(q)?);
+async fn ask(bus: &Bus, seq: u64, ask: Ask) -> anyhow::Result<Option<Told>> {
+    let payload = bytes::Bytes::from(serde_json::to_vec(&Question { seq, ask })?);
     let mut last = None;
     for _ in 0..ATTEMPTS {
         match bus.request_history(payload.clone(), ASK_TIMEOUT).await {

@@ -9,7 +9,7 @@
 //!   channel events in the log's order.
 //! - Each node renews a lease; a node whose lease lapses is declared gone
 //!   by the others, which log its users' quit and free their nicks. A node
-//!   that cannot renew its own lease for half of it fences itself: it tells
+//!   that cannot renew its own lease for 3/4 of it fences itself: it tells
 //!   its clients and drops them rather than diverge, and exits.
 //! - A node that starts while others run takes a snapshot of the network
 //!   from one of them and follows the log from where it was taken.
@@ -41,9 +41,10 @@ pub struct ClusterConfig {
     /// This node's name, unique in the network.
     pub node: String,
     /// Milliseconds a node may go without renewing its lease before the
-    /// others count it gone (its users quit); it fences itself at half.
-    /// Half must outlast a JetStream leader election (up to 9 s in
-    /// nats-server 2.9), or losing one NATS server fences every node.
+    /// others count it gone (its users quit); it fences itself at 3/4 of
+    /// it. 5/8 of it must outlast a JetStream leader election (up to 10 s
+    /// seen with nats-server 2.9), or losing one NATS server fences every
+    /// node.
     pub lease_ms: u64,
     /// Copies JetStream keeps of the log and the registry (at most the
     /// number of NATS servers).
@@ -176,7 +177,7 @@ pub async fn join(
     let from = catch_up(&bus, &hub, bus.lease()).await?;
     // What was said while this node was away, before the log goes on.
     if let Some(h) = &history {
-        history::backfill(&bus, &h.store, h.keep)
+        history::backfill(&bus, &h.store, h.keep, from.saturating_sub(1))
             .await
             .context("taking the history of a running node")?;
     }
@@ -284,7 +285,9 @@ pub async fn join(
         }
     }));
     if let Some(h) = history {
-        bus.serve_history(history::answer(h.store));
+        let hub = hub.clone();
+        let applied = Arc::new(move || hub.applied());
+        bus.serve_history(history::answer(h.store, applied));
     }
     bus.set_ready(true).await?;
     Ok(Joined {

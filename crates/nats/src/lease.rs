@@ -1,11 +1,14 @@
 //! Leases: how the nodes learn that one of them died, to free its nicks.
 //!
 //! Each node puts `lease.<node>` = its number in `bavard_nodes` every
-//! `lease / 4`; the others declare it down once they have not seen a put for
+//! `lease / 8`; the others declare it down once they have not seen a put for
 //! `lease`, by their own monotonic clocks (no clock is compared across
-//! machines). A node that cannot renew fences itself at `lease / 2`, before
-//! the others can declare it down, so a node that is declared down has
-//! already stopped serving.
+//! machines). A node that cannot renew fences itself at `3/4 lease` after
+//! its last put that succeeded, a quarter of the lease before the others
+//! can declare it down, so a node that is declared down has already stopped
+//! serving. A JetStream leader election (seconds, when a NATS server dies)
+//! fails renewals meanwhile: it must end within `3/4 lease` less a period,
+//! 12.5 s with the default lease of 20 s.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -68,8 +71,9 @@ struct Seen {
 
 impl Bus {
     /// Keeps this node's lease: puts `lease.<node>` = `<number>` every
-    /// `lease / 4`, and [`RETRY`] after a put that failed. The receiver turns `true` (fenced) once no put issued in
-    /// the last `lease / 2` has succeeded: the node must stop serving, since
+    /// `lease / 8`, and [`RETRY`] after a put that failed. The receiver
+    /// turns `true` (fenced) once no put issued in the last `3/4 lease` has
+    /// succeeded: the node must stop serving, since
     /// the others declare it down at `lease`. Fencing is for good: the task
     /// stops renewing then, as the others may already have freed this
     /// node's nicks; the node rejoins by starting anew (a new [`Bus`]).
@@ -78,8 +82,8 @@ impl Bus {
         let kv = self.inner.nodes.clone();
         let key = lease_key(self.node());
         let value = Bytes::from(self.number().to_string());
-        let period = self.inner.cfg.lease / 4;
-        let fence_after = self.inner.cfg.lease / 2;
+        let period = self.inner.cfg.lease / 8;
+        let fence_after = self.inner.cfg.lease * 3 / 4;
         let task = tokio::spawn(async move {
             // Measured from when the put was issued: the others saw it later,
             // so they declare us down after we fence.
