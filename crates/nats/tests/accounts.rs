@@ -55,6 +55,7 @@ async fn the_cluster_accounts_conform() {
     if harness::skip("the_cluster_accounts_conform") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -66,6 +67,7 @@ async fn an_account_registered_on_one_node_is_seen_on_another() {
     if harness::skip("an_account_registered_on_one_node_is_seen_on_another") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -149,6 +151,7 @@ async fn of_two_registrations_at_once_one_wins() {
     if harness::skip("of_two_registrations_at_once_one_wins") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -216,6 +219,7 @@ async fn a_certificate_belongs_to_one_account() {
     if harness::skip("a_certificate_belongs_to_one_account") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -282,6 +286,7 @@ async fn an_acknowledged_account_survives_losing_a_server() {
     if harness::skip("an_acknowledged_account_survives_losing_a_server") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let mut cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();

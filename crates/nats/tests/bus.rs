@@ -38,6 +38,7 @@ async fn published_in_order_followed_in_order() {
     if harness::skip("published_in_order_followed_in_order") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -70,6 +71,7 @@ async fn node_numbers_are_claimed_once() {
     if harness::skip("node_numbers_are_claimed_once") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(1).await.unwrap();
     let cfg = |node: &str| BusConfig {
@@ -100,6 +102,7 @@ async fn a_nick_has_one_holder_across_nodes() {
     if harness::skip("a_nick_has_one_holder_across_nodes") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -166,6 +169,7 @@ async fn a_node_that_stops_renewing_is_declared_down() {
     if harness::skip("a_node_that_stops_renewing_is_declared_down") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -211,6 +215,7 @@ async fn a_node_cut_off_fences_itself() {
     if harness::skip("a_node_cut_off_fences_itself") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let mut cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -236,6 +241,7 @@ async fn the_bus_survives_losing_a_server() {
     if harness::skip("the_bus_survives_losing_a_server") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let mut cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
@@ -297,6 +303,7 @@ async fn snapshots_and_history_come_from_any_live_node() {
     if harness::skip("snapshots_and_history_come_from_any_live_node") {
         return;
     }
+    let _turn = common::alone().await;
     logs();
     let cluster = NatsCluster::start(3).await.unwrap();
     let a = Bus::connect(config(&cluster, "a")).await.unwrap();
