@@ -197,6 +197,8 @@ pub fn answer(
 /// when no node serves history (this is the first).
 pub async fn backfill(bus: &Bus, history: &Synced, keep: usize, seq: u64) -> anyhow::Result<()> {
     let started = Instant::now();
+    // From now, should this fail half way; again once done.
+    history.had().until = Some(started + OVERLAP);
     let Some(Told::Targets(theirs)) = ask(bus, seq, Ask::Targets).await? else {
         tracing::info!("no running node serves history: keeping this node's own");
         return Ok(());

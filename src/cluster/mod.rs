@@ -12,7 +12,8 @@
 //!   that cannot renew its own lease for 3/4 of it fences itself: it tells
 //!   its clients and drops them rather than diverge, and exits.
 //! - A node that starts while others run takes a snapshot of the network
-//!   from one of them and follows the log from where it was taken.
+//!   from one of them, and the history it lacks ([`history`]), and follows
+//!   the log from where the snapshot was taken.
 //!
 //! `docs/cluster.md` has the design, the bounds and how to run it.
 
@@ -120,8 +121,6 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Bus> {
     Ok(bus)
 }
 
-/// A node in its cluster; dropping it stops its lease (the others then
-/// count the node gone).
 /// A node's history, kept as the others keep theirs: its store, and how
 /// many events a conversation keeps.
 pub struct History {
@@ -129,6 +128,8 @@ pub struct History {
     pub keep: usize,
 }
 
+/// A node in its cluster; dropping it stops its lease (the others then
+/// count the node gone).
 pub struct Joined {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _lease: bavard_nats::LeaseGuard,
@@ -176,10 +177,15 @@ pub async fn join(
     let mut downs = bus.watch_nodes();
     let from = catch_up(&bus, &hub, bus.lease()).await?;
     // What was said while this node was away, before the log goes on.
-    if let Some(h) = &history {
-        history::backfill(&bus, &h.store, h.keep, from.saturating_sub(1))
-            .await
-            .context("taking the history of a running node")?;
+    // Chat matters more than a complete history: a node that cannot get
+    // it serves with its own, and says so.
+    if let Some(h) = &history
+        && let Err(e) = history::backfill(&bus, &h.store, h.keep, from.saturating_sub(1)).await
+    {
+        tracing::error!(
+            error = %format!("{e:#}"),
+            "history not taken from a running node: it lacks what was said meanwhile"
+        );
     }
     let publisher = bus.publisher(PUBLISH_GIVE_UP, {
         let fence = fence.clone();
