@@ -18,6 +18,9 @@ use crate::Bus;
 const EXPIRES: Duration = Duration::from_secs(1);
 /// The pause before making the consumer anew after it failed.
 const BACKOFF: Duration = Duration::from_millis(200);
+/// How long the consumer may be quiet before the stream is asked whether
+/// something is due (see `Follower::stalled`).
+const QUIET: Duration = Duration::from_secs(2);
 
 /// The stream's messages with their sequences.
 pub type Follow = Pin<Box<dyn Stream<Item = anyhow::Result<(u64, Bytes)>> + Send>>;
@@ -93,7 +96,16 @@ impl Follower {
                 }
                 continue;
             };
-            let msg = match msgs.next().await {
+            let next = match tokio::time::timeout(QUIET, msgs.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if stalled(&self.stream, self.expected).await {
+                        self.msgs = None;
+                    }
+                    continue;
+                }
+            };
+            let msg = match next {
                 Some(Ok(msg)) => msg,
                 Some(Err(e)) => {
                     tracing::warn!(from = self.expected, "following the stream: {e}; again");
@@ -136,5 +148,30 @@ impl Follower {
             self.after_gap = Some((seq, payload));
             return Err(gap);
         }
+    }
+}
+
+/// Whether a consumer that has been quiet for [`QUIET`] is stuck: the
+/// stream has what is due next, or cannot say (its leader is being
+/// elected). The library makes a lost consumer anew by itself, but
+/// backs off up to 10 s between tries, which would hold the log back
+/// long after JetStream has a new leader; making it anew here retries
+/// every [`BACKOFF`].
+async fn stalled(stream: &stream::Stream, expected: u64) -> bool {
+    match tokio::time::timeout(QUIET, stream.get_info()).await {
+        Ok(Ok(info)) if info.state.last_sequence < expected => false,
+        Ok(Ok(info)) => {
+            tracing::warn!(
+                expected = expected,
+                last = info.state.last_sequence,
+                "the stream's consumer is stuck; making it anew"
+            );
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::debug!("the stream cannot say how far it is: {e}");
+            true
+        }
+        Err(_) => true,
     }
 }
