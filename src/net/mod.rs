@@ -149,9 +149,11 @@ pub async fn run_with(
     // A cluster's accounts are shared by its nodes, in JetStream.
     let mut stores = stores;
     let mut core = cfg.core();
-    // And every node keeps the same history.
-    let history = bus.as_ref().map(|b| {
+    if let Some(b) = &bus {
         stores.accounts = b.accounts();
+    }
+    // And every node keeps the same history (when it keeps any).
+    let history = bus.as_ref().filter(|_| core.limits.history > 0).map(|_| {
         let store = Arc::new(crate::cluster::history::Synced::new(stores.history.clone()));
         stores.history = store.clone();
         crate::cluster::History {
