@@ -276,6 +276,7 @@ async fn the_bus_survives_losing_a_server() {
     println!("killed s{victim}, the stream's leader");
     let mut last = Instant::now();
     let mut max_pause = Duration::ZERO;
+    let mut got = Vec::new();
     for i in 0..N {
         let (seq, payload) = tokio::time::timeout(Duration::from_secs(20), follow.next())
             .await
@@ -283,7 +284,12 @@ async fn the_bus_survives_losing_a_server() {
             .unwrap()
             .unwrap_or_else(|e| panic!("message {i}: {e:#}"));
         assert_eq!(seq, i + 1);
-        assert_eq!(payload, Bytes::from(i.to_string()));
+        got.push(
+            std::str::from_utf8(&payload)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap(),
+        );
         max_pause = max_pause.max(last.elapsed());
         last = Instant::now();
     }
@@ -293,7 +299,24 @@ async fn the_bus_survives_losing_a_server() {
         max_pause.as_millis()
     );
     println!("a 1 s lease fenced meanwhile: {}", *fenced.borrow());
-    assert!(errors.lock().unwrap().is_empty(), "{errors:?}");
+    // None lost, none twice, and in order, unless the publisher said
+    // otherwise: publishes in flight on the connection to the server that
+    // died may be stored after later ones (the client sends those after it
+    // reconnects). That is reported, never silent: the server fences the
+    // node then.
+    let errors = errors.lock().unwrap().clone();
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert!(sorted.iter().copied().eq(0..N), "lost or doubled");
+    if errors.is_empty() {
+        assert!(got.iter().copied().eq(0..N), "out of order, unreported");
+    } else {
+        assert!(
+            errors.iter().all(|e| e.contains("out of order")),
+            "{errors:?}"
+        );
+        println!("stored out of order, reported: {} messages", errors.len());
+    }
     // Back: it catches up, and the bus goes on.
     cluster.restart(victim).await.unwrap();
 }
